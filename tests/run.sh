@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# tests/run.sh -- runs every test of ifpp-station on a fresh Debian 12 machine.
+#
+#   1. installs the build and test dependencies (apt-get; needs root, skipped with IFPP_NO_INSTALL=1)
+#   2. static checks (cppcheck) on the project's own C code
+#   3. normal build (-Werror) + every cmocka/integration test through CTest
+#   4. ASan+UBSan build + the same tests
+#   5. clang/libFuzzer build + every fuzz target for IFPP_FUZZ_SECONDS (default 30) each
+#
+# Exits non-zero on the first failure. Build trees go under build/ci-*.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+FUZZ_SECONDS=${IFPP_FUZZ_SECONDS:-30}
+JOBS=$(nproc)
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+DEPS=(build-essential cmake ninja-build pkg-config clang cppcheck
+      libssl-dev openssl libcmocka-dev)
+
+if [ "${IFPP_NO_INSTALL:-0}" != 1 ]; then
+  step "installing dependencies"
+  missing=()
+  for p in "${DEPS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "run.sh: missing packages: ${missing[*]} (run as root, or install them)" >&2
+      exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  else
+    echo "all ${#DEPS[@]} packages present"
+  fi
+fi
+
+step "static analysis (cppcheck)"
+cppcheck --quiet --error-exitcode=1 --inline-suppr --std=c11 \
+  --enable=warning,portability,performance \
+  --suppress=missingIncludeSystem -I common \
+  common tests/unit tests/tools tests/fuzz tests/testutil.c
+
+passed=0
+failed=0
+run_ctest() { # build dir, label
+  local dir=$1 label=$2 log
+  log=$(mktemp)
+  if (cd "$dir" && ctest -V -j1 2>&1 | tee "$log"); then :; fi
+  local line
+  line=$(grep -E 'tests passed, [0-9]+ tests failed out of' "$log" | tail -1)
+  local total bad
+  total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")
+  bad=$(sed -E 's/.*passed, ([0-9]+) tests failed.*/\1/' <<<"$line")
+  rm -f "$log"
+  if [ -z "$line" ]; then echo "run.sh: $label: ctest printed no summary" >&2; exit 1; fi
+  passed=$((passed + total - bad))
+  failed=$((failed + bad))
+  if [ "$bad" != 0 ]; then echo "run.sh: $label: $bad test(s) failed" >&2; summary; exit 1; fi
+}
+summary() { printf '\ntests: %d passed, %d failed\n' "$passed" "$failed"; }
+
+step "normal build (-Wall -Wextra -Werror)"
+cmake -S . -B build/ci-normal -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C build/ci-normal -j"$JOBS"
+step "tests: normal build"
+run_ctest build/ci-normal normal
+
+step "sanitizer build (ASan + UBSan)"
+cmake -S . -B build/ci-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DIFPP_SANITIZE=ON >/dev/null
+ninja -C build/ci-asan -j"$JOBS"
+step "tests: sanitizer build"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_ctest build/ci-asan sanitizer
+
+step "fuzz build (clang + libFuzzer)"
+CC=clang cmake -S . -B build/ci-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIFPP_FUZZ=ON >/dev/null
+ninja -C build/ci-fuzz -j"$JOBS"
+step "fuzzing, ${FUZZ_SECONDS}s per target"
+fuzz_work=$(mktemp -d)
+trap 'rm -rf "$fuzz_work"' EXIT
+for bin in build/ci-fuzz/tests/fuzz/fuzz_*; do
+  name=$(basename "$bin")
+  corpus="$fuzz_work/$name"
+  mkdir -p "$corpus"
+  [ -d "tests/fuzz/corpus/$name" ] && cp -r "tests/fuzz/corpus/$name/." "$corpus/"
+  flog="$fuzz_work/$name.log"
+  if ! "$bin" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+       -artifact_prefix="$fuzz_work/$name-" "$corpus" >"$flog" 2>&1; then
+    tail -n 60 "$flog"
+    echo "run.sh: fuzz target $name found a problem; reproducer: $(ls "$fuzz_work"/"$name"-* 2>/dev/null)" >&2
+    failed=$((failed + 1)); summary; exit 1
+  fi
+  echo "$name: $(grep -E '^Done [0-9]+ runs' "$flog" | tail -1), no findings"
+done
+
+summary

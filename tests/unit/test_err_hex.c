@@ -1,0 +1,61 @@
+/*
+ * test_err_hex.c -- every error has a distinct name and a sentence; hex is strict.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "err.h"
+#include "hex.h"
+
+static void test_every_error_has_text(void **state)
+{
+    (void)state;
+    for (int i = 0; i < IFPP_ERR__COUNT; i++) {
+        assert_non_null(err_str((ifpp_err)i));
+        assert_true(strlen(err_str((ifpp_err)i)) > 3);
+        assert_true(strncmp(err_name((ifpp_err)i), "IFPP_", 5) == 0);
+        for (int j = 0; j < i; j++) {
+            assert_string_not_equal(err_name((ifpp_err)i), err_name((ifpp_err)j));
+            assert_string_not_equal(err_str((ifpp_err)i), err_str((ifpp_err)j));
+        }
+    }
+    assert_string_equal(err_str((ifpp_err)IFPP_ERR__COUNT), "unknown error");
+    assert_string_equal(err_str((ifpp_err)-1), "unknown error");
+    assert_string_equal(err_name(IFPP_E_TLV_NOT_DER), "IFPP_E_TLV_NOT_DER");
+}
+
+static void test_hex_roundtrip_and_refusals(void **state)
+{
+    (void)state;
+    uint8_t buf[16];
+    size_t n = 99;
+    char text[33];
+    assert_int_equal(hex_decode("89049032ABCDef00", buf, sizeof buf, &n), IFPP_OK);
+    assert_int_equal(n, 8);
+    assert_memory_equal(buf, "\x89\x04\x90\x32\xab\xcd\xef\x00", 8);
+    assert_int_equal(hex_encode(buf, n, text, sizeof text), IFPP_OK);
+    assert_string_equal(text, "89049032abcdef00");
+    assert_int_equal(hex_decode("", buf, sizeof buf, &n), IFPP_OK);
+    assert_int_equal(n, 0);
+
+    assert_int_equal(hex_decode("abc", buf, sizeof buf, &n), IFPP_E_ARG);  /* odd */
+    assert_int_equal(hex_decode("zz", buf, sizeof buf, &n), IFPP_E_ARG);   /* not hex */
+    assert_int_equal(hex_decode("0 ", buf, sizeof buf, &n), IFPP_E_ARG);
+    assert_int_equal(hex_decode("000102", buf, 2, &n), IFPP_E_RANGE);      /* too long */
+    assert_int_equal(hex_encode(buf, 8, text, 16), IFPP_E_RANGE);          /* no room for NUL */
+    assert_int_equal(hex_encode(buf, 8, text, 0), IFPP_E_ARG);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_error_has_text),
+        cmocka_unit_test(test_hex_roundtrip_and_refusals),
+    };
+    return cmocka_run_group_tests_name("err_hex", tests, NULL, NULL);
+}
