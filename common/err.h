@@ -52,7 +52,11 @@
     X(IFPP_E_CERT_ROLE,        "certificate is not issued for this role (policy)")  \
     X(IFPP_E_CERT_KEY_USAGE,   "certificate key usage or basic constraints wrong for its role") \
     X(IFPP_E_CERT_ALGORITHM,   "certificate key or signature algorithm not allowed") \
-    X(IFPP_E_CERT_SIGNATURE,   "certificate signature does not verify")
+    X(IFPP_E_CERT_SIGNATURE,   "certificate signature does not verify")              \
+    /* APDU framing (ISO/IEC 7816-4) */                                             \
+    X(IFPP_E_APDU_MALFORMED,   "APDU malformed: its length fields do not match its size") \
+    X(IFPP_E_APDU_TOO_LONG,    "APDU data longer than the encoding or transport allows") \
+    X(IFPP_E_APDU_CHANNEL,     "logical channel number outside 0..19")
 
 typedef enum {
 #define IFPP_ERR_ENUM(name, text) name,

@@ -328,7 +328,7 @@ static void test_builder_length_boundaries(void **state)
 static void test_builder_fixed_overflow(void **state)
 {
     (void)state;
-    uint8_t area[64];
+    uint8_t area[256];
     memset(area, 0xEE, sizeof area);
     uint8_t *buf = area + 16;
     tlv_builder b;
