@@ -111,8 +111,8 @@ static ifpp_err tlv_decode_length(const uint8_t *p, size_t n, unsigned flags, ui
     return IFPP_OK;
 }
 
-ifpp_err tlv_decode_header(const uint8_t *p, size_t n, unsigned flags, uint32_t *tag, size_t *hdr_len,
-                           size_t *val_len)
+ifpp_err tlv_peek_header(const uint8_t *p, size_t n, unsigned flags, uint32_t *tag, size_t *hdr_len,
+                         size_t *val_len)
 {
     uint32_t t;
     size_t tag_used, len_used;
@@ -125,12 +125,22 @@ ifpp_err tlv_decode_header(const uint8_t *p, size_t n, unsigned flags, uint32_t 
         return e;
     if ((e = tlv_decode_length(p + tag_used, n - tag_used, flags, &len, &len_used)) != IFPP_OK)
         return e;
-    size_t hdr = tag_used + len_used;
-    if (len > n - hdr) /* hdr <= n is guaranteed by the two decoders */
-        return IFPP_E_TLV_TRUNCATED;
+    if (len > UINT32_MAX || len > SIZE_MAX - (tag_used + len_used))
+        return IFPP_E_TLV_TOO_BIG;
     *tag = t;
-    *hdr_len = hdr;
+    *hdr_len = tag_used + len_used;
     *val_len = (size_t)len;
+    return IFPP_OK;
+}
+
+ifpp_err tlv_decode_header(const uint8_t *p, size_t n, unsigned flags, uint32_t *tag, size_t *hdr_len,
+                           size_t *val_len)
+{
+    ifpp_err e = tlv_peek_header(p, n, flags, tag, hdr_len, val_len);
+    if (e != IFPP_OK)
+        return e;
+    if (*val_len > n - *hdr_len) /* hdr_len <= n is guaranteed by the decoders */
+        return IFPP_E_TLV_TRUNCATED;
     return IFPP_OK;
 }
 

@@ -67,6 +67,10 @@ size_t tlv_length_size(size_t len);
 /* Writes len as a minimal DER length into out (>= 5 bytes); returns bytes written. */
 size_t tlv_encode_length(size_t len, uint8_t *out);
 
+/* Decodes a TLV header at p without requiring the value to follow (for streams and ES10 header-only commands). */
+ifpp_err tlv_peek_header(const uint8_t *p, size_t n, unsigned flags, uint32_t *tag, size_t *hdr_len,
+                         size_t *val_len);
+
 /* Decodes one TLV header at p (n bytes available): tag, header size and value length, all checked. */
 ifpp_err tlv_decode_header(const uint8_t *p, size_t n, unsigned flags, uint32_t *tag, size_t *hdr_len,
                            size_t *val_len);
