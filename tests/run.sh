@@ -42,7 +42,7 @@ step "static analysis (cppcheck)"
 cppcheck --quiet --error-exitcode=1 --inline-suppr --std=c11 \
   --enable=warning,portability,performance \
   --suppress=missingIncludeSystem -I common \
-  common drivers tests/unit tests/tools tests/fuzz tests/testutil.c
+  common drivers tests/unit tests/tools tests/sim tests/fuzz tests/testutil.c
 
 passed=0
 failed=0

@@ -17,7 +17,20 @@ static void usage(FILE *f)
             "Keys are written 0600 into DIR; nothing in the product trusts them unless configured.\n");
 }
 
+static int run(int argc, char **argv, const char **eids);
+
 int main(int argc, char **argv)
+{
+    const char **eids = calloc((size_t)argc, sizeof *eids);
+    if (!eids)
+        return 1;
+    int rc = run(argc, argv, eids);
+    free(eids);
+    return rc;
+}
+
+/* Parses the command line into options (EIDs into eids) and makes the PKI; returns the exit code. */
+static int run(int argc, char **argv, const char **eids)
 {
     static const struct option opts[] = {
         {"out", required_argument, NULL, 'o'},  {"curve", required_argument, NULL, 'c'},
@@ -26,12 +39,9 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     testpki_opts o = {.curve = CRYPTO_CURVE_P256, .n_eids = 2, .days = 365};
-    const char **eids = calloc((size_t)argc, sizeof *eids);
     size_t n_given = 0;
     int c;
     char *end;
-    if (!eids)
-        return 1;
     while ((c = getopt_long(argc, argv, "o:c:e:n:d:h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': o.out_dir = optarg; break;
@@ -71,7 +81,6 @@ int main(int argc, char **argv)
     }
     char why[512] = "";
     ifpp_err e = testpki_make(&o, why, sizeof why);
-    free(eids);
     if (e != IFPP_OK) {
         fprintf(stderr, "ifpp-testpki: %s\n", *why ? why : err_str(e));
         return 1;

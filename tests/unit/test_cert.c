@@ -28,29 +28,6 @@ typedef struct {
     char eid[TESTPKI_EID_LEN + 1];
 } pki;
 
-static int pki_setup(void **state, crypto_curve curve)
-{
-    pki *p = calloc(1, sizeof *p);
-    char why[256];
-    p->dir = tu_mkdtemp("ifpp-cert");
-    testpki_eid_random(p->eid);
-    const char *eids[] = {p->eid};
-    testpki_opts o = {.out_dir = p->dir, .curve = curve, .eids = eids, .n_eids = 1, .days = 30};
-    if (testpki_make(&o, why, sizeof why) != IFPP_OK) {
-        fprintf(stderr, "testpki: %s\n", why);
-        return -1;
-    }
-    char name[64];
-    snprintf(name, sizeof name, "euicc/%s", p->eid);
-    if (testpki_load(p->dir, "ci", &p->ci, &p->ci_k) || testpki_load(p->dir, "eum", &p->eum, &p->eum_k) ||
-        testpki_load(p->dir, "dm-root", &p->dm_root, &p->dm_k) || testpki_load(p->dir, name, &p->euicc, &p->euicc_k))
-        return -1;
-    *state = p;
-    return 0;
-}
-static int setup_p256(void **state) { return pki_setup(state, CRYPTO_CURVE_P256); }
-static int setup_brainpool(void **state) { return pki_setup(state, CRYPTO_CURVE_BRAINPOOLP256R1); }
-
 static int pki_teardown(void **state)
 {
     pki *p = *state;
@@ -61,6 +38,32 @@ static int pki_teardown(void **state)
     free(p);
     return 0;
 }
+
+static int pki_setup(void **state, crypto_curve curve)
+{
+    pki *p = calloc(1, sizeof *p);
+    char why[256];
+    p->dir = tu_mkdtemp("ifpp-cert");
+    testpki_eid_random(p->eid);
+    const char *eids[] = {p->eid};
+    testpki_opts o = {.out_dir = p->dir, .curve = curve, .eids = eids, .n_eids = 1, .days = 30};
+    *state = p;
+    if (testpki_make(&o, why, sizeof why) != IFPP_OK) {
+        fprintf(stderr, "testpki: %s\n", why);
+        pki_teardown(state);
+        return -1;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "euicc/%s", p->eid);
+    if (testpki_load(p->dir, "ci", &p->ci, &p->ci_k) || testpki_load(p->dir, "eum", &p->eum, &p->eum_k) ||
+        testpki_load(p->dir, "dm-root", &p->dm_root, &p->dm_k) || testpki_load(p->dir, name, &p->euicc, &p->euicc_k)) {
+        pki_teardown(state);
+        return -1;
+    }
+    return 0;
+}
+static int setup_p256(void **state) { return pki_setup(state, CRYPTO_CURVE_P256); }
+static int setup_brainpool(void **state) { return pki_setup(state, CRYPTO_CURVE_BRAINPOOLP256R1); }
 
 static ifpp_err verify(const cert *root, const cert *inter, const cert *leaf, cert_role role)
 {

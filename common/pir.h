@@ -1,0 +1,50 @@
+/*
+ * pir.h -- the Profile Installation Result (SGP.22 ProfileInstallationResult, 'BF37').
+ *
+ * The PIR is the eUICC's own signed statement of what happened to one BPP, and the only
+ * evidence the station may record as "installed" or "failed" (DMF02) and forward to the
+ * SM-DPf (ESBPP03, DPFF06). pir_parse() reads it strictly; pir_verify() checks
+ * euiccSignPIR over the DER of 'BF27' with the eUICC's key (docs/es10f.md "The PIR").
+ */
+#ifndef IFPP_PIR_H
+#define IFPP_PIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "err.h"
+
+typedef struct {
+    const uint8_t *raw;  /* the whole BF37 TLV (points into the parsed buffer) */
+    size_t raw_len;
+    const uint8_t *signed_data; /* the BF27 TLV the signature covers */
+    size_t signed_len;
+    const uint8_t *signature;   /* r||s */
+    size_t signature_len;
+    uint8_t transaction_id[16];
+    size_t transaction_id_len;
+    uint64_t seq_number;        /* notification sequence number, for NotificationSent */
+    bool has_iccid;
+    uint8_t iccid[10];
+    bool success;
+    uint8_t isdp_aid[16];       /* success */
+    size_t isdp_aid_len;
+    uint8_t bpp_command_id;     /* error: SGP.22 BppCommandId */
+    uint8_t error_reason;       /* error: SGP.22 ErrorReason */
+} pir_info;
+
+/* Parses exactly one BF37 TLV of n bytes. */
+ifpp_err pir_parse(const uint8_t *buf, size_t n, pir_info *out);
+
+/* Verifies euiccSignPIR with the eUICC's public key (from its verified certificate). */
+ifpp_err pir_verify(const pir_info *pir, const crypto_key *euicc_key);
+
+/* SGP.22 ErrorReason as text ("invalidSignature", "installFailedDueToInterruption", ...). */
+const char *pir_error_reason_str(uint8_t reason);
+
+/* SGP.22 BppCommandId as text ("initialiseSecureChannel", ...). */
+const char *pir_command_str(uint8_t cmd);
+
+#endif
