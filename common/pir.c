@@ -1,6 +1,7 @@
 /* pir.c -- ProfileInstallationResult parsing and signature check; see pir.h. */
 #include "pir.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "tlv.h"
@@ -107,4 +108,24 @@ ifpp_err pir_verify(const pir_info *p, const crypto_key *euicc_key)
         return IFPP_E_ARG;
     return crypto_ecdsa_verify(euicc_key, p->signed_data, p->signed_len, CRYPTO_SIG_RAW, p->signature,
                                p->signature_len);
+}
+
+ifpp_err pir_check(const pir_info *pir, const cert *euicc_cert, const cert *const *eums, size_t n_eums,
+                   const cert *ci, time_t now, char *why, size_t why_len)
+{
+    ifpp_err e = IFPP_E_CERT_CHAIN;
+    crypto_key *k = NULL;
+    if (!pir || !euicc_cert || (n_eums && !eums) || !ci)
+        return IFPP_E_ARG;
+    /* The eUICC's issuer is one of the EUMs: try each as the intermediate. */
+    for (size_t i = 0; i < n_eums && e != IFPP_OK; i++)
+        e = cert_verify_chain(ci, &eums[i], 1, euicc_cert, CERT_ROLE_EUICC, now, why, why_len);
+    if (e != IFPP_OK)
+        return e;
+    if ((e = cert_public_key(euicc_cert, &k)) == IFPP_OK)
+        e = pir_verify(pir, k);
+    crypto_key_free(k);
+    if (e != IFPP_OK && why && why_len)
+        snprintf(why, why_len, "PIR signature does not verify with the key of '%s'", cert_subject_cn(euicc_cert));
+    return e;
 }

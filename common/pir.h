@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <time.h>
+
+#include "cert.h"
 #include "crypto.h"
 #include "err.h"
 
@@ -40,6 +43,13 @@ ifpp_err pir_parse(const uint8_t *buf, size_t n, pir_info *out);
 
 /* Verifies euiccSignPIR with the eUICC's public key (from its verified certificate). */
 ifpp_err pir_verify(const pir_info *pir, const crypto_key *euicc_key);
+
+/*
+ * The full DPFF06 check: euicc_cert chains to ci through one of the EUM certificates with the
+ * eUICC role, and the PIR's signature verifies with its key. why names what failed.
+ */
+ifpp_err pir_check(const pir_info *pir, const cert *euicc_cert, const cert *const *eums, size_t n_eums,
+                   const cert *ci, time_t now, char *why, size_t why_len);
 
 /* SGP.22 ErrorReason as text ("invalidSignature", "installFailedDueToInterruption", ...). */
 const char *pir_error_reason_str(uint8_t reason);

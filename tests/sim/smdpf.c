@@ -1,10 +1,17 @@
-/* smdpf.c -- the test SM-DPf's BPP binding; see smdpf.h and docs/es10f.md. */
+/* smdpf.c -- the test SM-DPf: BPP binding, the vault, the report check; see smdpf.h and docs/es10f.md. */
 #include "smdpf.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bsp.h"
+#include "bundle.h"
+#include "hex.h"
+#include "pir.h"
+#include "testpki.h"
 #include "tlv.h"
 
 #define SMDPF_MAX_BPP (1u << 20)
@@ -155,5 +162,281 @@ out:
     free(content);
     bsp_wipe(&c);
     tlv_builder_free(&b);
+    return e;
+}
+
+/* ---- the vault (ESBPP01) and the report check (DPFF06) ------------------------------------ */
+
+#define SMDPF_MAX_EUMS 8
+
+static void smdpf_why(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void smdpf_why(char *why, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    if (!why || !n)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why, n, fmt, ap);
+    va_end(ap);
+}
+
+/* Reads a SEQUENCE OF Certificate into certs (owned by the caller afterwards). */
+static ifpp_err smdpf_read_certs(const tlv_reader *parent, const tlv *seq, cert **certs, size_t max, size_t *n)
+{
+    tlv_reader r;
+    tlv t;
+    ifpp_err e = tlv_reader_enter(parent, seq, &r);
+    *n = 0;
+    while (e == IFPP_OK && (e = tlv_reader_next(&r, &t)) == IFPP_OK) {
+        if (*n == max)
+            return IFPP_E_RANGE;
+        if ((e = cert_parse_der(t.raw, t.raw_len, &certs[*n])) == IFPP_OK)
+            (*n)++;
+    }
+    return e == IFPP_E_TLV_END ? IFPP_OK : e;
+}
+
+/* DPFF10/GENS12: the eUICC certificate chains to the CI, names this EID, and signed the otPK. */
+static ifpp_err smdpf_check_item(const cert *ci, cert *const *eums, size_t n_eums, const tlv *eid, const tlv *cert_tlv,
+                                 const tlv *otpk, const tlv *proof, char *why, size_t why_len)
+{
+    cert *ec = NULL;
+    crypto_key *k = NULL;
+    char eid_text[33];
+    ifpp_err e = IFPP_E_CERT_CHAIN;
+    if (eid->len != 16 || otpk->len != CRYPTO_EC_PUB_LEN)
+        return IFPP_E_RANGE;
+    hex_encode(eid->value, 16, eid_text, sizeof eid_text);
+    if (cert_parse_der(cert_tlv->raw, cert_tlv->raw_len, &ec) != IFPP_OK)
+        return IFPP_E_CERT_PARSE;
+    for (size_t i = 0; i < n_eums && e != IFPP_OK; i++)
+        e = cert_verify_chain(ci, (const cert *const *)&eums[i], 1, ec, CERT_ROLE_EUICC, time(NULL), why, why_len);
+    if (e == IFPP_OK && (!cert_subject_serial(ec) || strcmp(cert_subject_serial(ec), eid_text) != 0)) {
+        smdpf_why(why, why_len, "eUICC certificate is not for EID %s", eid_text);
+        e = IFPP_E_CERT_ROLE;
+    }
+    if (e == IFPP_OK && (e = cert_public_key(ec, &k)) == IFPP_OK) {
+        uint8_t tbs[18 + 3 + CRYPTO_EC_PUB_LEN];
+        memcpy(tbs, eid->raw, 18);
+        memcpy(tbs + 18, otpk->raw, otpk->raw_len);
+        e = crypto_ecdsa_verify(k, tbs, sizeof tbs, CRYPTO_SIG_RAW, proof->value, proof->len);
+        if (e != IFPP_OK)
+            smdpf_why(why, why_len, "One-time Key proof for EID %s does not verify (GENS12)", eid_text);
+    }
+    crypto_key_free(k);
+    cert_free(ec);
+    return e;
+}
+
+ifpp_err smdpf_make_vault(const char *pki_dir, const uint8_t *request, size_t request_len, size_t content_len,
+                          uint8_t **vault, size_t *vault_len, smdpf_vault_summary *sum, char *why, size_t why_len)
+{
+    cert *dm_root = NULL, *ci = NULL, *pb = NULL, *auth = NULL, *eums[SMDPF_MAX_EUMS] = {NULL};
+    crypto_key *pb_key = NULL, *auth_key = NULL;
+    size_t n_eums = 0;
+    bundle_view v = {0};
+    tlv_builder b;
+    ifpp_err e;
+
+    memset(sum, 0, sizeof *sum);
+    tlv_builder_init_dynamic(&b, 256u << 20);
+    if ((e = testpki_load(pki_dir, "dm-root", &dm_root, NULL)) != IFPP_OK ||
+        (e = testpki_load(pki_dir, "ci", &ci, NULL)) != IFPP_OK ||
+        (e = testpki_load(pki_dir, "dpf-pb", &pb, &pb_key)) != IFPP_OK ||
+        (e = testpki_load(pki_dir, "dpf-auth", &auth, &auth_key)) != IFPP_OK) {
+        smdpf_why(why, why_len, "test PKI in %s incomplete: %s", pki_dir, err_str(e));
+        goto out;
+    }
+    if ((e = bundle_open(request, request_len, BUNDLE_BPP_REQUEST, dm_root, time(NULL), &v, why, why_len)) != IFPP_OK)
+        goto out;
+
+    tlv top, f, eum_list, items, item;
+    tlv_reader r0, r, ir, it;
+    tlv_parse_exact(v.content, v.content_len, TLV_DER, &top);
+    tlv_reader_init(&r0, v.content, v.content_len, TLV_DER);
+    if ((e = tlv_reader_enter(&r0, &top, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x02, &f)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x04, &f)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x0C, &f)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x30, &eum_list)) != IFPP_OK ||
+        (e = smdpf_read_certs(&r, &eum_list, eums, SMDPF_MAX_EUMS, &n_eums)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x30, &items)) != IFPP_OK || (e = tlv_reader_enter(&r, &items, &ir)) != IFPP_OK) {
+        smdpf_why(why, why_len, "BPP request content malformed: %s", err_str(e));
+        goto out;
+    }
+
+    uint8_t vault_id[16];
+    const uint8_t *der;
+    size_t der_len;
+    crypto_random(vault_id, sizeof vault_id);
+    cert_der(pb, &der, &der_len);
+    tlv_begin(&b, 0x30);
+    tlv_put_uint(&b, 0x02, 1);
+    tlv_put(&b, 0x04, vault_id, sizeof vault_id);
+    tlv_put_raw(&b, der, der_len);
+    tlv_begin(&b, 0x30);
+    while ((e = tlv_reader_next(&ir, &item)) == IFPP_OK) {
+        tlv eid, ec, info2, otk, otpk, proof, type;
+        tlv_reader kr;
+        sum->items++;
+        if ((e = tlv_reader_enter(&ir, &item, &it)) != IFPP_OK || (e = tlv_reader_expect(&it, 0x5A, &eid)) != IFPP_OK ||
+            (e = tlv_reader_expect(&it, 0x30, &ec)) != IFPP_OK || (e = tlv_reader_expect(&it, 0xBF22, &info2)) != IFPP_OK ||
+            (e = tlv_reader_expect(&it, 0x30, &otk)) != IFPP_OK || (e = tlv_reader_expect(&it, 0x0C, &type)) != IFPP_OK ||
+            (e = tlv_reader_enter(&it, &otk, &kr)) != IFPP_OK || (e = tlv_reader_expect(&kr, 0x5F49, &otpk)) != IFPP_OK ||
+            (e = tlv_reader_expect(&kr, 0x5F37, &proof)) != IFPP_OK) {
+            smdpf_why(why, why_len, "BPP request item %zu malformed: %s", sum->items, err_str(e));
+            goto out;
+        }
+        char item_why[256];
+        if (smdpf_check_item(ci, eums, n_eums, &eid, &ec, &otpk, &proof, item_why, sizeof item_why) != IFPP_OK) {
+            fprintf(stderr, "test SM-DPf: item %zu refused: %s\n", sum->items, item_why);
+            sum->refused++;
+            continue;
+        }
+        uint8_t txid[16], iccid[10], hash[32], *bpp = NULL;
+        size_t bpp_len;
+        char sp[33], name[65];
+        crypto_random(txid, sizeof txid);
+        crypto_random(iccid, sizeof iccid);
+        iccid[0] = 0x98; /* 89... as EF.ICCID stores it, nibble-swapped */
+        iccid[1] = 0x94;
+        snprintf(sp, sizeof sp, "%.*s", (int)(type.len < 32 ? type.len : 32), (const char *)type.value);
+        snprintf(name, sizeof name, "%s test profile", sp);
+        smdpf_bpp_params p = {
+            .dpf_pb_key = pb_key, .euicc_otpk = otpk.value, .curve = crypto_key_curve(pb_key), .eid = eid.value,
+            .transaction_id = txid, .transaction_id_len = 16, .iccid = iccid, .service_provider = sp,
+            .profile_name = name, .content_len = content_len, .replace_session_keys = sum->bpps % 2 == 1,
+        };
+        {
+            crypto_key *probe = NULL; /* the One-time Key's curve is that of the eUICC certificate */
+            cert *c = NULL;
+            if (cert_parse_der(ec.raw, ec.raw_len, &c) == IFPP_OK && cert_public_key(c, &probe) == IFPP_OK)
+                p.curve = crypto_key_curve(probe);
+            crypto_key_free(probe);
+            cert_free(c);
+        }
+        if ((e = smdpf_make_bpp(&p, &bpp, &bpp_len)) != IFPP_OK || (e = crypto_sha256(bpp, bpp_len, hash)) != IFPP_OK) {
+            free(bpp);
+            smdpf_why(why, why_len, "binding item %zu failed: %s", sum->items, err_str(e));
+            goto out;
+        }
+        tlv_begin(&b, 0x30);
+        tlv_put(&b, 0x80, txid, sizeof txid);
+        tlv_put_raw(&b, eid.raw, eid.raw_len);
+        tlv_put_raw(&b, otpk.raw, otpk.raw_len);
+        tlv_put(&b, 0x81, iccid, sizeof iccid);
+        tlv_put_raw(&b, type.raw, type.raw_len);
+        tlv_put(&b, 0x82, hash, sizeof hash);
+        tlv_put_raw(&b, bpp, bpp_len);
+        tlv_end(&b);
+        free(bpp);
+        sum->bpps++;
+    }
+    if (e != IFPP_E_TLV_END) {
+        smdpf_why(why, why_len, "BPP request items malformed: %s", err_str(e));
+        goto out;
+    }
+    tlv_end(&b);
+    tlv_end(&b);
+    const uint8_t *content;
+    size_t content_n;
+    if ((e = tlv_builder_finish(&b, &content, &content_n)) == IFPP_OK) {
+        const cert *chain[1] = {auth};
+        e = bundle_seal(BUNDLE_BPP_VAULT, content, content_n, auth_key, chain, 1, vault, vault_len);
+    }
+out:
+    tlv_builder_free(&b);
+    bundle_view_free(&v);
+    for (size_t i = 0; i < n_eums; i++)
+        cert_free(eums[i]);
+    cert_free(dm_root); cert_free(ci); cert_free(pb); cert_free(auth);
+    crypto_key_free(pb_key);
+    crypto_key_free(auth_key);
+    return e;
+}
+
+ifpp_err smdpf_verify_report(const char *pki_dir, const uint8_t *report, size_t report_len,
+                             smdpf_report_summary *sum, char *why, size_t why_len)
+{
+    cert *dm_root = NULL, *ci = NULL, *eums[SMDPF_MAX_EUMS] = {NULL};
+    size_t n_eums = 0;
+    bundle_view v = {0};
+    ifpp_err e;
+
+    memset(sum, 0, sizeof *sum);
+    if ((e = testpki_load(pki_dir, "dm-root", &dm_root, NULL)) != IFPP_OK ||
+        (e = testpki_load(pki_dir, "ci", &ci, NULL)) != IFPP_OK) {
+        smdpf_why(why, why_len, "test PKI in %s incomplete: %s", pki_dir, err_str(e));
+        goto out;
+    }
+    if ((e = bundle_open(report, report_len, BUNDLE_LOADING_REPORT, dm_root, time(NULL), &v, why, why_len)) != IFPP_OK)
+        goto out;
+    tlv top, f, eum_list, results, res;
+    tlv_reader r0, r, rr, lr;
+    tlv_parse_exact(v.content, v.content_len, TLV_DER, &top);
+    tlv_reader_init(&r0, v.content, v.content_len, TLV_DER);
+    if ((e = tlv_reader_enter(&r0, &top, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x02, &f)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x04, &f)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x0C, &f)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x18, &f)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x18, &f)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x30, &eum_list)) != IFPP_OK ||
+        (e = smdpf_read_certs(&r, &eum_list, eums, SMDPF_MAX_EUMS, &n_eums)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x30, &results)) != IFPP_OK || (e = tlv_reader_enter(&r, &results, &rr)) != IFPP_OK) {
+        smdpf_why(why, why_len, "Profile Loading Report content malformed: %s", err_str(e));
+        goto out;
+    }
+    while ((e = tlv_reader_next(&rr, &res)) == IFPP_OK) {
+        tlv txid, eid, item, ec = {0};
+        bool have_cert = false;
+        sum->results++;
+        if ((e = tlv_reader_enter(&rr, &res, &lr)) != IFPP_OK || (e = tlv_reader_expect(&lr, 0x80, &txid)) != IFPP_OK ||
+            (e = tlv_reader_expect(&lr, 0x5A, &eid)) != IFPP_OK) {
+            smdpf_why(why, why_len, "result %zu malformed: %s", sum->results, err_str(e));
+            goto out;
+        }
+        (void)tlv_reader_expect(&lr, 0x81, &item); /* DUT serial, optional */
+        if (tlv_reader_expect(&lr, 0x30, &ec) == IFPP_OK)
+            have_cert = true;
+        if ((e = tlv_reader_next(&lr, &item)) != IFPP_OK) {
+            smdpf_why(why, why_len, "result %zu has no outcome", sum->results);
+            goto out;
+        }
+        if (item.tag == 0xA2) {
+            sum->no_result++;
+            continue;
+        }
+        pir_info pir;
+        cert *c = NULL;
+        char pwhy[256] = "";
+        ifpp_err pe = item.tag != 0xBF37 ? IFPP_E_TLV_UNEXPECTED_TAG : pir_parse(item.raw, item.raw_len, &pir);
+        if (pe == IFPP_OK && (!have_cert || (pe = cert_parse_der(ec.raw, ec.raw_len, &c)) != IFPP_OK))
+            pe = have_cert ? pe : IFPP_E_TLV_MISSING;
+        if (pe == IFPP_OK)
+            pe = pir_check(&pir, c, (const cert *const *)eums, n_eums, ci, time(NULL), pwhy, sizeof pwhy);
+        if (pe == IFPP_OK && (pir.transaction_id_len != txid.len || memcmp(pir.transaction_id, txid.value, txid.len))) {
+            pe = IFPP_E_SIGNATURE;
+            snprintf(pwhy, sizeof pwhy, "the PIR is for another BPP than its record says");
+        }
+        cert_free(c);
+        if (pe != IFPP_OK) {
+            fprintf(stderr, "test SM-DPf: result %zu: PIR refused: %s%s%s\n", sum->results, err_str(pe),
+                    *pwhy ? ": " : "", pwhy);
+            sum->bad++;
+            continue;
+        }
+        sum->pirs_ok++;
+        if (pir.success)
+            sum->installed++;
+        else
+            sum->failed++;
+    }
+    e = e == IFPP_E_TLV_END ? IFPP_OK : e;
+    if (e == IFPP_OK && sum->bad) {
+        smdpf_why(why, why_len, "%zu PIR(s) did not verify", sum->bad);
+        e = IFPP_E_SIGNATURE;
+    }
+out:
+    bundle_view_free(&v);
+    for (size_t i = 0; i < n_eums; i++)
+        cert_free(eums[i]);
+    cert_free(dm_root);
+    cert_free(ci);
     return e;
 }

@@ -35,4 +35,38 @@ typedef struct {
 /* Makes one BoundProfilePackage ('BF36' TLV) into a malloc'd buffer. */
 ifpp_err smdpf_make_bpp(const smdpf_bpp_params *p, uint8_t **bpp, size_t *n);
 
+/* What the SM-DPf was asked for and what it made, for the vault summary. */
+typedef struct {
+    size_t items;        /* BPP request items read */
+    size_t bpps;         /* BPPs bound and put into the vault */
+    size_t refused;      /* items refused (proof or chain did not verify, DPFF10) */
+} smdpf_vault_summary;
+
+/*
+ * Reads a signed BPP request (ESBPP02; signer: a station under the DM root in pki_dir),
+ * checks every item's eUICC certificate (to the CI via the request's EUM certificates) and
+ * One-time Key proof (GENS12, DPFF10), binds one BPP per accepted item with content_len bytes
+ * of random profile content, and seals the BPP vault (ESBPP01) with the SM-DPf auth key.
+ */
+ifpp_err smdpf_make_vault(const char *pki_dir, const uint8_t *request, size_t request_len, size_t content_len,
+                          uint8_t **vault, size_t *vault_len, smdpf_vault_summary *summary, char *why,
+                          size_t why_len);
+
+typedef struct {
+    size_t results;      /* LoadingResult records */
+    size_t pirs_ok;      /* PIRs whose eUICC signature and chain verified */
+    size_t installed;    /* of those, success PIRs */
+    size_t failed;       /* of those, error PIRs */
+    size_t no_result;    /* NoResultRecord entries */
+    size_t bad;          /* PIRs that did not verify */
+} smdpf_report_summary;
+
+/*
+ * Verifies a Profile Loading Report as an SM-DPf must (DPFF05/DPFF06): the station's signature
+ * under the DM root, then every PIR's eUICC signature and the eUICC certificate's chain to the
+ * CI. Fills the summary; IFPP_OK only if every PIR verified.
+ */
+ifpp_err smdpf_verify_report(const char *pki_dir, const uint8_t *report, size_t report_len,
+                             smdpf_report_summary *summary, char *why, size_t why_len);
+
 #endif

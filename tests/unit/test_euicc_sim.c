@@ -685,6 +685,257 @@ static void test_eum_data_package(void **state)
     free(c.path);
 }
 
+
+/* ---- the air gap: BPP request -> vault -> loading -> report, as the station will do it ------- */
+
+/* A station-signed bundle of one type around content. */
+static uint8_t *station_seal(bundle_type t, tlv_builder *content, size_t *n)
+{
+    const uint8_t *der;
+    size_t len;
+    uint8_t *out;
+    cert *st;
+    crypto_key *k;
+    assert_int_equal(tlv_builder_finish(content, &der, &len), IFPP_OK);
+    assert_int_equal(testpki_load(W.pki, "station", &st, &k), IFPP_OK);
+    const cert *chain[1] = {st};
+    assert_int_equal(bundle_seal(t, der, len, k, chain, 1, &out, n), IFPP_OK);
+    cert_free(st);
+    crypto_key_free(k);
+    return out;
+}
+
+static void put_cert(tlv_builder *b, const cert *c)
+{
+    const uint8_t *der;
+    size_t n;
+    cert_der(c, &der, &n);
+    tlv_put_raw(b, der, n);
+}
+
+static cert *euicc_cert_of(const bench *b)
+{
+    char name[64];
+    cert *c;
+    snprintf(name, sizeof name, "euicc/%s", b->info.eid_text);
+    assert_int_equal(testpki_load(W.pki, name, &c, NULL), IFPP_OK);
+    return c;
+}
+
+/* BppRequest for keys [0, n) of each bench; forge > 0 spoils that many proofs. */
+static uint8_t *make_request(bench *benches, size_t n_benches, size_t keys_each, int forge, size_t *len)
+{
+    tlv_builder b;
+    uint8_t id[16] = {1};
+    tlv_builder_init_dynamic(&b, 1 << 22);
+    tlv_begin(&b, 0x30);
+    tlv_put_uint(&b, 0x02, 1);
+    tlv_put(&b, 0x04, id, 16);
+    tlv_put(&b, 0x0C, "station-01", 10);
+    tlv_begin(&b, 0x30);
+    put_cert(&b, W.eum);
+    tlv_end(&b);
+    tlv_begin(&b, 0x30);
+    for (size_t i = 0; i < n_benches; i++) {
+        cert *ec = euicc_cert_of(&benches[i]);
+        uint8_t info2[512];
+        size_t info2_len;
+        assert_int_equal(euicc_sim_info2(benches[i].card, info2, sizeof info2, &info2_len), IFPP_OK);
+        for (size_t k = 0; k < keys_each; k++) {
+            uint8_t proof[64];
+            memcpy(proof, benches[i].info.proof[k], 64);
+            if (forge-- > 0)
+                proof[10] ^= 0x40;
+            tlv_begin(&b, 0x30);
+            tlv_put(&b, 0x5A, benches[i].info.eid, 16);
+            put_cert(&b, ec);
+            tlv_put_raw(&b, info2, info2_len);
+            tlv_begin(&b, 0x30);
+            tlv_put(&b, 0x5F49, benches[i].info.otpk[k], 65);
+            tlv_put(&b, 0x5F37, proof, 64);
+            tlv_end(&b);
+            tlv_put(&b, 0x0C, "operatorA-eu", 12);
+            tlv_end(&b);
+        }
+        cert_free(ec);
+    }
+    tlv_end(&b);
+    tlv_end(&b);
+    uint8_t *out = station_seal(BUNDLE_BPP_REQUEST, &b, len);
+    tlv_builder_free(&b);
+    return out;
+}
+
+static void test_vault_and_report(void **state)
+{
+    (void)state;
+    bench benches[2];
+    bench_up(&benches[0], 0, 3);
+    bench_up(&benches[1], 1, 2);
+    size_t req_len, vault_len;
+    uint8_t *req = make_request(benches, 2, 2, 0, &req_len);
+    uint8_t *vault;
+    smdpf_vault_summary vs;
+    char why[256] = "";
+    assert_int_equal(smdpf_make_vault(W.pki, req, req_len, 9000, &vault, &vault_len, &vs, why, sizeof why), IFPP_OK);
+    assert_int_equal(vs.items, 4);
+    assert_int_equal(vs.bpps, 4);
+    assert_int_equal(vs.refused, 0);
+
+    /* the station opens the vault against the CI and loads every BPP into its eUICC */
+    bundle_view v;
+    assert_int_equal(bundle_open(vault, vault_len, BUNDLE_BPP_VAULT, W.ci, time(NULL), &v, why, sizeof why), IFPP_OK);
+    tlv top, f, items, item, pb;
+    tlv_reader r0, r, ir, it;
+    tlv_parse_exact(v.content, v.content_len, TLV_DER, &top);
+    tlv_reader_init(&r0, v.content, v.content_len, TLV_DER);
+    tlv_reader_enter(&r0, &top, &r);
+    tlv_reader_expect(&r, 0x02, &f);
+    tlv_reader_expect(&r, 0x04, &f);
+    assert_int_equal(tlv_reader_expect(&r, 0x30, &pb), IFPP_OK);
+    cert *dpf_pb;
+    assert_int_equal(cert_parse_der(pb.raw, pb.raw_len, &dpf_pb), IFPP_OK);
+    assert_int_equal(tlv_reader_expect(&r, 0x30, &items), IFPP_OK);
+    tlv_reader_enter(&r, &items, &ir);
+
+    tlv_builder rep;
+    tlv_builder_init_dynamic(&rep, 1 << 22);
+    tlv_begin(&rep, 0x30);
+    tlv_put_uint(&rep, 0x02, 1);
+    tlv_put(&rep, 0x04, "report-0000000001", 16);
+    tlv_put(&rep, 0x0C, "station-01", 10);
+    tlv_put(&rep, 0x18, "20261125000000Z", 15);
+    tlv_put(&rep, 0x18, "20261125235959Z", 15);
+    tlv_begin(&rep, 0x30);
+    put_cert(&rep, W.eum);
+    tlv_end(&rep);
+    tlv_begin(&rep, 0x30);
+    size_t loaded = 0;
+    uint8_t forged_pir[2048];
+    size_t forged_len = 0;
+    while (tlv_reader_next(&ir, &item) == IFPP_OK) {
+        tlv txid, eid, otpk, hash, bpp_tlv, iccid, type;
+        tlv_reader_enter(&ir, &item, &it);
+        assert_int_equal(tlv_reader_expect(&it, 0x80, &txid), IFPP_OK);
+        assert_int_equal(tlv_reader_expect(&it, 0x5A, &eid), IFPP_OK);
+        assert_int_equal(tlv_reader_expect(&it, 0x5F49, &otpk), IFPP_OK);
+        assert_int_equal(tlv_reader_expect(&it, 0x81, &iccid), IFPP_OK);
+        assert_int_equal(tlv_reader_expect(&it, 0x0C, &type), IFPP_OK);
+        assert_int_equal(tlv_reader_expect(&it, 0x82, &hash), IFPP_OK);
+        assert_int_equal(tlv_reader_expect(&it, 0xBF36, &bpp_tlv), IFPP_OK);
+        uint8_t h[32];
+        crypto_sha256(bpp_tlv.raw, bpp_tlv.raw_len, h);
+        assert_memory_equal(h, hash.value, 32);
+        bench *b = memcmp(eid.value, benches[0].info.eid, 16) == 0 ? &benches[0] : &benches[1];
+        select_isdr(b);
+        assert_int_equal(authorise(b), 0);
+        bpp p = {.der = (uint8_t *)bpp_tlv.raw, .len = bpp_tlv.raw_len, .otpk = otpk.value};
+        memcpy(p.txid, txid.value, 16);
+        assert_int_equal(prepare_with(b, p.txid, p.otpk, dpf_pb), 0);
+        uint8_t pir[2048];
+        size_t pn;
+        assert_int_equal(load(b, &p, pir, sizeof pir, &pn), SW_OK);
+        pir_info info;
+        assert_int_equal(pir_parse(pir, pn, &info), IFPP_OK);
+        assert_true(info.success);
+        assert_memory_equal(info.iccid, iccid.value, 10);
+        cert *ec = euicc_cert_of(b);
+        tlv_begin(&rep, 0x30);
+        tlv_put_raw(&rep, txid.raw, txid.raw_len);
+        tlv_put_raw(&rep, eid.raw, eid.raw_len);
+        tlv_put(&rep, 0x81, "DUT-0001", 8);
+        put_cert(&rep, ec);
+        tlv_put_raw(&rep, pir, pn);
+        tlv_end(&rep);
+        if (!forged_len) {
+            memcpy(forged_pir, pir, pn);
+            forged_len = pn;
+        }
+        cert_free(ec);
+        loaded++;
+    }
+    assert_int_equal(loaded, 4);
+    /* and one profile that produced no PIR (the DUT was scrapped) */
+    tlv_begin(&rep, 0x30);
+    tlv_put(&rep, 0x80, "no-pir-txid-0001", 16);
+    tlv_put(&rep, 0x5A, benches[1].info.eid, 16);
+    tlv_begin(&rep, 0xA2);
+    tlv_put_uint(&rep, 0x02, 2);
+    tlv_put(&rep, 0x0C, "eUICC damaged at fixture 3", 26);
+    tlv_put(&rep, 0x18, "20261125120000Z", 15);
+    tlv_end(&rep);
+    tlv_end(&rep);
+    tlv_end(&rep);
+    tlv_end(&rep);
+    size_t report_len;
+    uint8_t *report = station_seal(BUNDLE_LOADING_REPORT, &rep, &report_len);
+    smdpf_report_summary rs;
+    assert_int_equal(smdpf_verify_report(W.pki, report, report_len, &rs, why, sizeof why), IFPP_OK);
+    assert_int_equal(rs.results, 5);
+    assert_int_equal(rs.pirs_ok, 4);
+    assert_int_equal(rs.installed, 4);
+    assert_int_equal(rs.no_result, 1);
+    assert_int_equal(rs.bad, 0);
+    /* the report altered after signing */
+    report[report_len - 80] ^= 1;
+    assert_int_not_equal(smdpf_verify_report(W.pki, report, report_len, &rs, why, sizeof why), IFPP_OK);
+    free(report);
+    tlv_builder_free(&rep);
+
+    /* a station that forges a PIR and signs the report anyway: the SM-DPf still refuses the PIR */
+    tlv_builder fr;
+    tlv_builder_init_dynamic(&fr, 1 << 20);
+    tlv_begin(&fr, 0x30);
+    tlv_put_uint(&fr, 0x02, 1);
+    tlv_put(&fr, 0x04, "report-0000000002", 16);
+    tlv_put(&fr, 0x0C, "station-01", 10);
+    tlv_put(&fr, 0x18, "20261125000000Z", 15);
+    tlv_put(&fr, 0x18, "20261125235959Z", 15);
+    tlv_begin(&fr, 0x30);
+    put_cert(&fr, W.eum);
+    tlv_end(&fr);
+    tlv_begin(&fr, 0x30);
+    pir_info fi;
+    assert_int_equal(pir_parse(forged_pir, forged_len, &fi), IFPP_OK);
+    forged_pir[(size_t)(fi.signed_data - forged_pir) + fi.signed_len - 3] ^= 0x01; /* inside BF27 */
+    cert *ec = euicc_cert_of(&benches[0]);
+    tlv_begin(&fr, 0x30);
+    tlv_put(&fr, 0x80, fi.transaction_id, fi.transaction_id_len);
+    tlv_put(&fr, 0x5A, benches[0].info.eid, 16);
+    put_cert(&fr, ec);
+    tlv_put_raw(&fr, forged_pir, forged_len);
+    tlv_end(&fr);
+    tlv_end(&fr);
+    tlv_end(&fr);
+    cert_free(ec);
+    report = station_seal(BUNDLE_LOADING_REPORT, &fr, &report_len);
+    assert_int_equal(smdpf_verify_report(W.pki, report, report_len, &rs, why, sizeof why), IFPP_E_SIGNATURE);
+    assert_int_equal(rs.bad, 1);
+    free(report);
+    tlv_builder_free(&fr);
+
+    /* a request item whose One-time Key proof is forged is refused (DPFF10, GENS12) */
+    uint8_t *vault2;
+    size_t vault2_len;
+    free(req);
+    req = make_request(benches, 2, 1, 1, &req_len);
+    assert_int_equal(smdpf_make_vault(W.pki, req, req_len, 8192, &vault2, &vault2_len, &vs, why, sizeof why), IFPP_OK);
+    assert_int_equal(vs.items, 2);
+    assert_int_equal(vs.refused, 1);
+    assert_int_equal(vs.bpps, 1);
+    free(vault2);
+    /* a request not signed by a station is not read at all */
+    req[req_len / 3] ^= 0x01;
+    assert_int_not_equal(smdpf_make_vault(W.pki, req, req_len, 8192, &vault2, &vault2_len, &vs, why, sizeof why), IFPP_OK);
+
+    cert_free(dpf_pb);
+    bundle_view_free(&v);
+    free(vault);
+    free(req);
+    bench_down(&benches[0]);
+    bench_down(&benches[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -698,6 +949,7 @@ int main(void)
         cmocka_unit_test(test_tear_and_power_cut),
         cmocka_unit_test(test_delete_profile_notification),
         cmocka_unit_test(test_eum_data_package),
+        cmocka_unit_test(test_vault_and_report),
     };
     return cmocka_run_group_tests_name("euicc_sim", tests, world_setup, world_teardown);
 }
