@@ -1370,7 +1370,8 @@ static uint16_t sim_store_data(euicc_sim *c, const apdu_cmd *a, unsigned ch, uin
     }
     if (!c->sd_buf && !(c->sd_buf = malloc(SIM_MAX_COMMAND)))
         return SW_NOT_ENOUGH_MEMORY;
-    memcpy(c->sd_buf + c->sd_len, a->data, a->nc);
+    if (a->nc)
+        memcpy(c->sd_buf + c->sd_len, a->data, a->nc);
     c->sd_len += a->nc;
     c->sd_channel = ch;
     if (a->p1 == APDU_STORE_DATA_MORE) {

@@ -204,12 +204,24 @@ static ifpp_err pki_party(const testpki_opts *o, const char *name, const char *c
     return e;
 }
 
+/* mkdir -p: the output directory and any missing parents. */
 static ifpp_err pki_mkdir(const char *path, char *why, size_t why_len)
 {
-    if (mkdir(path, 0700) == 0 || errno == EEXIST)
-        return IFPP_OK;
-    pki_why(why, why_len, "cannot create %s: %s", path, strerror(errno));
-    return IFPP_E_IO;
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        char saved = *p;
+        if (saved != '/' && saved != '\0')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
+            pki_why(why, why_len, "cannot create %s: %s", buf, strerror(errno));
+            return IFPP_E_IO;
+        }
+        *p = saved;
+        if (saved == '\0')
+            return IFPP_OK;
+    }
 }
 
 ifpp_err testpki_make(const testpki_opts *o, char *why, size_t why_len)

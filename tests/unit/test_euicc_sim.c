@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "apdu.h"
@@ -936,6 +937,54 @@ static void test_vault_and_report(void **state)
     bench_down(&benches[1]);
 }
 
+/* The commands as the simulated line runs them: ifpp-test-sim eum / smdpf-vault / smdpf-verify-report. */
+static void test_cli(void **state)
+{
+    (void)state;
+    const char *tool = getenv("IFPP_TEST_SIM");
+    if (!tool)
+        tool = "ifpp-test-sim";
+    char *out = tu_path(W.dir, "cli-cards");
+    char *pkg = tu_path(out, "euicc-data.der"), *req_path = tu_path(W.dir, "cli-request.der");
+    char *vault_path = tu_path(W.dir, "cli-vault.der");
+    char text[4096];
+    assert_int_equal(mkdir(out, 0700), 0);
+    char *eum[] = {(char *)tool, "eum", "--pki", W.pki, "--out", out, "--otks", "2", NULL};
+    assert_int_equal(tu_run(eum, text, sizeof text), 0);
+    assert_non_null(strstr(text, "2 eUICC(s)"));
+    size_t n;
+    uint8_t *data = tu_read_file(pkg, &n);
+    assert_non_null(data);
+    bundle_view v;
+    assert_int_equal(bundle_open(data, n, BUNDLE_EUICC_DATA, W.ci, time(NULL), &v, NULL, 0), IFPP_OK);
+    bundle_view_free(&v);
+    free(data);
+    /* a second run would overwrite personalised cards: refused */
+    assert_int_equal(tu_run(eum, NULL, 0), 1);
+
+    bench b;
+    bench_up(&b, 0, 2);
+    size_t req_len;
+    uint8_t *req = make_request(&b, 1, 2, 0, &req_len);
+    assert_int_equal(tu_write_file(req_path, req, req_len), 0);
+    char *vault[] = {(char *)tool, "smdpf-vault", "--pki", W.pki, "--request", req_path, "--out", vault_path,
+                     "--profile-size", "8192", NULL};
+    assert_int_equal(tu_run(vault, text, sizeof text), 0);
+    assert_non_null(strstr(text, "2 BPP(s) bound"));
+    data = tu_read_file(vault_path, &n);
+    assert_int_equal(bundle_open(data, n, BUNDLE_BPP_VAULT, W.ci, time(NULL), &v, NULL, 0), IFPP_OK);
+    bundle_view_free(&v);
+    free(data);
+    /* the vault is not a report, and a missing file is named */
+    char *verify[] = {(char *)tool, "smdpf-verify-report", "--pki", W.pki, "--report", vault_path, NULL};
+    assert_int_equal(tu_run(verify, NULL, 0), 1);
+    char *usage[] = {(char *)tool, "smdpf-vault", "--pki", W.pki, NULL};
+    assert_int_equal(tu_run(usage, NULL, 0), 2);
+    free(req);
+    bench_down(&b);
+    free(out); free(pkg); free(req_path); free(vault_path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -950,6 +999,7 @@ int main(void)
         cmocka_unit_test(test_delete_profile_notification),
         cmocka_unit_test(test_eum_data_package),
         cmocka_unit_test(test_vault_and_report),
+        cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests_name("euicc_sim", tests, world_setup, world_teardown);
 }
