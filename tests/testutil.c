@@ -146,3 +146,20 @@ int tu_run(char *const argv[], char *out, size_t cap)
             return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+const char *tu_tool(const char *env, const char *name)
+{
+    static char path[4096];
+    const char *v = getenv(env);
+    if (v && *v)
+        return v;
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0)
+        return name;
+    path[n] = '\0';
+    char *slash = strrchr(path, '/');
+    if (!slash || (size_t)(slash - path) + 1 + strlen(name) >= sizeof path)
+        return name;
+    strcpy(slash + 1, name);
+    return path;
+}

@@ -36,4 +36,7 @@ uint8_t *tu_read_file(const char *path, size_t *n);
  */
 int tu_run(char *const argv[], char *out, size_t cap);
 
+/* Path of a test tool: $env if set, else `name` beside the running test binary (a static buffer). */
+const char *tu_tool(const char *env, const char *name);
+
 #endif

@@ -941,9 +941,7 @@ static void test_vault_and_report(void **state)
 static void test_cli(void **state)
 {
     (void)state;
-    const char *tool = getenv("IFPP_TEST_SIM");
-    if (!tool)
-        tool = "ifpp-test-sim";
+    const char *tool = tu_tool("IFPP_TEST_SIM", "ifpp-test-sim");
     char *out = tu_path(W.dir, "cli-cards");
     char *pkg = tu_path(out, "euicc-data.der"), *req_path = tu_path(W.dir, "cli-request.der");
     char *vault_path = tu_path(W.dir, "cli-vault.der");

@@ -20,8 +20,7 @@
 
 static const char *tool(void)
 {
-    const char *t = getenv("IFPP_TESTPKI");
-    return t ? t : "ifpp-testpki";
+    return tu_tool("IFPP_TESTPKI", "ifpp-testpki");
 }
 
 static void check_pair(const char *dir, const char *name, crypto_curve curve, cert_role role)
