@@ -7,7 +7,6 @@
  */
 #include "bundle.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,17 +45,6 @@ static void bundle_oid(bundle_type t, uint8_t out[BUNDLE_OID_LEN])
 {
     memcpy(out, BUNDLE_OID_PREFIX, sizeof BUNDLE_OID_PREFIX);
     out[sizeof BUNDLE_OID_PREFIX] = (uint8_t)t;
-}
-
-static void bundle_why(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void bundle_why(char *why, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-    if (!why || !n)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, n, fmt, ap);
-    va_end(ap);
 }
 
 ifpp_err bundle_seal(bundle_type t, const uint8_t *content, size_t n, const crypto_key *key,
@@ -128,24 +116,24 @@ ifpp_err bundle_open(const uint8_t *buf, size_t n, bundle_type t, const cert *ro
 
     /* 1. structure */
     if ((e = tlv_parse_exact(buf, n, TLV_DER, &top)) != IFPP_OK || top.tag != 0x30) {
-        bundle_why(why, why_len, "%s: not one DER SEQUENCE (%s)", name, e ? err_str(e) : "wrong outer tag");
+        err_why(why, why_len, "%s: not one DER SEQUENCE (%s)", name, e ? err_str(e) : "wrong outer tag");
         return e ? e : IFPP_E_TLV_UNEXPECTED_TAG;
     }
     tlv_reader_init(&outer, buf, n, TLV_DER);
     if ((e = tlv_reader_enter(&outer, &top, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x06, &oid)) != IFPP_OK ||
         (e = tlv_reader_expect(&r, 0xA0, &content)) != IFPP_OK || (e = tlv_reader_expect(&r, 0xA1, &certs)) != IFPP_OK ||
         (e = tlv_reader_expect(&r, 0x5F37, &sig)) != IFPP_OK || (!tlv_reader_done(&r) && (e = IFPP_E_TLV_TRAILING))) {
-        bundle_why(why, why_len, "%s: SignedBundle fields missing or out of order (%s)", name, err_str(e));
+        err_why(why, why_len, "%s: SignedBundle fields missing or out of order (%s)", name, err_str(e));
         return e;
     }
     if ((e = tlv_parse_exact(content.value, content.len, TLV_DER, &inner)) != IFPP_OK || inner.tag != 0x30) {
-        bundle_why(why, why_len, "%s: content is not one DER SEQUENCE", name);
+        err_why(why, why_len, "%s: content is not one DER SEQUENCE", name);
         return e ? e : IFPP_E_TLV_UNEXPECTED_TAG;
     }
     /* 2. type */
     bundle_oid(t, want_oid);
     if (oid.len != sizeof want_oid || memcmp(oid.value, want_oid, sizeof want_oid) != 0) {
-        bundle_why(why, why_len, "%s expected, but the file declares another bundle type", name);
+        err_why(why, why_len, "%s expected, but the file declares another bundle type", name);
         return IFPP_E_TLV_UNEXPECTED_TAG;
     }
     /* 3. the signer's chain, with the role this type needs */
@@ -166,7 +154,7 @@ ifpp_err bundle_open(const uint8_t *buf, size_t n, bundle_type t, const cert *ro
         e = cert_verify_chain(root, (const cert *const *)chain + 1, n_chain - 1, chain[0], bundle_signer_role(t),
                               now, cwhy, sizeof cwhy);
     if (e != IFPP_OK) {
-        bundle_why(why, why_len, "%s: signer certificate not trusted: %s%s%s", name, err_str(e), *cwhy ? ": " : "",
+        err_why(why, why_len, "%s: signer certificate not trusted: %s%s%s", name, err_str(e), *cwhy ? ": " : "",
                    cwhy);
         goto out;
     }
@@ -174,7 +162,7 @@ ifpp_err bundle_open(const uint8_t *buf, size_t n, bundle_type t, const cert *ro
     if ((e = cert_public_key(chain[0], &key)) == IFPP_OK)
         e = crypto_ecdsa_verify(key, content.raw, content.raw_len, CRYPTO_SIG_RAW, sig.value, sig.len);
     if (e != IFPP_OK) {
-        bundle_why(why, why_len, "%s: signature does not verify (%s): altered or not from its signer", name,
+        err_why(why, why_len, "%s: signature does not verify (%s): altered or not from its signer", name,
                    err_str(e));
         goto out;
     }

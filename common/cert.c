@@ -16,7 +16,6 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,17 +55,6 @@ const char *cert_role_name(cert_role r)
 const char *cert_role_oid(cert_role r)
 {
     return (unsigned)r < CERT_ROLE__COUNT ? cert_roles[r].oid : NULL;
-}
-
-static void cert_why(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void cert_why(char *why, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-    if (!why || !n)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, n, fmt, ap);
-    va_end(ap);
 }
 
 static void cert_read_name_entry(X509 *x, int nid, char *out, size_t cap, const char *fallback)
@@ -296,13 +284,13 @@ static ifpp_err cert_check_algorithms(const cert *c, char *why, size_t why_len)
 {
     crypto_key *k = NULL;
     if (X509_get_signature_nid(c->x) != NID_ecdsa_with_SHA256) {
-        cert_why(why, why_len, "'%s': signature algorithm is not ecdsa-with-SHA256", c->cn);
+        err_why(why, why_len, "'%s': signature algorithm is not ecdsa-with-SHA256", c->cn);
         return IFPP_E_CERT_ALGORITHM;
     }
     ifpp_err e = cert_public_key(c, &k);
     crypto_key_free(k);
     if (e != IFPP_OK) {
-        cert_why(why, why_len, "'%s': key is not on P-256 or brainpoolP256r1", c->cn);
+        err_why(why, why_len, "'%s': key is not on P-256 or brainpoolP256r1", c->cn);
         return IFPP_E_CERT_ALGORITHM;
     }
     return IFPP_OK;
@@ -318,17 +306,17 @@ static ifpp_err cert_check_usage(X509 *x, const char *cn, bool issuer, bool leaf
     bool is_ca = X509_check_ca(x) == 1 && (flags & EXFLAG_BCONS);
     if (issuer || leaf_is_ca_role) {
         if (!is_ca || !has_ku || !(ku & KU_KEY_CERT_SIGN)) {
-            cert_why(why, why_len, "'%s': issues certificates but is not a CA with keyCertSign", cn);
+            err_why(why, why_len, "'%s': issues certificates but is not a CA with keyCertSign", cn);
             return IFPP_E_CERT_KEY_USAGE;
         }
         return IFPP_OK;
     }
     if (is_ca) {
-        cert_why(why, why_len, "'%s': an end-entity role, but the certificate is a CA", cn);
+        err_why(why, why_len, "'%s': an end-entity role, but the certificate is a CA", cn);
         return IFPP_E_CERT_KEY_USAGE;
     }
     if (!has_ku || !(ku & KU_DIGITAL_SIGNATURE)) {
-        cert_why(why, why_len, "'%s': key usage lacks digitalSignature", cn);
+        err_why(why, why_len, "'%s': key usage lacks digitalSignature", cn);
         return IFPP_E_CERT_KEY_USAGE;
     }
     return IFPP_OK;
@@ -393,7 +381,7 @@ ifpp_err cert_verify_chain(const cert *root, const cert *const *intermediates, s
         char cn[128] = "?";
         if (bad)
             X509_NAME_get_text_by_NID(X509_get_subject_name(bad), NID_commonName, cn, sizeof cn);
-        cert_why(why, why_len, "'%s': %s", cn, X509_verify_cert_error_string(err));
+        err_why(why, why_len, "'%s': %s", cn, X509_verify_cert_error_string(err));
         e = cert_map_verify_error(err);
         goto out;
     }
@@ -410,17 +398,17 @@ ifpp_err cert_verify_chain(const cert *root, const cert *const *intermediates, s
             goto out;
         e = cert_check_usage(c->x, c->cn, i > 0, i == 0 && leaf_is_ca_role, why, why_len);
         if (e == IFPP_OK && i == 0 && !cert_has_policy(c, cert_roles[leaf_role].oid)) {
-            cert_why(why, why_len, "'%s': not issued for the %s role (certificatePolicies)", c->cn,
+            err_why(why, why_len, "'%s': not issued for the %s role (certificatePolicies)", c->cn,
                      cert_roles[leaf_role].name);
             e = IFPP_E_CERT_ROLE;
         }
         if (e == IFPP_OK && i == 1 && issuer_role >= 0 && !cert_has_policy(c, cert_roles[issuer_role].oid)) {
-            cert_why(why, why_len, "'%s': the issuer of a %s certificate must hold the %s role", c->cn,
+            err_why(why, why_len, "'%s': the issuer of a %s certificate must hold the %s role", c->cn,
                      cert_roles[leaf_role].name, cert_roles[issuer_role].name);
             e = IFPP_E_CERT_ROLE;
         }
         if (e == IFPP_OK && i == depth - 1 && !cert_has_policy(c, cert_roles[root_role].oid)) {
-            cert_why(why, why_len, "'%s': the root of a %s chain must hold the %s role", c->cn, cert_roles[leaf_role].name,
+            err_why(why, why_len, "'%s': the root of a %s chain must hold the %s role", c->cn, cert_roles[leaf_role].name,
                      cert_roles[root_role].name);
             e = IFPP_E_CERT_ROLE;
         }

@@ -1,6 +1,9 @@
 /* err.c -- strings for the ifpp_err list in err.h. */
 #include "err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 static const char *const err_texts[] = {
 #define IFPP_ERR_TEXT(name, text) text,
     IFPP_ERRORS(IFPP_ERR_TEXT)
@@ -25,4 +28,14 @@ const char *err_name(ifpp_err e)
     if ((unsigned)e >= IFPP_ERR__COUNT)
         return "IFPP_E_UNKNOWN";
     return err_names[e];
+}
+
+void err_why(char *why, size_t why_len, const char *fmt, ...)
+{
+    va_list ap;
+    if (!why || !why_len)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why, why_len, fmt, ap);
+    va_end(ap);
 }

@@ -11,6 +11,8 @@
 #ifndef IFPP_ERR_H
 #define IFPP_ERR_H
 
+#include <stddef.h>
+
 #define IFPP_ERRORS(X)                                                              \
     X(IFPP_OK,                 "success")                                           \
     X(IFPP_E_ARG,              "invalid argument")                                  \
@@ -70,5 +72,8 @@ const char *err_str(ifpp_err e);
 
 /* Returns the enum's own name ("IFPP_E_MAC"), for logs and the MES protocol. */
 const char *err_name(ifpp_err e);
+
+/* Formats a "why" message for the caller if it gave a buffer (why may be NULL or why_len 0). */
+void err_why(char *why, size_t why_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,8 @@ static ifpp_err fs_write_temp(const char *path, const void *data, size_t n, mode
     return IFPP_OK;
 }
 
-ifpp_err fs_write_atomic(const char *path, const void *data, size_t n, mode_t mode)
+/* Temp file, then (unless a torn write is being simulated) rename and directory sync. */
+static ifpp_err fs_write(const char *path, const void *data, size_t n, mode_t mode, bool torn)
 {
     char *tmp;
     if (!path || (!data && n))
@@ -74,6 +76,10 @@ ifpp_err fs_write_atomic(const char *path, const void *data, size_t n, mode_t mo
     ifpp_err e = fs_write_temp(path, data, n, mode, &tmp);
     if (e != IFPP_OK)
         return e;
+    if (torn) { /* the power went: the temp file stays behind, as on disk; the target is untouched */
+        free(tmp);
+        return IFPP_OK;
+    }
     if (rename(tmp, path) != 0) {
         unlink(tmp);
         free(tmp);
@@ -83,17 +89,14 @@ ifpp_err fs_write_atomic(const char *path, const void *data, size_t n, mode_t mo
     return fs_sync_parent(path);
 }
 
+ifpp_err fs_write_atomic(const char *path, const void *data, size_t n, mode_t mode)
+{
+    return fs_write(path, data, n, mode, false);
+}
+
 ifpp_err fs_write_atomic_torn(const char *path, const void *data, size_t n, mode_t mode)
 {
-    char *tmp;
-    if (!path || (!data && n))
-        return IFPP_E_ARG;
-    ifpp_err e = fs_write_temp(path, data, n, mode, &tmp);
-    if (e != IFPP_OK)
-        return e;
-    /* The power went: the temp file stays behind, as it would on disk, and the target is untouched. */
-    free(tmp);
-    return IFPP_OK;
+    return fs_write(path, data, n, mode, true);
 }
 
 ifpp_err fs_read_all(const char *path, size_t max, uint8_t **out, size_t *n)

@@ -163,3 +163,18 @@ const char *tu_tool(const char *env, const char *name)
     strcpy(slash + 1, name);
     return path;
 }
+
+int tu_hex_equal(const uint8_t *got, size_t n, const char *want_hex)
+{
+    size_t wn;
+    uint8_t *want = tu_hex(want_hex, &wn);
+    int same = wn == n && memcmp(got, want, n) == 0;
+    if (!same) {
+        fprintf(stderr, "got:  ");
+        for (size_t i = 0; i < n; i++)
+            fprintf(stderr, "%02x", got[i]);
+        fprintf(stderr, "\nwant: %s\n", want_hex);
+    }
+    free(want);
+    return same;
+}

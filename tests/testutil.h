@@ -14,6 +14,9 @@
 /* Decodes hex into a fresh malloc'd buffer (caller frees); aborts the test run on bad hex. */
 uint8_t *tu_hex(const char *hex, size_t *len);
 
+/* True if n bytes at got equal the hex text want (printing both to stderr when they differ). */
+int tu_hex_equal(const uint8_t *got, size_t n, const char *want);
+
 /* Creates a fresh private directory under $TMPDIR (or /tmp) and returns its malloc'd path. */
 char *tu_mkdtemp(const char *prefix);
 

@@ -1,7 +1,6 @@
 /* smdpf.c -- the test SM-DPf: BPP binding, the vault, the report check; see smdpf.h and docs/es10f.md. */
 #include "smdpf.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,17 +168,6 @@ out:
 
 #define SMDPF_MAX_EUMS 8
 
-static void smdpf_why(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void smdpf_why(char *why, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-    if (!why || !n)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, n, fmt, ap);
-    va_end(ap);
-}
-
 /* Reads a SEQUENCE OF Certificate into certs (owned by the caller afterwards). */
 static ifpp_err smdpf_read_certs(const tlv_reader *parent, const tlv *seq, cert **certs, size_t max, size_t *n)
 {
@@ -194,6 +182,32 @@ static ifpp_err smdpf_read_certs(const tlv_reader *parent, const tlv *seq, cert 
             (*n)++;
     }
     return e == IFPP_E_TLV_END ? IFPP_OK : e;
+}
+
+/*
+ * Reads the head shared by the station's bundles -- version, id, stationId, (for a report, the
+ * period), the EUM certificates -- and leaves *list over the final SEQUENCE OF items/results.
+ */
+static ifpp_err smdpf_read_station_head(const bundle_view *v, bool with_period, cert **eums, size_t *n_eums,
+                                        tlv_reader *list)
+{
+    tlv top, f, eum_list, items;
+    tlv_reader r0, r;
+    ifpp_err e;
+    if ((e = tlv_parse_exact(v->content, v->content_len, TLV_DER, &top)) != IFPP_OK)
+        return e;
+    tlv_reader_init(&r0, v->content, v->content_len, TLV_DER);
+    if ((e = tlv_reader_enter(&r0, &top, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x02, &f)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x04, &f)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x0C, &f)) != IFPP_OK)
+        return e;
+    if (with_period &&
+        ((e = tlv_reader_expect(&r, 0x18, &f)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x18, &f)) != IFPP_OK))
+        return e;
+    if ((e = tlv_reader_expect(&r, 0x30, &eum_list)) != IFPP_OK ||
+        (e = smdpf_read_certs(&r, &eum_list, eums, SMDPF_MAX_EUMS, n_eums)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x30, &items)) != IFPP_OK)
+        return e;
+    return tlv_reader_enter(&r, &items, list);
 }
 
 /* DPFF10/GENS12: the eUICC certificate chains to the CI, names this EID, and signed the otPK. */
@@ -212,7 +226,7 @@ static ifpp_err smdpf_check_item(const cert *ci, cert *const *eums, size_t n_eum
     for (size_t i = 0; i < n_eums && e != IFPP_OK; i++)
         e = cert_verify_chain(ci, (const cert *const *)&eums[i], 1, ec, CERT_ROLE_EUICC, time(NULL), why, why_len);
     if (e == IFPP_OK && (!cert_subject_serial(ec) || strcmp(cert_subject_serial(ec), eid_text) != 0)) {
-        smdpf_why(why, why_len, "eUICC certificate is not for EID %s", eid_text);
+        err_why(why, why_len, "eUICC certificate is not for EID %s", eid_text);
         e = IFPP_E_CERT_ROLE;
     }
     if (e == IFPP_OK && (e = cert_public_key(ec, &k)) == IFPP_OK) {
@@ -221,7 +235,7 @@ static ifpp_err smdpf_check_item(const cert *ci, cert *const *eums, size_t n_eum
         memcpy(tbs + 18, otpk->raw, otpk->raw_len);
         e = crypto_ecdsa_verify(k, tbs, sizeof tbs, CRYPTO_SIG_RAW, proof->value, proof->len);
         if (e != IFPP_OK)
-            smdpf_why(why, why_len, "One-time Key proof for EID %s does not verify (GENS12)", eid_text);
+            err_why(why, why_len, "One-time Key proof for EID %s does not verify (GENS12)", eid_text);
     }
     crypto_key_free(k);
     cert_free(ec);
@@ -244,22 +258,16 @@ ifpp_err smdpf_make_vault(const char *pki_dir, const uint8_t *request, size_t re
         (e = testpki_load(pki_dir, "ci", &ci, NULL)) != IFPP_OK ||
         (e = testpki_load(pki_dir, "dpf-pb", &pb, &pb_key)) != IFPP_OK ||
         (e = testpki_load(pki_dir, "dpf-auth", &auth, &auth_key)) != IFPP_OK) {
-        smdpf_why(why, why_len, "test PKI in %s incomplete: %s", pki_dir, err_str(e));
+        err_why(why, why_len, "test PKI in %s incomplete: %s", pki_dir, err_str(e));
         goto out;
     }
     if ((e = bundle_open(request, request_len, BUNDLE_BPP_REQUEST, dm_root, time(NULL), &v, why, why_len)) != IFPP_OK)
         goto out;
 
-    tlv top, f, eum_list, items, item;
-    tlv_reader r0, r, ir, it;
-    tlv_parse_exact(v.content, v.content_len, TLV_DER, &top);
-    tlv_reader_init(&r0, v.content, v.content_len, TLV_DER);
-    if ((e = tlv_reader_enter(&r0, &top, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x02, &f)) != IFPP_OK ||
-        (e = tlv_reader_expect(&r, 0x04, &f)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x0C, &f)) != IFPP_OK ||
-        (e = tlv_reader_expect(&r, 0x30, &eum_list)) != IFPP_OK ||
-        (e = smdpf_read_certs(&r, &eum_list, eums, SMDPF_MAX_EUMS, &n_eums)) != IFPP_OK ||
-        (e = tlv_reader_expect(&r, 0x30, &items)) != IFPP_OK || (e = tlv_reader_enter(&r, &items, &ir)) != IFPP_OK) {
-        smdpf_why(why, why_len, "BPP request content malformed: %s", err_str(e));
+    tlv item;
+    tlv_reader ir, it;
+    if ((e = smdpf_read_station_head(&v, false, eums, &n_eums, &ir)) != IFPP_OK) {
+        err_why(why, why_len, "BPP request content malformed: %s", err_str(e));
         goto out;
     }
 
@@ -282,7 +290,7 @@ ifpp_err smdpf_make_vault(const char *pki_dir, const uint8_t *request, size_t re
             (e = tlv_reader_expect(&it, 0x30, &otk)) != IFPP_OK || (e = tlv_reader_expect(&it, 0x0C, &type)) != IFPP_OK ||
             (e = tlv_reader_enter(&it, &otk, &kr)) != IFPP_OK || (e = tlv_reader_expect(&kr, 0x5F49, &otpk)) != IFPP_OK ||
             (e = tlv_reader_expect(&kr, 0x5F37, &proof)) != IFPP_OK) {
-            smdpf_why(why, why_len, "BPP request item %zu malformed: %s", sum->items, err_str(e));
+            err_why(why, why_len, "BPP request item %zu malformed: %s", sum->items, err_str(e));
             goto out;
         }
         char item_why[256];
@@ -315,7 +323,7 @@ ifpp_err smdpf_make_vault(const char *pki_dir, const uint8_t *request, size_t re
         }
         if ((e = smdpf_make_bpp(&p, &bpp, &bpp_len)) != IFPP_OK || (e = crypto_sha256(bpp, bpp_len, hash)) != IFPP_OK) {
             free(bpp);
-            smdpf_why(why, why_len, "binding item %zu failed: %s", sum->items, err_str(e));
+            err_why(why, why_len, "binding item %zu failed: %s", sum->items, err_str(e));
             goto out;
         }
         tlv_begin(&b, 0x30);
@@ -331,7 +339,7 @@ ifpp_err smdpf_make_vault(const char *pki_dir, const uint8_t *request, size_t re
         sum->bpps++;
     }
     if (e != IFPP_E_TLV_END) {
-        smdpf_why(why, why_len, "BPP request items malformed: %s", err_str(e));
+        err_why(why, why_len, "BPP request items malformed: %s", err_str(e));
         goto out;
     }
     tlv_end(&b);
@@ -364,22 +372,15 @@ ifpp_err smdpf_verify_report(const char *pki_dir, const uint8_t *report, size_t 
     memset(sum, 0, sizeof *sum);
     if ((e = testpki_load(pki_dir, "dm-root", &dm_root, NULL)) != IFPP_OK ||
         (e = testpki_load(pki_dir, "ci", &ci, NULL)) != IFPP_OK) {
-        smdpf_why(why, why_len, "test PKI in %s incomplete: %s", pki_dir, err_str(e));
+        err_why(why, why_len, "test PKI in %s incomplete: %s", pki_dir, err_str(e));
         goto out;
     }
     if ((e = bundle_open(report, report_len, BUNDLE_LOADING_REPORT, dm_root, time(NULL), &v, why, why_len)) != IFPP_OK)
         goto out;
-    tlv top, f, eum_list, results, res;
-    tlv_reader r0, r, rr, lr;
-    tlv_parse_exact(v.content, v.content_len, TLV_DER, &top);
-    tlv_reader_init(&r0, v.content, v.content_len, TLV_DER);
-    if ((e = tlv_reader_enter(&r0, &top, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x02, &f)) != IFPP_OK ||
-        (e = tlv_reader_expect(&r, 0x04, &f)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x0C, &f)) != IFPP_OK ||
-        (e = tlv_reader_expect(&r, 0x18, &f)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x18, &f)) != IFPP_OK ||
-        (e = tlv_reader_expect(&r, 0x30, &eum_list)) != IFPP_OK ||
-        (e = smdpf_read_certs(&r, &eum_list, eums, SMDPF_MAX_EUMS, &n_eums)) != IFPP_OK ||
-        (e = tlv_reader_expect(&r, 0x30, &results)) != IFPP_OK || (e = tlv_reader_enter(&r, &results, &rr)) != IFPP_OK) {
-        smdpf_why(why, why_len, "Profile Loading Report content malformed: %s", err_str(e));
+    tlv res;
+    tlv_reader rr, lr;
+    if ((e = smdpf_read_station_head(&v, true, eums, &n_eums, &rr)) != IFPP_OK) {
+        err_why(why, why_len, "Profile Loading Report content malformed: %s", err_str(e));
         goto out;
     }
     while ((e = tlv_reader_next(&rr, &res)) == IFPP_OK) {
@@ -388,14 +389,14 @@ ifpp_err smdpf_verify_report(const char *pki_dir, const uint8_t *report, size_t 
         sum->results++;
         if ((e = tlv_reader_enter(&rr, &res, &lr)) != IFPP_OK || (e = tlv_reader_expect(&lr, 0x80, &txid)) != IFPP_OK ||
             (e = tlv_reader_expect(&lr, 0x5A, &eid)) != IFPP_OK) {
-            smdpf_why(why, why_len, "result %zu malformed: %s", sum->results, err_str(e));
+            err_why(why, why_len, "result %zu malformed: %s", sum->results, err_str(e));
             goto out;
         }
         (void)tlv_reader_expect(&lr, 0x81, &item); /* DUT serial, optional */
         if (tlv_reader_expect(&lr, 0x30, &ec) == IFPP_OK)
             have_cert = true;
         if ((e = tlv_reader_next(&lr, &item)) != IFPP_OK) {
-            smdpf_why(why, why_len, "result %zu has no outcome", sum->results);
+            err_why(why, why_len, "result %zu has no outcome", sum->results);
             goto out;
         }
         if (item.tag == 0xA2) {
@@ -429,7 +430,7 @@ ifpp_err smdpf_verify_report(const char *pki_dir, const uint8_t *report, size_t 
     }
     e = e == IFPP_E_TLV_END ? IFPP_OK : e;
     if (e == IFPP_OK && sum->bad) {
-        smdpf_why(why, why_len, "%zu PIR(s) did not verify", sum->bad);
+        err_why(why, why_len, "%zu PIR(s) did not verify", sum->bad);
         e = IFPP_E_SIGNATURE;
     }
 out:

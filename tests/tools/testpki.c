@@ -10,24 +10,12 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "fsutil.h"
-
-static void pki_why(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void pki_why(char *why, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-    if (!why || !n)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, n, fmt, ap);
-    va_end(ap);
-}
 
 static bool pki_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
@@ -152,7 +140,7 @@ static ifpp_err pki_save(const char *dir, const char *name, const cert *c, const
         e = crypto_key_save_private_pem(k, path);
     }
     if (e != IFPP_OK)
-        pki_why(why, why_len, "cannot write %s: %s", path, err_str(e));
+        err_why(why, why_len, "cannot write %s: %s", path, err_str(e));
     return e;
 }
 
@@ -190,7 +178,7 @@ static ifpp_err pki_party(const testpki_opts *o, const char *name, const char *c
     if (e == IFPP_OK)
         e = pki_save(o->out_dir, name, c, k, why, why_len);
     else
-        pki_why(why, why_len, "cannot make the %s certificate: %s", cn, err_str(e));
+        err_why(why, why_len, "cannot make the %s certificate: %s", cn, err_str(e));
     if (e == IFPP_OK && c_out) {
         *c_out = c;
         c = NULL;
@@ -215,7 +203,7 @@ static ifpp_err pki_mkdir(const char *path, char *why, size_t why_len)
             continue;
         *p = '\0';
         if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
-            pki_why(why, why_len, "cannot create %s: %s", buf, strerror(errno));
+            err_why(why, why_len, "cannot create %s: %s", buf, strerror(errno));
             return IFPP_E_IO;
         }
         *p = saved;
@@ -251,7 +239,7 @@ ifpp_err testpki_make(const testpki_opts *o, char *why, size_t why_len)
         }
         if (o->eids) {
             if (!testpki_eid_valid(o->eids[i])) {
-                pki_why(why, why_len, "EID '%s' is not 32 digits with valid check digits (mod 97 = 1)", o->eids[i]);
+                err_why(why, why_len, "EID '%s' is not 32 digits with valid check digits (mod 97 = 1)", o->eids[i]);
                 e = IFPP_E_ARG;
                 goto out;
             }
@@ -289,7 +277,7 @@ ifpp_err testpki_make(const testpki_opts *o, char *why, size_t why_len)
     FILE *f;
     snprintf(path, sizeof path, "%s/pki.conf", o->out_dir);
     if (!(f = fopen(path, "w"))) {
-        pki_why(why, why_len, "cannot write %s: %s", path, strerror(errno));
+        err_why(why, why_len, "cannot write %s: %s", path, strerror(errno));
         e = IFPP_E_IO;
         goto out;
     }

@@ -20,6 +20,8 @@
 #include "crypto.h"
 #include "testutil.h"
 
+#define assert_hex(got, n, want) assert_true(tu_hex_equal((got), (n), (want)))
+
 static const char PYSIM_SEG0_PLAIN[] =
     "a048800102810101821a53494d616c6c69616e63652053616d706c652050726f66696c65830a89000123456789012341a506"
     "810084008b00a610060667810f010201060667810f010204b08201f8a0058000810101810667810f010201a207a105c60301"
@@ -64,15 +66,6 @@ static const char PYSIM_SEG0_PROTECTED[] =
     "b25914795af23ec6d258530f71402b9230947dc99f9140b16a54ba1291f54ef736de6711c1ae074b627dfc2fc5d5250f812b"
     "7ecd1d0f5020a3acf20ad5759cd9e761ce21882977f7db66aaba2d8f5190f6f23996af14b670ccac066c93af06a41f19d9ee"
     "712ce13fbe73b99e55401b208b991c8ced12d34c";
-
-static void assert_hex(const uint8_t *got, size_t n, const char *want_hex)
-{
-    size_t wn;
-    uint8_t *want = tu_hex(want_hex, &wn);
-    assert_int_equal(n, wn);
-    assert_memory_equal(got, want, n);
-    free(want);
-}
 
 static void derive(const char *shs_hex, const char *eid_hex, bsp_ctx *c)
 {

@@ -29,14 +29,7 @@
 #include "crypto.h"
 #include "testutil.h"
 
-static void assert_hex(const uint8_t *got, size_t n, const char *want_hex)
-{
-    size_t wn;
-    uint8_t *want = tu_hex(want_hex, &wn);
-    assert_int_equal(n, wn);
-    assert_memory_equal(got, want, n);
-    free(want);
-}
+#define assert_hex(got, n, want) assert_true(tu_hex_equal((got), (n), (want)))
 
 static void test_sha256_fips180(void **state)
 {

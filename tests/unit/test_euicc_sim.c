@@ -110,6 +110,17 @@ static void bench_up(bench *b, int which, size_t n_otks)
     assert_int_equal(atr[0], 0x3B);
 }
 
+static void select_isdr(bench *b);
+static uint8_t authorise(bench *b);
+
+/* A card on the bench, its ISD-R selected and FPA services authorised: where most tests start. */
+static void bench_ready(bench *b, int which, size_t n_otks)
+{
+    bench_up(b, which, n_otks);
+    select_isdr(b);
+    assert_int_equal(authorise(b), 0);
+}
+
 static void bench_down(bench *b)
 {
     euicc_sim_close(b->card);
@@ -403,9 +414,7 @@ static void test_reused_one_time_key(void **state)
 {
     (void)state;
     bench b;
-    bench_up(&b, 0, 2);
-    select_isdr(&b);
-    assert_int_equal(authorise(&b), 0);
+    bench_ready(&b, 0, 2);
     bpp first, second;
     make_bpp(&first, &b, 0, 8 * 1024);
     make_bpp(&second, &b, 0, 8 * 1024); /* a second BPP bound to the same One-time Key */
@@ -426,9 +435,7 @@ static void test_wrong_smdpf_chain(void **state)
 {
     (void)state;
     bench b;
-    bench_up(&b, 0, 2);
-    select_isdr(&b);
-    assert_int_equal(authorise(&b), 0);
+    bench_ready(&b, 0, 2);
     bpp p;
     make_bpp(&p, &b, 0, 8 * 1024);
     assert_int_equal(prepare_with(&b, p.txid, p.otpk, W.other_dpf_pb), 2); /* another CI: ciPKUnknown */
@@ -557,9 +564,7 @@ static void test_delete_profile_notification(void **state)
 {
     (void)state;
     bench b;
-    bench_up(&b, 0, 2);
-    select_isdr(&b);
-    assert_int_equal(authorise(&b), 0);
+    bench_ready(&b, 0, 2);
     bpp p;
     make_bpp(&p, &b, 0, 8 * 1024);
     pir_info info;
@@ -714,6 +719,22 @@ static void put_cert(tlv_builder *b, const cert *c)
     tlv_put_raw(b, der, n);
 }
 
+/* Opens a ProfileLoadingReport up to its results list (the caller adds results and closes two levels). */
+static void begin_report(tlv_builder *b, const char id[16])
+{
+    tlv_builder_init_dynamic(b, 1 << 22);
+    tlv_begin(b, 0x30);
+    tlv_put_uint(b, 0x02, 1);
+    tlv_put(b, 0x04, id, 16);
+    tlv_put(b, 0x0C, "station-01", 10);
+    tlv_put(b, 0x18, "20261125000000Z", 15);
+    tlv_put(b, 0x18, "20261125235959Z", 15);
+    tlv_begin(b, 0x30);
+    put_cert(b, W.eum);
+    tlv_end(b);
+    tlv_begin(b, 0x30);
+}
+
 static cert *euicc_cert_of(const bench *b)
 {
     char name[64];
@@ -800,17 +821,7 @@ static void test_vault_and_report(void **state)
     tlv_reader_enter(&r, &items, &ir);
 
     tlv_builder rep;
-    tlv_builder_init_dynamic(&rep, 1 << 22);
-    tlv_begin(&rep, 0x30);
-    tlv_put_uint(&rep, 0x02, 1);
-    tlv_put(&rep, 0x04, "report-0000000001", 16);
-    tlv_put(&rep, 0x0C, "station-01", 10);
-    tlv_put(&rep, 0x18, "20261125000000Z", 15);
-    tlv_put(&rep, 0x18, "20261125235959Z", 15);
-    tlv_begin(&rep, 0x30);
-    put_cert(&rep, W.eum);
-    tlv_end(&rep);
-    tlv_begin(&rep, 0x30);
+    begin_report(&rep, "report-000000001");
     size_t loaded = 0;
     uint8_t forged_pir[2048];
     size_t forged_len = 0;
@@ -885,17 +896,7 @@ static void test_vault_and_report(void **state)
 
     /* a station that forges a PIR and signs the report anyway: the SM-DPf still refuses the PIR */
     tlv_builder fr;
-    tlv_builder_init_dynamic(&fr, 1 << 20);
-    tlv_begin(&fr, 0x30);
-    tlv_put_uint(&fr, 0x02, 1);
-    tlv_put(&fr, 0x04, "report-0000000002", 16);
-    tlv_put(&fr, 0x0C, "station-01", 10);
-    tlv_put(&fr, 0x18, "20261125000000Z", 15);
-    tlv_put(&fr, 0x18, "20261125235959Z", 15);
-    tlv_begin(&fr, 0x30);
-    put_cert(&fr, W.eum);
-    tlv_end(&fr);
-    tlv_begin(&fr, 0x30);
+    begin_report(&fr, "report-000000002");
     pir_info fi;
     assert_int_equal(pir_parse(forged_pir, forged_len, &fi), IFPP_OK);
     forged_pir[(size_t)(fi.signed_data - forged_pir) + fi.signed_len - 3] ^= 0x01; /* inside BF27 */
