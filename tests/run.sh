@@ -7,7 +7,8 @@
 #   4. ASan+UBSan build + the same tests
 #   5. clang/libFuzzer build + every fuzz target for IFPP_FUZZ_SECONDS (default 30) each
 #
-# Exits non-zero on the first failure. Build trees go under build/ci-*.
+# Exits non-zero on the first failure. Build trees go under build/ci-*. The closing line counts
+# cmocka test cases of both builds plus one per fuzz target that ran clean.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -46,6 +47,8 @@ cppcheck --quiet --error-exitcode=1 --inline-suppr --std=c11 \
 
 passed=0
 failed=0
+suites_passed=0
+suites_failed=0
 run_ctest() { # build dir, label
   local dir=$1 label=$2 log
   log=$(mktemp)
@@ -55,13 +58,23 @@ run_ctest() { # build dir, label
   local total bad
   total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")
   bad=$(sed -E 's/.*passed, ([0-9]+) tests failed.*/\1/' <<<"$line")
+  if [ -z "$line" ]; then echo "run.sh: $label: ctest printed no summary" >&2; rm -f "$log"; exit 1; fi
+  suites_passed=$((suites_passed + total - bad))
+  suites_failed=$((suites_failed + bad))
+  # cmocka's own totals, per test case, summed over the suites
+  local ok nok
+  ok=$({ grep -oE '\[  PASSED  \] [0-9]+ test' "$log" || true; } | awk '{s+=$4} END {print s+0}')
+  nok=$({ grep -oE '\[  FAILED  \] [0-9]+ test' "$log" || true; } | awk '{s+=$4} END {print s+0}')
+  passed=$((passed + ok))
+  failed=$((failed + nok + bad))
   rm -f "$log"
-  if [ -z "$line" ]; then echo "run.sh: $label: ctest printed no summary" >&2; exit 1; fi
-  passed=$((passed + total - bad))
-  failed=$((failed + bad))
+  echo "$label: $((total - bad)) of $total suites passed; cmocka test cases: $ok passed, $nok failed"
   if [ "$bad" != 0 ]; then echo "run.sh: $label: $bad test(s) failed" >&2; summary; exit 1; fi
 }
-summary() { printf '\ntests: %d passed, %d failed\n' "$passed" "$failed"; }
+summary() {
+  printf '\nctest suites (normal + sanitizer builds): %d passed, %d failed\n' "$suites_passed" "$suites_failed"
+  printf 'tests: %d passed, %d failed\n' "$passed" "$failed"
+}
 
 step "normal build (-Wall -Wextra -Werror)"
 cmake -S . -B build/ci-normal -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -95,6 +108,7 @@ for bin in build/ci-fuzz/tests/fuzz/fuzz_*; do
     failed=$((failed + 1)); summary; exit 1
   fi
   echo "$name: $(grep -E '^Done [0-9]+ runs' "$flog" | tail -1), no findings"
+  passed=$((passed + 1))
 done
 
 summary
