@@ -18,7 +18,7 @@ JOBS=$(nproc)
 step() { printf '\n==== %s ====\n' "$*"; }
 
 DEPS=(build-essential cmake ninja-build pkg-config clang cppcheck
-      libssl-dev openssl libcmocka-dev)
+      libssl-dev openssl libcmocka-dev libsqlite3-dev sqlite3)
 
 if [ "${IFPP_NO_INSTALL:-0}" != 1 ]; then
   step "installing dependencies"
@@ -43,7 +43,7 @@ step "static analysis (cppcheck)"
 cppcheck --quiet --error-exitcode=1 --inline-suppr --std=c11 \
   --enable=warning,portability,performance \
   --suppress=missingIncludeSystem -I common \
-  common drivers tests/unit tests/tools tests/sim tests/fuzz tests/testutil.c
+  common drivers store tests/unit tests/tools tests/sim tests/fuzz tests/testutil.c
 
 passed=0
 failed=0

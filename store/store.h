@@ -1,0 +1,128 @@
+/*
+ * store.h -- the station's one durable authority: SQLite, and the only SQL in the project.
+ *
+ * What it holds: the eUICCs the EUM announced and their One-time public Keys (with their
+ * GENS12 proofs), the BPPs of imported vaults and each one's state, provisioning sessions,
+ * the PIRs exactly as the eUICCs signed them, records of profiles that produced none, and a
+ * hash-chained audit log of every state change.
+ *
+ * Exactly once (GENS04, GENS08). A BPP moves
+ *
+ *     available -> reserved -> installed | failed | in_doubt
+ *     in_doubt  -> installed | failed | available      (only from the eUICC's evidence)
+ *     available -> transferred | deleted
+ *
+ * and every move is one IMMEDIATE transaction, committed with synchronous=FULL in WAL mode
+ * before the caller takes the next step, naming the session, slot, EID and DUT serial. The
+ * move is a conditional UPDATE on the state the caller expects, so two sessions can never
+ * both reserve one BPP, and the audit row for the move is written in the same transaction,
+ * chained to the previous row by SHA-256, so a gap or an edit shows.
+ */
+#ifndef IFPP_STORE_H
+#define IFPP_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct store store;
+
+typedef enum {
+    BPP_AVAILABLE = 0,
+    BPP_RESERVED,
+    BPP_INSTALLED,
+    BPP_FAILED,
+    BPP_IN_DOUBT,
+    BPP_TRANSFERRED,
+    BPP_DELETED,
+    BPP_STATE__COUNT
+} bpp_state;
+
+/* "available", "reserved", ... as stored. */
+const char *bpp_state_name(bpp_state s);
+
+/* True if the state machine allows from -> to. */
+bool bpp_transition_allowed(bpp_state from, bpp_state to);
+
+/* Who moved a BPP, for the row and the audit log. */
+typedef struct {
+    const char *session;    /* session id, NULL outside a session (imports, recovery) */
+    const char *slot;       /* fixture slot name */
+    const char *dut_serial; /* as scanned or sent by the MES */
+    const char *reason;     /* free text for people: why this move */
+} store_actor;
+
+/* One BPP as the vault delivered it (the BPP itself stays a blob the station never opens). */
+typedef struct {
+    uint8_t transaction_id[16];
+    size_t transaction_id_len;
+    uint8_t eid[16];
+    uint8_t otpk[65];
+    uint8_t iccid[10];
+    char profile_type[65];
+    uint8_t bpp_hash[32];
+    const uint8_t *bpp;     /* in: for store_add_bpp; out: NULL (fetch with store_bpp_blob) */
+    size_t bpp_len;
+    char vault_id[33];      /* hex of the vault's id */
+    bpp_state state;
+} store_bpp;
+
+/* Opens (creating or migrating) the store at path: WAL, synchronous=FULL, foreign keys on. */
+ifpp_err store_open(const char *path, store **out, char *why, size_t why_len);
+
+/* Closes the store (NULL is fine). */
+void store_close(store *s);
+
+/* The schema version the file is at (PRAGMA user_version). */
+int store_schema_version(store *s);
+
+/* Runs fn inside one IMMEDIATE transaction: commit if it returns IFPP_OK, roll back otherwise. */
+ifpp_err store_transaction(store *s, ifpp_err (*fn)(store *s, void *arg), void *arg);
+
+/* Adds an eUICC (idempotent for identical data; IFPP_E_ARG if the EID exists with other data). */
+ifpp_err store_add_euicc(store *s, const uint8_t eid[16], const uint8_t *cert, size_t cert_len, const uint8_t *info2,
+                         size_t info2_len);
+
+/* Adds a One-time public Key of an eUICC with its proof (idempotent). */
+ifpp_err store_add_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65], const uint8_t proof[64]);
+
+/* True if the store knows this otPK for this eUICC. */
+bool store_has_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65]);
+
+/*
+ * Adds a BPP as available. IFPP_OK if new; IFPP_E_ARG (with why) if its transaction id or its
+ * One-time Key already carries a different BPP (GENS08: one key, one profile); an identical
+ * BPP already present is reported by *duplicate = true and not added again.
+ */
+ifpp_err store_add_bpp(store *s, const store_bpp *b, bool *duplicate, char *why, size_t why_len);
+
+/*
+ * Reserves, in one transaction, an available BPP for eid (and profile_type, if not NULL:
+ * use case A.3), oldest first; out gets it. IFPP_E_TLV_MISSING if there is none.
+ */
+ifpp_err bpp_reserve(store *s, const uint8_t eid[16], const char *profile_type, const store_actor *who,
+                     store_bpp *out);
+
+/* Moves one BPP from `from` to `to` in one transaction; IFPP_E_RANGE if it was not in `from`. */
+ifpp_err bpp_move(store *s, const uint8_t *txid, size_t txid_len, bpp_state from, bpp_state to,
+                  const store_actor *who);
+
+/* Records the eUICC-signed PIR and moves the BPP to installed or failed, in one transaction. */
+ifpp_err store_record_pir(store *s, const uint8_t *txid, size_t txid_len, const uint8_t *pir, size_t pir_len,
+                          bool success, bpp_state from, const store_actor *who);
+
+/* Reads one BPP's row (no blob). */
+ifpp_err store_get_bpp(store *s, const uint8_t *txid, size_t txid_len, store_bpp *out);
+
+/* Copies a BPP's blob into a malloc'd buffer. */
+ifpp_err store_bpp_blob(store *s, const uint8_t *txid, size_t txid_len, uint8_t **out, size_t *n);
+
+/* Counts BPPs in a state (all EIDs). */
+ifpp_err store_count_bpps(store *s, bpp_state st, size_t *n);
+
+/* Walks the audit log and checks every hash link; *entries gets the count. */
+ifpp_err store_audit_verify(store *s, size_t *entries, char *why, size_t why_len);
+
+#endif

@@ -1,0 +1,261 @@
+/*
+ * test_store.c -- the exactly-once store against a real SQLite file.
+ *
+ * Proves: the schema is created and migrated with WAL, synchronous=FULL and foreign keys;
+ * the BPP state machine refuses every move it does not allow and every move from a state the
+ * BPP is not in; two connections cannot reserve one BPP (GENS04); one One-time Key can carry
+ * one BPP only (GENS08); a profile type picks among several BPPs for one eUICC (GENF01, A.3);
+ * a reservation survives SIGKILL of the process right after it returns; and the hash-chained
+ * audit log detects an edited or deleted entry.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "store.h"
+#include "testutil.h"
+
+typedef struct {
+    char *dir, *path;
+    store *s;
+    uint8_t eid[16];
+    uint8_t otpk[4][65];
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->dir = tu_mkdtemp("ifpp-store");
+    f->path = tu_path(f->dir, "station.db");
+    char why[256];
+    if (store_open(f->path, &f->s, why, sizeof why) != IFPP_OK) {
+        fprintf(stderr, "%s\n", why);
+        return -1;
+    }
+    crypto_random(f->eid, 16);
+    uint8_t cert[40] = {0x30, 38}, info2[3] = {0xBF, 0x22, 0x00}, proof[64] = {0};
+    if (store_add_euicc(f->s, f->eid, cert, sizeof cert, info2, sizeof info2) != IFPP_OK)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        f->otpk[i][0] = 0x04;
+        crypto_random(f->otpk[i] + 1, 64);
+        if (store_add_otk(f->s, f->eid, f->otpk[i], proof) != IFPP_OK)
+            return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    store_close(f->s);
+    tu_rmrf(f->dir);
+    free(f->dir);
+    free(f->path);
+    free(f);
+    return 0;
+}
+
+static store_bpp make_bpp(const fixture *f, int key, const char *type, uint8_t txid_byte)
+{
+    static const uint8_t blob[] = {0xBF, 0x36, 0x02, 0xBF, 0x23}; /* opaque to the store */
+    store_bpp b;
+    memset(&b, 0, sizeof b);
+    memset(b.transaction_id, txid_byte, 16);
+    b.transaction_id_len = 16;
+    memcpy(b.eid, f->eid, 16);
+    memcpy(b.otpk, f->otpk[key], 65);
+    memset(b.iccid, 0x98, 10);
+    snprintf(b.profile_type, sizeof b.profile_type, "%s", type);
+    crypto_sha256(blob, sizeof blob, b.bpp_hash);
+    b.bpp_hash[0] ^= txid_byte; /* distinct per BPP */
+    b.bpp = blob;
+    b.bpp_len = sizeof blob;
+    snprintf(b.vault_id, sizeof b.vault_id, "vault-1");
+    return b;
+}
+
+static void test_schema_and_pragmas(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_schema_version(f->s), 1);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    /* reopening keeps the version and migrates nothing again */
+    store_close(f->s);
+    assert_int_equal(store_open(f->path, &f->s, NULL, 0), IFPP_OK);
+    assert_int_equal(store_schema_version(f->s), 1);
+    size_t n;
+    assert_int_equal(store_audit_verify(f->s, &n, NULL, 0), IFPP_OK);
+    assert_int_equal(n, 2); /* migrate, euicc_added */
+}
+
+static void test_add_bpp_rules(void **state)
+{
+    fixture *f = *state;
+    bool dup = true;
+    char why[256];
+    store_bpp b = make_bpp(f, 0, "operatorA", 1);
+    assert_int_equal(store_add_bpp(f->s, &b, &dup, why, sizeof why), IFPP_OK);
+    assert_false(dup);
+    assert_int_equal(store_add_bpp(f->s, &b, &dup, why, sizeof why), IFPP_OK); /* the same vault again */
+    assert_true(dup);
+    store_bpp other = make_bpp(f, 0, "operatorA", 2); /* a second BPP for the same key: GENS08 */
+    assert_int_equal(store_add_bpp(f->s, &other, &dup, why, sizeof why), IFPP_E_ARG);
+    assert_non_null(strstr(why, "GENS08"));
+    store_bpp unknown = make_bpp(f, 1, "operatorA", 3);
+    unknown.otpk[5] ^= 1; /* a key the EUM never announced */
+    assert_int_equal(store_add_bpp(f->s, &unknown, &dup, why, sizeof why), IFPP_E_ARG);
+    size_t n;
+    assert_int_equal(store_count_bpps(f->s, BPP_AVAILABLE, &n), IFPP_OK);
+    assert_int_equal(n, 1);
+    assert_true(store_has_otk(f->s, f->eid, f->otpk[2]));
+    assert_false(store_has_otk(f->s, f->eid, unknown.otpk));
+}
+
+static void test_state_machine(void **state)
+{
+    fixture *f = *state;
+    store_actor who = {.session = "s-1", .slot = "fixture-1", .dut_serial = "DUT-1", .reason = "scan"};
+    store_bpp a = make_bpp(f, 0, "operatorA", 1), b = make_bpp(f, 1, "operatorB", 2), got;
+    assert_int_equal(store_add_bpp(f->s, &a, NULL, NULL, 0), IFPP_OK);
+    assert_int_equal(store_add_bpp(f->s, &b, NULL, NULL, 0), IFPP_OK);
+
+    /* A.3: the profile type picks the BPP, the other stays available */
+    assert_int_equal(bpp_reserve(f->s, f->eid, "operatorB", &who, &got), IFPP_OK);
+    assert_memory_equal(got.transaction_id, b.transaction_id, 16);
+    assert_int_equal(got.state, BPP_RESERVED);
+    assert_int_equal(bpp_reserve(f->s, f->eid, "operatorB", &who, &got), IFPP_E_TLV_MISSING);
+    store_bpp row;
+    assert_int_equal(store_get_bpp(f->s, a.transaction_id, 16, &row), IFPP_OK);
+    assert_int_equal(row.state, BPP_AVAILABLE);
+
+    /* the PIR moves it to installed; nothing moves it again */
+    const uint8_t pir[] = {0xBF, 0x37, 0x00};
+    assert_int_equal(store_record_pir(f->s, b.transaction_id, 16, pir, sizeof pir, true, BPP_RESERVED, &who), IFPP_OK);
+    assert_int_equal(store_get_bpp(f->s, b.transaction_id, 16, &row), IFPP_OK);
+    assert_int_equal(row.state, BPP_INSTALLED);
+    for (int to = 0; to < BPP_STATE__COUNT; to++)
+        assert_int_not_equal(bpp_move(f->s, b.transaction_id, 16, BPP_INSTALLED, (bpp_state)to, &who), IFPP_OK);
+    /* a move from a state the BPP is not in changes nothing */
+    assert_int_equal(bpp_move(f->s, a.transaction_id, 16, BPP_RESERVED, BPP_IN_DOUBT, &who), IFPP_E_RANGE);
+    assert_int_equal(store_get_bpp(f->s, a.transaction_id, 16, &row), IFPP_OK);
+    assert_int_equal(row.state, BPP_AVAILABLE);
+    /* in_doubt is left only on evidence: back to available (key still there) or to a result */
+    assert_int_equal(bpp_reserve(f->s, f->eid, NULL, &who, &got), IFPP_OK);
+    assert_int_equal(bpp_move(f->s, a.transaction_id, 16, BPP_RESERVED, BPP_IN_DOUBT, &who), IFPP_OK);
+    assert_int_equal(bpp_move(f->s, a.transaction_id, 16, BPP_IN_DOUBT, BPP_AVAILABLE, &who), IFPP_OK);
+    assert_false(bpp_transition_allowed(BPP_AVAILABLE, BPP_INSTALLED));
+    assert_false(bpp_transition_allowed(BPP_FAILED, BPP_AVAILABLE));
+    uint8_t *blob;
+    size_t n;
+    assert_int_equal(store_bpp_blob(f->s, a.transaction_id, 16, &blob, &n), IFPP_OK);
+    assert_int_equal(n, a.bpp_len);
+    free(blob);
+    size_t entries;
+    assert_int_equal(store_audit_verify(f->s, &entries, NULL, 0), IFPP_OK);
+    assert_true(entries >= 8);
+}
+
+/* Two connections (two sessions, or two processes) race for one BPP: exactly one wins. */
+static void test_no_double_reservation(void **state)
+{
+    fixture *f = *state;
+    store_bpp a = make_bpp(f, 0, "operatorA", 1), got1, got2;
+    assert_int_equal(store_add_bpp(f->s, &a, NULL, NULL, 0), IFPP_OK);
+    store *other;
+    assert_int_equal(store_open(f->path, &other, NULL, 0), IFPP_OK);
+    store_actor w1 = {.session = "s-1"}, w2 = {.session = "s-2"};
+    ifpp_err e1 = bpp_reserve(f->s, f->eid, NULL, &w1, &got1);
+    ifpp_err e2 = bpp_reserve(other, f->eid, NULL, &w2, &got2);
+    assert_true((e1 == IFPP_OK) != (e2 == IFPP_OK));
+    /* and a stale caller that still believes it available cannot move it */
+    assert_int_equal(bpp_move(other, a.transaction_id, 16, BPP_AVAILABLE, BPP_TRANSFERRED, &w2), IFPP_E_RANGE);
+    store_close(other);
+}
+
+/* A reservation that returned is on disk: SIGKILL right after it loses nothing. */
+static void test_reservation_survives_sigkill(void **state)
+{
+    fixture *f = *state;
+    store_bpp a = make_bpp(f, 2, "operatorA", 7);
+    assert_int_equal(store_add_bpp(f->s, &a, NULL, NULL, 0), IFPP_OK);
+    store_close(f->s);
+    f->s = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        store *s;
+        store_bpp got;
+        store_actor who = {.session = "doomed"};
+        if (store_open(f->path, &s, NULL, 0) != IFPP_OK || bpp_reserve(s, f->eid, NULL, &who, &got) != IFPP_OK)
+            _exit(1);
+        raise(SIGKILL); /* no close, no checkpoint, no atexit */
+        _exit(2);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_int_equal(store_open(f->path, &f->s, NULL, 0), IFPP_OK);
+    store_bpp row;
+    assert_int_equal(store_get_bpp(f->s, a.transaction_id, 16, &row), IFPP_OK);
+    assert_int_equal(row.state, BPP_RESERVED);
+    assert_int_equal(store_audit_verify(f->s, NULL, NULL, 0), IFPP_OK);
+}
+
+static void tamper(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void test_audit_chain_detects_tampering(void **state)
+{
+    fixture *f = *state;
+    store_bpp a = make_bpp(f, 0, "operatorA", 1);
+    store_actor who = {.session = "s-1"};
+    store_bpp got;
+    assert_int_equal(store_add_bpp(f->s, &a, NULL, NULL, 0), IFPP_OK);
+    assert_int_equal(bpp_reserve(f->s, f->eid, NULL, &who, &got), IFPP_OK);
+    char why[256];
+    assert_int_equal(store_audit_verify(f->s, NULL, why, sizeof why), IFPP_OK);
+    tamper(f->path, "UPDATE audit SET detail = replace(detail, 'session=s-1', 'session=s-X') WHERE id = 4");
+    assert_int_equal(store_audit_verify(f->s, NULL, why, sizeof why), IFPP_E_SIGNATURE);
+    assert_non_null(strstr(why, "entry 4"));
+    tamper(f->path, "DELETE FROM audit WHERE id = 2");
+    assert_int_equal(store_audit_verify(f->s, NULL, why, sizeof why), IFPP_E_SIGNATURE);
+    assert_non_null(strstr(why, "entry 2 missing"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_schema_and_pragmas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_add_bpp_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_machine, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_double_reservation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reservation_survives_sigkill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_chain_detects_tampering, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
