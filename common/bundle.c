@@ -155,15 +155,15 @@ ifpp_err bundle_open(const uint8_t *buf, size_t n, bundle_type t, const cert *ro
                               now, cwhy, sizeof cwhy);
     if (e != IFPP_OK) {
         err_why(why, why_len, "%s: signer certificate not trusted: %s%s%s", name, err_str(e), *cwhy ? ": " : "",
-                   cwhy);
+                cwhy);
         goto out;
     }
     /* 4. the signature over [0], with the key just trusted */
     if ((e = cert_public_key(chain[0], &key)) == IFPP_OK)
         e = crypto_ecdsa_verify(key, content.raw, content.raw_len, CRYPTO_SIG_RAW, sig.value, sig.len);
     if (e != IFPP_OK) {
-        err_why(why, why_len, "%s: signature does not verify (%s): altered or not from its signer", name,
-                   err_str(e));
+        err_why(why, why_len, "%s: signature does not verify: altered, or not from its signer%s%s", name,
+                e == IFPP_E_SIGNATURE ? "" : ": ", e == IFPP_E_SIGNATURE ? "" : err_str(e));
         goto out;
     }
     v->type = t;

@@ -53,6 +53,11 @@ static const char *const migrations[] = {
     "CREATE TABLE audit ("
     "  id INTEGER PRIMARY KEY, at TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL,"
     "  prev BLOB NOT NULL CHECK (length(prev) = 32), hash BLOB NOT NULL CHECK (length(hash) = 32));",
+    /* 2: vaults, with the SM-DPf binding certificate each BPP is forwarded with (PrepareBppLoad) */
+    "CREATE TABLE vault ("
+    "  vault_id TEXT PRIMARY KEY, dpf_pb_cert BLOB NOT NULL, bundle_hash BLOB NOT NULL CHECK (length(bundle_hash) = 32),"
+    "  imported_at TEXT NOT NULL);"
+    "CREATE TABLE eum_cert (der BLOB PRIMARY KEY);",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -105,6 +110,9 @@ static sqlite3_stmt *store_prepare(store *s, const char *sql)
 
 ifpp_err store_transaction(store *s, ifpp_err (*fn)(store *s, void *arg), void *arg)
 {
+    /* Inside an outer transaction (an import of a whole bundle), the outer one commits or rolls back. */
+    if (!sqlite3_get_autocommit(s->db))
+        return fn(s, arg);
     if (store_exec(s, "BEGIN IMMEDIATE") != IFPP_OK)
         return IFPP_E_IO;
     ifpp_err e = fn(s, arg);
@@ -113,6 +121,9 @@ ifpp_err store_transaction(store *s, ifpp_err (*fn)(store *s, void *arg), void *
     store_exec(s, "ROLLBACK");
     return e == IFPP_OK ? IFPP_E_IO : e;
 }
+
+static ifpp_err store_fetch_blob(store *s, const char *sql, const void *key, int key_len, bool text, uint8_t **out,
+                                 size_t *n);
 
 /* ---- the audit chain ---------------------------------------------------------------------- */
 
@@ -605,10 +616,86 @@ ifpp_err store_get_bpp(store *s, const uint8_t *txid, size_t txid_len, store_bpp
 
 ifpp_err store_bpp_blob(store *s, const uint8_t *txid, size_t txid_len, uint8_t **out, size_t *n)
 {
-    sqlite3_stmt *st = store_prepare(s, "SELECT bpp FROM bpp WHERE txid = ?");
+    return store_fetch_blob(s, "SELECT bpp FROM bpp WHERE txid = ?", txid, (int)txid_len, false, out, n);
+}
+
+ifpp_err store_count_bpps(store *s, bpp_state state, size_t *n)
+{
+    sqlite3_stmt *st = store_prepare(s, "SELECT count(*) FROM bpp WHERE state = ?");
     if (!st)
         return IFPP_E_IO;
-    sqlite3_bind_blob(st, 1, txid, (int)txid_len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, bpp_state_name(state), -1, SQLITE_STATIC);
+    ifpp_err e = sqlite3_step(st) == SQLITE_ROW ? IFPP_OK : IFPP_E_IO;
+    if (e == IFPP_OK)
+        *n = (size_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return e;
+}
+
+/* ---- vaults and certificates ----------------------------------------------------------------- */
+
+typedef struct {
+    const char *vault_id;
+    const uint8_t *cert, *hash;
+    size_t cert_len;
+    bool *known;
+} vault_arg;
+
+static ifpp_err store_add_vault_tx(store *s, void *arg)
+{
+    vault_arg *a = arg;
+    char at[32], detail[128];
+    sqlite3_stmt *st = store_prepare(s, "SELECT bundle_hash FROM vault WHERE vault_id = ?");
+    if (!st)
+        return IFPP_E_IO;
+    sqlite3_bind_text(st, 1, a->vault_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        bool same = sqlite3_column_bytes(st, 0) == 32 && memcmp(sqlite3_column_blob(st, 0), a->hash, 32) == 0;
+        sqlite3_finalize(st);
+        *a->known = true;
+        return same ? IFPP_OK : IFPP_E_ARG; /* the same id with other content: a conflicting vault */
+    }
+    sqlite3_finalize(st);
+    store_now(at);
+    st = store_prepare(s, "INSERT INTO vault (vault_id, dpf_pb_cert, bundle_hash, imported_at) VALUES (?, ?, ?, ?)");
+    if (!st)
+        return IFPP_E_IO;
+    sqlite3_bind_text(st, 1, a->vault_id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, a->cert, (int)a->cert_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, a->hash, 32, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, at, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return IFPP_E_IO;
+    snprintf(detail, sizeof detail, "vault=%s", a->vault_id);
+    return audit_append(s, "vault_added", detail);
+}
+
+ifpp_err store_add_vault(store *s, const char *vault_id, const uint8_t *dpf_pb_cert, size_t cert_len,
+                         const uint8_t bundle_hash[32], bool *known)
+{
+    bool k = false;
+    if (!s || !vault_id || !dpf_pb_cert || !cert_len || cert_len > INT32_MAX || !bundle_hash)
+        return IFPP_E_ARG;
+    vault_arg a = {.vault_id = vault_id, .cert = dpf_pb_cert, .cert_len = cert_len, .hash = bundle_hash, .known = &k};
+    ifpp_err e = store_transaction(s, store_add_vault_tx, &a);
+    if (known)
+        *known = k;
+    return e;
+}
+
+/* Copies column 0 of the first row of sql (bound to one blob or text key) into a malloc'd buffer. */
+static ifpp_err store_fetch_blob(store *s, const char *sql, const void *key, int key_len, bool text, uint8_t **out,
+                                 size_t *n)
+{
+    sqlite3_stmt *st = store_prepare(s, sql);
+    if (!st)
+        return IFPP_E_IO;
+    if (text)
+        sqlite3_bind_text(st, 1, key, key_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_blob(st, 1, key, key_len, SQLITE_STATIC);
     ifpp_err e = IFPP_E_TLV_MISSING;
     if (sqlite3_step(st) == SQLITE_ROW) {
         size_t len = (size_t)sqlite3_column_bytes(st, 0);
@@ -623,15 +710,89 @@ ifpp_err store_bpp_blob(store *s, const uint8_t *txid, size_t txid_len, uint8_t 
     return e;
 }
 
-ifpp_err store_count_bpps(store *s, bpp_state state, size_t *n)
+ifpp_err store_vault_pb_cert(store *s, const char *vault_id, uint8_t **der, size_t *n)
 {
-    sqlite3_stmt *st = store_prepare(s, "SELECT count(*) FROM bpp WHERE state = ?");
+    return store_fetch_blob(s, "SELECT dpf_pb_cert FROM vault WHERE vault_id = ?", vault_id, -1, true, der, n);
+}
+
+ifpp_err store_euicc_cert(store *s, const uint8_t eid[16], uint8_t **der, size_t *n)
+{
+    return store_fetch_blob(s, "SELECT cert FROM euicc WHERE eid = ?", eid, 16, false, der, n);
+}
+
+/* Transaction ids of eid's BPPs whose state is in `states` (an SQL list of quoted names). */
+static ifpp_err store_txids(store *s, const uint8_t eid[16], const char *states, uint8_t (*txids)[16],
+                            size_t *txid_lens, size_t max, size_t *n)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT txid FROM bpp WHERE eid = ? AND state IN (%s) ORDER BY rowid", states);
+    sqlite3_stmt *st = store_prepare(s, sql);
     if (!st)
         return IFPP_E_IO;
-    sqlite3_bind_text(st, 1, bpp_state_name(state), -1, SQLITE_STATIC);
-    ifpp_err e = sqlite3_step(st) == SQLITE_ROW ? IFPP_OK : IFPP_E_IO;
-    if (e == IFPP_OK)
-        *n = (size_t)sqlite3_column_int64(st, 0);
+    sqlite3_bind_blob(st, 1, eid, 16, SQLITE_STATIC);
+    *n = 0;
+    while (*n < max && sqlite3_step(st) == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(st, 0);
+        if (len == 0 || len > 16)
+            continue;
+        memcpy(txids[*n], sqlite3_column_blob(st, 0), len);
+        txid_lens[*n] = len;
+        (*n)++;
+    }
+    sqlite3_finalize(st);
+    return IFPP_OK;
+}
+
+ifpp_err store_unresolved(store *s, const uint8_t eid[16], uint8_t (*txids)[16], size_t *txid_lens, size_t max,
+                          size_t *n)
+{
+    return store_txids(s, eid, "'reserved', 'in_doubt'", txids, txid_lens, max, n);
+}
+
+ifpp_err store_available(store *s, const uint8_t eid[16], uint8_t (*txids)[16], size_t *txid_lens, size_t max,
+                         size_t *n)
+{
+    return store_txids(s, eid, "'available'", txids, txid_lens, max, n);
+}
+
+ifpp_err store_add_eum_cert(store *s, const uint8_t *der, size_t n)
+{
+    if (!s || !der || !n || n > INT32_MAX)
+        return IFPP_E_ARG;
+    sqlite3_stmt *st = store_prepare(s, "INSERT OR IGNORE INTO eum_cert (der) VALUES (?)");
+    if (!st)
+        return IFPP_E_IO;
+    sqlite3_bind_blob(st, 1, der, (int)n, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? IFPP_OK : IFPP_E_IO;
+}
+
+ifpp_err store_each_eum_cert(store *s, ifpp_err (*fn)(void *arg, const uint8_t *der, size_t n), void *arg)
+{
+    sqlite3_stmt *st = store_prepare(s, "SELECT der FROM eum_cert ORDER BY rowid");
+    ifpp_err e = st ? IFPP_OK : IFPP_E_IO;
+    while (e == IFPP_OK && sqlite3_step(st) == SQLITE_ROW)
+        e = fn(arg, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+    sqlite3_finalize(st);
+    return e;
+}
+
+ifpp_err store_each_unbound_key(store *s, ifpp_err (*fn)(void *arg, const store_key_record *k), void *arg)
+{
+    sqlite3_stmt *st = store_prepare(s, "SELECT o.eid, e.cert, e.info2, o.otpk, o.proof FROM otk o JOIN euicc e"
+                                        " ON e.eid = o.eid WHERE NOT EXISTS (SELECT 1 FROM bpp b WHERE b.eid = o.eid"
+                                        " AND b.otpk = o.otpk) ORDER BY o.rowid");
+    ifpp_err e = st ? IFPP_OK : IFPP_E_IO;
+    while (e == IFPP_OK && sqlite3_step(st) == SQLITE_ROW) {
+        store_key_record k = {
+            .eid = sqlite3_column_blob(st, 0), .cert = sqlite3_column_blob(st, 1),
+            .cert_len = (size_t)sqlite3_column_bytes(st, 1), .info2 = sqlite3_column_blob(st, 2),
+            .info2_len = (size_t)sqlite3_column_bytes(st, 2), .otpk = sqlite3_column_blob(st, 3),
+            .proof = sqlite3_column_blob(st, 4),
+        };
+        e = fn(arg, &k);
+    }
     sqlite3_finalize(st);
     return e;
 }

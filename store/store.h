@@ -78,7 +78,10 @@ void store_close(store *s);
 /* The schema version the file is at (PRAGMA user_version). */
 int store_schema_version(store *s);
 
-/* Runs fn inside one IMMEDIATE transaction: commit if it returns IFPP_OK, roll back otherwise. */
+/*
+ * Runs fn inside one IMMEDIATE transaction: commit if it returns IFPP_OK, roll back otherwise.
+ * Nested calls join the outer transaction (so a whole bundle imports all or nothing).
+ */
 ifpp_err store_transaction(store *s, ifpp_err (*fn)(store *s, void *arg), void *arg);
 
 /* Adds an eUICC (idempotent for identical data; IFPP_E_ARG if the EID exists with other data). */
@@ -118,6 +121,43 @@ ifpp_err store_get_bpp(store *s, const uint8_t *txid, size_t txid_len, store_bpp
 
 /* Copies a BPP's blob into a malloc'd buffer. */
 ifpp_err store_bpp_blob(store *s, const uint8_t *txid, size_t txid_len, uint8_t **out, size_t *n);
+
+/*
+ * Records an imported vault and the SM-DPf binding certificate its BPPs are forwarded with.
+ * *known = true if the id was already there: IFPP_OK for the same bundle (a re-import is a
+ * no-op), IFPP_E_ARG for a different one under the same id (a conflicting vault).
+ */
+ifpp_err store_add_vault(store *s, const char *vault_id, const uint8_t *dpf_pb_cert, size_t cert_len,
+                         const uint8_t bundle_hash[32], bool *known);
+
+/* The CERT.DPpb (DER, malloc'd) of a vault. */
+ifpp_err store_vault_pb_cert(store *s, const char *vault_id, uint8_t **der, size_t *n);
+
+/* The eUICC certificate (DER, malloc'd) the EUM's package delivered for eid. */
+ifpp_err store_euicc_cert(store *s, const uint8_t eid[16], uint8_t **der, size_t *n);
+
+/* Transaction ids (up to max) of this eUICC's BPPs left reserved or in_doubt by a broken session. */
+ifpp_err store_unresolved(store *s, const uint8_t eid[16], uint8_t (*txids)[16], size_t *txid_lens, size_t max,
+                          size_t *n);
+
+/* Remembers an EUM certificate (for BPP requests and reports: the SM-DPf verifies eUICCs with it). */
+ifpp_err store_add_eum_cert(store *s, const uint8_t *der, size_t n);
+
+/* Calls fn for every EUM certificate; stops at the first error fn returns. */
+ifpp_err store_each_eum_cert(store *s, ifpp_err (*fn)(void *arg, const uint8_t *der, size_t n), void *arg);
+
+/* One One-time Key with its eUICC's data (pointers valid only during the callback). */
+typedef struct {
+    const uint8_t *eid, *cert, *info2, *otpk, *proof;
+    size_t cert_len, info2_len;
+} store_key_record;
+
+/* Calls fn for every One-time Key no BPP is bound to yet (what a BPP request asks for). */
+ifpp_err store_each_unbound_key(store *s, ifpp_err (*fn)(void *arg, const store_key_record *k), void *arg);
+
+/* Transaction ids (up to max) of this eUICC's available BPPs. */
+ifpp_err store_available(store *s, const uint8_t eid[16], uint8_t (*txids)[16], size_t *txid_lens, size_t max,
+                         size_t *n);
 
 /* Counts BPPs in a state (all EIDs). */
 ifpp_err store_count_bpps(store *s, bpp_state st, size_t *n);

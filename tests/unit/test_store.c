@@ -90,7 +90,7 @@ static store_bpp make_bpp(const fixture *f, int key, const char *type, uint8_t t
 static void test_schema_and_pragmas(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(store_schema_version(f->s), 1);
+    assert_int_equal(store_schema_version(f->s), 2);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     sqlite3_stmt *st;
@@ -102,10 +102,10 @@ static void test_schema_and_pragmas(void **state)
     /* reopening keeps the version and migrates nothing again */
     store_close(f->s);
     assert_int_equal(store_open(f->path, &f->s, NULL, 0), IFPP_OK);
-    assert_int_equal(store_schema_version(f->s), 1);
+    assert_int_equal(store_schema_version(f->s), 2);
     size_t n;
     assert_int_equal(store_audit_verify(f->s, &n, NULL, 0), IFPP_OK);
-    assert_int_equal(n, 2); /* migrate, euicc_added */
+    assert_int_equal(n, 3); /* migrate x2, euicc_added */
 }
 
 static void test_add_bpp_rules(void **state)
@@ -239,9 +239,9 @@ static void test_audit_chain_detects_tampering(void **state)
     assert_int_equal(bpp_reserve(f->s, f->eid, NULL, &who, &got), IFPP_OK);
     char why[256];
     assert_int_equal(store_audit_verify(f->s, NULL, why, sizeof why), IFPP_OK);
-    tamper(f->path, "UPDATE audit SET detail = replace(detail, 'session=s-1', 'session=s-X') WHERE id = 4");
+    tamper(f->path, "UPDATE audit SET detail = replace(detail, 'session=s-1', 'session=s-X') WHERE id = 5");
     assert_int_equal(store_audit_verify(f->s, NULL, why, sizeof why), IFPP_E_SIGNATURE);
-    assert_non_null(strstr(why, "entry 4"));
+    assert_non_null(strstr(why, "entry 5"));
     tamper(f->path, "DELETE FROM audit WHERE id = 2");
     assert_int_equal(store_audit_verify(f->s, NULL, why, sizeof why), IFPP_E_SIGNATURE);
     assert_non_null(strstr(why, "entry 2 missing"));

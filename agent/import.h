@@ -1,0 +1,37 @@
+/*
+ * import.h -- bundles in from removable media: the EUM's eUICC data package (ESED201) and the
+ * SM-DPf's BPP vault (ESBPP01), verified before trust and stored all or nothing.
+ *
+ * Order of trust: bundle_open() (structure, type, signer chain with its role, signature), then
+ * every record's own checks (each eUICC certificate under the signing EUM, each One-time Key
+ * proof by its eUICC: GENS12; each BPP's hash, its eUICC and One-time Key known to the store
+ * and never used by another BPP: GENS08), then one store write per record inside one
+ * transaction. Any refusal names the record and leaves the store as it was.
+ *
+ * This first version reads a bundle into memory; a vault of many BPPs streams in the next step.
+ */
+#ifndef IFPP_IMPORT_H
+#define IFPP_IMPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cert.h"
+#include "store.h"
+
+typedef struct {
+    size_t records;   /* eUICCs or BPPs in the bundle */
+    size_t added;     /* new in the store */
+    size_t duplicate; /* already there, identical (a re-import) */
+    size_t keys;      /* One-time Keys (data package) */
+} import_summary;
+
+/* Imports an eUICC data package signed by an EUM under ci. */
+ifpp_err import_euicc_data(store *s, const uint8_t *buf, size_t n, const cert *ci, import_summary *sum, char *why,
+                           size_t why_len);
+
+/* Imports a BPP vault signed by an SM-DPf under ci; its BPPs become available. */
+ifpp_err import_vault(store *s, const uint8_t *buf, size_t n, const cert *ci, import_summary *sum, char *why,
+                      size_t why_len);
+
+#endif

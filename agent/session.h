@@ -1,0 +1,71 @@
+/*
+ * session.h -- the provisioning session, written once above every FPA backend.
+ *
+ * One DUT in one fixture slot (SGP.41 §5.1 steps 9-14, docs/es10f.md): select the ISD-R, read
+ * the EID, reserve that eUICC's BPP (durably, before anything reaches the card), authorise the
+ * FPA services (EUICCF02), send the SM-DPf binding certificate and the BPP, verify the
+ * eUICC-signed PIR and record it (DMF02), acknowledge it, and when the DUT is complete delete
+ * the remaining One-time Keys and confirm none is left (EUICCF03, DMF03).
+ *
+ * Exactly once: the BPP is reserved before its first byte goes out; from then on, anything
+ * short of a verified PIR leaves it in_doubt, and only session_recover() -- reading the eUICC's
+ * own evidence (a kept PIR, or the One-time Key still present) -- moves it on. The station
+ * never guesses.
+ */
+#ifndef IFPP_SESSION_H
+#define IFPP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cert.h"
+#include "crypto.h"
+#include "fpa.h"
+#include "store.h"
+
+/* The steps, in order, as progress reports them (and as the crash tests kill at them). */
+typedef enum {
+    SESSION_STEP_SELECT = 0,
+    SESSION_STEP_EID,
+    SESSION_STEP_RESERVE,
+    SESSION_STEP_AUTHORISE,
+    SESSION_STEP_PREPARE,
+    SESSION_STEP_LOAD,
+    SESSION_STEP_PIR,
+    SESSION_STEP_ACK,
+    SESSION_STEP_DELETE_KEYS,
+    SESSION_STEP_DONE,
+    SESSION_STEP__COUNT
+} session_step;
+
+const char *session_step_name(session_step s);
+
+typedef struct {
+    store *st;
+    fpa_slot *slot;
+    const char *slot_name;
+    const crypto_key *dm_fpa_key; /* the Device Manufacturer's FPA-authorisation key (GENS02: file or token) */
+    const cert *dm_fpa_cert;
+    bool delete_keys_when_done;   /* the DUT gets no further profile: delete every remaining One-time Key */
+    void (*progress)(void *arg, session_step step, const char *detail);
+    void *progress_arg;
+} session_ctx;
+
+typedef struct {
+    uint8_t eid[16];
+    uint8_t txid[16];
+    size_t txid_len;
+    bool installed;
+    uint8_t bpp_command, error_reason; /* from an error PIR */
+    bpp_state final_state;
+    char message[256];                 /* for the operator: what happened, or what failed and where */
+} session_result;
+
+/* Provisions the DUT in the slot (dut_serial as scanned; profile_type NULL for any, A.3). */
+ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *profile_type, session_result *r);
+
+/* Resolves this eUICC's reserved/in_doubt BPPs from the card's evidence; *resolved counts them. */
+ifpp_err session_recover(session_ctx *c, size_t *resolved, char *why, size_t why_len);
+
+#endif

@@ -1,0 +1,57 @@
+/* fpa.c -- the backend registry and the wrappers of fpa.h. */
+#include "fpa.h"
+
+#include <string.h>
+
+extern const fpa_ops fpa_virtual_ops;
+
+static const fpa_ops *const backends[] = {
+    &fpa_virtual_ops,
+};
+
+const fpa_ops *fpa_find(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof backends / sizeof backends[0]; i++)
+        if (strcmp(backends[i]->name, name) == 0)
+            return backends[i];
+    return NULL;
+}
+
+ifpp_err fpa_open(const char *backend, const char *target, fpa_slot *slot, char *why, size_t why_len)
+{
+    if (!slot || !target)
+        return IFPP_E_ARG;
+    memset(slot, 0, sizeof *slot);
+    const fpa_ops *ops = fpa_find(backend);
+    if (!ops) {
+        err_why(why, why_len, "unknown FPA backend '%s' (known: virtual)", backend ? backend : "(none)");
+        return IFPP_E_ARG;
+    }
+    ifpp_err e = ops->open(target, &slot->ctx, why, why_len);
+    if (e == IFPP_OK)
+        slot->ops = ops;
+    return e;
+}
+
+void fpa_close(fpa_slot *slot)
+{
+    if (slot && slot->ops)
+        slot->ops->close(slot->ctx);
+    if (slot)
+        memset(slot, 0, sizeof *slot);
+}
+
+ifpp_err fpa_reset(fpa_slot *slot, uint8_t *atr, size_t cap, size_t *atr_len)
+{
+    if (!slot || !slot->ops)
+        return IFPP_E_ARG;
+    return slot->ops->reset(slot->ctx, atr, cap, atr_len);
+}
+
+ifpp_err fpa_transmit(void *s, const uint8_t *cmd, size_t n, uint8_t *resp, size_t cap, size_t *resp_len)
+{
+    fpa_slot *slot = s;
+    if (!slot || !slot->ops)
+        return IFPP_E_ARG;
+    return slot->ops->transmit(slot->ctx, cmd, n, resp, cap, resp_len);
+}

@@ -1,0 +1,55 @@
+/*
+ * fpa.h -- the FPA interface: one small vtable per backend, in the spirit of
+ * wpa_supplicant's driver ops and lpac's APDU drivers.
+ *
+ * A backend moves APDUs to one eUICC in one fixture slot and owns its transport's quirks
+ * (T=0 61xx/6Cxx at the reader, AT echo and +CME ERROR, USB stalls), reporting them as typed
+ * errors. Everything above the APDU -- ES10f framing (drivers/es10f.h), the session sequence
+ * (agent/session.h) -- is written once. Optional ops are NULL; callers use the fpa_*()
+ * wrappers, which give a defined answer when a backend lacks one.
+ *
+ * Backends: "virtual" (the in-process software eUICC, for the demo and tests); "pcsc", "at"
+ * and "usb" arrive with their issues.
+ */
+#ifndef IFPP_FPA_H
+#define IFPP_FPA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct fpa_ops {
+    const char *name;
+    /* Opens the slot named by target (backend-specific: a card file, a reader pattern, a tty). */
+    ifpp_err (*open)(const char *target, void **ctx, char *why, size_t why_len);
+    /* Releases the slot. */
+    void (*close)(void *ctx);
+    /* Powers the eUICC up or resets it; writes the ATR (or the FPA's equivalent). */
+    ifpp_err (*reset)(void *ctx, uint8_t *atr, size_t cap, size_t *atr_len);
+    /* Moves one command APDU and its response (data || SW1 SW2). */
+    ifpp_err (*transmit)(void *ctx, const uint8_t *cmd, size_t n, uint8_t *resp, size_t cap, size_t *resp_len);
+} fpa_ops;
+
+/* An open slot: its backend and the backend's context. */
+typedef struct {
+    const fpa_ops *ops;
+    void *ctx;
+} fpa_slot;
+
+/* The backend registered under name ("virtual", ...), or NULL. */
+const fpa_ops *fpa_find(const char *name);
+
+/* Opens target with the named backend; why says what went wrong (unknown backend, no card, ...). */
+ifpp_err fpa_open(const char *backend, const char *target, fpa_slot *slot, char *why, size_t why_len);
+
+/* Closes an open slot (a zeroed slot is fine). */
+void fpa_close(fpa_slot *slot);
+
+/* Resets the eUICC. */
+ifpp_err fpa_reset(fpa_slot *slot, uint8_t *atr, size_t cap, size_t *atr_len);
+
+/* The es10f_transmit_fn of a slot: pass it with the slot as context. */
+ifpp_err fpa_transmit(void *slot, const uint8_t *cmd, size_t n, uint8_t *resp, size_t cap, size_t *resp_len);
+
+#endif

@@ -1,0 +1,313 @@
+/*
+ * test_session.c -- the spine end to end on the virtual backend: imports, the BPP request,
+ * the session, and recovery after the provisioning process is SIGKILLed at every step.
+ *
+ * The pipeline is the real one: ifpp-testpki's PKI, the test EUM's cards and data package,
+ * the station's own BPP request, the test SM-DPf's vault, the station's import, the session
+ * over drivers/fpa (virtual) and the software eUICC, a real SQLite file.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "euicc_sim.h"
+#include "eum.h"
+#include "export.h"
+#include "fsutil.h"
+#include "import.h"
+#include "session.h"
+#include "smdpf.h"
+#include "testpki.h"
+#include "testutil.h"
+
+#define N_CARDS 3
+
+static struct {
+    char *dir, *pki, *db;
+    char card[N_CARDS][512];
+    eum_card info[N_CARDS];
+    cert *ci, *dm_fpa, *station;
+    crypto_key *dm_fpa_key, *station_key;
+    uint8_t *pkg, *vault;
+    size_t pkg_len, vault_len;
+} T;
+
+static int setup(void **state)
+{
+    (void)state;
+    char why[256] = "";
+    T.dir = tu_mkdtemp("ifpp-session");
+    T.pki = tu_path(T.dir, "pki");
+    T.db = tu_path(T.dir, "station.db");
+    testpki_opts o = {.out_dir = T.pki, .curve = CRYPTO_CURVE_P256, .n_eids = N_CARDS, .days = 30};
+    if (testpki_make(&o, why, sizeof why) || testpki_load(T.pki, "ci", &T.ci, NULL) ||
+        testpki_load(T.pki, "dm-fpa", &T.dm_fpa, &T.dm_fpa_key) ||
+        testpki_load(T.pki, "station", &T.station, &T.station_key))
+        return -1;
+    /* the EIDs testpki chose, from its manifest */
+    size_t n;
+    char *conf = tu_path(T.pki, "pki.conf");
+    char *text = (char *)tu_read_file(conf, &n);
+    free(conf);
+    char *eids = strstr(text, "eids = ") + 7;
+    const char *paths[N_CARDS];
+    for (int i = 0; i < N_CARDS; i++) {
+        char eid[33];
+        memcpy(eid, eids + 33 * i, 32);
+        eid[32] = '\0';
+        snprintf(T.card[i], sizeof T.card[i], "%s/card-%d", T.dir, i);
+        /* card 2 has many keys: the kill test spends one per step */
+        if (eum_make_card(T.pki, eid, i == 2 ? 14 : 2, T.card[i], &T.info[i]) != IFPP_OK)
+            return -1;
+        paths[i] = T.card[i];
+    }
+    free(text);
+    if (eum_data_package(T.pki, T.info, paths, N_CARDS, &T.pkg, &T.pkg_len) != IFPP_OK)
+        return -1;
+
+    /* station: import the package, ask for BPPs, the SM-DPf answers with a vault */
+    store *s;
+    import_summary sum;
+    uint8_t *req;
+    size_t req_len, items;
+    smdpf_vault_summary vs;
+    if (store_open(T.db, &s, why, sizeof why) || import_euicc_data(s, T.pkg, T.pkg_len, T.ci, &sum, why, sizeof why) ||
+        export_bpp_request(s, "station-01", "operatorA-eu", T.station_key, T.station, &req, &req_len, &items, why,
+                           sizeof why) ||
+        smdpf_make_vault(T.pki, req, req_len, 9000, &T.vault, &T.vault_len, &vs, why, sizeof why)) {
+        fprintf(stderr, "setup: %s\n", why);
+        return -1;
+    }
+    free(req);
+    store_close(s);
+    return items == 18 && vs.bpps == 18 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tu_rmrf(T.dir);
+    free(T.dir); free(T.pki); free(T.db); free(T.pkg); free(T.vault);
+    cert_free(T.ci); cert_free(T.dm_fpa); cert_free(T.station);
+    crypto_key_free(T.dm_fpa_key); crypto_key_free(T.station_key);
+    return 0;
+}
+
+static size_t count(store *s, bpp_state st)
+{
+    size_t n = 0;
+    assert_int_equal(store_count_bpps(s, st, &n), IFPP_OK);
+    return n;
+}
+
+/* Hostile bundles are refused by name and leave the store exactly as it was. */
+static void test_imports(void **state)
+{
+    (void)state;
+    store *s;
+    import_summary sum;
+    char why[512];
+    size_t audit_before, audit_after;
+    assert_int_equal(store_open(T.db, &s, why, sizeof why), IFPP_OK);
+    assert_int_equal(import_vault(s, T.vault, T.vault_len, T.ci, &sum, why, sizeof why), IFPP_OK);
+    assert_int_equal(sum.added, 18);
+    assert_int_equal(count(s, BPP_AVAILABLE), 18);
+    /* the same vault again: a clear no-op */
+    assert_int_equal(store_audit_verify(s, &audit_before, NULL, 0), IFPP_OK);
+    assert_int_equal(import_vault(s, T.vault, T.vault_len, T.ci, &sum, why, sizeof why), IFPP_OK);
+    assert_int_equal(sum.duplicate, 18);
+    assert_int_equal(sum.added, 0);
+
+    struct { const char *what; size_t at; bool truncate; } bad[] = {
+        {"truncated", 0, true}, {"altered BPP", 0, false}, {"altered signature", 0, false},
+    };
+    bad[0].at = T.vault_len / 2;
+    bad[1].at = T.vault_len / 2;
+    bad[2].at = T.vault_len - 10;
+    for (size_t i = 0; i < 3; i++) {
+        uint8_t *copy = malloc(T.vault_len);
+        memcpy(copy, T.vault, T.vault_len);
+        size_t n = T.vault_len;
+        if (bad[i].truncate)
+            n = bad[i].at;
+        else
+            copy[bad[i].at] ^= 0x20;
+        why[0] = '\0';
+        assert_int_not_equal(import_vault(s, copy, n, T.ci, &sum, why, sizeof why), IFPP_OK);
+        printf("    %s vault refused: %s\n", bad[i].what, why);
+        assert_true(strlen(why) > 10);
+        free(copy);
+    }
+    /* the package offered as a vault; and a vault for keys this station never heard of */
+    assert_int_equal(import_vault(s, T.pkg, T.pkg_len, T.ci, &sum, why, sizeof why), IFPP_E_TLV_UNEXPECTED_TAG);
+    char *other = tu_path(T.dir, "other.db");
+    store *fresh;
+    assert_int_equal(store_open(other, &fresh, NULL, 0), IFPP_OK);
+    assert_int_not_equal(import_vault(fresh, T.vault, T.vault_len, T.ci, &sum, why, sizeof why), IFPP_OK);
+    assert_non_null(strstr(why, "One-time Key this station does not know"));
+    assert_int_equal(count(fresh, BPP_AVAILABLE), 0);
+    store_close(fresh);
+    free(other);
+    assert_int_equal(store_audit_verify(s, &audit_after, NULL, 0), IFPP_OK);
+    assert_int_equal(audit_after, audit_before); /* nothing written by any refusal or the no-op */
+    assert_int_equal(count(s, BPP_AVAILABLE), 18);
+    store_close(s);
+}
+
+typedef struct {
+    session_step kill_at;
+} kill_plan;
+
+static void maybe_die(void *arg, session_step step, const char *detail)
+{
+    (void)detail;
+    kill_plan *k = arg;
+    if (k && step == k->kill_at)
+        raise(SIGKILL);
+}
+
+static ifpp_err provision(int card, bool complete, kill_plan *kill, session_result *r)
+{
+    store *s;
+    fpa_slot slot;
+    char why[256];
+    ifpp_err e = store_open(T.db, &s, why, sizeof why);
+    if (e == IFPP_OK && (e = fpa_open("virtual", T.card[card], &slot, why, sizeof why)) == IFPP_OK) {
+        session_ctx c = {.st = s, .slot = &slot, .slot_name = "fixture-1", .dm_fpa_key = T.dm_fpa_key,
+                         .dm_fpa_cert = T.dm_fpa, .delete_keys_when_done = complete, .progress = maybe_die,
+                         .progress_arg = kill};
+        e = session_provision(&c, "DUT-0001", NULL, r);
+        fpa_close(&slot);
+    }
+    store_close(s);
+    return e;
+}
+
+static size_t recover(int card)
+{
+    store *s;
+    fpa_slot slot;
+    size_t resolved = 0;
+    char why[256];
+    assert_int_equal(store_open(T.db, &s, why, sizeof why), IFPP_OK);
+    assert_int_equal(fpa_open("virtual", T.card[card], &slot, why, sizeof why), IFPP_OK);
+    session_ctx c = {.st = s, .slot = &slot, .slot_name = "fixture-1", .dm_fpa_key = T.dm_fpa_key,
+                     .dm_fpa_cert = T.dm_fpa};
+    assert_int_equal(session_recover(&c, &resolved, why, sizeof why), IFPP_OK);
+    fpa_close(&slot);
+    store_close(s);
+    return resolved;
+}
+
+static void card_counts(int card, size_t *otks, size_t *profiles)
+{
+    euicc_sim *sim;
+    assert_int_equal(euicc_sim_open(T.card[card], &sim), IFPP_OK);
+    *otks = euicc_sim_otk_count(sim);
+    *profiles = euicc_sim_profile_count(sim);
+    euicc_sim_close(sim);
+}
+
+static void test_provision_and_complete(void **state)
+{
+    (void)state;
+    session_result r;
+    assert_int_equal(provision(0, false, NULL, &r), IFPP_OK);
+    assert_true(r.installed);
+    assert_int_equal(r.final_state, BPP_INSTALLED);
+    assert_non_null(strstr(r.message, "PASS"));
+    size_t otks, profiles;
+    card_counts(0, &otks, &profiles);
+    assert_int_equal(otks, 1);
+    assert_int_equal(profiles, 1);
+    /* the DUT's last profile: then no One-time Key may remain (DMF03) */
+    assert_int_equal(provision(0, true, NULL, &r), IFPP_OK);
+    assert_true(r.installed);
+    card_counts(0, &otks, &profiles);
+    assert_int_equal(otks, 0);
+    assert_int_equal(profiles, 2);
+    /* nothing left for this eUICC */
+    assert_int_equal(provision(0, false, NULL, &r), IFPP_E_TLV_MISSING);
+    assert_non_null(strstr(r.message, "no available BPP"));
+    store *s;
+    assert_int_equal(store_open(T.db, &s, NULL, 0), IFPP_OK);
+    assert_int_equal(count(s, BPP_INSTALLED), 2);
+    assert_int_equal(store_audit_verify(s, NULL, NULL, 0), IFPP_OK);
+    store_close(s);
+}
+
+/*
+ * SIGKILL at every step of a session in turn; after each, recovery brings the store to what the
+ * eUICC proves: nothing reserved or in doubt, installed BPPs = the card's profiles, available
+ * BPPs = the card's One-time Keys (every key carries exactly one BPP), the audit chain intact.
+ */
+static void test_kill_at_every_step(void **state)
+{
+    (void)state;
+    const int card = 2;
+    /* every step of a normal session, then the last session of the DUT, killed while deleting keys */
+    static const session_step order[] = {SESSION_STEP_SELECT, SESSION_STEP_EID, SESSION_STEP_RESERVE,
+                                         SESSION_STEP_AUTHORISE, SESSION_STEP_PREPARE, SESSION_STEP_LOAD,
+                                         SESSION_STEP_PIR, SESSION_STEP_ACK, SESSION_STEP_DONE,
+                                         SESSION_STEP_DELETE_KEYS};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        session_step k = order[i];
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            kill_plan plan = {.kill_at = k};
+            session_result r;
+            provision(card, k == SESSION_STEP_DELETE_KEYS, &plan, &r);
+            _exit(0); /* reached only if the step never came */
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        size_t resolved = recover(card);
+
+        store *s;
+        assert_int_equal(store_open(T.db, &s, NULL, 0), IFPP_OK);
+        uint8_t txids[32][16];
+        size_t lens[32], unresolved;
+        assert_int_equal(store_unresolved(s, T.info[card].eid, txids, lens, 32, &unresolved), IFPP_OK);
+        assert_int_equal(unresolved, 0);
+        size_t otks, profiles;
+        card_counts(card, &otks, &profiles);
+        /* only card 2's BPPs move in this test: card 0 installed two before, card 1's two stay available */
+        size_t installed_here = count(s, BPP_INSTALLED) - 2;
+        size_t available_here = count(s, BPP_AVAILABLE) - 2;
+        assert_int_equal(installed_here, profiles);
+        if (k != SESSION_STEP_DELETE_KEYS) {
+            assert_int_equal(available_here, otks);
+        } else {
+            /* killed inside DeleteOneTimeKeys: whatever the card did, the store agrees with it */
+            assert_int_equal(available_here + count(s, BPP_DELETED), 14 - profiles);
+            assert_int_equal(available_here, otks);
+        }
+        assert_int_equal(count(s, BPP_FAILED), 0);
+        assert_int_equal(store_audit_verify(s, NULL, NULL, 0), IFPP_OK);
+        printf("    killed at '%s': %zu resolved by recovery; card: %zu profile(s), %zu key(s)\n",
+               session_step_name(k), resolved, profiles, otks);
+        store_close(s);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_imports),
+        cmocka_unit_test(test_provision_and_complete),
+        cmocka_unit_test(test_kill_at_every_step),
+    };
+    return cmocka_run_group_tests_name("session", tests, setup, teardown);
+}
