@@ -1,9 +1,13 @@
 /* export.c -- the BPP request (ESBPP02); see export.h and docs/ifpp.asn BppRequest. */
 #include "export.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bundle.h"
+#include "fsutil.h"
 #include "tlv.h"
 
 typedef struct {
@@ -72,5 +76,122 @@ ifpp_err export_bpp_request(store *s, const char *station_id, const char *profil
     tlv_builder_free(&b);
     if (items)
         *items = c.items;
+    return e;
+}
+
+typedef struct {
+    tlv_builder *b;
+    export_summary *sum;
+} report_ctx;
+
+/* "2026-11-25T10:15:00Z" -> "20261125101500Z" (GeneralizedTime). */
+static void export_gentime(const char *iso, char out[16])
+{
+    int j = 0;
+    for (int i = 0; iso && iso[i] && j < 14; i++)
+        if (iso[i] >= '0' && iso[i] <= '9')
+            out[j++] = iso[i];
+    while (j < 14)
+        out[j++] = '0';
+    out[14] = 'Z';
+    out[15] = '\0';
+}
+
+static ifpp_err put_result(void *arg, const store_result_record *r)
+{
+    report_ctx *c = arg;
+    tlv_builder *b = c->b;
+    tlv_begin(b, 0x30);
+    tlv_put(b, 0x80, r->txid, r->txid_len);
+    tlv_put(b, 0x5A, r->eid, 16);
+    if (r->dut_serial)
+        tlv_put(b, 0x81, r->dut_serial, strlen(r->dut_serial));
+    if (r->pir_len) {
+        tlv_put_raw(b, r->euicc_cert, r->euicc_cert_len);
+        tlv_put_raw(b, r->pir, r->pir_len); /* byte for byte as the eUICC signed it */
+        c->sum->pirs++;
+    } else {
+        char at[16];
+        static const char deleted[] = "One-time Key deleted at the end of production before this BPP was used";
+        static const char failed[] = "no PIR: the eUICC kept no evidence of this BPP";
+        export_gentime(r->updated_at, at);
+        tlv_begin(b, 0xA2);
+        tlv_put_uint(b, 0x02, r->state == BPP_DELETED ? 5 /* bppNotUsed */ : 4 /* interruptedNoEvidence */);
+        if (r->state == BPP_DELETED)
+            tlv_put(b, 0x0C, deleted, sizeof deleted - 1);
+        else
+            tlv_put(b, 0x0C, failed, sizeof failed - 1);
+        tlv_put(b, 0x18, at, 15);
+        tlv_end(b);
+        c->sum->no_result++;
+    }
+    c->sum->results++;
+    return tlv_end(b);
+}
+
+ifpp_err export_loading_report(store *s, const char *station_id, const char *day, const crypto_key *station_key,
+                               const cert *station_cert, const cert *dm_root, const char *path,
+                               export_summary *sum, char *why, size_t why_len)
+{
+    tlv_builder b;
+    uint8_t id[16], *out = NULL, *back = NULL;
+    size_t out_len = 0, back_len = 0;
+    char start[16], end[16], day_iso[32];
+    report_ctx c = {.b = &b, .sum = sum};
+    ifpp_err e;
+    if (!s || !station_id || !station_key || !station_cert || !dm_root || !path || !sum)
+        return IFPP_E_ARG;
+    memset(sum, 0, sizeof *sum);
+    if (!day) {
+        time_t t = time(NULL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(day_iso, sizeof day_iso, "%Y-%m-%d", &tm);
+    } else {
+        snprintf(day_iso, sizeof day_iso, "%s", day);
+    }
+    snprintf(start, sizeof start, "%.4s%.2s%.2s000000Z", day_iso, day_iso + 5, day_iso + 8);
+    snprintf(end, sizeof end, "%.4s%.2s%.2s235959Z", day_iso, day_iso + 5, day_iso + 8);
+    crypto_random(id, sizeof id);
+    tlv_builder_init_dynamic(&b, 1u << 30);
+    tlv_begin(&b, 0x30);
+    tlv_put_uint(&b, 0x02, 1);
+    tlv_put(&b, 0x04, id, sizeof id);
+    tlv_put(&b, 0x0C, station_id, strlen(station_id));
+    tlv_put(&b, 0x18, start, 15);
+    tlv_put(&b, 0x18, end, 15);
+    tlv_begin(&b, 0x30);
+    e = store_each_eum_cert(s, put_eum, &b);
+    tlv_end(&b);
+    tlv_begin(&b, 0x30);
+    if (e == IFPP_OK)
+        e = store_each_result(s, day, put_result, &c);
+    tlv_end(&b);
+    tlv_end(&b);
+    const uint8_t *content;
+    size_t n;
+    if (e == IFPP_OK && (e = tlv_builder_finish(&b, &content, &n)) == IFPP_OK) {
+        const cert *chain[1] = {station_cert};
+        e = bundle_seal(BUNDLE_LOADING_REPORT, content, n, station_key, chain, 1, &out, &out_len);
+    }
+    tlv_builder_free(&b);
+    if (e != IFPP_OK) {
+        err_why(why, why_len, "cannot build the Profile Loading Report: %s", err_str(e));
+        return e;
+    }
+    /* Atomically onto the medium, then read back what is really there and verify it. */
+    if ((e = fs_write_atomic(path, out, out_len, 0644)) != IFPP_OK) {
+        err_why(why, why_len, "cannot write %s: %s", path, err_str(e));
+    } else if ((e = fs_read_all(path, out_len, &back, &back_len)) != IFPP_OK || back_len != out_len ||
+               memcmp(back, out, out_len) != 0) {
+        err_why(why, why_len, "%s reads back different from what was written: the medium is not trustworthy", path);
+        e = e ? e : IFPP_E_IO;
+    } else {
+        bundle_view v;
+        e = bundle_open(back, back_len, BUNDLE_LOADING_REPORT, dm_root, time(NULL), &v, why, why_len);
+        bundle_view_free(&v);
+    }
+    free(out);
+    free(back);
     return e;
 }

@@ -1,5 +1,6 @@
 /*
- * export.h -- bundles out to removable media: the BPP request for the SM-DPf (ESBPP02).
+ * export.h -- bundles out to removable media: the BPP request for the SM-DPf (ESBPP02) and the
+ * Profile Loading Report (ESBPP03).
  *
  * The request names every One-time Key no BPP is bound to yet, with its eUICC's certificate,
  * EUICCInfo2 and the GENS12 proof exactly as the EUM delivered them, plus the EUM certificates,
@@ -19,5 +20,21 @@
 ifpp_err export_bpp_request(store *s, const char *station_id, const char *profile_type, const crypto_key *station_key,
                             const cert *station_cert, uint8_t **out, size_t *out_len, size_t *items, char *why,
                             size_t why_len);
+
+typedef struct {
+    size_t results;   /* records in the report */
+    size_t pirs;      /* of which carry an eUICC-signed PIR */
+    size_t no_result; /* of which are NoResultRecords */
+} export_summary;
+
+/*
+ * Writes the Profile Loading Report (ESBPP03) of day (NULL: everything final) to path: every
+ * PIR as the eUICC signed it with its eUICC certificate, a NoResultRecord for every profile
+ * without one, the EUM certificates, signed by the station; written atomically (temp, fsync,
+ * rename, fsync of the directory), then read back and verified under dm_root.
+ */
+ifpp_err export_loading_report(store *s, const char *station_id, const char *day, const crypto_key *station_key,
+                               const cert *station_cert, const cert *dm_root, const char *path,
+                               export_summary *sum, char *why, size_t why_len);
 
 #endif

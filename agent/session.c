@@ -309,9 +309,9 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
         (e = session_delete_keys(c, r->eid, r->message, sizeof r->message)) != IFPP_OK)
         goto out;
     if (info.success)
-        err_why(r->message, sizeof r->message, "PASS: profile installed on eUICC %s", eid_hex);
+        err_why(r->message, sizeof r->message, "profile installed on eUICC %s", eid_hex);
     else
-        err_why(r->message, sizeof r->message, "FAIL: the eUICC refused the BPP at %s: %s",
+        err_why(r->message, sizeof r->message, "the eUICC refused the BPP at %s: %s",
                 pir_command_str(info.bpp_command_id), pir_error_reason_str(info.error_reason));
     step(c, SESSION_STEP_DONE, r->message);
     e = IFPP_OK;

@@ -796,3 +796,32 @@ ifpp_err store_each_unbound_key(store *s, ifpp_err (*fn)(void *arg, const store_
     sqlite3_finalize(st);
     return e;
 }
+
+ifpp_err store_each_result(store *s, const char *day, ifpp_err (*fn)(void *arg, const store_result_record *r),
+                           void *arg)
+{
+    sqlite3_stmt *st = store_prepare(s, "SELECT b.txid, b.eid, p.pir, e.cert, b.state, b.dut_serial, b.updated_at"
+                                        " FROM bpp b JOIN euicc e ON e.eid = b.eid LEFT JOIN pir p ON p.txid = b.txid"
+                                        " WHERE b.state IN ('installed', 'failed', 'deleted')"
+                                        " AND (?1 IS NULL OR substr(b.updated_at, 1, 10) = ?1) ORDER BY b.updated_at, b.rowid");
+    ifpp_err e = st ? IFPP_OK : IFPP_E_IO;
+    if (st)
+        sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
+    while (e == IFPP_OK && sqlite3_step(st) == SQLITE_ROW) {
+        store_result_record r = {
+            .txid = sqlite3_column_blob(st, 0), .txid_len = (size_t)sqlite3_column_bytes(st, 0),
+            .eid = sqlite3_column_blob(st, 1), .pir = sqlite3_column_blob(st, 2),
+            .pir_len = (size_t)sqlite3_column_bytes(st, 2), .euicc_cert = sqlite3_column_blob(st, 3),
+            .euicc_cert_len = (size_t)sqlite3_column_bytes(st, 3),
+            .dut_serial = (const char *)sqlite3_column_text(st, 5), .updated_at = (const char *)sqlite3_column_text(st, 6),
+        };
+        if (!bpp_state_parse((const char *)sqlite3_column_text(st, 4), &r.state) ||
+            sqlite3_column_bytes(st, 1) != 16) {
+            e = IFPP_E_IO;
+            break;
+        }
+        e = fn(arg, &r);
+    }
+    sqlite3_finalize(st);
+    return e;
+}

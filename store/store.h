@@ -159,6 +159,18 @@ ifpp_err store_each_unbound_key(store *s, ifpp_err (*fn)(void *arg, const store_
 ifpp_err store_available(store *s, const uint8_t eid[16], uint8_t (*txids)[16], size_t *txid_lens, size_t max,
                          size_t *n);
 
+/* One BPP in a final state, for the Profile Loading Report (pointers valid during the callback). */
+typedef struct {
+    const uint8_t *txid, *eid, *pir, *euicc_cert;
+    size_t txid_len, pir_len, euicc_cert_len; /* pir_len 0: no PIR (deleted, or failed without one) */
+    bpp_state state;
+    const char *dut_serial, *updated_at;
+} store_result_record;
+
+/* Calls fn for every BPP installed, failed or deleted whose last move was on day ("YYYY-MM-DD", NULL: any). */
+ifpp_err store_each_result(store *s, const char *day, ifpp_err (*fn)(void *arg, const store_result_record *r),
+                           void *arg);
+
 /* Counts BPPs in a state (all EIDs). */
 ifpp_err store_count_bpps(store *s, bpp_state st, size_t *n);
 

@@ -17,27 +17,8 @@ JOBS=$(nproc)
 
 step() { printf '\n==== %s ====\n' "$*"; }
 
-DEPS=(build-essential cmake ninja-build pkg-config clang cppcheck
-      libssl-dev openssl libcmocka-dev libsqlite3-dev sqlite3)
-
-if [ "${IFPP_NO_INSTALL:-0}" != 1 ]; then
-  step "installing dependencies"
-  missing=()
-  for p in "${DEPS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" != 0 ]; then
-      echo "run.sh: missing packages: ${missing[*]} (run as root, or install them)" >&2
-      exit 1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
-  else
-    echo "all ${#DEPS[@]} packages present"
-  fi
-fi
+step "installing dependencies"
+bash packaging/install-build-deps.sh
 
 step "static analysis (cppcheck)"
 cppcheck --quiet --error-exitcode=1 --inline-suppr --std=c11 \

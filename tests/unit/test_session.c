@@ -225,7 +225,7 @@ static void test_provision_and_complete(void **state)
     assert_int_equal(provision(0, false, NULL, &r), IFPP_OK);
     assert_true(r.installed);
     assert_int_equal(r.final_state, BPP_INSTALLED);
-    assert_non_null(strstr(r.message, "PASS"));
+    assert_non_null(strstr(r.message, "profile installed"));
     size_t otks, profiles;
     card_counts(0, &otks, &profiles);
     assert_int_equal(otks, 1);
@@ -302,12 +302,44 @@ static void test_kill_at_every_step(void **state)
     }
 }
 
+/* The README's main job: `ifppctl demo` runs the whole simulated line and the SM-DPf accepts the report. */
+static void test_ifppctl_demo(void **state)
+{
+    (void)state;
+    char *dir = tu_path(T.dir, "demo");
+    char out[65536];
+    char *argv[] = {(char *)tu_tool("IFPP_IFPPCTL", "ifppctl"), "demo", "--dir", dir, "--duts", "2", NULL};
+    assert_int_equal(tu_run(argv, out, sizeof out), 0);
+    assert_non_null(strstr(out, "line result: 2 of 2 DUTs PASS"));
+    assert_non_null(strstr(out, "SM-DPf: report accepted"));
+    assert_non_null(strstr(out, "hash chain intact"));
+    /* and the same directory again is refused, not overwritten */
+    assert_int_equal(tu_run(argv, NULL, 0), 1);
+    /* a hostile vault through the CLI: refused by name, the store as it was */
+    char *db = tu_path(dir, "station.db"), *pki = tu_path(dir, "pki"), *bad = tu_path(dir, "bad-vault.der");
+    char *vault = tu_path(dir, "bpp-vault.der");
+    size_t n;
+    uint8_t *v = tu_read_file(vault, &n);
+    v[n / 3] ^= 0x10;
+    assert_int_equal(tu_write_file(bad, v, n), 0);
+    free(v);
+    char *status[] = {argv[0], "--store", db, "status", NULL};
+    char before[512], after[512];
+    assert_int_equal(tu_run(status, before, sizeof before), 0);
+    char *imp[] = {argv[0], "--store", db, "--pki", pki, "import-vault", bad, NULL};
+    assert_int_equal(tu_run(imp, NULL, 0), 1);
+    assert_int_equal(tu_run(status, after, sizeof after), 0);
+    assert_string_equal(before, after);
+    free(dir); free(db); free(pki); free(bad); free(vault);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_imports),
         cmocka_unit_test(test_provision_and_complete),
         cmocka_unit_test(test_kill_at_every_step),
+        cmocka_unit_test(test_ifppctl_demo),
     };
     return cmocka_run_group_tests_name("session", tests, setup, teardown);
 }
