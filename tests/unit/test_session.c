@@ -18,8 +18,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "bundle.h"
 #include "euicc_sim.h"
 #include "eum.h"
 #include "export.h"
@@ -38,8 +40,8 @@ static struct {
     eum_card info[N_CARDS];
     cert *ci, *dm_fpa, *station;
     crypto_key *dm_fpa_key, *station_key;
-    uint8_t *pkg, *vault;
-    size_t pkg_len, vault_len;
+    uint8_t *pkg, *vault, *req;
+    size_t pkg_len, vault_len, req_len;
 } T;
 
 static int setup(void **state)
@@ -78,17 +80,15 @@ static int setup(void **state)
     /* station: import the package, ask for BPPs, the SM-DPf answers with a vault */
     store *s;
     import_summary sum;
-    uint8_t *req;
-    size_t req_len, items;
+    size_t items;
     smdpf_vault_summary vs;
     if (store_open(T.db, &s, why, sizeof why) || import_euicc_data(s, T.pkg, T.pkg_len, T.ci, &sum, why, sizeof why) ||
-        export_bpp_request(s, "station-01", "operatorA-eu", T.station_key, T.station, &req, &req_len, &items, why,
+        export_bpp_request(s, "station-01", "operatorA-eu", T.station_key, T.station, &T.req, &T.req_len, &items, why,
                            sizeof why) ||
-        smdpf_make_vault(T.pki, req, req_len, 9000, &T.vault, &T.vault_len, &vs, why, sizeof why)) {
+        smdpf_make_vault(T.pki, T.req, T.req_len, 9000, &T.vault, &T.vault_len, &vs, why, sizeof why)) {
         fprintf(stderr, "setup: %s\n", why);
         return -1;
     }
-    free(req);
     store_close(s);
     return items == 18 && vs.bpps == 18 ? 0 : -1;
 }
@@ -97,7 +97,7 @@ static int teardown(void **state)
 {
     (void)state;
     tu_rmrf(T.dir);
-    free(T.dir); free(T.pki); free(T.db); free(T.pkg); free(T.vault);
+    free(T.dir); free(T.pki); free(T.db); free(T.pkg); free(T.vault); free(T.req);
     cert_free(T.ci); cert_free(T.dm_fpa); cert_free(T.station);
     crypto_key_free(T.dm_fpa_key); crypto_key_free(T.station_key);
     return 0;
@@ -158,6 +158,28 @@ static void test_imports(void **state)
     assert_int_equal(count(fresh, BPP_AVAILABLE), 0);
     store_close(fresh);
     free(other);
+    /* the vault's content re-signed by someone who is not an SM-DPf (the station's own key) */
+    bundle_view v;
+    assert_int_equal(bundle_open(T.vault, T.vault_len, BUNDLE_BPP_VAULT, T.ci, time(NULL), &v, NULL, 0), IFPP_OK);
+    const cert *chain[1] = {T.station};
+    uint8_t *forged;
+    size_t forged_len;
+    assert_int_equal(bundle_seal(BUNDLE_BPP_VAULT, v.content, v.content_len, T.station_key, chain, 1, &forged,
+                                 &forged_len), IFPP_OK);
+    bundle_view_free(&v);
+    assert_int_not_equal(import_vault(s, forged, forged_len, T.ci, &sum, why, sizeof why), IFPP_OK);
+    printf("    vault from a wrong signer refused: %s\n", why);
+    assert_non_null(strstr(why, "signer certificate not trusted"));
+    free(forged);
+    /* a second vault binding new BPPs to the same One-time Keys (GENS08): refused, nothing added */
+    uint8_t *second;
+    size_t second_len;
+    smdpf_vault_summary vs;
+    assert_int_equal(smdpf_make_vault(T.pki, T.req, T.req_len, 4096, &second, &second_len, &vs, why, sizeof why), IFPP_OK);
+    assert_int_not_equal(import_vault(s, second, second_len, T.ci, &sum, why, sizeof why), IFPP_OK);
+    printf("    second BPP for a used One-time Key refused: %s\n", why);
+    assert_non_null(strstr(why, "GENS08"));
+    free(second);
     assert_int_equal(store_audit_verify(s, &audit_after, NULL, 0), IFPP_OK);
     assert_int_equal(audit_after, audit_before); /* nothing written by any refusal or the no-op */
     assert_int_equal(count(s, BPP_AVAILABLE), 18);
