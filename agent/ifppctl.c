@@ -74,20 +74,14 @@ static ifpp_err load_key(const options *o, const char *explicit_path, const char
 
 static int cmd_import(const options *o, store *s, bool vault, const char *file)
 {
-    uint8_t *buf;
-    size_t n;
     cert *ci = NULL;
     import_summary sum;
     char why[512] = "";
     ifpp_err e = load_cert(o, o->ci, "ci", &ci);
     if (e != IFPP_OK)
         return fail("the CI certificate (--ci or --pki)", e, NULL);
-    if ((e = fs_read_all(file, MAX_BUNDLE, &buf, &n)) != IFPP_OK) {
-        cert_free(ci);
-        return fail(file, e, NULL);
-    }
-    e = vault ? import_vault(s, buf, n, ci, &sum, why, sizeof why) : import_euicc_data(s, buf, n, ci, &sum, why, sizeof why);
-    free(buf);
+    e = vault ? import_vault_file(s, file, ci, &sum, why, sizeof why)
+              : import_euicc_data_file(s, file, ci, &sum, why, sizeof why);
     cert_free(ci);
     if (e != IFPP_OK) {
         fprintf(stderr, "ifppctl: %s refused, nothing imported: %s\n", file, *why ? why : err_str(e));

@@ -1,73 +1,80 @@
-/* import.c -- eUICC data package and BPP vault import; see import.h and docs/ifpp.asn. */
+/*
+ * import.c -- eUICC data package and BPP vault import; see import.h and docs/ifpp.asn.
+ *
+ * Both bundles are read with common/bundle_stream.h, one record at a time, inside one store
+ * transaction: each record is checked and staged as it passes, the bundle's signer chain and
+ * signature are checked at the end, and only then is the transaction committed. Memory is
+ * bounded by the largest record (IMPORT_MAX_RECORD), not by the bundle.
+ */
 #include "import.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
-#include "bundle.h"
+#include "bundle_stream.h"
 #include "crypto.h"
 #include "hex.h"
 #include "tlv.h"
 
+#define IMPORT_MAX_RECORD (8u << 20) /* one BPP (a few hundred KiB at most) or one eUICC record */
+
 typedef struct {
-    const bundle_view *v;
+    bundle_stream *bs;
     const cert *ci;
     import_summary *sum;
     char *why;
     size_t why_len;
-    const uint8_t *bundle;
-    size_t bundle_len;
+    uint8_t (*eids)[16]; /* eUICCs staged from a data package, checked against its signer at the end */
+    size_t n_eids, cap_eids;
 } import_ctx;
 
-/* Enters the bundle content and returns a reader positioned after version and id; id gets the id. */
-static ifpp_err import_head(const bundle_view *v, tlv_reader *r, tlv *id)
+/* Reads version 1 and the 16-byte id at the head of the content. */
+static ifpp_err import_head(import_ctx *c, uint8_t id[16])
 {
-    tlv top, f;
-    tlv_reader outer;
-    ifpp_err e;
+    tlv f;
     uint64_t version;
-    if ((e = tlv_parse_exact(v->content, v->content_len, TLV_DER, &top)) != IFPP_OK)
-        return e;
-    tlv_reader_init(&outer, v->content, v->content_len, TLV_DER);
-    if ((e = tlv_reader_enter(&outer, &top, r)) != IFPP_OK || (e = tlv_reader_expect(r, 0x02, &f)) != IFPP_OK ||
-        (e = tlv_get_uint(&f, &version)) != IFPP_OK || (e = tlv_reader_expect(r, 0x04, id)) != IFPP_OK)
-        return e;
-    if (version != 1 || id->len != 16)
-        return IFPP_E_RANGE;
+    ifpp_err e;
+    if ((e = bundle_stream_next(c->bs, &f)) != IFPP_OK || f.tag != 0x02 || (e = tlv_get_uint(&f, &version)) != IFPP_OK ||
+        version != 1)
+        return e ? e : IFPP_E_RANGE;
+    if ((e = bundle_stream_next(c->bs, &f)) != IFPP_OK || f.tag != 0x04 || f.len != 16)
+        return e ? e : IFPP_E_RANGE;
+    memcpy(id, f.value, 16);
     return IFPP_OK;
 }
 
-/* One eUICC record: certificate under the signing EUM, naming this EID; every key's proof. */
-static ifpp_err import_euicc_record(store *s, import_ctx *c, const tlv_reader *parent, const tlv *rec, size_t index)
+/* ---- eUICC data package (ESED201) -------------------------------------------------------- */
+
+/* One eUICC record: certificate naming this EID, every One-time Key's proof by that eUICC (GENS12). */
+static ifpp_err import_euicc_record(store *s, import_ctx *c, const tlv *rec, size_t index)
 {
     tlv eid, ec, info2, keys, k, otpk, proof;
-    tlv_reader r, kr, pr;
+    tlv_reader top, r, kr, pr;
     cert *euicc = NULL;
     crypto_key *key = NULL;
     char eid_hex[33] = "?";
     ifpp_err e;
 
-    if ((e = tlv_reader_enter(parent, rec, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x5A, &eid)) != IFPP_OK ||
-        (e = tlv_reader_expect(&r, 0x30, &ec)) != IFPP_OK || (e = tlv_reader_expect(&r, 0xBF22, &info2)) != IFPP_OK ||
-        (e = tlv_reader_expect(&r, 0x30, &keys)) != IFPP_OK || eid.len != 16) {
-        err_why(c->why, c->why_len, "eUICC record %zu: malformed (%s)", index, err_str(e ? e : IFPP_E_RANGE));
-        return e ? e : IFPP_E_RANGE;
+    tlv_reader_init(&top, rec->raw, rec->raw_len, TLV_DER);
+    if (rec->tag != 0x30 || (e = tlv_reader_enter(&top, rec, &r)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x5A, &eid)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x30, &ec)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0xBF22, &info2)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x30, &keys)) != IFPP_OK ||
+        eid.len != 16) {
+        err_why(c->why, c->why_len, "eUICC record %zu: malformed", index);
+        return IFPP_E_TLV_UNEXPECTED_TAG;
     }
     hex_encode(eid.value, 16, eid_hex, sizeof eid_hex);
-    const cert *eum[1] = {c->v->signer};
-    char cwhy[256] = "";
-    if ((e = cert_parse_der(ec.raw, ec.raw_len, &euicc)) == IFPP_OK)
-        e = cert_verify_chain(c->ci, eum, 1, euicc, CERT_ROLE_EUICC, time(NULL), cwhy, sizeof cwhy);
-    if (e == IFPP_OK && (!cert_subject_serial(euicc) || strcmp(cert_subject_serial(euicc), eid_hex) != 0)) {
-        snprintf(cwhy, sizeof cwhy, "the certificate names another EID");
+    if ((e = cert_parse_der(ec.raw, ec.raw_len, &euicc)) == IFPP_OK &&
+        (!cert_subject_serial(euicc) || strcmp(cert_subject_serial(euicc), eid_hex) != 0))
         e = IFPP_E_CERT_ROLE;
-    }
     if (e == IFPP_OK)
         e = cert_public_key(euicc, &key);
     if (e != IFPP_OK) {
-        err_why(c->why, c->why_len, "eUICC %s: certificate not trusted: %s%s%s", eid_hex, err_str(e), *cwhy ? ": " : "",
-                cwhy);
+        err_why(c->why, c->why_len, "eUICC %s: certificate unusable or for another EID (%s)", eid_hex, err_str(e));
         goto out;
     }
     if ((e = store_add_euicc(s, eid.value, ec.raw, ec.raw_len, info2.raw, info2.raw_len)) != IFPP_OK) {
@@ -77,30 +84,42 @@ static ifpp_err import_euicc_record(store *s, import_ctx *c, const tlv_reader *p
     tlv_reader_enter(&r, &keys, &kr);
     while ((e = tlv_reader_next(&kr, &k)) == IFPP_OK) {
         uint8_t tbs[18 + 3 + CRYPTO_EC_PUB_LEN];
+        crypto_key *pt = NULL;
         if ((e = tlv_reader_enter(&kr, &k, &pr)) != IFPP_OK || (e = tlv_reader_expect(&pr, 0x5F49, &otpk)) != IFPP_OK ||
             (e = tlv_reader_expect(&pr, 0x5F37, &proof)) != IFPP_OK || otpk.len != CRYPTO_EC_PUB_LEN || proof.len != 64) {
             err_why(c->why, c->why_len, "eUICC %s: One-time Key record malformed", eid_hex);
             e = e ? e : IFPP_E_RANGE;
             goto out;
         }
-        /* GENS12: the eUICC itself signed '5A 10 EID 5F49 41 otPK' */
         memcpy(tbs, eid.raw, 18);
         memcpy(tbs + 18, otpk.raw, otpk.raw_len);
-        crypto_key *pt = NULL;
-        if ((e = crypto_key_from_public(crypto_key_curve(key), otpk.value, otpk.len, &pt)) != IFPP_OK ||
-            (e = crypto_ecdsa_verify(key, tbs, sizeof tbs, CRYPTO_SIG_RAW, proof.value, proof.len)) != IFPP_OK) {
-            crypto_key_free(pt);
+        if ((e = crypto_key_from_public(crypto_key_curve(key), otpk.value, otpk.len, &pt)) == IFPP_OK)
+            e = crypto_ecdsa_verify(key, tbs, sizeof tbs, CRYPTO_SIG_RAW, proof.value, proof.len);
+        crypto_key_free(pt);
+        if (e != IFPP_OK) {
             err_why(c->why, c->why_len, "eUICC %s: a One-time Key's proof does not verify (GENS12): %s", eid_hex,
                     err_str(e));
             goto out;
         }
-        crypto_key_free(pt);
         if ((e = store_add_otk(s, eid.value, otpk.value, proof.value)) != IFPP_OK)
             goto out;
         c->sum->keys++;
     }
     e = e == IFPP_E_TLV_END ? IFPP_OK : e;
-    c->sum->added++;
+    if (e == IFPP_OK && c->n_eids == c->cap_eids) {
+        size_t cap = c->cap_eids ? 2 * c->cap_eids : 64;
+        uint8_t(*grown)[16] = realloc(c->eids, cap * sizeof *grown);
+        if (!grown)
+            e = IFPP_E_NOMEM;
+        else {
+            c->eids = grown;
+            c->cap_eids = cap;
+        }
+    }
+    if (e == IFPP_OK) {
+        memcpy(c->eids[c->n_eids++], eid.value, 16);
+        c->sum->added++;
+    }
 out:
     crypto_key_free(key);
     cert_free(euicc);
@@ -110,56 +129,70 @@ out:
 static ifpp_err import_euicc_tx(store *s, void *arg)
 {
     import_ctx *c = arg;
-    tlv_reader r, lr;
-    tlv id, list, rec;
+    uint8_t id[16];
+    tlv rec;
+    cert *eum = NULL;
     ifpp_err e;
-    if ((e = import_head(c->v, &r, &id)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x30, &list)) != IFPP_OK ||
-        (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK) {
+    if ((e = import_head(c, id)) != IFPP_OK || (e = bundle_stream_enter(c->bs, 0x30)) != IFPP_OK) {
         err_why(c->why, c->why_len, "eUICC data package: content malformed (%s)", err_str(e));
         return e;
     }
+    while ((e = bundle_stream_next(c->bs, &rec)) == IFPP_OK)
+        if ((e = import_euicc_record(s, c, &rec, ++c->sum->records)) != IFPP_OK)
+            return e;
+    if (e != IFPP_E_TLV_END || (e = bundle_stream_next(c->bs, &rec)) != IFPP_E_TLV_END) {
+        err_why(c->why, c->why_len, "eUICC data package: record %zu malformed (%s)", c->sum->records + 1,
+                err_str(e == IFPP_OK ? IFPP_E_TLV_TRAILING : e));
+        return e == IFPP_OK ? IFPP_E_TLV_TRAILING : e;
+    }
+    /* Only now is the signer known and checked; then every staged eUICC certificate must chain through it. */
+    if ((e = bundle_stream_finish(c->bs, c->ci, time(NULL), &eum, NULL, c->why, c->why_len)) != IFPP_OK)
+        return e;
     const uint8_t *der;
     size_t der_len;
-    cert_der(c->v->signer, &der, &der_len);
-    if ((e = store_add_eum_cert(s, der, der_len)) != IFPP_OK)
-        return e;
-    while ((e = tlv_reader_next(&lr, &rec)) == IFPP_OK)
-        if ((e = import_euicc_record(s, c, &lr, &rec, ++c->sum->records)) != IFPP_OK)
-            return e;
-    return e == IFPP_E_TLV_END ? IFPP_OK : e;
-}
-
-ifpp_err import_euicc_data(store *s, const uint8_t *buf, size_t n, const cert *ci, import_summary *sum, char *why,
-                           size_t why_len)
-{
-    bundle_view v;
-    memset(sum, 0, sizeof *sum);
-    ifpp_err e = bundle_open(buf, n, BUNDLE_EUICC_DATA, ci, time(NULL), &v, why, why_len);
-    if (e != IFPP_OK)
-        return e;
-    import_ctx c = {.v = &v, .ci = ci, .sum = sum, .why = why, .why_len = why_len};
-    e = store_transaction(s, import_euicc_tx, &c);
-    bundle_view_free(&v);
+    for (size_t i = 0; i < c->n_eids && e == IFPP_OK; i++) {
+        uint8_t *ed = NULL;
+        size_t en;
+        cert *ec = NULL;
+        char cwhy[256] = "", eid_hex[33];
+        const cert *inter[1] = {eum};
+        if ((e = store_euicc_cert(s, c->eids[i], &ed, &en)) == IFPP_OK && (e = cert_parse_der(ed, en, &ec)) == IFPP_OK)
+            e = cert_verify_chain(c->ci, inter, 1, ec, CERT_ROLE_EUICC, time(NULL), cwhy, sizeof cwhy);
+        if (e != IFPP_OK) {
+            hex_encode(c->eids[i], 16, eid_hex, sizeof eid_hex);
+            err_why(c->why, c->why_len, "eUICC %s: certificate not issued by the package's EUM: %s%s%s", eid_hex,
+                    err_str(e), *cwhy ? ": " : "", cwhy);
+        }
+        cert_free(ec);
+        free(ed);
+    }
+    if (e == IFPP_OK) {
+        cert_der(eum, &der, &der_len);
+        e = store_add_eum_cert(s, der, der_len);
+    }
+    cert_free(eum);
     return e;
 }
 
+/* ---- BPP vault (ESBPP01) ---------------------------------------------------------------------- */
+
 /* One vault item: hash, eUICC and key known, then stored available. */
-static ifpp_err import_vault_item(store *s, import_ctx *c, const tlv_reader *parent, const tlv *item,
-                                  const char *vault_id, size_t index)
+static ifpp_err import_vault_item(store *s, import_ctx *c, const tlv *item, const char *vault_id, size_t index)
 {
     tlv tx, eid, otpk, iccid, type, hash, bpp;
-    tlv_reader r;
+    tlv_reader top, r;
     store_bpp b;
     uint8_t h[32];
     ifpp_err e;
-    if ((e = tlv_reader_enter(parent, item, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x80, &tx)) != IFPP_OK ||
-        (e = tlv_reader_expect(&r, 0x5A, &eid)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x5F49, &otpk)) != IFPP_OK ||
-        (e = tlv_reader_expect(&r, 0x81, &iccid)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x0C, &type)) != IFPP_OK ||
-        (e = tlv_reader_expect(&r, 0x82, &hash)) != IFPP_OK || (e = tlv_reader_expect(&r, 0xBF36, &bpp)) != IFPP_OK ||
-        tx.len == 0 || tx.len > 16 || eid.len != 16 || otpk.len != 65 || iccid.len != 10 || hash.len != 32 ||
-        type.len >= sizeof b.profile_type) {
-        err_why(c->why, c->why_len, "vault item %zu: malformed (%s)", index, err_str(e ? e : IFPP_E_RANGE));
-        return e ? e : IFPP_E_RANGE;
+    tlv_reader_init(&top, item->raw, item->raw_len, TLV_DER);
+    if (item->tag != 0x30 || (e = tlv_reader_enter(&top, item, &r)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x80, &tx)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x5A, &eid)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x5F49, &otpk)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x81, &iccid)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x0C, &type)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x82, &hash)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0xBF36, &bpp)) != IFPP_OK || tx.len == 0 || tx.len > 16 || eid.len != 16 ||
+        otpk.len != 65 || iccid.len != 10 || hash.len != 32 || type.len >= sizeof b.profile_type) {
+        err_why(c->why, c->why_len, "vault item %zu: malformed", index);
+        return IFPP_E_TLV_UNEXPECTED_TAG;
     }
     if ((e = crypto_sha256(bpp.raw, bpp.raw_len, h)) != IFPP_OK || !crypto_equal_ct(h, hash.value, 32)) {
         err_why(c->why, c->why_len, "vault item %zu: the BPP does not match its hash (altered)", index);
@@ -199,54 +232,128 @@ static ifpp_err import_vault_item(store *s, import_ctx *c, const tlv_reader *par
 static ifpp_err import_vault_tx(store *s, void *arg)
 {
     import_ctx *c = arg;
-    tlv_reader r, lr;
-    tlv id, pb, list, item, sub;
+    uint8_t id[16], content_hash[32];
     char vault_id[33];
-    uint8_t bundle_hash[32];
+    tlv pb, t;
+    bool entered;
     ifpp_err e;
-    if ((e = import_head(c->v, &r, &id)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x30, &pb)) != IFPP_OK) {
-        err_why(c->why, c->why_len, "BPP vault: content malformed (%s)", err_str(e));
-        return e;
+    if ((e = import_head(c, id)) != IFPP_OK || (e = bundle_stream_next(c->bs, &pb)) != IFPP_OK || pb.tag != 0x30) {
+        err_why(c->why, c->why_len, "BPP vault: content malformed (%s)", err_str(e ? e : IFPP_E_TLV_UNEXPECTED_TAG));
+        return e ? e : IFPP_E_TLV_UNEXPECTED_TAG;
     }
-    (void)tlv_reader_expect(&r, 0xA1, &sub); /* sub-CAs: forwarded later, not needed to store */
-    if ((e = tlv_reader_expect(&r, 0x30, &list)) != IFPP_OK || (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK) {
-        err_why(c->why, c->why_len, "BPP vault: item list malformed (%s)", err_str(e));
-        return e;
-    }
-    /* The binding certificate must chain to the same CI the eUICCs trust, or no eUICC will take these BPPs. */
+    /* The binding certificate must chain to the CI the eUICCs trust, or no eUICC will take these BPPs. */
     cert *pbc = NULL;
     char cwhy[256] = "";
     if ((e = cert_parse_der(pb.raw, pb.raw_len, &pbc)) == IFPP_OK)
         e = cert_verify_chain(c->ci, NULL, 0, pbc, CERT_ROLE_DPF_PB, time(NULL), cwhy, sizeof cwhy);
+    uint8_t *pb_der = NULL;
+    size_t pb_len = 0;
+    if (e == IFPP_OK) {
+        const uint8_t *d;
+        cert_der(pbc, &d, &pb_len);
+        if ((pb_der = malloc(pb_len)) != NULL)
+            memcpy(pb_der, d, pb_len); /* pb lives in the stream's buffer, which the items reuse */
+        else
+            e = IFPP_E_NOMEM;
+    }
     cert_free(pbc);
     if (e != IFPP_OK) {
         err_why(c->why, c->why_len, "BPP vault: SM-DPf binding certificate not trusted: %s%s%s", err_str(e),
                 *cwhy ? ": " : "", cwhy);
         return e;
     }
-    hex_encode(id.value, 16, vault_id, sizeof vault_id);
-    crypto_sha256(c->bundle, c->bundle_len, bundle_hash);
-    bool known = false;
-    if ((e = store_add_vault(s, vault_id, pb.raw, pb.raw_len, bundle_hash, &known)) != IFPP_OK) {
-        err_why(c->why, c->why_len, "BPP vault %s: a different vault with this id was imported before", vault_id);
-        return e;
+    hex_encode(id, 16, vault_id, sizeof vault_id);
+    /* optional sub-CAs ([1]) before the item list */
+    if ((e = bundle_stream_enter_or_next(c->bs, 0x30, &t, &entered)) == IFPP_OK && !entered)
+        e = t.tag == 0xA1 ? bundle_stream_enter(c->bs, 0x30) : IFPP_E_TLV_UNEXPECTED_TAG;
+    while (e == IFPP_OK && (e = bundle_stream_next(c->bs, &t)) == IFPP_OK)
+        e = import_vault_item(s, c, &t, vault_id, ++c->sum->records);
+    if (e == IFPP_E_TLV_END && (e = bundle_stream_next(c->bs, &t)) == IFPP_E_TLV_END)
+        e = bundle_stream_finish(c->bs, c->ci, time(NULL), NULL, content_hash, c->why, c->why_len);
+    else if (e != IFPP_OK && !*c->why)
+        err_why(c->why, c->why_len, "BPP vault: item %zu malformed (%s)", c->sum->records + 1,
+                err_str(e == IFPP_OK || e == IFPP_E_TLV_END ? IFPP_E_TLV_TRAILING : e));
+    if (e == IFPP_OK) {
+        bool known = false;
+        if ((e = store_add_vault(s, vault_id, pb_der, pb_len, content_hash, &known)) != IFPP_OK)
+            err_why(c->why, c->why_len, "BPP vault %s: a different vault with this id was imported before", vault_id);
     }
-    while ((e = tlv_reader_next(&lr, &item)) == IFPP_OK)
-        if ((e = import_vault_item(s, c, &lr, &item, vault_id, ++c->sum->records)) != IFPP_OK)
-            return e;
-    return e == IFPP_E_TLV_END ? IFPP_OK : e;
+    free(pb_der);
+    return e == IFPP_E_TLV_END ? IFPP_E_TLV_TRAILING : e;
+}
+
+/* ---- entry points ---------------------------------------------------------------------------- */
+
+static ifpp_err import_stream(store *s, FILE *f, size_t size, bundle_type t, const cert *ci, import_summary *sum,
+                              char *why, size_t why_len)
+{
+    import_ctx c = {.ci = ci, .sum = sum, .why = why, .why_len = why_len};
+    if (!s || !f || !ci || !sum)
+        return IFPP_E_ARG;
+    memset(sum, 0, sizeof *sum);
+    if (why && why_len)
+        why[0] = '\0';
+    ifpp_err e = bundle_stream_open(f, size, t, IMPORT_MAX_RECORD, &c.bs, why, why_len);
+    if (e != IFPP_OK)
+        return e;
+    e = store_transaction(s, t == BUNDLE_BPP_VAULT ? import_vault_tx : import_euicc_tx, &c);
+    bundle_stream_free(c.bs);
+    free(c.eids);
+    return e;
+}
+
+/* A bundle in memory goes through the same streaming path, so there is one reader to trust. */
+static ifpp_err import_buffer(store *s, const uint8_t *buf, size_t n, bundle_type t, const cert *ci,
+                              import_summary *sum, char *why, size_t why_len)
+{
+    if (!buf || n == 0)
+        return IFPP_E_ARG;
+    FILE *f = fmemopen((void *)buf, n, "rb");
+    if (!f)
+        return IFPP_E_NOMEM;
+    ifpp_err e = import_stream(s, f, n, t, ci, sum, why, why_len);
+    fclose(f);
+    return e;
+}
+
+static ifpp_err import_file(store *s, const char *path, bundle_type t, const cert *ci, import_summary *sum, char *why,
+                            size_t why_len)
+{
+    struct stat st;
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    if (!f) {
+        err_why(why, why_len, "cannot open %s: %s", path ? path : "(none)", strerror(errno));
+        return IFPP_E_IO;
+    }
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        err_why(why, why_len, "%s is not a regular file", path);
+        return IFPP_E_IO;
+    }
+    ifpp_err e = import_stream(s, f, (size_t)st.st_size, t, ci, sum, why, why_len);
+    fclose(f);
+    return e;
+}
+
+ifpp_err import_euicc_data(store *s, const uint8_t *buf, size_t n, const cert *ci, import_summary *sum, char *why,
+                           size_t why_len)
+{
+    return import_buffer(s, buf, n, BUNDLE_EUICC_DATA, ci, sum, why, why_len);
 }
 
 ifpp_err import_vault(store *s, const uint8_t *buf, size_t n, const cert *ci, import_summary *sum, char *why,
                       size_t why_len)
 {
-    bundle_view v;
-    memset(sum, 0, sizeof *sum);
-    ifpp_err e = bundle_open(buf, n, BUNDLE_BPP_VAULT, ci, time(NULL), &v, why, why_len);
-    if (e != IFPP_OK)
-        return e;
-    import_ctx c = {.v = &v, .ci = ci, .sum = sum, .why = why, .why_len = why_len, .bundle = buf, .bundle_len = n};
-    e = store_transaction(s, import_vault_tx, &c);
-    bundle_view_free(&v);
-    return e;
+    return import_buffer(s, buf, n, BUNDLE_BPP_VAULT, ci, sum, why, why_len);
+}
+
+ifpp_err import_euicc_data_file(store *s, const char *path, const cert *ci, import_summary *sum, char *why,
+                                size_t why_len)
+{
+    return import_file(s, path, BUNDLE_EUICC_DATA, ci, sum, why, why_len);
+}
+
+ifpp_err import_vault_file(store *s, const char *path, const cert *ci, import_summary *sum, char *why, size_t why_len)
+{
+    return import_file(s, path, BUNDLE_BPP_VAULT, ci, sum, why, why_len);
 }

@@ -8,7 +8,9 @@
  * and never used by another BPP: GENS08), then one store write per record inside one
  * transaction. Any refusal names the record and leaves the store as it was.
  *
- * This first version reads a bundle into memory; a vault of many BPPs streams in the next step.
+ * Both are read one record at a time (common/bundle_stream.h) inside one store transaction that
+ * commits only after the bundle's chain and signature verified at its end: memory is bounded by
+ * the largest record, not by the size of the vault.
  */
 #ifndef IFPP_IMPORT_H
 #define IFPP_IMPORT_H
@@ -33,5 +35,10 @@ ifpp_err import_euicc_data(store *s, const uint8_t *buf, size_t n, const cert *c
 /* Imports a BPP vault signed by an SM-DPf under ci; its BPPs become available. */
 ifpp_err import_vault(store *s, const uint8_t *buf, size_t n, const cert *ci, import_summary *sum, char *why,
                       size_t why_len);
+
+/* The same, reading the bundle from a file on the removable medium. */
+ifpp_err import_euicc_data_file(store *s, const char *path, const cert *ci, import_summary *sum, char *why,
+                                size_t why_len);
+ifpp_err import_vault_file(store *s, const char *path, const cert *ci, import_summary *sum, char *why, size_t why_len);
 
 #endif

@@ -98,45 +98,31 @@ ifpp_err bundle_seal(bundle_type t, const uint8_t *content, size_t n, const cryp
     return IFPP_OK;
 }
 
-ifpp_err bundle_open(const uint8_t *buf, size_t n, bundle_type t, const cert *root, time_t now,
-                     bundle_view *v, char *why, size_t why_len)
+bool bundle_type_oid_matches(bundle_type t, const uint8_t *oid, size_t n)
 {
-    tlv top, oid, content, certs, sig, inner, item;
-    tlv_reader r, outer, cr;
-    uint8_t want_oid[BUNDLE_OID_LEN];
+    uint8_t want[BUNDLE_OID_LEN];
+    bundle_oid(t, want);
+    return n == sizeof want && memcmp(oid, want, sizeof want) == 0;
+}
+
+ifpp_err bundle_verify_trailer(bundle_type t, const uint8_t *trailer, size_t n, const uint8_t digest[32],
+                               const cert *root, time_t now, cert **signer, char *why, size_t why_len)
+{
+    tlv certs, sig, item;
+    tlv_reader r, cr;
     cert *chain[BUNDLE_MAX_CHAIN] = {NULL};
     size_t n_chain = 0;
     crypto_key *key = NULL;
+    const char *name = bundle_type_name(t);
     ifpp_err e;
 
-    if (!buf || !root || !v)
-        return IFPP_E_ARG;
-    memset(v, 0, sizeof *v);
-    const char *name = bundle_type_name(t);
-
-    /* 1. structure */
-    if ((e = tlv_parse_exact(buf, n, TLV_DER, &top)) != IFPP_OK || top.tag != 0x30) {
-        err_why(why, why_len, "%s: not one DER SEQUENCE (%s)", name, e ? err_str(e) : "wrong outer tag");
-        return e ? e : IFPP_E_TLV_UNEXPECTED_TAG;
-    }
-    tlv_reader_init(&outer, buf, n, TLV_DER);
-    if ((e = tlv_reader_enter(&outer, &top, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x06, &oid)) != IFPP_OK ||
-        (e = tlv_reader_expect(&r, 0xA0, &content)) != IFPP_OK || (e = tlv_reader_expect(&r, 0xA1, &certs)) != IFPP_OK ||
-        (e = tlv_reader_expect(&r, 0x5F37, &sig)) != IFPP_OK || (!tlv_reader_done(&r) && (e = IFPP_E_TLV_TRAILING))) {
-        err_why(why, why_len, "%s: SignedBundle fields missing or out of order (%s)", name, err_str(e));
+    tlv_reader_init(&r, trailer, n, TLV_DER);
+    if ((e = tlv_reader_expect(&r, 0xA1, &certs)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x5F37, &sig)) != IFPP_OK ||
+        (!tlv_reader_done(&r) && (e = IFPP_E_TLV_TRAILING))) {
+        err_why(why, why_len, "%s: signer certificates or signature missing (%s)", name, err_str(e));
         return e;
     }
-    if ((e = tlv_parse_exact(content.value, content.len, TLV_DER, &inner)) != IFPP_OK || inner.tag != 0x30) {
-        err_why(why, why_len, "%s: content is not one DER SEQUENCE", name);
-        return e ? e : IFPP_E_TLV_UNEXPECTED_TAG;
-    }
-    /* 2. type */
-    bundle_oid(t, want_oid);
-    if (oid.len != sizeof want_oid || memcmp(oid.value, want_oid, sizeof want_oid) != 0) {
-        err_why(why, why_len, "%s expected, but the file declares another bundle type", name);
-        return IFPP_E_TLV_UNEXPECTED_TAG;
-    }
-    /* 3. the signer's chain, with the role this type needs */
+    /* the signer's chain, with the role this type needs */
     tlv_reader_enter(&r, &certs, &cr);
     while ((e = tlv_reader_next(&cr, &item)) == IFPP_OK) {
         if (n_chain == BUNDLE_MAX_CHAIN) {
@@ -158,24 +144,68 @@ ifpp_err bundle_open(const uint8_t *buf, size_t n, bundle_type t, const cert *ro
                 cwhy);
         goto out;
     }
-    /* 4. the signature over [0], with the key just trusted */
+    /* the signature over [0], with the key just trusted */
     if ((e = cert_public_key(chain[0], &key)) == IFPP_OK)
-        e = crypto_ecdsa_verify(key, content.raw, content.raw_len, CRYPTO_SIG_RAW, sig.value, sig.len);
+        e = crypto_ecdsa_verify_digest(key, digest, CRYPTO_SIG_RAW, sig.value, sig.len);
     if (e != IFPP_OK) {
         err_why(why, why_len, "%s: signature does not verify: altered, or not from its signer%s%s", name,
                 e == IFPP_E_SIGNATURE ? "" : ": ", e == IFPP_E_SIGNATURE ? "" : err_str(e));
         goto out;
     }
-    v->type = t;
-    v->content = inner.raw;
-    v->content_len = inner.raw_len;
-    v->signer = chain[0];
-    chain[0] = NULL;
+    if (signer) {
+        *signer = chain[0];
+        chain[0] = NULL;
+    }
 out:
     crypto_key_free(key);
     for (size_t i = 0; i < n_chain; i++)
         cert_free(chain[i]);
     return e;
+}
+
+ifpp_err bundle_open(const uint8_t *buf, size_t n, bundle_type t, const cert *root, time_t now,
+                     bundle_view *v, char *why, size_t why_len)
+{
+    tlv top, oid, content, inner;
+    tlv_reader r, outer;
+    uint8_t digest[32];
+    ifpp_err e;
+
+    if (!buf || !root || !v)
+        return IFPP_E_ARG;
+    memset(v, 0, sizeof *v);
+    const char *name = bundle_type_name(t);
+
+    /* 1. structure */
+    if ((e = tlv_parse_exact(buf, n, TLV_DER, &top)) != IFPP_OK || top.tag != 0x30) {
+        err_why(why, why_len, "%s: not one DER SEQUENCE (%s)", name, e ? err_str(e) : "wrong outer tag");
+        return e ? e : IFPP_E_TLV_UNEXPECTED_TAG;
+    }
+    tlv_reader_init(&outer, buf, n, TLV_DER);
+    if ((e = tlv_reader_enter(&outer, &top, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x06, &oid)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0xA0, &content)) != IFPP_OK) {
+        err_why(why, why_len, "%s: SignedBundle fields missing or out of order (%s)", name, err_str(e));
+        return e;
+    }
+    if ((e = tlv_parse_exact(content.value, content.len, TLV_DER, &inner)) != IFPP_OK || inner.tag != 0x30) {
+        err_why(why, why_len, "%s: content is not one DER SEQUENCE", name);
+        return e ? e : IFPP_E_TLV_UNEXPECTED_TAG;
+    }
+    /* 2. type */
+    if (!bundle_type_oid_matches(t, oid.value, oid.len)) {
+        err_why(why, why_len, "%s expected, but the file declares another bundle type", name);
+        return IFPP_E_TLV_UNEXPECTED_TAG;
+    }
+    /* 3 and 4. the signer's chain and the signature over [0] */
+    crypto_sha256(content.raw, content.raw_len, digest);
+    const uint8_t *trailer = content.raw + content.raw_len;
+    if ((e = bundle_verify_trailer(t, trailer, (size_t)(top.value + top.len - trailer), digest, root, now, &v->signer,
+                                   why, why_len)) != IFPP_OK)
+        return e;
+    v->type = t;
+    v->content = inner.raw;
+    v->content_len = inner.raw_len;
+    return IFPP_OK;
 }
 
 void bundle_view_free(bundle_view *v)

@@ -14,6 +14,7 @@
 #ifndef IFPP_BUNDLE_H
 #define IFPP_BUNDLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -58,6 +59,17 @@ ifpp_err bundle_seal(bundle_type t, const uint8_t *content, size_t n, const cryp
  */
 ifpp_err bundle_open(const uint8_t *buf, size_t n, bundle_type t, const cert *root, time_t now,
                      bundle_view *v, char *why, size_t why_len);
+
+/* True if oid (the DER body of an OBJECT IDENTIFIER) names bundle type t. */
+bool bundle_type_oid_matches(bundle_type t, const uint8_t *oid, size_t n);
+
+/*
+ * Checks the part after the content: the [1] signer chain (to root, with t's signer role) and the
+ * 5F37 signature over the content whose SHA-256 is digest; n bytes, nothing after them. *signer
+ * (if not NULL) gets the verified signer. Shared by bundle_open() and the streaming reader.
+ */
+ifpp_err bundle_verify_trailer(bundle_type t, const uint8_t *trailer, size_t n, const uint8_t digest[32],
+                               const cert *root, time_t now, cert **signer, char *why, size_t why_len);
 
 /* Releases what bundle_open() allocated (the signer). */
 void bundle_view_free(bundle_view *v);

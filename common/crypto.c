@@ -528,15 +528,13 @@ ifpp_err crypto_ecdsa_sign(const crypto_key *k, const void *msg, size_t n, crypt
     return IFPP_OK;
 }
 
-ifpp_err crypto_ecdsa_verify(const crypto_key *k, const void *msg, size_t n, crypto_sig_format fmt,
-                             const uint8_t *sig, size_t siglen)
+/* Normalises a signature of either form to strict DER, range-checked for k's curve. */
+static ifpp_err crypto_sig_normalise(const crypto_key *k, crypto_sig_format fmt, const uint8_t *sig, size_t siglen,
+                                    uint8_t der[CRYPTO_SIG_DER_MAX], size_t *der_len)
 {
-    uint8_t raw[CRYPTO_SIG_RAW_LEN], der[CRYPTO_SIG_DER_MAX];
-    size_t der_len = sizeof der;
+    uint8_t raw[CRYPTO_SIG_RAW_LEN];
     ifpp_err e;
-    if (!k || (!msg && n) || !sig)
-        return IFPP_E_ARG;
-    /* Normalise both forms through the strict parser: one acceptance rule for both. */
+    /* Both forms go through the strict parser: one acceptance rule for both. */
     if (fmt == CRYPTO_SIG_RAW) {
         if (siglen != CRYPTO_SIG_RAW_LEN)
             return IFPP_E_BAD_SIGNATURE_FORMAT;
@@ -547,15 +545,35 @@ ifpp_err crypto_ecdsa_verify(const crypto_key *k, const void *msg, size_t n, cry
     const uint8_t *order = curve_order[k->curve];
     if (!crypto_in_range(raw, order) || !crypto_in_range(raw + 32, order))
         return fmt == CRYPTO_SIG_RAW ? IFPP_E_SIGNATURE : IFPP_E_BAD_SIGNATURE_FORMAT;
-    if ((e = crypto_sig_raw_to_der(raw, der, &der_len)) != IFPP_OK)
+    *der_len = CRYPTO_SIG_DER_MAX;
+    return crypto_sig_raw_to_der(raw, der, der_len);
+}
+
+ifpp_err crypto_ecdsa_verify(const crypto_key *k, const void *msg, size_t n, crypto_sig_format fmt,
+                             const uint8_t *sig, size_t siglen)
+{
+    uint8_t digest[CRYPTO_SHA256_LEN];
+    if (!k || (!msg && n) || !sig)
+        return IFPP_E_ARG;
+    ifpp_err e = crypto_sha256(msg, n, digest);
+    return e == IFPP_OK ? crypto_ecdsa_verify_digest(k, digest, fmt, sig, siglen) : e;
+}
+
+ifpp_err crypto_ecdsa_verify_digest(const crypto_key *k, const uint8_t digest[CRYPTO_SHA256_LEN], crypto_sig_format fmt,
+                                    const uint8_t *sig, size_t siglen)
+{
+    uint8_t der[CRYPTO_SIG_DER_MAX];
+    size_t der_len;
+    if (!k || !digest || !sig)
+        return IFPP_E_ARG;
+    ifpp_err e = crypto_sig_normalise(k, fmt, sig, siglen, der, &der_len);
+    if (e != IFPP_OK)
         return e;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!md)
-        return IFPP_E_NOMEM;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
     int rc = -1;
-    if (EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, NULL, k->pkey, NULL) == 1)
-        rc = EVP_DigestVerify(md, der, der_len, msg, n);
-    EVP_MD_CTX_free(md);
+    if (ctx && EVP_PKEY_verify_init(ctx) == 1)
+        rc = EVP_PKEY_verify(ctx, der, der_len, digest, CRYPTO_SHA256_LEN);
+    EVP_PKEY_CTX_free(ctx);
     if (rc == 1)
         return IFPP_OK;
     return rc == 0 ? IFPP_E_SIGNATURE : IFPP_E_CRYPTO;

@@ -123,6 +123,10 @@ ifpp_err crypto_ecdsa_sign(const crypto_key *k, const void *msg, size_t n, crypt
 ifpp_err crypto_ecdsa_verify(const crypto_key *k, const void *msg, size_t n, crypto_sig_format fmt,
                              const uint8_t *sig, size_t siglen);
 
+/* Verifies an ECDSA signature over a SHA-256 digest computed by the caller (streamed data). */
+ifpp_err crypto_ecdsa_verify_digest(const crypto_key *k, const uint8_t digest[CRYPTO_SHA256_LEN], crypto_sig_format fmt,
+                                    const uint8_t *sig, size_t siglen);
+
 /* Converts strict-DER ECDSA-Sig-Value to r||s (64 bytes); refuses BER, trailing bytes, r/s out of range. */
 ifpp_err crypto_sig_der_to_raw(const uint8_t *der, size_t n, uint8_t raw[CRYPTO_SIG_RAW_LEN]);
 

@@ -2,7 +2,8 @@
  * fuzz_es10.c -- libFuzzer target for the station's parsers of what an eUICC or a vault hands
  * it: the PIR (pir_parse), the BPP split into ES10 commands (es10f_bpp_split), the single-result
  * responses (es10f_parse_result), and the SignedBundle shell (bundle_open, which must refuse
- * without a trusted signer). Property for the split: the commands are disjoint, in order, inside
+ * without a trusted signer), and the streaming reader (bundle_stream), walked element by element
+ * the way the importers walk it. Property for the split: the commands are disjoint, in order, inside
  * the BPP, and cover every segment.
  */
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 
 #include "bundle.h"
+#include "bundle_stream.h"
 #include "es10f.h"
 #include "pir.h"
 
@@ -66,5 +68,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (bundle_open(data, size, BUNDLE_BPP_VAULT, root, time(NULL), &v, NULL, 0) == IFPP_OK)
             abort(); /* nothing fuzzed can carry a signature under the anchor */
     }
+    /* the streaming reader, walked the way the importers walk it; it must never accept either */
+    FILE *f = size ? fmemopen((void *)data, size, "rb") : NULL;
+    bundle_stream *bs = NULL;
+    if (f && root && bundle_stream_open(f, size, BUNDLE_BPP_VAULT, 1 << 16, &bs, NULL, 0) == IFPP_OK) {
+        tlv t;
+        bool entered;
+        int guard = 0;
+        ifpp_err e = IFPP_OK;
+        while (e == IFPP_OK && guard++ < 10000) {
+            e = bundle_stream_enter_or_next(bs, 0x30, &t, &entered);
+            if (e == IFPP_E_TLV_END)
+                e = bundle_stream_next(bs, &t) == IFPP_E_TLV_END ? IFPP_E_TLV_END : IFPP_OK;
+        }
+        if (bundle_stream_finish(bs, root, time(NULL), NULL, NULL, NULL, 0) == IFPP_OK)
+            abort();
+    }
+    bundle_stream_free(bs);
+    if (f)
+        fclose(f);
     return 0;
 }
