@@ -76,6 +76,12 @@ static ifpp_err session_open_card(session_ctx *c, uint8_t eid[16], char *why, si
         return IFPP_E_TLV_UNEXPECTED_TAG;
     }
     memcpy(eid, f.value, 16);
+    /* EUICCInfo2: the card must answer it as an SGP.22 ISD-R does (its content came with the EUM's package) */
+    if ((e = call(c, (const uint8_t *)"\xbf\x22\x00", 3, resp, &rn, &sw)) != IFPP_OK || sw != SW_OK ||
+        tlv_parse_exact(resp, rn, TLV_DER, &t) != IFPP_OK || t.tag != 0xBF22) {
+        err_why(why, why_len, "slot %s: GetEUICCInfo2 failed (%s)", c->slot_name, e ? err_str(e) : apdu_sw_str(sw));
+        return e ? e : IFPP_E_IO;
+    }
     return IFPP_OK;
 }
 
@@ -262,21 +268,29 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
 
     /* The BPP, command by command, never opened (GENS09/GENS10). */
     step(c, SESSION_STEP_LOAD, NULL);
-    es10f_bpp_command *cmds = calloc(SESSION_MAX_BPP_COMMANDS, sizeof *cmds);
-    size_t count = 0;
-    if (!cmds || (e = store_bpp_blob(c->st, b.transaction_id, b.transaction_id_len, &bpp, &bpp_len)) != IFPP_OK ||
-        (e = es10f_bpp_split(bpp, bpp_len, cmds, SESSION_MAX_BPP_COMMANDS, &count)) != IFPP_OK) {
-        free(cmds);
-        err_why(r->message, sizeof r->message, "stored BPP unreadable (%s)", err_str(e ? e : IFPP_E_NOMEM));
-        e = e ? e : IFPP_E_NOMEM;
+    if ((e = store_bpp_blob(c->st, b.transaction_id, b.transaction_id_len, &bpp, &bpp_len)) != IFPP_OK) {
+        err_why(r->message, sizeof r->message, "stored BPP unreadable (%s)", err_str(e));
         goto doubt;
     }
     rn = 0;
-    for (size_t i = 0; i < count; i++) {
-        if ((e = call(c, cmds[i].data, cmds[i].len, resp, &rn, &sw)) != IFPP_OK || sw != SW_OK || rn > 0)
-            break;
+    if (fpa_can_load_bpp(c->slot)) {
+        /* an FPA that runs the ES10f sequence itself */
+        e = fpa_load_bpp(c->slot, bpp, bpp_len, resp, sizeof resp, &rn);
+        sw = SW_OK;
+    } else {
+        es10f_bpp_command *cmds = calloc(SESSION_MAX_BPP_COMMANDS, sizeof *cmds);
+        size_t count = 0;
+        if (!cmds || (e = es10f_bpp_split(bpp, bpp_len, cmds, SESSION_MAX_BPP_COMMANDS, &count)) != IFPP_OK) {
+            free(cmds);
+            err_why(r->message, sizeof r->message, "stored BPP malformed (%s)", err_str(e ? e : IFPP_E_NOMEM));
+            e = e ? e : IFPP_E_NOMEM;
+            goto doubt;
+        }
+        for (size_t i = 0; i < count; i++)
+            if ((e = call(c, cmds[i].data, cmds[i].len, resp, &rn, &sw)) != IFPP_OK || sw != SW_OK || rn > 0)
+                break;
+        free(cmds);
     }
-    free(cmds);
     if (e != IFPP_OK || sw != SW_OK || rn == 0) {
         err_why(r->message, sizeof r->message, "BPP load interrupted (%s): the eUICC will tell what happened",
                 e ? err_str(e) : sw != SW_OK ? apdu_sw_str(sw) : "no PIR");

@@ -55,3 +55,15 @@ ifpp_err fpa_transmit(void *s, const uint8_t *cmd, size_t n, uint8_t *resp, size
         return IFPP_E_ARG;
     return slot->ops->transmit(slot->ctx, cmd, n, resp, cap, resp_len);
 }
+
+bool fpa_can_load_bpp(const fpa_slot *slot)
+{
+    return slot && slot->ops && slot->ops->load_bpp;
+}
+
+ifpp_err fpa_load_bpp(fpa_slot *slot, const uint8_t *bpp, size_t n, uint8_t *pir, size_t cap, size_t *pir_len)
+{
+    if (!fpa_can_load_bpp(slot))
+        return IFPP_E_ARG;
+    return slot->ops->load_bpp(slot->ctx, bpp, n, pir, cap, pir_len);
+}

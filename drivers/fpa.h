@@ -14,6 +14,7 @@
 #ifndef IFPP_FPA_H
 #define IFPP_FPA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,12 @@ typedef struct fpa_ops {
     ifpp_err (*reset)(void *ctx, uint8_t *atr, size_t cap, size_t *atr_len);
     /* Moves one command APDU and its response (data || SW1 SW2). */
     ifpp_err (*transmit)(void *ctx, const uint8_t *cmd, size_t n, uint8_t *resp, size_t cap, size_t *resp_len);
+    /*
+     * Optional (NULL if absent): for an FPA that runs the ES10f BPP sequence itself (SGP.41 §3.2.3,
+     * a hardware FPA): hands it the whole BF36 and gets the PIR back. The engine falls back to
+     * sending the SGP.22 commands one by one over transmit().
+     */
+    ifpp_err (*load_bpp)(void *ctx, const uint8_t *bpp, size_t n, uint8_t *pir, size_t cap, size_t *pir_len);
 } fpa_ops;
 
 /* An open slot: its backend and the backend's context. */
@@ -48,6 +55,12 @@ void fpa_close(fpa_slot *slot);
 
 /* Resets the eUICC. */
 ifpp_err fpa_reset(fpa_slot *slot, uint8_t *atr, size_t cap, size_t *atr_len);
+
+/* True if the slot's backend sequences a whole BPP itself (fpa_ops.load_bpp). */
+bool fpa_can_load_bpp(const fpa_slot *slot);
+
+/* Hands a whole BPP to an FPA that sequences it itself; IFPP_E_ARG if the backend cannot. */
+ifpp_err fpa_load_bpp(fpa_slot *slot, const uint8_t *bpp, size_t n, uint8_t *pir, size_t cap, size_t *pir_len);
 
 /* The es10f_transmit_fn of a slot: pass it with the slot as context. */
 ifpp_err fpa_transmit(void *slot, const uint8_t *cmd, size_t n, uint8_t *resp, size_t cap, size_t *resp_len);

@@ -494,7 +494,7 @@ static ifpp_err store_move_row(store *s, const uint8_t *txid, size_t txid_len, b
     store_now(at);
     sqlite3_stmt *st = store_prepare(s, "UPDATE bpp SET state = ?, session = coalesce(?, session),"
                                         " slot = coalesce(?, slot), dut_serial = coalesce(?, dut_serial),"
-                                        " updated_at = ? WHERE txid = ? AND state = ?");
+                                        " updated_at = ? WHERE txid = ? AND state = ? RETURNING eid");
     if (!st)
         return IFPP_E_IO;
     sqlite3_bind_text(st, 1, state_names[to], -1, SQLITE_STATIC);
@@ -504,14 +504,20 @@ static ifpp_err store_move_row(store *s, const uint8_t *txid, size_t txid_len, b
     sqlite3_bind_text(st, 5, at, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 6, txid, (int)txid_len, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, state_names[from], -1, SQLITE_STATIC);
+    uint8_t eid[16];
     int rc = sqlite3_step(st);
+    bool moved = rc == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16;
+    if (moved)
+        memcpy(eid, sqlite3_column_blob(st, 0), 16);
+    while (rc == SQLITE_ROW)
+        rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return IFPP_E_IO;
-    if (sqlite3_changes(s->db) != 1)
+    if (!moved)
         return IFPP_E_RANGE; /* not in `from` (any more): someone else moved it, or it never was */
     snprintf(move, sizeof move, "%s -> %s", state_names[from], state_names[to]);
-    store_describe(detail, sizeof detail, txid, txid_len, NULL, move, who);
+    store_describe(detail, sizeof detail, txid, txid_len, eid, move, who);
     return audit_append(s, "bpp_state", detail);
 }
 

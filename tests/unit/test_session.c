@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "bundle.h"
+#include "apdu.h"
+#include "es10f.h"
 #include "euicc_sim.h"
 #include "eum.h"
 #include "export.h"
@@ -324,6 +326,47 @@ static void test_kill_at_every_step(void **state)
     }
 }
 
+/*
+ * An FPA that runs the ES10f BPP sequence itself (SGP.41 §3.2.3): the engine hands it the whole
+ * BPP through fpa_ops.load_bpp instead of sending the commands. Here it wraps the virtual backend.
+ */
+extern const fpa_ops fpa_virtual_ops;
+static int hw_loads;
+
+static ifpp_err hw_load_bpp(void *ctx, const uint8_t *bpp, size_t n, uint8_t *pir, size_t cap, size_t *pir_len)
+{
+    es10f_bpp_command cmds[256];
+    size_t count;
+    uint16_t sw = 0;
+    ifpp_err e = es10f_bpp_split(bpp, n, cmds, 256, &count);
+    hw_loads++;
+    *pir_len = 0;
+    for (size_t i = 0; e == IFPP_OK && i < count && *pir_len == 0; i++)
+        e = es10f_call(fpa_virtual_ops.transmit, ctx, 0, cmds[i].data, cmds[i].len, pir, cap, pir_len, &sw);
+    return e == IFPP_OK && sw != SW_OK ? IFPP_E_IO : e;
+}
+
+static void test_fpa_with_whole_bpp_operation(void **state)
+{
+    (void)state;
+    fpa_ops hw = fpa_virtual_ops;
+    hw.name = "hw-fpa";
+    hw.load_bpp = hw_load_bpp;
+    store *s;
+    fpa_slot slot;
+    session_result r;
+    assert_int_equal(store_open(T.db, &s, NULL, 0), IFPP_OK);
+    assert_int_equal(hw.open(T.card[1], &slot.ctx, NULL, 0), IFPP_OK);
+    slot.ops = &hw;
+    session_ctx c = {.st = s, .slot = &slot, .slot_name = "fixture-hw", .dm_fpa_key = T.dm_fpa_key,
+                     .dm_fpa_cert = T.dm_fpa};
+    assert_int_equal(session_provision(&c, "DUT-HW", NULL, &r), IFPP_OK);
+    assert_true(r.installed);
+    assert_int_equal(hw_loads, 1);
+    fpa_close(&slot);
+    store_close(s);
+}
+
 /* The README's main job: `ifppctl demo` runs the whole simulated line and the SM-DPf accepts the report. */
 static void test_ifppctl_demo(void **state)
 {
@@ -361,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_imports),
         cmocka_unit_test(test_provision_and_complete),
         cmocka_unit_test(test_kill_at_every_step),
+        cmocka_unit_test(test_fpa_with_whole_bpp_operation),
         cmocka_unit_test(test_ifppctl_demo),
     };
     return cmocka_run_group_tests_name("session", tests, setup, teardown);
