@@ -217,19 +217,18 @@ static ifpp_err provision(int card, bool complete, kill_plan *kill, session_resu
     return e;
 }
 
+/* `ifppctl recover` on the card's slot, as the line would run it after a crash; returns how many it resolved. */
 static size_t recover(int card)
 {
-    store *s;
-    fpa_slot slot;
-    size_t resolved = 0;
-    char why[256];
-    assert_int_equal(store_open(T.db, &s, why, sizeof why), IFPP_OK);
-    assert_int_equal(fpa_open("virtual", T.card[card], &slot, why, sizeof why), IFPP_OK);
-    session_ctx c = {.st = s, .slot = &slot, .slot_name = "fixture-1", .dm_fpa_key = T.dm_fpa_key,
-                     .dm_fpa_cert = T.dm_fpa};
-    assert_int_equal(session_recover(&c, &resolved, why, sizeof why), IFPP_OK);
-    fpa_close(&slot);
-    store_close(s);
+    char slot[600], out[4096];
+    snprintf(slot, sizeof slot, "virtual:%s", T.card[card]);
+    char *argv[] = {(char *)tu_tool("IFPP_IFPPCTL", "ifppctl"), "--store", T.db, "--pki", T.pki, "recover", "--slot",
+                    slot, NULL};
+    assert_int_equal(tu_run(argv, out, sizeof out), 0);
+    const char *at = strstr(out, ": ");
+    unsigned long resolved = 0;
+    assert_non_null(at);
+    assert_int_equal(sscanf(at + 2, "%lu BPP(s) resolved", &resolved), 1);
     return resolved;
 }
 
