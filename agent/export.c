@@ -37,42 +37,65 @@ static ifpp_err put_item(void *arg, const store_key_record *k)
     return tlv_end(c->b);
 }
 
+/*
+ * Opens a station bundle's content: version 1, a fresh 16-byte id, the station id, the period
+ * (reports only: start and end not NULL), the EUM certificates; then opens the item list.
+ */
+static ifpp_err export_begin(tlv_builder *b, store *s, size_t max, const char *station_id, const char *start,
+                             const char *end)
+{
+    uint8_t id[16];
+    crypto_random(id, sizeof id);
+    tlv_builder_init_dynamic(b, max);
+    tlv_begin(b, 0x30);
+    tlv_put_uint(b, 0x02, 1);
+    tlv_put(b, 0x04, id, sizeof id);
+    tlv_put(b, 0x0C, station_id, strlen(station_id));
+    if (start && end) {
+        tlv_put(b, 0x18, start, 15);
+        tlv_put(b, 0x18, end, 15);
+    }
+    tlv_begin(b, 0x30);
+    ifpp_err e = store_each_eum_cert(s, put_eum, b);
+    tlv_end(b);
+    tlv_begin(b, 0x30);
+    return e;
+}
+
+/* Closes the item list and the content, and seals the bundle with the station's key. */
+static ifpp_err export_seal(tlv_builder *b, bundle_type t, const crypto_key *key, const cert *station_cert,
+                            uint8_t **out, size_t *out_len)
+{
+    const uint8_t *content;
+    size_t n;
+    tlv_end(b);
+    tlv_end(b);
+    ifpp_err e = tlv_builder_finish(b, &content, &n);
+    if (e == IFPP_OK) {
+        const cert *chain[1] = {station_cert};
+        e = bundle_seal(t, content, n, key, chain, 1, out, out_len);
+    }
+    return e;
+}
+
 ifpp_err export_bpp_request(store *s, const char *station_id, const char *profile_type, const crypto_key *station_key,
                             const cert *station_cert, uint8_t **out, size_t *out_len, size_t *items, char *why,
                             size_t why_len)
 {
     tlv_builder b;
-    uint8_t id[16];
     request_ctx c = {.b = &b, .profile_type = profile_type};
     ifpp_err e;
     if (!s || !station_id || !profile_type || !station_key || !station_cert || !out || !out_len)
         return IFPP_E_ARG;
-    crypto_random(id, sizeof id);
-    tlv_builder_init_dynamic(&b, 256u << 20);
-    tlv_begin(&b, 0x30);
-    tlv_put_uint(&b, 0x02, 1);
-    tlv_put(&b, 0x04, id, sizeof id);
-    tlv_put(&b, 0x0C, station_id, strlen(station_id));
-    tlv_begin(&b, 0x30);
-    e = store_each_eum_cert(s, put_eum, &b);
-    tlv_end(&b);
-    tlv_begin(&b, 0x30);
+    e = export_begin(&b, s, 256u << 20, station_id, NULL, NULL);
     if (e == IFPP_OK)
         e = store_each_unbound_key(s, put_item, &c);
-    tlv_end(&b);
-    tlv_end(&b);
-    const uint8_t *content;
-    size_t n;
-    if (e == IFPP_OK)
-        e = tlv_builder_finish(&b, &content, &n);
     if (e == IFPP_OK && c.items == 0) {
         err_why(why, why_len, "no One-time Key without a BPP: nothing to request (import an eUICC data package first)");
         e = IFPP_E_TLV_MISSING;
     }
-    if (e == IFPP_OK) {
-        const cert *chain[1] = {station_cert};
-        e = bundle_seal(BUNDLE_BPP_REQUEST, content, n, station_key, chain, 1, out, out_len);
-    }
+    if (e == IFPP_OK)
+        e = export_seal(&b, BUNDLE_BPP_REQUEST, station_key, station_cert, out, out_len);
     tlv_builder_free(&b);
     if (items)
         *items = c.items;
@@ -134,7 +157,7 @@ ifpp_err export_loading_report(store *s, const char *station_id, const char *day
                                export_summary *sum, char *why, size_t why_len)
 {
     tlv_builder b;
-    uint8_t id[16], *out = NULL, *back = NULL;
+    uint8_t *out = NULL, *back = NULL;
     size_t out_len = 0, back_len = 0;
     char start[16], end[16], day_iso[32];
     report_ctx c = {.b = &b, .sum = sum};
@@ -152,28 +175,11 @@ ifpp_err export_loading_report(store *s, const char *station_id, const char *day
     }
     snprintf(start, sizeof start, "%.4s%.2s%.2s000000Z", day_iso, day_iso + 5, day_iso + 8);
     snprintf(end, sizeof end, "%.4s%.2s%.2s235959Z", day_iso, day_iso + 5, day_iso + 8);
-    crypto_random(id, sizeof id);
-    tlv_builder_init_dynamic(&b, 1u << 30);
-    tlv_begin(&b, 0x30);
-    tlv_put_uint(&b, 0x02, 1);
-    tlv_put(&b, 0x04, id, sizeof id);
-    tlv_put(&b, 0x0C, station_id, strlen(station_id));
-    tlv_put(&b, 0x18, start, 15);
-    tlv_put(&b, 0x18, end, 15);
-    tlv_begin(&b, 0x30);
-    e = store_each_eum_cert(s, put_eum, &b);
-    tlv_end(&b);
-    tlv_begin(&b, 0x30);
+    e = export_begin(&b, s, 1u << 30, station_id, start, end);
     if (e == IFPP_OK)
         e = store_each_result(s, day, put_result, &c);
-    tlv_end(&b);
-    tlv_end(&b);
-    const uint8_t *content;
-    size_t n;
-    if (e == IFPP_OK && (e = tlv_builder_finish(&b, &content, &n)) == IFPP_OK) {
-        const cert *chain[1] = {station_cert};
-        e = bundle_seal(BUNDLE_LOADING_REPORT, content, n, station_key, chain, 1, &out, &out_len);
-    }
+    if (e == IFPP_OK)
+        e = export_seal(&b, BUNDLE_LOADING_REPORT, station_key, station_cert, &out, &out_len);
     tlv_builder_free(&b);
     if (e != IFPP_OK) {
         err_why(why, why_len, "cannot build the Profile Loading Report: %s", err_str(e));
