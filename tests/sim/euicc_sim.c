@@ -406,6 +406,27 @@ ifpp_err euicc_sim_open(const char *path, euicc_sim **out)
     return IFPP_OK;
 }
 
+/*
+ * After a power cut inside a write, the card's memory may hold changes its NVM never got: a real
+ * card would come back with the NVM only, so the next power-up reloads it.
+ */
+static ifpp_err sim_reload(euicc_sim *c)
+{
+    uint8_t *der = NULL;
+    size_t n = 0;
+    ifpp_err e = fs_read_all(c->path, SIM_MAX_STATE, &der, &n);
+    if (e != IFPP_OK)
+        return e;
+    sim_free_persistent(c);
+    c->euicc_key = NULL;
+    c->euicc_cert = c->eum_cert = c->ci_cert = c->dm_root_cert = NULL;
+    c->n_otks = c->n_profiles = c->n_notifs = 0;
+    e = sim_decode_state(c, der, n);
+    crypto_wipe(der, n);
+    free(der);
+    return e;
+}
+
 static void sim_end_bpp(euicc_sim *c)
 {
     crypto_key_free(c->bpp.dp_key);
@@ -1239,6 +1260,11 @@ ifpp_err euicc_sim_reset(euicc_sim *c, uint8_t *atr, size_t cap, size_t *atr_len
     size_t an = c->t0 ? sizeof atr_t0 : sizeof atr_t1;
 
     sim_end_bpp(c);
+    if (c->torn) {
+        ifpp_err e = sim_reload(c);
+        if (e != IFPP_OK)
+            return e;
+    }
     free(c->sd_buf);
     c->sd_buf = NULL;
     c->sd_len = 0;

@@ -543,6 +543,10 @@ static void test_tear_and_power_cut(void **state)
     for (size_t i = 0; i < count && e == IFPP_OK; i++)
         e = es10f_call(tx, b.card, 0, cmds[i].data, cmds[i].len, pir, sizeof pir, &n, &sw);
     assert_int_equal(e, IFPP_E_IO);
+    /* power back on without reopening: the card comes back with its NVM, not with what it half-did */
+    assert_int_equal(euicc_sim_reset(b.card, atr, sizeof atr, &atr_len), IFPP_OK);
+    assert_int_equal(euicc_sim_otk_count(b.card), 2);
+    assert_int_equal(euicc_sim_profile_count(b.card), 0);
     euicc_sim_close(b.card);
     assert_int_equal(euicc_sim_open(b.path, &b.card), IFPP_OK);
     assert_int_equal(euicc_sim_otk_count(b.card), 2);
