@@ -92,7 +92,7 @@ ifpp_err export_bpp_request(store *s, const char *station_id, const char *profil
         e = store_each_unbound_key(s, put_item, &c);
     if (e == IFPP_OK && c.items == 0) {
         err_why(why, why_len, "no One-time Key without a BPP: nothing to request (import an eUICC data package first)");
-        e = IFPP_E_TLV_MISSING;
+        e = IFPP_E_NOT_FOUND;
     }
     if (e == IFPP_OK)
         e = export_seal(&b, BUNDLE_BPP_REQUEST, station_key, station_cert, out, out_len);

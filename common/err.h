@@ -20,6 +20,7 @@
     X(IFPP_E_IO,               "input/output error")                                \
     X(IFPP_E_INTERNAL,         "internal error (a bug)")                            \
     X(IFPP_E_RANGE,            "value out of the allowed range")                    \
+    X(IFPP_E_NOT_FOUND,        "no such record (nothing matches)")                  \
     /* BER-TLV / DER codec */                                                       \
     X(IFPP_E_TLV_END,          "no more TLV objects")                               \
     X(IFPP_E_TLV_TRUNCATED,    "TLV truncated: header or value runs past the data") \

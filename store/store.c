@@ -544,7 +544,7 @@ static ifpp_err bpp_reserve_tx(store *s, void *arg)
     sqlite3_bind_blob(st, 1, a->eid, 16, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, a->profile_type, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
-    ifpp_err e = rc == SQLITE_ROW ? store_row_to_bpp(st, a->out) : rc == SQLITE_DONE ? IFPP_E_TLV_MISSING : IFPP_E_IO;
+    ifpp_err e = rc == SQLITE_ROW ? store_row_to_bpp(st, a->out) : rc == SQLITE_DONE ? IFPP_E_NOT_FOUND : IFPP_E_IO;
     sqlite3_finalize(st);
     if (e != IFPP_OK)
         return e;
@@ -615,7 +615,7 @@ ifpp_err store_get_bpp(store *s, const uint8_t *txid, size_t txid_len, store_bpp
         return IFPP_E_IO;
     sqlite3_bind_blob(st, 1, txid, (int)txid_len, SQLITE_STATIC);
     int rc = sqlite3_step(st);
-    ifpp_err e = rc == SQLITE_ROW ? store_row_to_bpp(st, out) : rc == SQLITE_DONE ? IFPP_E_TLV_MISSING : IFPP_E_IO;
+    ifpp_err e = rc == SQLITE_ROW ? store_row_to_bpp(st, out) : rc == SQLITE_DONE ? IFPP_E_NOT_FOUND : IFPP_E_IO;
     sqlite3_finalize(st);
     return e;
 }
@@ -702,7 +702,7 @@ static ifpp_err store_fetch_blob(store *s, const char *sql, const void *key, int
         sqlite3_bind_text(st, 1, key, key_len, SQLITE_STATIC);
     else
         sqlite3_bind_blob(st, 1, key, key_len, SQLITE_STATIC);
-    ifpp_err e = IFPP_E_TLV_MISSING;
+    ifpp_err e = IFPP_E_NOT_FOUND;
     if (sqlite3_step(st) == SQLITE_ROW) {
         size_t len = (size_t)sqlite3_column_bytes(st, 0);
         *out = malloc(len ? len : 1);

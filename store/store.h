@@ -103,7 +103,7 @@ ifpp_err store_add_bpp(store *s, const store_bpp *b, bool *duplicate, char *why,
 
 /*
  * Reserves, in one transaction, an available BPP for eid (and profile_type, if not NULL:
- * use case A.3), oldest first; out gets it. IFPP_E_TLV_MISSING if there is none.
+ * use case A.3), oldest first; out gets it. IFPP_E_NOT_FOUND if there is none.
  */
 ifpp_err bpp_reserve(store *s, const uint8_t eid[16], const char *profile_type, const store_actor *who,
                      store_bpp *out);

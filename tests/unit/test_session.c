@@ -260,7 +260,7 @@ static void test_provision_and_complete(void **state)
     assert_int_equal(otks, 0);
     assert_int_equal(profiles, 2);
     /* nothing left for this eUICC */
-    assert_int_equal(provision(0, false, NULL, &r), IFPP_E_TLV_MISSING);
+    assert_int_equal(provision(0, false, NULL, &r), IFPP_E_NOT_FOUND);
     assert_non_null(strstr(r.message, "no available BPP"));
     store *s;
     assert_int_equal(store_open(T.db, &s, NULL, 0), IFPP_OK);

@@ -143,7 +143,7 @@ static void test_state_machine(void **state)
     assert_int_equal(bpp_reserve(f->s, f->eid, "operatorB", &who, &got), IFPP_OK);
     assert_memory_equal(got.transaction_id, b.transaction_id, 16);
     assert_int_equal(got.state, BPP_RESERVED);
-    assert_int_equal(bpp_reserve(f->s, f->eid, "operatorB", &who, &got), IFPP_E_TLV_MISSING);
+    assert_int_equal(bpp_reserve(f->s, f->eid, "operatorB", &who, &got), IFPP_E_NOT_FOUND);
     store_bpp row;
     assert_int_equal(store_get_bpp(f->s, a.transaction_id, 16, &row), IFPP_OK);
     assert_int_equal(row.state, BPP_AVAILABLE);
