@@ -59,7 +59,14 @@
     /* APDU framing (ISO/IEC 7816-4) */                                             \
     X(IFPP_E_APDU_MALFORMED,   "APDU malformed: its length fields do not match its size") \
     X(IFPP_E_APDU_TOO_LONG,    "APDU data longer than the encoding or transport allows") \
-    X(IFPP_E_APDU_CHANNEL,     "logical channel number outside 0..19")
+    X(IFPP_E_APDU_CHANNEL,     "logical channel number outside 0..19")           \
+    /* FPA transports */                                                            \
+    X(IFPP_E_NO_READER,        "no reader matches the slot's configuration, or it was unplugged") \
+    X(IFPP_E_NO_CARD,          "no eUICC in the reader, or it was removed")          \
+    X(IFPP_E_CARD_RESET,       "the eUICC was reset by someone else during the session") \
+    X(IFPP_E_TRANSPORT,        "the transport to the eUICC failed")               \
+    X(IFPP_E_BUSY,             "the reader is held by another session or process") \
+    X(IFPP_E_TIMEOUT,          "the eUICC did not answer within the configured time")
 
 typedef enum {
 #define IFPP_ERR_ENUM(name, text) name,

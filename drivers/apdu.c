@@ -183,3 +183,39 @@ const char *apdu_sw_str(uint16_t sw)
     default: return "card error";
     }
 }
+
+ifpp_err apdu_atr_extended_length(const uint8_t *atr, size_t n, bool *extended)
+{
+    if (!atr || !extended)
+        return IFPP_E_ARG;
+    *extended = false;
+    if (n < 2 || (atr[0] != 0x3B && atr[0] != 0x3F))
+        return IFPP_E_APDU_MALFORMED;
+    size_t k = atr[1] & 0x0F, i = 2;
+    uint8_t y = atr[1] >> 4;
+    /* interface bytes: each TDi says which of TA/TB/TC/TD(i+1) follow */
+    while (y) {
+        size_t present = (size_t)((y & 1) + ((y >> 1) & 1) + ((y >> 2) & 1) + ((y >> 3) & 1));
+        if (present > n - i)
+            return IFPP_E_APDU_MALFORMED;
+        uint8_t td = (y & 8) ? atr[i + present - 1] : 0;
+        i += present;
+        y = td >> 4;
+    }
+    if (k > n - i)
+        return IFPP_E_APDU_MALFORMED;
+    const uint8_t *h = atr + i;
+    if (k < 1 || h[0] != 0x80)
+        return IFPP_OK; /* no compact-TLV historical bytes: no capabilities said, so short APDUs */
+    for (size_t j = 1; j < k;) {
+        uint8_t tag = h[j] >> 4;
+        size_t len = h[j] & 0x0F;
+        j++;
+        if (len > k - j)
+            return IFPP_E_APDU_MALFORMED;
+        if (tag == 0x7 && len >= 3)
+            *extended = (h[j + 2] & 0x40) != 0; /* third software function table, b7 */
+        j += len;
+    }
+    return IFPP_OK;
+}

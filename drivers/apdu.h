@@ -85,6 +85,13 @@ size_t apdu_store_data_count(size_t n, size_t block_max);
 ifpp_err apdu_store_data_block(const uint8_t *msg, size_t n, size_t block_max, size_t index, unsigned ch,
                                apdu_cmd *cmd);
 
+/*
+ * Reads an ATR (ISO/IEC 7816-3 §8.2) up to its historical bytes and, if they are in compact-TLV
+ * form (category 80), the card capabilities object (7816-4 §8.1.1.2.7): *extended is true only
+ * if the card says it takes extended Lc/Le. IFPP_E_APDU_MALFORMED if the ATR runs past its bytes.
+ */
+ifpp_err apdu_atr_extended_length(const uint8_t *atr, size_t n, bool *extended);
+
 /* A short English name for a status word ("security status not satisfied"), for messages. */
 const char *apdu_sw_str(uint16_t sw);
 

@@ -10,12 +10,12 @@
 static ifpp_err es10f_exchange(es10f_transmit_fn tx, void *ctx, unsigned ch, apdu_cmd *cmd, uint8_t *resp,
                                size_t cap, size_t *resp_len, uint16_t *sw)
 {
-    uint8_t raw[5 + APDU_SHORT_MAX_LC + 1], r[258];
+    uint8_t raw[4 + 3 + ES10F_MAX_BLOCK + 2], r[258];
     size_t rn, dl, got = 0;
     ifpp_err e;
 
     for (int tries = 0;; tries++) {
-        if ((e = apdu_encode(cmd, false, raw, sizeof raw, &rn)) != IFPP_OK)
+        if ((e = apdu_encode(cmd, cmd->nc > APDU_SHORT_MAX_LC, raw, sizeof raw, &rn)) != IFPP_OK)
             return e;
         if ((e = tx(ctx, raw, rn, r, sizeof r, &rn)) != IFPP_OK)
             return e;
@@ -50,13 +50,19 @@ static ifpp_err es10f_exchange(es10f_transmit_fn tx, void *ctx, unsigned ch, apd
 ifpp_err es10f_call(es10f_transmit_fn tx, void *ctx, unsigned ch, const uint8_t *req, size_t n, uint8_t *resp,
                     size_t cap, size_t *resp_len, uint16_t *sw)
 {
-    if (!tx || !req || !n || !resp || !resp_len || !sw)
+    return es10f_call_blocks(tx, ctx, ch, ES10F_BLOCK, req, n, resp, cap, resp_len, sw);
+}
+
+ifpp_err es10f_call_blocks(es10f_transmit_fn tx, void *ctx, unsigned ch, size_t block, const uint8_t *req, size_t n,
+                           uint8_t *resp, size_t cap, size_t *resp_len, uint16_t *sw)
+{
+    if (!tx || !req || !n || !resp || !resp_len || !sw || block < ES10F_BLOCK || block > ES10F_MAX_BLOCK)
         return IFPP_E_ARG;
-    size_t blocks = apdu_store_data_count(n, ES10F_BLOCK);
+    size_t blocks = apdu_store_data_count(n, block);
     *resp_len = 0;
     for (size_t i = 0; i < blocks; i++) {
         apdu_cmd cmd;
-        ifpp_err e = apdu_store_data_block(req, n, ES10F_BLOCK, i, ch, &cmd);
+        ifpp_err e = apdu_store_data_block(req, n, block, i, ch, &cmd);
         if (e != IFPP_OK)
             return e;
         if ((e = es10f_exchange(tx, ctx, ch, &cmd, resp, cap, resp_len, sw)) != IFPP_OK)

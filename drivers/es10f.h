@@ -18,6 +18,7 @@
 #include "err.h"
 
 #define ES10F_BLOCK 255 /* STORE DATA block size: short APDUs, which every reader and modem takes */
+#define ES10F_MAX_BLOCK 4096 /* with extended length: a whole BPP segment command in one APDU */
 #define ES10F_MAX_RESPONSE 65536
 
 /* Moves one command APDU and its response; a backend's transmit, with its own context. */
@@ -31,6 +32,13 @@ typedef ifpp_err (*es10f_transmit_fn)(void *ctx, const uint8_t *cmd, size_t n, u
  */
 ifpp_err es10f_call(es10f_transmit_fn tx, void *ctx, unsigned ch, const uint8_t *req, size_t n, uint8_t *resp,
                     size_t cap, size_t *resp_len, uint16_t *sw);
+
+/*
+ * es10f_call with STORE DATA blocks of up to `block` bytes (255..ES10F_MAX_BLOCK; above 255 the
+ * blocks go as extended-length APDUs, for a slot whose reader and card take them).
+ */
+ifpp_err es10f_call_blocks(es10f_transmit_fn tx, void *ctx, unsigned ch, size_t block, const uint8_t *req, size_t n,
+                           uint8_t *resp, size_t cap, size_t *resp_len, uint16_t *sw);
 
 /* One command of a BPP load: a slice of the BF36 TLV, sent as its own STORE DATA sequence. */
 typedef struct {

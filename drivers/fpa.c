@@ -4,9 +4,11 @@
 #include <string.h>
 
 extern const fpa_ops fpa_virtual_ops;
+extern const fpa_ops fpa_pcsc_ops;
 
 static const fpa_ops *const backends[] = {
     &fpa_virtual_ops,
+    &fpa_pcsc_ops,
 };
 
 const fpa_ops *fpa_find(const char *name)
@@ -24,7 +26,7 @@ ifpp_err fpa_open(const char *backend, const char *target, fpa_slot *slot, char 
     memset(slot, 0, sizeof *slot);
     const fpa_ops *ops = fpa_find(backend);
     if (!ops) {
-        err_why(why, why_len, "unknown FPA backend '%s' (known: virtual)", backend ? backend : "(none)");
+        err_why(why, why_len, "unknown FPA backend '%s' (known: virtual, pcsc)", backend ? backend : "(none)");
         return IFPP_E_ARG;
     }
     ifpp_err e = ops->open(target, &slot->ctx, why, why_len);
@@ -66,4 +68,16 @@ ifpp_err fpa_load_bpp(fpa_slot *slot, const uint8_t *bpp, size_t n, uint8_t *pir
     if (!fpa_can_load_bpp(slot))
         return IFPP_E_ARG;
     return slot->ops->load_bpp(slot->ctx, bpp, n, pir, cap, pir_len);
+}
+
+size_t fpa_max_command_data(const fpa_slot *slot)
+{
+    size_t n = slot && slot->ops && slot->ops->max_command_data ? slot->ops->max_command_data(slot->ctx) : 0;
+    return n > 255 ? n : 255;
+}
+
+const char *fpa_last_error(const fpa_slot *slot)
+{
+    const char *s = slot && slot->ops && slot->ops->last_error ? slot->ops->last_error(slot->ctx) : NULL;
+    return s ? s : "";
 }

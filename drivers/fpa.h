@@ -8,8 +8,8 @@
  * (agent/session.h) -- is written once. Optional ops are NULL; callers use the fpa_*()
  * wrappers, which give a defined answer when a backend lacks one.
  *
- * Backends: "virtual" (the in-process software eUICC, for the demo and tests); "pcsc", "at"
- * and "usb" arrive with their issues.
+ * Backends: "virtual" (the in-process software eUICC, for the demo and tests), "pcsc" (a PC/SC
+ * reader through PCSC-lite, drivers/fpa_pcsc.c); "at" and "usb" arrive with their issues.
  */
 #ifndef IFPP_FPA_H
 #define IFPP_FPA_H
@@ -36,6 +36,13 @@ typedef struct fpa_ops {
      * sending the SGP.22 commands one by one over transmit().
      */
     ifpp_err (*load_bpp)(void *ctx, const uint8_t *bpp, size_t n, uint8_t *pir, size_t cap, size_t *pir_len);
+    /*
+     * Optional: the largest command data (Nc) one APDU may carry on this slot -- above 255 only
+     * where the reader and the card take extended length. NULL means 255 (short APDUs).
+     */
+    size_t (*max_command_data)(void *ctx);
+    /* Optional: what the transport said about the last failure ("reader X: card removed"), or "". */
+    const char *(*last_error)(void *ctx);
 } fpa_ops;
 
 /* An open slot: its backend and the backend's context. */
@@ -61,6 +68,12 @@ bool fpa_can_load_bpp(const fpa_slot *slot);
 
 /* Hands a whole BPP to an FPA that sequences it itself; IFPP_E_ARG if the backend cannot. */
 ifpp_err fpa_load_bpp(fpa_slot *slot, const uint8_t *bpp, size_t n, uint8_t *pir, size_t cap, size_t *pir_len);
+
+/* The largest Nc one command APDU may carry on the slot (255 unless the backend says more). */
+size_t fpa_max_command_data(const fpa_slot *slot);
+
+/* The backend's own words about its last failure, or "" (never NULL). */
+const char *fpa_last_error(const fpa_slot *slot);
 
 /* The es10f_transmit_fn of a slot: pass it with the slot as context. */
 ifpp_err fpa_transmit(void *slot, const uint8_t *cmd, size_t n, uint8_t *resp, size_t cap, size_t *resp_len);

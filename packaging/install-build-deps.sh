@@ -4,7 +4,8 @@
 # Used by tests/run.sh (the test command) and agent/demo.sh (the main job).
 set -euo pipefail
 DEPS=(build-essential cmake ninja-build pkg-config clang cppcheck
-      libssl-dev openssl libcmocka-dev libsqlite3-dev sqlite3)
+      libssl-dev openssl libcmocka-dev libsqlite3-dev sqlite3
+      libpcsclite-dev pcscd vsmartcard-vpcd)
 [ "${IFPP_NO_INSTALL:-0}" = 1 ] && exit 0
 missing=()
 for p in "${DEPS[@]}"; do
