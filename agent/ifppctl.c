@@ -7,6 +7,10 @@
  *   ifppctl [options] request --out FILE     BPP request for the SM-DPf (ESBPP02)
  *   ifppctl [options] provision --slot BACKEND:TARGET --serial S [--profile-type T] [--complete]
  *   ifppctl [options] recover --slot BACKEND:TARGET
+ *
+ * BACKEND:TARGET is "virtual:CARD-FILE" or "pcsc:READER-PATTERN[#N][,card-wait=MS][,apdu-timeout=MS]
+ * [,ext=auto|on|off]" (drivers/fpa_pcsc.c); --logical-channel runs the session on a logical
+ * channel opened with MANAGE CHANNEL instead of the basic channel.
  *   ifppctl [options] report --out FILE [--day YYYY-MM-DD]   Profile Loading Report (ESBPP03)
  *   ifppctl [options] audit                  verify the hash-chained audit log
  *   ifppctl [options] status                 BPPs per state
@@ -40,6 +44,7 @@ typedef struct {
     const char *ci, *dm_root, *dm_fpa_cert, *dm_fpa_key, *station_cert, *station_key;
     const char *out, *slot, *serial, *profile_type, *day, *dir, *curve;
     bool complete;
+    bool logical_channel;
     size_t duts, profile_size;
 } options;
 
@@ -149,7 +154,7 @@ static int with_session(const options *o, store *s, bool recover_only)
         return fail(o->slot, e, why);
     }
     session_ctx c = {.st = s, .slot = &slot, .slot_name = o->slot, .dm_fpa_key = fk, .dm_fpa_cert = fc,
-                     .delete_keys_when_done = o->complete, .progress = print_progress, .progress_arg = (void *)o->serial};
+                     .delete_keys_when_done = o->complete, .logical_channel = o->logical_channel, .progress = print_progress, .progress_arg = (void *)o->serial};
     int rc;
     if (recover_only) {
         size_t resolved;
@@ -363,8 +368,8 @@ static int usage(FILE *f, int rc)
     fprintf(f,
             "usage: ifppctl [options] COMMAND [args]\n"
             "commands: import-euicc FILE | import-vault FILE | request --out FILE [--profile-type T]\n"
-            "          provision --slot BACKEND:TARGET --serial S [--profile-type T] [--complete]\n"
-            "          recover --slot BACKEND:TARGET | report --out FILE [--day YYYY-MM-DD] | audit | status\n"
+            "          provision --slot BACKEND:TARGET --serial S [--profile-type T] [--complete] [--logical-channel]\n"
+            "          recover --slot BACKEND:TARGET [--logical-channel] | report --out FILE [--day YYYY-MM-DD] | audit | status\n"
             "          demo [--dir DIR] [--duts N] [--curve p256|brainpool] [--profile-size BYTES]\n"
             "options:  --store FILE (default station.db), --station-id NAME, --pki DIR (ifpp-testpki layout) or\n"
             "          --ci, --dm-root, --dm-fpa-cert, --dm-fpa-key, --station-cert, --station-key FILE\n");
@@ -382,6 +387,7 @@ static const struct option ifppctl_opts[] = {
     {"day", required_argument, NULL, 'd'},          {"dir", required_argument, NULL, 'D'},
     {"duts", required_argument, NULL, 'u'},         {"curve", required_argument, NULL, 'v'},
     {"profile-size", required_argument, NULL, 'z'}, {"help", no_argument, NULL, 'h'},
+    {"logical-channel", no_argument, NULL, 'L'},
     {NULL, 0, NULL, 0},
 };
 
@@ -406,6 +412,7 @@ static int parse_options(int argc, char **argv, options *o)
         case 'n': o->serial = optarg; break;
         case 't': o->profile_type = optarg; break;
         case 'c': o->complete = true; break;
+        case 'L': o->logical_channel = true; break;
         case 'd': o->day = optarg; break;
         case 'D': o->dir = optarg; break;
         case 'v': o->curve = optarg; break;

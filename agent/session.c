@@ -35,9 +35,51 @@ static void step(session_ctx *c, session_step s, const char *detail)
         c->progress(c->progress_arg, s, detail);
 }
 
+/* One ES10 call on the ISD-R's channel, in blocks as large as the slot takes (extended length). */
 static ifpp_err call(session_ctx *c, const uint8_t *req, size_t n, uint8_t *resp, size_t *rn, uint16_t *sw)
 {
-    return es10f_call(fpa_transmit, c->slot, 0, req, n, resp, SESSION_RESP, rn, sw);
+    size_t block = fpa_max_command_data(c->slot);
+    return es10f_call_blocks(fpa_transmit, c->slot, c->channel, block > ES10F_MAX_BLOCK ? ES10F_MAX_BLOCK : block, req,
+                             n, resp, SESSION_RESP, rn, sw);
+}
+
+/* One plain APDU (SELECT, MANAGE CHANNEL): its status word, its data into resp. */
+static ifpp_err session_apdu(session_ctx *c, const apdu_cmd *cmd, uint8_t *resp, size_t cap, size_t *dl, uint16_t *sw)
+{
+    uint8_t raw[64];
+    size_t rn;
+    ifpp_err e;
+    if ((e = apdu_encode(cmd, false, raw, sizeof raw, &rn)) != IFPP_OK ||
+        (e = fpa_transmit(c->slot, raw, rn, resp, cap, &rn)) != IFPP_OK)
+        return e;
+    return apdu_split_response(resp, rn, dl, sw);
+}
+
+/*
+ * A transport failure gets the backend's own words ("reader X: card removed") after the
+ * session's, so the operator sees both what the station was doing and what the wire said.
+ */
+static void session_add_transport_detail(session_ctx *c, ifpp_err e, char *msg, size_t cap)
+{
+    const char *detail = fpa_last_error(c->slot);
+    size_t used = strlen(msg);
+    bool transport = e == IFPP_E_NO_CARD || e == IFPP_E_NO_READER || e == IFPP_E_CARD_RESET || e == IFPP_E_TRANSPORT ||
+                     e == IFPP_E_TIMEOUT || e == IFPP_E_BUSY || e == IFPP_E_APDU_MALFORMED;
+    if (transport && detail[0] && used + 4 < cap)
+        snprintf(msg + used, cap - used, " [%s]", detail);
+}
+
+/* Gives back a logical channel the session opened; the next reset would close it anyway. */
+static void session_close_channel(session_ctx *c)
+{
+    uint8_t resp[8];
+    size_t dl;
+    uint16_t sw;
+    if (c->channel == 0)
+        return;
+    apdu_cmd close_ch = {.cla = 0x00, .ins = APDU_INS_MANAGE_CHANNEL, .p1 = 0x80, .p2 = (uint8_t)c->channel};
+    (void)session_apdu(c, &close_ch, resp, sizeof resp, &dl, &sw);
+    c->channel = 0;
 }
 
 /* Reset, SELECT the ISD-R (no FCI), GetEID. */
@@ -45,19 +87,30 @@ static ifpp_err session_open_card(session_ctx *c, uint8_t eid[16], char *why, si
 {
     static const uint8_t isdr[16] = {0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF,
                                      0xFF, 0xFF, 0xFF, 0x89, 0x00, 0x00, 0x01, 0x00};
-    uint8_t atr[64], raw[64], resp[SESSION_RESP];
+    uint8_t atr[64], resp[SESSION_RESP];
     size_t atr_len, rn, dl;
     uint16_t sw;
     ifpp_err e;
     step(c, SESSION_STEP_SELECT, NULL);
+    c->channel = 0;
     if ((e = fpa_reset(c->slot, atr, sizeof atr, &atr_len)) != IFPP_OK) {
         err_why(why, why_len, "slot %s: no eUICC answers the reset (%s)", c->slot_name, err_str(e));
         return e;
     }
+    if (c->logical_channel) {
+        /* MANAGE CHANNEL open, the card assigns the number (ISO 7816-4 §11.1.2) */
+        apdu_cmd open_ch = {.cla = 0x00, .ins = APDU_INS_MANAGE_CHANNEL, .p1 = 0x00, .p2 = 0x00, .ne = 1};
+        if ((e = session_apdu(c, &open_ch, resp, sizeof resp, &dl, &sw)) != IFPP_OK || sw != SW_OK || dl != 1 ||
+            resp[0] == 0 || resp[0] > APDU_MAX_CHANNEL) {
+            err_why(why, why_len, "slot %s: no logical channel for the ISD-R (%s)", c->slot_name,
+                    e ? err_str(e) : sw != SW_OK ? apdu_sw_str(sw) : "the card named no usable channel");
+            return e ? e : IFPP_E_IO;
+        }
+        c->channel = resp[0];
+    }
     apdu_cmd sel = {.cla = 0x00, .ins = APDU_INS_SELECT, .p1 = 0x04, .p2 = 0x0C, .data = isdr, .nc = 16};
-    if ((e = apdu_encode(&sel, false, raw, sizeof raw, &rn)) != IFPP_OK ||
-        (e = fpa_transmit(c->slot, raw, rn, resp, sizeof resp, &rn)) != IFPP_OK ||
-        (e = apdu_split_response(resp, rn, &dl, &sw)) != IFPP_OK || sw != SW_OK) {
+    if ((e = apdu_cla_for_channel(0x00, c->channel, &sel.cla)) != IFPP_OK ||
+        (e = session_apdu(c, &sel, resp, sizeof resp, &dl, &sw)) != IFPP_OK || sw != SW_OK) {
         err_why(why, why_len, "slot %s: SELECT of the ISD-R failed (%s)", c->slot_name,
                 e ? err_str(e) : apdu_sw_str(sw));
         return e ? e : IFPP_E_IO;
@@ -234,7 +287,7 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
     memset(r, 0, sizeof *r);
     r->final_state = BPP_STATE__COUNT;
     if ((e = session_open_card(c, r->eid, r->message, sizeof r->message)) != IFPP_OK)
-        return e;
+        goto out;
     hex_encode(r->eid, 16, eid_hex, sizeof eid_hex);
     crypto_random(rnd, sizeof rnd);
     hex_encode(rnd, sizeof rnd, session_id, sizeof session_id);
@@ -244,7 +297,7 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
     if ((e = bpp_reserve(c->st, r->eid, profile_type, &who, &b)) != IFPP_OK) {
         err_why(r->message, sizeof r->message, "no available BPP for eUICC %s%s%s", eid_hex,
                 profile_type ? " and profile type " : "", profile_type ? profile_type : "");
-        return e;
+        goto out;
     }
     memcpy(r->txid, b.transaction_id, b.transaction_id_len);
     r->txid_len = b.transaction_id_len;
@@ -331,8 +384,14 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
     e = IFPP_OK;
     goto out;
 doubt:
+    session_add_transport_detail(c, e, r->message, sizeof r->message);
     session_doubt(c, r, &who);
+    goto done;
 out:
+    if (e != IFPP_OK)
+        session_add_transport_detail(c, e, r->message, sizeof r->message);
+done:
+    session_close_channel(c);
     cert_free(pb);
     free(pb_der);
     free(bpp);
@@ -348,10 +407,14 @@ ifpp_err session_recover(session_ctx *c, size_t *resolved, char *why, size_t why
     store_actor who = {.slot = c->slot_name, .reason = "recovery: the eUICC's evidence"};
 
     *resolved = 0;
-    if ((e = session_open_card(c, eid, why, why_len)) != IFPP_OK)
+    if ((e = session_open_card(c, eid, why, why_len)) != IFPP_OK) {
+        session_add_transport_detail(c, e, why, why_len);
         return e;
-    if ((e = store_unresolved(c->st, eid, txids, lens, 32, &n)) != IFPP_OK)
+    }
+    if ((e = store_unresolved(c->st, eid, txids, lens, 32, &n)) != IFPP_OK) {
+        session_close_channel(c);
         return e;
+    }
     /* A process killed right after reserving never got to say in_doubt: say it now. */
     for (size_t i = 0; i < n; i++)
         (void)bpp_move(c->st, txids[i], lens[i], BPP_RESERVED, BPP_IN_DOUBT, &who);
@@ -385,6 +448,7 @@ ifpp_err session_recover(session_ctx *c, size_t *resolved, char *why, size_t why
     /* Evidence 2: the One-time Key. Still there: nothing was installed, the BPP may go again. */
     if ((e = session_otk_info(c, &count, resp, &rn)) != IFPP_OK) {
         err_why(why, why_len, "recovery: cannot read the eUICC's One-time Keys (%s)", err_str(e));
+        session_add_transport_detail(c, e, why, why_len);
         return e;
     }
     for (size_t i = 0; i < n; i++) {
@@ -399,5 +463,6 @@ ifpp_err session_recover(session_ctx *c, size_t *resolved, char *why, size_t why
     }
     /* A session killed between DeleteOneTimeKeys and its bookkeeping: finish the bookkeeping. */
     *resolved += session_retire_keyless(c, eid, resp, rn, "recovery: One-time Key no longer on the eUICC");
+    session_close_channel(c);
     return IFPP_OK;
 }
