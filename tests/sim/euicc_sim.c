@@ -116,6 +116,8 @@ struct euicc_sim {
     bool fpa_authorised;
     uint8_t challenge[16];
     bool challenge_valid;
+    uint8_t fixed_challenge[16]; /* test hook: GetEuiccChallenge answers this, so a recording replays */
+    bool challenge_fixed;
     uint8_t *sd_buf;
     size_t sd_len;
     int sd_next_block; /* -1: no sequence under way */
@@ -452,6 +454,12 @@ size_t euicc_sim_otk_count(const euicc_sim *c) { return c->n_otks; }
 size_t euicc_sim_profile_count(const euicc_sim *c) { return c->n_profiles; }
 size_t euicc_sim_notification_count(const euicc_sim *c) { return c->n_notifs; }
 void euicc_sim_set_t0(euicc_sim *c, bool t0) { c->t0 = t0; }
+void euicc_sim_set_fixed_challenge(euicc_sim *c, const uint8_t challenge[16])
+{
+    c->challenge_fixed = challenge != NULL;
+    if (challenge)
+        memcpy(c->fixed_challenge, challenge, 16);
+}
 void euicc_sim_set_faults(euicc_sim *c, const euicc_sim_faults *f)
 {
     if (f)
@@ -1217,7 +1225,9 @@ static uint16_t sim_es10(euicc_sim *c, const uint8_t *d, size_t n, uint8_t *out,
     case 0xBF2E: {
         tlv_builder b;
         const uint8_t *p;
-        if (crypto_random(c->challenge, 16) != IFPP_OK)
+        if (c->challenge_fixed)
+            memcpy(c->challenge, c->fixed_challenge, 16);
+        else if (crypto_random(c->challenge, 16) != IFPP_OK)
             return SW_UNKNOWN;
         c->challenge_valid = true;
         tlv_builder_init_fixed(&b, out, cap);

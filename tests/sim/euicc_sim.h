@@ -81,6 +81,12 @@ ifpp_err euicc_sim_transmit(euicc_sim *card, const uint8_t *cmd, size_t n, uint8
 /* Selects T=0 behaviour (61xx/GET RESPONSE, 6Cxx) instead of T=1. */
 void euicc_sim_set_t0(euicc_sim *card, bool t0);
 
+/*
+ * Test hook: GetEuiccChallenge ('BF2E') answers challenge instead of a random one (NULL restores
+ * random), so a recorded APDU sequence, AuthoriseFpaServices signature included, replays exactly.
+ */
+void euicc_sim_set_fixed_challenge(euicc_sim *card, const uint8_t challenge[16]);
+
 /* Arms fault hooks (a copy is taken); zeroed faults disarm. */
 void euicc_sim_set_faults(euicc_sim *card, const euicc_sim_faults *f);
 
