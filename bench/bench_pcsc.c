@@ -14,6 +14,9 @@
  * Each round restores the card (all ROUNDS One-time Keys, no profile) before each of its two runs,
  * and the station takes the next of the vault's ROUNDS BPPs.
  *
+ * --card-delay-ms N makes the card take N ms per APDU (ifpp-vpcd-card --delay-ms), as a real eUICC
+ * takes time to verify and install; without it the card answers at once, the station's worst case.
+ *
  * A benchmark, not a test: it prints figures and asserts nothing. Exit 0 when it ran (and when
  * pcscd or vpcd is not installed: "skipped"), 1 when it could not run at all.
  */
@@ -63,6 +66,7 @@ typedef struct {
 } recorder;
 
 static pcscd_harness H;
+static char card_delay[16]; /* --card-delay-ms N: ms the card takes per APDU ("" = none) */
 static volatile sig_atomic_t harness_up; /* the signal handler stops what the harness started */
 static char sig_dir[512];                /* and removes the line's directory */
 
@@ -331,7 +335,11 @@ static void free_line(line *L, bool keep)
 /* Puts a fresh copy of the original card (all its One-time Keys, no profile) into the reader. */
 static int insert_fresh_card(const line *L, char *why, size_t why_len)
 {
-    static const char *const args[] = {"--fixed-challenge", CHALLENGE_HEX, NULL};
+    const char *args[] = {"--fixed-challenge", CHALLENGE_HEX, NULL, NULL, NULL};
+    if (card_delay[0]) { /* a card that takes time of its own, as a real eUICC does */
+        args[2] = "--delay-ms";
+        args[3] = card_delay;
+    }
     uint8_t *state;
     size_t n;
     if (fs_read_all(L->card_orig, 1u << 24, &state, &n) != IFPP_OK) {
@@ -347,20 +355,15 @@ static int insert_fresh_card(const line *L, char *why, size_t why_len)
     return 0;
 }
 
-/* One station session through the recording FPA; its time in *ms. */
-static int station_session(const line *L, recorder *rec, double *ms, char *why, size_t why_len)
+/* One station session through the recording FPA on the open store s; its time in *ms. */
+static int station_session(const line *L, store *s, recorder *rec, double *ms, char *why, size_t why_len)
 {
-    store *s = NULL;
     fpa_slot outer = {.ops = &rec_ops, .ctx = rec};
     session_result r;
     memset(&r, 0, sizeof r);
-    if (store_open(L->db, &s, why, why_len) != IFPP_OK)
-        return -1;
     ifpp_err e = fpa_open("pcsc", PCSCD_HARNESS_READER, &rec->inner, why, why_len);
-    if (e != IFPP_OK) {
-        store_close(s);
+    if (e != IFPP_OK)
         return -1;
-    }
     session_ctx c = {.st = s, .slot = &outer, .slot_name = "pcsc:" PCSCD_HARNESS_READER,
                      .dm_fpa_key = L->dm_fpa_key, .dm_fpa_cert = L->dm_fpa,
                      .progress = rec_progress, .progress_arg = rec};
@@ -370,7 +373,6 @@ static int station_session(const line *L, recorder *rec, double *ms, char *why, 
     *ms = now_ms() - t0;
     rec_progress(rec, SESSION_STEP__COUNT, NULL); /* closes the last step */
     fpa_close(&rec->inner);
-    store_close(s);
     if (e != IFPP_OK || !r.installed) {
         snprintf(why, why_len, "station session: %s (%s)", r.message, err_name(e));
         return -1;
@@ -442,8 +444,9 @@ static void report(figures *f)
         snprintf(atr + 2 * i, sizeof atr - 2 * i, "%02X", f->last.atr[i]);
     printf("station session vs raw PC/SC replay, %d KiB profile, %zu rounds (bench/bench_pcsc.c)\n",
            PROFILE_SIZE / 1024, f->rounds);
-    printf("  card: software eUICC behind vpcd in pcscd, ATR %s, protocol T=%d\n", atr,
-           f->last.protocol == SCARD_PROTOCOL_T1 ? 1 : 0);
+    printf("  card: software eUICC behind vpcd in pcscd, ATR %s, protocol T=%d, %s ms of its own per APDU;"
+           " store held open across DUTs\n",
+           atr, f->last.protocol == SCARD_PROTOCOL_T1 ? 1 : 0, card_delay[0] ? card_delay : "no");
     printf("  per session: %zu command APDUs, %zu resets, %zu bytes sent, %zu bytes received\n", f->first.apdus,
            f->first.resets, f->first.bytes_out, f->first.bytes_in);
     printf("  measured: session_provision      median %8.2f ms (min %.2f, max %.2f)\n", st, st_lo, st_hi);
@@ -489,9 +492,16 @@ static void on_signal(int sig)
     _exit(128 + sig);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     char why[512] = "";
+    if (argc == 3 && !strcmp(argv[1], "--card-delay-ms") && strspn(argv[2], "0123456789") == strlen(argv[2]) &&
+        strlen(argv[2]) > 0 && strlen(argv[2]) < 5) {
+        snprintf(card_delay, sizeof card_delay, "%s", argv[2]);
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: bench_pcsc [--card-delay-ms N]\n");
+        return 2;
+    }
     if (!in_path("pcscd") && access("/usr/sbin/pcscd", X_OK) != 0) {
         printf("bench_pcsc: skipped: pcscd is not installed (package pcscd)\n");
         return 0;
@@ -531,6 +541,17 @@ int main(void)
         return 1;
     }
 
+    /*
+     * The store stays open across DUTs, as the station daemon holds it: opening a SQLite file
+     * (schema load, a new WAL and its header sync) is once per process, not once per DUT.
+     */
+    store *st = NULL;
+    if (store_open(L.db, &st, why, sizeof why) != IFPP_OK) {
+        fprintf(stderr, "bench_pcsc: store: %s\n", why);
+        pcscd_harness_stop(&H);
+        free_line(&L, true);
+        return 1;
+    }
     figures f;
     memset(&f, 0, sizeof f);
     int rc = 0;
@@ -540,7 +561,7 @@ int main(void)
         why[0] = '\0';
         double st_ms;
         replay_result rr;
-        if (insert_fresh_card(&L, why, sizeof why) || station_session(&L, &rec, &st_ms, why, sizeof why) ||
+        if (insert_fresh_card(&L, why, sizeof why) || station_session(&L, st, &rec, &st_ms, why, sizeof why) ||
             pcscd_harness_pull(&H) || insert_fresh_card(&L, why, sizeof why) || replay(&rec, &rr, why, sizeof why) ||
             pcscd_harness_pull(&H)) {
             fprintf(stderr, "bench_pcsc: round %d: %s\n", round + 1, why[0] ? why : "the card did not leave the reader");
@@ -562,6 +583,7 @@ int main(void)
         else
             rec_free(&rec);
     }
+    store_close(st);
     pcscd_harness_stop(&H);
     harness_up = 0;
     if (f.rounds > 0)
