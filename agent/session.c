@@ -422,7 +422,7 @@ ifpp_err session_recover(session_ctx *c, size_t *resolved, char *why, size_t why
     /* Evidence 1: a PIR the card kept. */
     tlv top, list, item;
     tlv_reader r0, r, lr;
-    if ((e = call(c, (const uint8_t *)"\xbf\x2b\x00", 3, resp, &rn, &sw)) == IFPP_OK && sw == SW_OK &&
+    if (call(c, (const uint8_t *)"\xbf\x2b\x00", 3, resp, &rn, &sw) == IFPP_OK && sw == SW_OK &&
         tlv_parse_exact(resp, rn, TLV_DER, &top) == IFPP_OK) {
         tlv_reader_init(&r0, resp, rn, TLV_DER);
         if (tlv_reader_enter(&r0, &top, &r) == IFPP_OK && tlv_reader_expect(&r, 0xA0, &list) == IFPP_OK &&

@@ -23,10 +23,12 @@ ifpp_err bsp_derive_keys(const uint8_t *shs, size_t shs_len, uint8_t key_type, u
     info[n++] = key_type;
     info[n++] = key_len;
     n += tlv_encode_length(host_id_len, info + n);
-    memcpy(info + n, host_id, host_id_len);
+    if (host_id_len) /* memcpy from NULL is undefined even for 0 bytes */
+        memcpy(info + n, host_id, host_id_len);
     n += host_id_len;
     n += tlv_encode_length(eid_len, info + n);
-    memcpy(info + n, eid, eid_len);
+    if (eid_len)
+        memcpy(info + n, eid, eid_len);
     n += eid_len;
     ifpp_err e = crypto_kdf_x963_sha256(shs, shs_len, info, n, keys, sizeof keys);
     if (e == IFPP_OK)
@@ -89,7 +91,8 @@ static ifpp_err bsp_seal(bsp_ctx *c, uint8_t tag, const uint8_t *body, size_t n,
     ifpp_err e = bsp_cmac(c, hdr, hl, body, n, full);
     if (e != IFPP_OK)
         return e;
-    memmove(out + hl, body, n);
+    if (n)
+        memmove(out + hl, body, n);
     memcpy(out, hdr, hl);
     memcpy(out + hl + n, full, BSP_MAC_LEN);
     memcpy(c->mac_chain, full, 16);
@@ -108,7 +111,8 @@ ifpp_err bsp_encrypt_and_mac(bsp_ctx *c, uint8_t tag, const uint8_t *pt, size_t 
         return IFPP_E_RANGE;
     /* ISO/IEC 9797-1 method 2: always 80, then 00 up to a block boundary. */
     size_t padded = (n / 16 + 1) * 16;
-    memcpy(buf, pt, n);
+    if (n)
+        memcpy(buf, pt, n);
     buf[n] = 0x80;
     memset(buf + n + 1, 0, padded - n - 1);
     ifpp_err e = bsp_icv(c, icv);

@@ -195,7 +195,9 @@ ifpp_err apdu_atr_extended_length(const uint8_t *atr, size_t n, bool *extended)
     uint8_t y = atr[1] >> 4;
     /* interface bytes: each TDi says which of TA/TB/TC/TD(i+1) follow */
     while (y) {
-        size_t present = (size_t)((y & 1) + ((y >> 1) & 1) + ((y >> 2) & 1) + ((y >> 3) & 1));
+        size_t present = 0;
+        for (unsigned b = 0; b < 4; b++)
+            present += (y >> b) & 1u;
         if (present > n - i)
             return IFPP_E_APDU_MALFORMED;
         uint8_t td = (y & 8) ? atr[i + present - 1] : 0;
