@@ -255,18 +255,14 @@ static int cmd_demo(options *o)
     printf("%s (%s)\n", pki, crypto_curve_name(curve));
 
     demo_step("2. Test EUM: one eUICC per DUT with 2 One-time Keys, and the signed eUICC data package");
-    char(*eids)[33] = calloc(duts, sizeof *eids);
+    char(*eids)[TESTPKI_EID_LEN + 1] = NULL;
+    size_t n_eids = 0;
+    if ((e = testpki_eids(pki, &eids, &n_eids)) != IFPP_OK || n_eids != duts)
+        return fail("test PKI: its EIDs", e ? e : IFPP_E_RANGE, NULL);
     eum_card *info = calloc(duts, sizeof *info);
     char **paths = calloc(duts, sizeof *paths);
-    snprintf(path, sizeof path, "%s/pki.conf", pki);
-    FILE *f = fopen(path, "r");
-    char line[65536];
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "eids = ", 7))
-            for (size_t i = 0; i < duts; i++)
-                memcpy(eids[i], line + 7 + 33 * i, 32);
-    if (f)
-        fclose(f);
+    if (!info || !paths)
+        return fail("demo", IFPP_E_NOMEM, NULL);
     for (size_t i = 0; i < duts; i++) {
         paths[i] = malloc(2048);
         snprintf(paths[i], 2048, "%s/dut-%02zu.card", cards, i + 1);

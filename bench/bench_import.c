@@ -17,64 +17,29 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "eum.h"
-#include "export.h"
 #include "fsutil.h"
 #include "import.h"
-#include "smdpf.h"
-#include "testpki.h"
+#include "testline.h"
 
 static char dir[256];
 
-/* A fresh store with the package imported, and a vault of n BPPs of `size` bytes for it. */
+/* A fresh store with the package imported, and a vault of n BPPs of `size` bytes for it, in dir/tag. */
 static int make_vault(const char *tag, size_t n, size_t size, char *vault_path, char *db_path, size_t cap)
 {
-    char pki[512], path[600], why[512] = "";
-    snprintf(pki, sizeof pki, "%s/%s-pki", dir, tag);
-    testpki_opts o = {.out_dir = pki, .curve = CRYPTO_CURVE_P256, .n_eids = 1, .days = 2};
-    if (testpki_make(&o, why, sizeof why))
-        return -1;
-    snprintf(path, sizeof path, "%s/pki.conf", pki);
-    FILE *f = fopen(path, "r");
-    char line[256], eid[33] = {0};
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "eids = ", 7))
-            memcpy(eid, line + 7, 32);
-    if (f)
-        fclose(f);
-    eum_card card;
-    const char *paths[1] = {path};
-    snprintf(path, sizeof path, "%s/%s.card", dir, tag);
-    uint8_t *pkg, *req, *vault;
-    size_t pl, rl, vl, items;
-    smdpf_vault_summary vs;
-    cert *ci, *st;
-    crypto_key *sk;
-    store *s;
-    import_summary sum;
-    snprintf(db_path, cap, "%s/%s.db", dir, tag);
-    snprintf(vault_path, cap, "%s/%s-vault.der", dir, tag);
-    if (eum_make_card(pki, eid, n, path, &card) || eum_data_package(pki, &card, paths, 1, &pkg, &pl) ||
-        testpki_load(pki, "ci", &ci, NULL) || testpki_load(pki, "station", &st, &sk) ||
-        store_open(db_path, &s, why, sizeof why) || import_euicc_data(s, pkg, pl, ci, &sum, why, sizeof why) ||
-        export_bpp_request(s, "bench", "t", sk, st, &req, &rl, &items, why, sizeof why) ||
-        smdpf_make_vault(pki, req, rl, size, &vault, &vl, &vs, why, sizeof why) ||
-        fs_write_atomic(vault_path, vault, vl, 0644)) {
+    char sub[300], why[512] = "";
+    test_line L;
+    memset(&L, 0, sizeof L);
+    test_line_opts o = {.n_cards = 1, .n_otks = {n}, .profile_size = size, .days = 2};
+    snprintf(sub, sizeof sub, "%s/%s", dir, tag);
+    if (mkdir(sub, 0700) != 0 || test_line_make(&L, sub, &o, why, sizeof why) != 0) {
         fprintf(stderr, "bench: setup failed: %s\n", why);
+        test_line_free(&L);
         return -1;
     }
-    store_close(s);
-    cert_free(ci);
-    cert_free(st);
-    crypto_key_free(sk);
-    free(pkg);
-    free(req);
-    free(vault);
-    /* the CI again, for the child */
-    snprintf(path, sizeof path, "%s/%s-ci.pem", dir, tag);
-    char src[600];
-    snprintf(src, sizeof src, "%s/ci.cert.pem", pki);
-    return link(src, path) == 0 ? 0 : -1;
+    snprintf(db_path, cap, "%s", L.db);
+    snprintf(vault_path, cap, "%s", L.vault_path);
+    test_line_free(&L);
+    return 0;
 }
 
 /* Imports in a child; returns the child's peak RSS in KiB and the wall time in seconds. */
@@ -112,7 +77,7 @@ static long import_in_child(const char *tag, const char *vault_path, const char 
 static int child(char **argv)
 {
     char ci_path[600], why[512] = "";
-    snprintf(ci_path, sizeof ci_path, "%s/%s-ci.pem", argv[6], argv[2]);
+    snprintf(ci_path, sizeof ci_path, "%s/%s/pki/ci.cert.pem", argv[6], argv[2]); /* as make_vault made it */
     store *s;
     cert *ci;
     import_summary sum;

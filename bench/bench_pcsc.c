@@ -30,14 +30,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "eum.h"
-#include "export.h"
 #include "fsutil.h"
-#include "import.h"
 #include "pcscd_harness.h"
 #include "session.h"
-#include "smdpf.h"
-#include "testpki.h"
+#include "testline.h"
 #include "testutil.h"
 
 #define ROUNDS 5
@@ -261,59 +257,35 @@ static int replay(const recorder *r, replay_result *out, char *why, size_t why_l
     return rc == SCARD_S_SUCCESS ? 0 : -1;
 }
 
-/* The state files of the test line: a PKI, one card (ROUNDS One-time Keys), a store with its vault. */
+/* The test line (tests/testline.h), and the card file each round's copy is taken from. */
 typedef struct {
-    char *dir, *pki, *db, *card_orig, *card;
+    test_line t;
+    char *dir, *db, *card_orig, *card;
     cert *dm_fpa;
     crypto_key *dm_fpa_key;
 } line;
 
-/* As tests/unit/test_pcsc.c's setup: PKI, card, data package, BPP request, vault, imports. */
+/* PKI, one card with ROUNDS One-time Keys (one BPP each), the store with its vault imported. */
 static int make_line(line *L, char *why, size_t why_len)
 {
-    char eid[TESTPKI_EID_LEN + 1];
-    const char *eids[1] = {eid};
-    if (!(L->dir = tu_mkdtemp("ifpp-bench-pcsc")) || !(L->pki = tu_path(L->dir, "pki")) ||
-        !(L->db = tu_path(L->dir, "station.db")) || !(L->card_orig = tu_path(L->dir, "card.orig")) ||
-        !(L->card = tu_path(L->dir, "card")) || testpki_eid_random(eid) != IFPP_OK) {
+    test_line_opts o = {.n_cards = 1, .n_otks = {ROUNDS}, .profile_size = PROFILE_SIZE, .import_vault = true,
+                        .days = 2};
+    if (!(L->dir = tu_mkdtemp("ifpp-bench-pcsc")) || !(L->card = tu_path(L->dir, "card"))) {
         snprintf(why, why_len, "no temporary directory");
         return -1;
     }
-    testpki_opts o = {.out_dir = L->pki, .curve = CRYPTO_CURVE_P256, .eids = eids, .n_eids = 1, .days = 2};
-    eum_card info;
-    const char *paths[1] = {L->card_orig};
-    uint8_t *pkg = NULL, *req = NULL, *vault = NULL;
-    size_t pl, rl, vl, items;
-    smdpf_vault_summary vs;
-    import_summary sum;
-    cert *ci = NULL, *st_cert = NULL;
-    crypto_key *st_key = NULL;
-    store *s = NULL;
-    int rc = -1;
-    /* one BPP per One-time Key: ROUNDS of them, each round restores the card with all its keys */
-    if (testpki_make(&o, why, why_len) || testpki_load(L->pki, "dm-fpa", &L->dm_fpa, &L->dm_fpa_key) ||
-        eum_make_card(L->pki, eid, ROUNDS, L->card_orig, &info) ||
-        eum_data_package(L->pki, &info, paths, 1, &pkg, &pl) || testpki_load(L->pki, "ci", &ci, NULL) ||
-        testpki_load(L->pki, "station", &st_cert, &st_key) || store_open(L->db, &s, why, why_len) ||
-        import_euicc_data(s, pkg, pl, ci, &sum, why, why_len) ||
-        export_bpp_request(s, "station-bench", "operatorA", st_key, st_cert, &req, &rl, &items, why, why_len) ||
-        smdpf_make_vault(L->pki, req, rl, PROFILE_SIZE, &vault, &vl, &vs, why, why_len) ||
-        import_vault(s, vault, vl, ci, &sum, why, why_len)) {
-        if (!why[0])
-            snprintf(why, why_len, "test line setup failed");
-    } else if (vs.bpps < ROUNDS) {
-        snprintf(why, why_len, "the vault holds %zu BPPs, %d needed", vs.bpps, ROUNDS);
-    } else {
-        rc = 0;
+    if (test_line_make(&L->t, L->dir, &o, why, why_len) != 0)
+        return -1;
+    /* each round restores the card with all its keys from the file the test EUM wrote */
+    L->db = L->t.db;
+    L->card_orig = L->t.card[0];
+    L->dm_fpa = L->t.dm_fpa;
+    L->dm_fpa_key = L->t.dm_fpa_key;
+    if (L->t.bpps < ROUNDS) {
+        snprintf(why, why_len, "the vault holds %zu BPPs, %d needed", L->t.bpps, ROUNDS);
+        return -1;
     }
-    store_close(s);
-    free(pkg);
-    free(req);
-    free(vault);
-    cert_free(ci);
-    cert_free(st_cert);
-    crypto_key_free(st_key);
-    return rc;
+    return 0;
 }
 
 /* Frees the line; its directory goes too unless kept (pcscd's and the card's logs, after a failure). */
@@ -324,12 +296,8 @@ static void free_line(line *L, bool keep)
     else if (L->dir)
         fprintf(stderr, "bench_pcsc: kept %s for its logs\n", L->dir);
     free(L->dir);
-    free(L->pki);
-    free(L->db);
-    free(L->card_orig);
     free(L->card);
-    cert_free(L->dm_fpa);
-    crypto_key_free(L->dm_fpa_key);
+    test_line_free(&L->t);
 }
 
 /* Puts a fresh copy of the original card (all its One-time Keys, no profile) into the reader. */

@@ -18,6 +18,7 @@
 #include "eum.h"
 #include "fsutil.h"
 #include "smdpf.h"
+#include "testpki.h"
 
 #define MAX_BUNDLE ((size_t)1 << 30)
 
@@ -30,40 +31,19 @@ static int usage(FILE *f, int rc)
     return rc;
 }
 
-/* Reads the comma-separated EIDs of pki.conf into a malloc'd array of 33-byte strings. */
-static int read_eids(const char *pki, char (**eids)[33], size_t *n)
+/* The EIDs of the PKI's manifest (pki.conf), with a message if it has none to give. */
+static int read_eids(const char *pki, char (**eids)[TESTPKI_EID_LEN + 1], size_t *n)
 {
-    char path[4096], line[65536];
-    snprintf(path, sizeof path, "%s/pki.conf", pki);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "ifpp-test-sim: cannot read %s (made by ifpp-testpki)\n", path);
-        return 1;
-    }
-    *n = 0;
-    *eids = NULL;
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "eids = ", 7) != 0)
-            continue;
-        line[strcspn(line, "\n")] = '\0';
-        for (char *tok = strtok(line + 7, ","); tok; tok = strtok(NULL, ",")) {
-            char(*grown)[33] = realloc(*eids, (*n + 1) * sizeof **eids);
-            if (!grown || strlen(tok) != 32) {
-                fclose(f);
-                fprintf(stderr, "ifpp-test-sim: %s: bad EID '%s'\n", path, tok);
-                return 1;
-            }
-            *eids = grown;
-            memcpy((*eids)[(*n)++], tok, 33);
-        }
-    }
-    fclose(f);
-    return *n ? 0 : (fprintf(stderr, "ifpp-test-sim: %s lists no EIDs\n", path), 1);
+    ifpp_err e = testpki_eids(pki, eids, n);
+    if (e != IFPP_OK)
+        fprintf(stderr, "ifpp-test-sim: %s/pki.conf (made by ifpp-testpki): %s\n", pki,
+                e == IFPP_E_IO ? "cannot be read" : "lists no valid EIDs");
+    return e == IFPP_OK ? 0 : 1;
 }
 
 static int cmd_eum(const char *pki, const char *out, size_t otks)
 {
-    char(*eids)[33];
+    char(*eids)[TESTPKI_EID_LEN + 1];
     size_t n;
     if (read_eids(pki, &eids, &n))
         return 1;

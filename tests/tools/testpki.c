@@ -306,3 +306,49 @@ out:
     crypto_key_free(dm_k);
     return e;
 }
+
+ifpp_err testpki_eids(const char *dir, char (**eids)[TESTPKI_EID_LEN + 1], size_t *n)
+{
+    char path[4096], line[65536];
+    if (!dir || !eids || !n)
+        return IFPP_E_ARG;
+    *eids = NULL;
+    *n = 0;
+    snprintf(path, sizeof path, "%s/pki.conf", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return IFPP_E_IO;
+    ifpp_err e = IFPP_OK;
+    while (e == IFPP_OK && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "eids = ", 7) != 0)
+            continue;
+        line[strcspn(line, "\n")] = '\0';
+        for (char *tok = line + 7, *end; e == IFPP_OK && *tok; tok = *end ? end + 1 : end) {
+            end = tok + strcspn(tok, ",");
+            char(*grown)[TESTPKI_EID_LEN + 1] = realloc(*eids, (*n + 1) * sizeof **eids);
+            if (!grown) {
+                e = IFPP_E_NOMEM;
+                break;
+            }
+            *eids = grown;
+            size_t len = (size_t)(end - tok);
+            if (len != TESTPKI_EID_LEN) {
+                e = IFPP_E_RANGE;
+                break;
+            }
+            memcpy((*eids)[*n], tok, len);
+            (*eids)[*n][len] = '\0';
+            e = testpki_eid_valid((*eids)[*n]) ? IFPP_OK : IFPP_E_RANGE;
+            (*n)++;
+        }
+    }
+    fclose(f);
+    if (e == IFPP_OK && *n == 0)
+        e = IFPP_E_RANGE;
+    if (e != IFPP_OK) {
+        free(*eids);
+        *eids = NULL;
+        *n = 0;
+    }
+    return e;
+}

@@ -56,6 +56,13 @@ ifpp_err testpki_make(const testpki_opts *o, char *why, size_t why_len);
 /* Loads <dir>/<name>.cert.pem and, if key is not NULL, <dir>/<name>.key.pem. */
 ifpp_err testpki_load(const char *dir, const char *name, cert **c, crypto_key **key);
 
+/*
+ * Reads the EIDs of the hierarchy in dir from its manifest (pki.conf), in order: a malloc'd
+ * array of *n NUL-terminated EIDs (caller frees). IFPP_E_IO if the manifest is unreadable,
+ * IFPP_E_RANGE if it lists none or one is not a valid EID.
+ */
+ifpp_err testpki_eids(const char *dir, char (**eids)[TESTPKI_EID_LEN + 1], size_t *n);
+
 /* Writes a random 32-digit EID "89049032..." whose last two digits make it 1 mod 97. */
 ifpp_err testpki_eid_random(char out[TESTPKI_EID_LEN + 1]);
 

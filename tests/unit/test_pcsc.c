@@ -22,23 +22,18 @@
 #include <time.h>
 
 #include "apdu.h"
-#include "eum.h"
-#include "export.h"
-#include "import.h"
 #include "pcscd_harness.h"
 #include "session.h"
-#include "smdpf.h"
-#include "testpki.h"
+#include "testline.h"
 #include "testutil.h"
 
 #define N_OTKS 10
 
 static struct {
-    char *dir, *pki, *db, *run;
-    char card[512];
+    char *dir, *run;
+    const char *db, *card; /* the line's */
+    test_line line;
     pcscd_harness h;
-    cert *dm_fpa;
-    crypto_key *dm_fpa_key;
 } P;
 
 /* What went over the wire in one session: APDU count, the longest command, the channels used. */
@@ -140,8 +135,8 @@ static ifpp_err run(const run_opts *o, session_result *r, size_t *resolved, wire
     e = fpa_open("pcsc", o->target ? o->target : PCSCD_HARNESS_READER, &log->inner, why, why_len);
     if (e == IFPP_OK) {
         fpa_slot slot = {.ops = &log_ops, .ctx = log};
-        session_ctx c = {.st = s, .slot = &slot, .slot_name = "pcsc:Virtual PCD", .dm_fpa_key = P.dm_fpa_key,
-                         .dm_fpa_cert = P.dm_fpa, .progress = on_step, .logical_channel = o->logical_channel};
+        session_ctx c = {.st = s, .slot = &slot, .slot_name = "pcsc:Virtual PCD", .dm_fpa_key = P.line.dm_fpa_key,
+                         .dm_fpa_cert = P.line.dm_fpa, .progress = on_step, .logical_channel = o->logical_channel};
         current = o;
         if (o->recover)
             e = session_recover(&c, resolved, why, why_len);
@@ -156,55 +151,33 @@ static ifpp_err run(const run_opts *o, session_result *r, size_t *resolved, wire
 
 static const run_opts plain = {.pull_at = SESSION_STEP__COUNT};
 
+/* The DUT goes back into the reader and `recover` settles the one BPP left in_doubt from its evidence. */
+static void recover_with_dut_back(void)
+{
+    static const run_opts recover = {.recover = true, .pull_at = SESSION_STEP__COUNT};
+    char why[512] = "";
+    size_t resolved = 0;
+    insert(NULL);
+    ifpp_err e = run(&recover, NULL, &resolved, NULL, why, sizeof why);
+    if (e != IFPP_OK)
+        fail_msg("recover: %s: %s", err_name(e), why);
+    assert_int_equal(resolved, 1);
+    assert_int_equal(count(BPP_IN_DOUBT), 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
     char why[512] = "";
+    test_line_opts o = {.n_cards = 1, .n_otks = {N_OTKS}, .profile_size = 20000, .import_vault = true};
     P.dir = tu_mkdtemp("ifpp-pcsc");
-    P.pki = tu_path(P.dir, "pki");
-    P.db = tu_path(P.dir, "station.db");
     P.run = tu_path(P.dir, "pcscd");
-    testpki_opts o = {.out_dir = P.pki, .curve = CRYPTO_CURVE_P256, .n_eids = 1, .days = 30};
-    if (testpki_make(&o, why, sizeof why) || testpki_load(P.pki, "dm-fpa", &P.dm_fpa, &P.dm_fpa_key))
-        return -1;
-    char *conf = tu_path(P.pki, "pki.conf");
-    size_t n;
-    char *text = (char *)tu_read_file(conf, &n);
-    free(conf);
-    char *eids = text ? strstr(text, "eids = ") : NULL;
-    if (!eids)
-        return -1;
-    char eid[33];
-    memcpy(eid, eids + 7, 32);
-    eid[32] = '\0';
-    free(text);
-    snprintf(P.card, sizeof P.card, "%s/card", P.dir);
-    eum_card info;
-    const char *paths[1] = {P.card};
-    uint8_t *pkg, *req, *vault;
-    size_t pl, rl, vl, items;
-    smdpf_vault_summary vs;
-    import_summary sum;
-    cert *ci, *st_cert;
-    crypto_key *st_key;
-    store *s;
-    if (eum_make_card(P.pki, eid, N_OTKS, P.card, &info) != IFPP_OK ||
-        eum_data_package(P.pki, &info, paths, 1, &pkg, &pl) || testpki_load(P.pki, "ci", &ci, NULL) ||
-        testpki_load(P.pki, "station", &st_cert, &st_key) || store_open(P.db, &s, why, sizeof why) ||
-        import_euicc_data(s, pkg, pl, ci, &sum, why, sizeof why) ||
-        export_bpp_request(s, "station-pcsc", "operatorA", st_key, st_cert, &req, &rl, &items, why, sizeof why) ||
-        smdpf_make_vault(P.pki, req, rl, 20000, &vault, &vl, &vs, why, sizeof why) ||
-        import_vault(s, vault, vl, ci, &sum, why, sizeof why)) {
+    if (!P.dir || !P.run || test_line_make(&P.line, P.dir, &o, why, sizeof why) != 0) {
         fprintf(stderr, "test_pcsc setup: %s\n", why);
         return -1;
     }
-    store_close(s);
-    free(pkg);
-    free(req);
-    free(vault);
-    cert_free(ci);
-    cert_free(st_cert);
-    crypto_key_free(st_key);
+    P.db = P.line.db;
+    P.card = P.line.card[0];
     if (pcscd_harness_start(&P.h, P.run) != 0)
         return -1;
     printf("    pcscd pid %d (%s), vpcd port %d\n", (int)P.h.pcscd,
@@ -217,12 +190,9 @@ static int teardown(void **state)
     (void)state;
     pcscd_harness_stop(&P.h);
     tu_rmrf(P.dir);
+    test_line_free(&P.line);
     free(P.dir);
-    free(P.pki);
-    free(P.db);
     free(P.run);
-    cert_free(P.dm_fpa);
-    crypto_key_free(P.dm_fpa_key);
     return 0;
 }
 
@@ -291,7 +261,7 @@ static void test_card_removed_then_recovered(void **state)
     (void)state;
     session_result r;
     char why[512] = "";
-    size_t resolved = 0, installed = count(BPP_INSTALLED);
+    size_t installed = count(BPP_INSTALLED);
     insert(NULL);
     run_opts o = plain;
     o.pull_at = SESSION_STEP_LOAD;
@@ -302,12 +272,7 @@ static void test_card_removed_then_recovered(void **state)
     assert_int_equal(r.final_state, BPP_IN_DOUBT);
     assert_int_equal(count(BPP_IN_DOUBT), 1);
     /* the pull left pcscd seeing an empty reader; the DUT goes back in */
-    insert(NULL);
-    assert_int_equal(run(&(run_opts){.recover = true, .pull_at = SESSION_STEP__COUNT}, NULL, &resolved, NULL, why,
-                         sizeof why),
-                     IFPP_OK);
-    assert_int_equal(resolved, 1);
-    assert_int_equal(count(BPP_IN_DOUBT), 0);
+    recover_with_dut_back();
     assert_int_equal(run(&plain, &r, NULL, NULL, why, sizeof why), IFPP_OK);
     assert_true(r.installed);
     assert_int_equal(count(BPP_INSTALLED), installed + 1);
@@ -319,7 +284,7 @@ static void test_card_answers_garbage(void **state)
     (void)state;
     session_result r;
     char why[512] = "";
-    size_t resolved = 0, available = count(BPP_AVAILABLE);
+    size_t available = count(BPP_AVAILABLE);
     const char *at_select[] = {"--garbage-at", "1", NULL};
     insert(at_select);
     ifpp_err e = run(&plain, &r, NULL, NULL, why, sizeof why);
@@ -334,12 +299,7 @@ static void test_card_answers_garbage(void **state)
     printf("    garbage in the BPP: %s (%s)\n", r.message, err_name(e));
     assert_int_equal(e, IFPP_E_APDU_MALFORMED);
     assert_int_equal(r.final_state, BPP_IN_DOUBT);
-    insert(NULL);
-    assert_int_equal(run(&(run_opts){.recover = true, .pull_at = SESSION_STEP__COUNT}, NULL, &resolved, NULL, why,
-                         sizeof why),
-                     IFPP_OK);
-    assert_int_equal(resolved, 1);
-    assert_int_equal(count(BPP_IN_DOUBT), 0);
+    recover_with_dut_back();
     assert_int_equal(count(BPP_AVAILABLE), available); /* the One-time Key was still there: available again */
 }
 
@@ -439,7 +399,7 @@ static void test_reader_gone_mid_session(void **state)
     (void)state;
     session_result r;
     char why[512] = "";
-    size_t resolved = 0, available = count(BPP_AVAILABLE);
+    size_t available = count(BPP_AVAILABLE);
     insert(NULL);
     run_opts o = plain;
     o.pull_at = SESSION_STEP_LOAD;
@@ -455,12 +415,7 @@ static void test_reader_gone_mid_session(void **state)
     /* the service comes back (a new pcscd, a new vpcd port) and the DUT is still there */
     pcscd_harness_stop(&P.h);
     assert_int_equal(pcscd_harness_start(&P.h, P.run), 0);
-    insert(NULL);
-    assert_int_equal(run(&(run_opts){.recover = true, .pull_at = SESSION_STEP__COUNT}, NULL, &resolved, NULL, why,
-                         sizeof why),
-                     IFPP_OK);
-    assert_int_equal(resolved, 1);
-    assert_int_equal(count(BPP_IN_DOUBT), 0);
+    recover_with_dut_back();
     assert_int_equal(count(BPP_AVAILABLE), available);
 }
 

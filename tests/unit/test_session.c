@@ -31,77 +31,36 @@
 #include "import.h"
 #include "session.h"
 #include "smdpf.h"
+#include "testline.h"
 #include "testpki.h"
 #include "testutil.h"
 
 #define N_CARDS 3
 
-static struct {
-    char *dir, *pki, *db;
-    char card[N_CARDS][512];
-    eum_card info[N_CARDS];
-    cert *ci, *dm_fpa, *station;
-    crypto_key *dm_fpa_key, *station_key;
-    uint8_t *pkg, *vault, *req;
-    size_t pkg_len, vault_len, req_len;
-} T;
+static test_line T; /* PKI, three cards (card 2 with many keys), store, package, request, vault */
 
 static int setup(void **state)
 {
     (void)state;
     char why[256] = "";
-    T.dir = tu_mkdtemp("ifpp-session");
-    T.pki = tu_path(T.dir, "pki");
-    T.db = tu_path(T.dir, "station.db");
-    testpki_opts o = {.out_dir = T.pki, .curve = CRYPTO_CURVE_P256, .n_eids = N_CARDS, .days = 30};
-    if (testpki_make(&o, why, sizeof why) || testpki_load(T.pki, "ci", &T.ci, NULL) ||
-        testpki_load(T.pki, "dm-fpa", &T.dm_fpa, &T.dm_fpa_key) ||
-        testpki_load(T.pki, "station", &T.station, &T.station_key))
-        return -1;
-    /* the EIDs testpki chose, from its manifest */
-    size_t n;
-    char *conf = tu_path(T.pki, "pki.conf");
-    char *text = (char *)tu_read_file(conf, &n);
-    free(conf);
-    char *eids = strstr(text, "eids = ") + 7;
-    const char *paths[N_CARDS];
-    for (int i = 0; i < N_CARDS; i++) {
-        char eid[33];
-        memcpy(eid, eids + 33 * i, 32);
-        eid[32] = '\0';
-        snprintf(T.card[i], sizeof T.card[i], "%s/card-%d", T.dir, i);
-        /* card 2 has many keys: the kill test spends one per step */
-        if (eum_make_card(T.pki, eid, i == 2 ? 14 : 2, T.card[i], &T.info[i]) != IFPP_OK)
-            return -1;
-        paths[i] = T.card[i];
-    }
-    free(text);
-    if (eum_data_package(T.pki, T.info, paths, N_CARDS, &T.pkg, &T.pkg_len) != IFPP_OK)
-        return -1;
-
-    /* station: import the package, ask for BPPs, the SM-DPf answers with a vault */
-    store *s;
-    import_summary sum;
-    size_t items;
-    smdpf_vault_summary vs;
-    if (store_open(T.db, &s, why, sizeof why) || import_euicc_data(s, T.pkg, T.pkg_len, T.ci, &sum, why, sizeof why) ||
-        export_bpp_request(s, "station-01", "operatorA-eu", T.station_key, T.station, &T.req, &T.req_len, &items, why,
-                           sizeof why) ||
-        smdpf_make_vault(T.pki, T.req, T.req_len, 9000, &T.vault, &T.vault_len, &vs, why, sizeof why)) {
+    /* card 2 has many keys: the kill test spends one per step */
+    test_line_opts o = {.n_cards = N_CARDS, .n_otks = {2, 2, 14}, .profile_size = 9000};
+    char *dir = tu_mkdtemp("ifpp-session");
+    int rc = dir ? test_line_make(&T, dir, &o, why, sizeof why) : -1;
+    free(dir);
+    if (rc != 0) {
         fprintf(stderr, "setup: %s\n", why);
         return -1;
     }
-    store_close(s);
-    return items == 18 && vs.bpps == 18 ? 0 : -1;
+    /* the store holds the EUM's package (the request came from it); the tests import the vault */
+    return T.request_items == 18 && T.bpps == 18 ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
     (void)state;
     tu_rmrf(T.dir);
-    free(T.dir); free(T.pki); free(T.db); free(T.pkg); free(T.vault); free(T.req);
-    cert_free(T.ci); cert_free(T.dm_fpa); cert_free(T.station);
-    crypto_key_free(T.dm_fpa_key); crypto_key_free(T.station_key);
+    test_line_free(&T);
     return 0;
 }
 
