@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "cert.h"
@@ -119,11 +120,32 @@ static void test_given_eids_and_usage_errors(void **state)
     snprintf(path, sizeof path, "%s/euicc/%s.cert.pem", dir, eid);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
+    /* the manifest gives the EID back to the other tools */
+    char(*eids)[TESTPKI_EID_LEN + 1] = NULL;
+    size_t n = 0;
+    assert_int_equal(testpki_eids(dir, &eids, &n), IFPP_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(eids[0], eid);
+    free(eids);
 
     char bad_eid[TESTPKI_EID_LEN + 1];
     memcpy(bad_eid, eid, sizeof bad_eid);
     bad_eid[31] = bad_eid[31] == '9' ? '0' : (char)(bad_eid[31] + 1); /* check digits now wrong */
     assert_false(testpki_eid_valid(bad_eid));
+    /* a manifest whose EID fails its check digits, or lists none, or is missing, gives nothing */
+    char manifest[2048], text[256];
+    snprintf(manifest, sizeof manifest, "%s/pki.conf", dir);
+    snprintf(text, sizeof text, "curve = P-256\neids = %s,%s\n", eid, bad_eid);
+    assert_int_equal(tu_write_file(manifest, (const uint8_t *)text, strlen(text)), 0);
+    assert_int_equal(testpki_eids(dir, &eids, &n), IFPP_E_RANGE);
+    assert_null(eids);
+    snprintf(text, sizeof text, "curve = P-256\neids = %s,123\n", eid);
+    assert_int_equal(tu_write_file(manifest, (const uint8_t *)text, strlen(text)), 0);
+    assert_int_equal(testpki_eids(dir, &eids, &n), IFPP_E_RANGE);
+    assert_int_equal(tu_write_file(manifest, (const uint8_t *)"eids = \n", 8), 0);
+    assert_int_equal(testpki_eids(dir, &eids, &n), IFPP_E_RANGE);
+    assert_int_equal(unlink(manifest), 0);
+    assert_int_equal(testpki_eids(dir, &eids, &n), IFPP_E_IO);
     char *bad[] = {(char *)tool(), "--out", dir, "--eid", bad_eid, NULL};
     assert_int_equal(tu_run(bad, NULL, 0), 1);
     char *no_out[] = {(char *)tool(), NULL};
