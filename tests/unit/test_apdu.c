@@ -172,6 +172,39 @@ static void test_store_data_blocks(void **state)
     assert_int_equal(apdu_store_data_block(msg, 600, 255, 0, 20, &c), IFPP_E_APDU_CHANNEL);
 }
 
+/* The ATR's card capabilities (ISO 7816-4 §8.1.1.2.7) decide whether extended length may be used. */
+static void test_atr_extended_length(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *atr;
+        ifpp_err e;
+        bool ext;
+    } cases[] = {
+        /* TA1 TD1(T=0) TD2(T=15) TA3, 15 historical bytes: 80, 31 E0, 73 FE 21 1B (b7 of 1B clear), 83 ... */
+        {"3B9F96801FC78031E073FE211B633A204E8300900082", IFPP_OK, false},
+        /* the same card saying it takes extended Lc/Le (third software function byte 5B: b7 set) */
+        {"3B9F96801FC78031E073FE215B633A204E8300900082", IFPP_OK, true},
+        {"3B80800101", IFPP_OK, false},   /* the software eUICC, T=1: no historical bytes */
+        {"3B021450", IFPP_OK, false},     /* T=0 only, historical bytes 14 50 not compact-TLV */
+        {"3B8180", IFPP_E_APDU_MALFORMED, false}, /* TD1 promised, then a historical byte missing */
+        {"3B9F9680", IFPP_E_APDU_MALFORMED, false}, /* TD1 says TD2 follows: it does not */
+        {"3B038073", IFPP_E_APDU_MALFORMED, false}, /* three historical bytes promised, two there */
+        {"3B0480750102", IFPP_E_APDU_MALFORMED, false}, /* a compact-TLV length runs past the bytes */
+        {"2B00", IFPP_E_APDU_MALFORMED, false},       /* TS neither 3B nor 3F */
+        {"3B", IFPP_E_APDU_MALFORMED, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n;
+        uint8_t *atr = tu_hex(cases[i].atr, &n);
+        bool ext = !cases[i].ext;
+        ifpp_err e = apdu_atr_extended_length(atr, n, &ext);
+        if (e != cases[i].e || (e == IFPP_OK && ext != cases[i].ext))
+            fail_msg("ATR %s: %s, extended %d", cases[i].atr, err_name(e), ext);
+        free(atr);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +213,7 @@ int main(void)
         cmocka_unit_test(test_parse_refusals),
         cmocka_unit_test(test_logical_channels),
         cmocka_unit_test(test_store_data_blocks),
+        cmocka_unit_test(test_atr_extended_length),
     };
     return cmocka_run_group_tests_name("apdu", tests, NULL, NULL);
 }
