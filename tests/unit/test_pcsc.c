@@ -371,6 +371,27 @@ static void test_card_wait(void **state)
     fpa_close(&slot);
 }
 
+/* The operator's command line over the same reader: PASS, on a logical channel, and a clear FAIL. */
+static void test_ifppctl_over_pcsc(void **state)
+{
+    (void)state;
+    char out[4096] = "";
+    size_t installed = count(BPP_INSTALLED);
+    insert(NULL);
+    char *ok[] = {(char *)tu_tool("IFPP_IFPPCTL", "ifppctl"), "--store", (char *)P.db, "--pki", P.line.pki,
+                  "provision", "--slot", "pcsc:" PCSCD_HARNESS_READER ",card-wait=2000", "--serial", "DUT-CLI-1",
+                  "--logical-channel", NULL};
+    assert_int_equal(tu_run(ok, out, sizeof out), 0);
+    assert_non_null(strstr(out, "DUT-CLI-1 PASS"));
+    assert_int_equal(count(BPP_INSTALLED), installed + 1);
+    /* the second vpcd slot has no card in it */
+    char *empty[] = {(char *)tu_tool("IFPP_IFPPCTL", "ifppctl"), "--store", (char *)P.db, "--pki", P.line.pki,
+                     "provision", "--slot", "pcsc:" PCSCD_HARNESS_READER "#1,card-wait=100", "--serial", "DUT-CLI-2",
+                     NULL};
+    assert_int_equal(tu_run(empty, out, sizeof out), 1);
+    assert_int_equal(count(BPP_INSTALLED), installed + 1);
+}
+
 /* Targets that cannot be right are refused before PC/SC is asked anything. */
 static void test_bad_targets(void **state)
 {
@@ -430,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_slow_card),
         cmocka_unit_test(test_reader_held_exclusively),
         cmocka_unit_test(test_card_wait),
+        cmocka_unit_test(test_ifppctl_over_pcsc),
         cmocka_unit_test(test_bad_targets),
         cmocka_unit_test(test_reader_gone_mid_session),
     };
