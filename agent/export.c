@@ -8,6 +8,7 @@
 
 #include "bundle.h"
 #include "fsutil.h"
+#include "label.h"
 #include "tlv.h"
 
 typedef struct {
@@ -78,6 +79,28 @@ static ifpp_err export_seal(tlv_builder *b, bundle_type t, const crypto_key *key
     return e;
 }
 
+/* A name that goes into a bundle must be a plain label (common/label.h); why says which. */
+static bool export_label_ok(const char *what, const char *v, char *why, size_t why_len)
+{
+    if (label_valid(v, strlen(v)))
+        return true;
+    err_why(why, why_len, "%s must be a plain name (1..%d of A-Z a-z 0-9 . _ -, not starting with . or -)", what,
+            LABEL_MAX);
+    return false;
+}
+
+/* A calendar day as YYYY-MM-DD, digits where digits belong and month and day in range. */
+static bool export_day_ok(const char *day)
+{
+    if (strlen(day) != 10 || day[4] != '-' || day[7] != '-')
+        return false;
+    for (int i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && (day[i] < '0' || day[i] > '9'))
+            return false;
+    int month = (day[5] - '0') * 10 + (day[6] - '0'), mday = (day[8] - '0') * 10 + (day[9] - '0');
+    return month >= 1 && month <= 12 && mday >= 1 && mday <= 31;
+}
+
 ifpp_err export_bpp_request(store *s, const char *station_id, const char *profile_type, const crypto_key *station_key,
                             const cert *station_cert, uint8_t **out, size_t *out_len, size_t *items, char *why,
                             size_t why_len)
@@ -86,6 +109,9 @@ ifpp_err export_bpp_request(store *s, const char *station_id, const char *profil
     request_ctx c = {.b = &b, .profile_type = profile_type};
     ifpp_err e;
     if (!s || !station_id || !profile_type || !station_key || !station_cert || !out || !out_len)
+        return IFPP_E_ARG;
+    if (!export_label_ok("the station id", station_id, why, why_len) ||
+        !export_label_ok("the profile type", profile_type, why, why_len))
         return IFPP_E_ARG;
     e = export_begin(&b, s, 256u << 20, station_id, NULL, NULL);
     if (e == IFPP_OK)
@@ -165,6 +191,12 @@ ifpp_err export_loading_report(store *s, const char *station_id, const char *day
     if (!s || !station_id || !station_key || !station_cert || !dm_root || !path || !sum)
         return IFPP_E_ARG;
     memset(sum, 0, sizeof *sum);
+    if (!export_label_ok("the station id", station_id, why, why_len))
+        return IFPP_E_ARG;
+    if (day && !export_day_ok(day)) {
+        err_why(why, why_len, "day '%s' is not a calendar day as YYYY-MM-DD", day);
+        return IFPP_E_ARG;
+    }
     if (!day) {
         time_t t = time(NULL);
         struct tm tm;

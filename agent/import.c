@@ -18,6 +18,7 @@
 #include "bundle_stream.h"
 #include "crypto.h"
 #include "hex.h"
+#include "label.h"
 #include "tlv.h"
 
 #define IMPORT_MAX_RECORD (8u << 20) /* one BPP (a few hundred KiB at most) or one eUICC record */
@@ -193,6 +194,12 @@ static ifpp_err import_vault_item(store *s, import_ctx *c, const tlv *item, cons
         otpk.len != 65 || iccid.len != 10 || hash.len != 32 || type.len >= sizeof b.profile_type) {
         err_why(c->why, c->why_len, "vault item %zu: malformed", index);
         return IFPP_E_TLV_UNEXPECTED_TAG;
+    }
+    if (!label_valid((const char *)type.value, type.len)) {
+        /* shown to operators, stored, and used in reports: only a plain name (common/label.h) */
+        err_why(c->why, c->why_len, "vault item %zu: profile type is not a plain name (1..%d of A-Z a-z 0-9 . _ -)",
+                index, LABEL_MAX);
+        return IFPP_E_ARG;
     }
     if ((e = crypto_sha256(bpp.raw, bpp.raw_len, h)) != IFPP_OK || !crypto_equal_ct(h, hash.value, 32)) {
         err_why(c->why, c->why_len, "vault item %zu: the BPP does not match its hash (altered)", index);

@@ -1,5 +1,6 @@
 /*
- * test_err_hex.c -- every error has a distinct name and a sentence; hex is strict.
+ * test_err_hex.c -- the small rules of common/: every error has a distinct name and a sentence;
+ * hex is strict; a label (common/label.h) is a plain name and nothing else.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "label.h"
 #include "hex.h"
 
 static void test_every_error_has_text(void **state)
@@ -51,11 +53,29 @@ static void test_hex_roundtrip_and_refusals(void **state)
     assert_int_equal(hex_encode(buf, 8, text, 0), IFPP_E_ARG);
 }
 
+static void test_labels(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"operatorA", "operatorA-eu", "station-01", "a", "OP_2.region",
+                                       "0123456789012345678901234567890123456789012345678901234567890123"};
+    static const char *const bad[] = {"", ".hidden", "-rf", "../x", "a/b", "a b", "op\x1b[2J", "tab\tx", "caf\xc3\xa9",
+                                      "01234567890123456789012345678901234567890123456789012345678901234"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        if (!label_valid(good[i], strlen(good[i])))
+            fail_msg("'%s' refused", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (label_valid(bad[i], strlen(bad[i])))
+            fail_msg("'%s' accepted", bad[i]);
+    assert_false(label_valid("ab\0cd", 5)); /* a NUL inside is not a name */
+    assert_false(label_valid(NULL, 3));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_error_has_text),
         cmocka_unit_test(test_hex_roundtrip_and_refusals),
+        cmocka_unit_test(test_labels),
     };
     return cmocka_run_group_tests_name("err_hex", tests, NULL, NULL);
 }

@@ -132,6 +132,36 @@ static void test_imports(void **state)
     printf("    vault from a wrong signer refused: %s\n", why);
     assert_non_null(strstr(why, "signer certificate not trusted"));
     free(forged);
+    /* names that would be path parts or terminal escapes, in a vault the real SM-DPf signed */
+    cert *auth;
+    crypto_key *auth_key;
+    assert_int_equal(testpki_load(T.pki, "dpf-auth", &auth, &auth_key), IFPP_OK);
+    static const char *const hostile[] = {"../../x/y", "op\x1b[2Jxyz", "-operator", ".operator"};
+    for (size_t h = 0; h < sizeof hostile / sizeof hostile[0]; h++) {
+        assert_int_equal(bundle_open(T.vault, T.vault_len, BUNDLE_BPP_VAULT, T.ci, time(NULL), &v, NULL, 0), IFPP_OK);
+        uint8_t *content = malloc(v.content_len);
+        memcpy(content, v.content, v.content_len);
+        size_t replaced = 0;
+        /* the items' profile type field, UTF8String "operatorA": the same length keeps the DER valid */
+        for (size_t k = 0; k + 11 <= v.content_len; k++)
+            if (memcmp(content + k, "\x0c\x09operatorA", 11) == 0) {
+                memcpy(content + k + 2, hostile[h], 9);
+                replaced++;
+            }
+        assert_int_equal(replaced, 18);
+        const cert *dpf_chain[1] = {auth};
+        assert_int_equal(bundle_seal(BUNDLE_BPP_VAULT, content, v.content_len, auth_key, dpf_chain, 1, &forged,
+                                     &forged_len), IFPP_OK);
+        bundle_view_free(&v);
+        free(content);
+        why[0] = '\0';
+        assert_int_equal(import_vault(s, forged, forged_len, T.ci, &sum, why, sizeof why), IFPP_E_ARG);
+        assert_non_null(strstr(why, "profile type is not a plain name"));
+        free(forged);
+    }
+    printf("    hostile profile type refused: %s\n", why);
+    cert_free(auth);
+    crypto_key_free(auth_key);
     /* a second vault binding new BPPs to the same One-time Keys (GENS08): refused, nothing added */
     uint8_t *second;
     size_t second_len;
@@ -353,6 +383,22 @@ static void test_ifppctl_demo(void **state)
     assert_int_equal(tu_run(imp, NULL, 0), 1);
     assert_int_equal(tu_run(status, after, sizeof after), 0);
     assert_string_equal(before, after);
+    /* names and days from the command line that cannot be right: refused, no file written */
+    char *req = tu_path(dir, "req2.der"), *rep = tu_path(dir, "report2.der");
+    char *bad_type[] = {argv[0], "--store", db, "--pki", pki, "request", "--out", req, "--profile-type", "../up", NULL};
+    char *bad_station[] = {argv[0], "--store", db, "--pki", pki, "--station-id", "st 1", "report", "--out", rep, NULL};
+    char *bad_day[] = {argv[0], "--store", db, "--pki", pki, "report", "--out", rep, "--day", "2026-13-01", NULL};
+    char *short_day[] = {argv[0], "--store", db, "--pki", pki, "report", "--out", rep, "--day", "2026-1", NULL};
+    char *const *refused[] = {bad_type, bad_station, bad_day, short_day};
+    struct stat st;
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        assert_int_equal(tu_run((char *const *)refused[i], NULL, 0), 1);
+        assert_int_not_equal(stat(req, &st), 0);
+        assert_int_not_equal(stat(rep, &st), 0);
+    }
+    assert_int_equal(tu_run(status, after, sizeof after), 0);
+    assert_string_equal(before, after);
+    free(req); free(rep);
     free(dir); free(db); free(pki); free(bad); free(vault);
 }
 

@@ -1,0 +1,21 @@
+/*
+ * label.h -- the one rule for short names that travel in bundles: profile types, station ids.
+ *
+ * Such a name comes from a file someone else wrote (a vault, a request) or from a configuration,
+ * and ends up in SQL rows, operator screens, MES events, report file names and logs. Rather than
+ * escape it in each of those places, the station accepts only names that are safe in all of them:
+ * 1..64 characters from [A-Za-z0-9._-], not starting with '.' or '-' (no hidden files, no path
+ * parts, no option look-alikes, no control characters or terminal escapes).
+ */
+#ifndef IFPP_LABEL_H
+#define IFPP_LABEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define LABEL_MAX 64
+
+/* True if the n bytes at s (not NUL-terminated) are a valid label. */
+bool label_valid(const char *s, size_t n);
+
+#endif
