@@ -14,7 +14,9 @@
  *                     says it takes extended Lc/Le; on trusts the configuration.
  *
  * The card is held exclusively for the whole session (no other process can interleave APDUs
- * with a BPP; another holder gets IFPP_E_BUSY). T=0 and T=1 both work: 61xx/6Cxx are followed
+ * with a BPP; another holder gets IFPP_E_BUSY). An open slot outlives its DUT and pcscd itself:
+ * the reset that starts each session connects afresh when the card was swapped or the service
+ * restarted, so a daemon keeps one slot per fixture for the whole shift. T=0 and T=1 both work: 61xx/6Cxx are followed
  * above (drivers/es10f.c), so this file only moves APDUs and turns PC/SC's status codes into
  * typed errors -- card removed, card reset by someone else, reader or service gone, garbage,
  * too slow -- keeping PC/SC's own words for the operator's message (last_error).
@@ -272,11 +274,59 @@ static ifpp_err pcsc_open(const char *target, void **out, char *why, size_t why_
     return IFPP_OK;
 }
 
+/* True for PC/SC codes after which the handle (or the context) is of no use any more. */
+static bool pcsc_handle_lost(LONG rc)
+{
+    return rc == (LONG)SCARD_W_REMOVED_CARD || rc == (LONG)SCARD_W_RESET_CARD || rc == (LONG)SCARD_E_INVALID_HANDLE ||
+           rc == (LONG)SCARD_E_NO_SMARTCARD || rc == (LONG)SCARD_E_NO_SERVICE ||
+           rc == (LONG)SCARD_E_SERVICE_STOPPED || rc == (LONG)SCARD_E_READER_UNAVAILABLE ||
+           rc == (LONG)SCARD_E_NOT_TRANSACTED;
+}
+
+/*
+ * A slot outlives its DUT, and even pcscd: connect afresh to whatever card is in the reader now,
+ * with a new context if the service went away and came back.
+ */
+static LONG pcsc_connect_again(pcsc_slot *s)
+{
+    if (s->card)
+        SCardDisconnect(s->card, SCARD_LEAVE_CARD);
+    s->card = 0;
+    LONG rc = SCARD_E_INVALID_HANDLE;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (attempt > 0 || !s->ctx || SCardIsValidContext(s->ctx) != SCARD_S_SUCCESS) {
+            if (s->ctx)
+                SCardReleaseContext(s->ctx);
+            s->ctx = 0;
+            if ((rc = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &s->ctx)) != SCARD_S_SUCCESS) {
+                s->ctx = 0;
+                return rc;
+            }
+        }
+        if (s->card_wait_ms > 0 && (rc = pcsc_wait_card(s)) != SCARD_S_SUCCESS && !pcsc_handle_lost(rc))
+            return rc;
+        rc = SCardConnect(s->ctx, s->reader, SCARD_SHARE_EXCLUSIVE, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, &s->card,
+                          &s->protocol);
+        if (rc == SCARD_S_SUCCESS) {
+            pcsc_probe_extended(s); /* another card may take other lengths */
+            return rc;
+        }
+        s->card = 0;
+        if (rc != (LONG)SCARD_E_NO_SERVICE && rc != (LONG)SCARD_E_SERVICE_STOPPED &&
+            rc != (LONG)SCARD_E_INVALID_HANDLE)
+            return rc; /* the context was fine: the reader or the card said no */
+    }
+    return rc;
+}
+
 static ifpp_err pcsc_reset(void *p, uint8_t *atr, size_t cap, size_t *atr_len)
 {
     pcsc_slot *s = p;
-    LONG rc = SCardReconnect(s->card, SCARD_SHARE_EXCLUSIVE, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_RESET_CARD,
-                             &s->protocol);
+    LONG rc = s->card ? SCardReconnect(s->card, SCARD_SHARE_EXCLUSIVE, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1,
+                                       SCARD_RESET_CARD, &s->protocol)
+                      : (LONG)SCARD_E_INVALID_HANDLE;
+    if (rc != SCARD_S_SUCCESS && pcsc_handle_lost(rc))
+        rc = pcsc_connect_again(s); /* the DUT was swapped, or pcscd restarted, since the last session */
     if (rc != SCARD_S_SUCCESS)
         return pcsc_fail(s, "reset", rc);
     char name[256];

@@ -27,7 +27,7 @@
 #include "testline.h"
 #include "testutil.h"
 
-#define N_OTKS 10
+#define N_OTKS 14
 
 static struct {
     char *dir, *run;
@@ -392,6 +392,40 @@ static void test_ifppctl_over_pcsc(void **state)
     assert_int_equal(count(BPP_INSTALLED), installed + 1);
 }
 
+/* One slot for a whole shift: DUTs come and go and pcscd restarts, the same open slot serves on. */
+static void test_slot_outlives_dut_and_pcscd(void **state)
+{
+    (void)state;
+    store *s;
+    fpa_slot slot;
+    session_result r;
+    char why[512] = "";
+    size_t installed = count(BPP_INSTALLED);
+    insert(NULL);
+    assert_int_equal(store_open(P.db, &s, why, sizeof why), IFPP_OK);
+    assert_int_equal(fpa_open("pcsc", PCSCD_HARNESS_READER ",card-wait=5000", &slot, why, sizeof why), IFPP_OK);
+    session_ctx c = {.st = s, .slot = &slot, .slot_name = "pcsc:Virtual PCD", .dm_fpa_key = P.line.dm_fpa_key,
+                     .dm_fpa_cert = P.line.dm_fpa};
+    assert_int_equal(session_provision(&c, "DUT-SHIFT-1", NULL, &r), IFPP_OK);
+    assert_true(r.installed);
+    /* the next DUT: the old one out, a new one in (the same card file: the slot cannot tell) */
+    pull();
+    insert(NULL);
+    assert_int_equal(session_provision(&c, "DUT-SHIFT-2", NULL, &r), IFPP_OK);
+    if (!r.installed)
+        fail_msg("after a DUT swap: %s", r.message);
+    /* pcscd restarts between two DUTs */
+    pcscd_harness_stop(&P.h);
+    assert_int_equal(pcscd_harness_start(&P.h, P.run), 0);
+    insert(NULL);
+    ifpp_err e = session_provision(&c, "DUT-SHIFT-3", NULL, &r);
+    if (e != IFPP_OK || !r.installed)
+        fail_msg("after pcscd restarted: %s (%s)", r.message, err_name(e));
+    fpa_close(&slot);
+    store_close(s);
+    assert_int_equal(count(BPP_INSTALLED), installed + 3);
+}
+
 /* Targets that cannot be right are refused before PC/SC is asked anything. */
 static void test_bad_targets(void **state)
 {
@@ -452,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_reader_held_exclusively),
         cmocka_unit_test(test_card_wait),
         cmocka_unit_test(test_ifppctl_over_pcsc),
+        cmocka_unit_test(test_slot_outlives_dut_and_pcscd),
         cmocka_unit_test(test_bad_targets),
         cmocka_unit_test(test_reader_gone_mid_session),
     };
