@@ -6,7 +6,8 @@
  * CI), the harness runs pcscd there with its own directory bound over /run/pcscd and points this
  * process's PC/SC client at that socket (PCSCLITE_CSOCK_NAME), so a system pcscd or another test
  * cannot interfere. Otherwise it uses /run/pcscd itself and refuses to start if another pcscd
- * owns it. The reader is "Virtual PCD 00 00"; vpcd listens on a free loopback port of its own.
+ * owns it (IFPP_PCSCD_SHARED=1 in the environment forces this fallback). The reader is
+ * "Virtual PCD 00 00"; vpcd listens on a free loopback port of its own.
  *
  * Card insertion and removal are waited for as PC/SC reports them (SCardGetStatusChange), never
  * by sleeping: vpcd only notices a vanished card at its next poll, and a card put back before
