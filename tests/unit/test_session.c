@@ -355,6 +355,67 @@ static void test_fpa_with_whole_bpp_operation(void **state)
     store_close(s);
 }
 
+/*
+ * GENF01: vaults from two SM-DPfs live side by side in one store. Two lines under different
+ * CIs, each eUICC trusting only its own; the station's request reaches both SM-DPfs, each binds
+ * only what it can verify (DPFF10), and each DUT is loaded with the BPP -- and the binding
+ * certificate -- of its own SM-DPf.
+ */
+static void test_two_smdpfs_side_by_side(void **state)
+{
+    (void)state;
+    char why[512] = "";
+    test_line a, b;
+    test_line_opts o = {.n_cards = 1, .n_otks = {2}, .profile_size = 2048};
+    char *root = tu_path(T.dir, "two-smdpf"), *da = tu_path(root, "a"), *db = tu_path(root, "b");
+    char *station_db = tu_path(root, "station.db");
+    assert_int_equal(mkdir(root, 0700), 0);
+    assert_int_equal(mkdir(da, 0700), 0);
+    assert_int_equal(mkdir(db, 0700), 0);
+    assert_int_equal(test_line_make(&a, da, &o, why, sizeof why), 0);
+    assert_int_equal(test_line_make(&b, db, &o, why, sizeof why), 0);
+    store *s;
+    import_summary sum;
+    assert_int_equal(store_open(station_db, &s, why, sizeof why), IFPP_OK);
+    assert_int_equal(import_euicc_data(s, a.pkg, a.pkg_len, a.ci, &sum, why, sizeof why), IFPP_OK);
+    assert_int_equal(import_euicc_data(s, b.pkg, b.pkg_len, b.ci, &sum, why, sizeof why), IFPP_OK);
+    const test_line *lines[2] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        uint8_t *req, *vault;
+        size_t req_len, vault_len, items;
+        smdpf_vault_summary vs;
+        assert_int_equal(export_bpp_request(s, "station-01", "operatorA", lines[i]->station_key, lines[i]->station,
+                                            &req, &req_len, &items, why, sizeof why),
+                         IFPP_OK);
+        assert_int_equal(smdpf_make_vault(lines[i]->pki, req, req_len, 2048, &vault, &vault_len, &vs, why, sizeof why),
+                         IFPP_OK);
+        /* the first request asks for all four keys; the other SM-DPf's eUICC does not verify here */
+        assert_int_equal(vs.bpps, 2);
+        assert_int_equal(items, i == 0 ? 4u : 2u);
+        assert_int_equal(import_vault(s, vault, vault_len, lines[i]->ci, &sum, why, sizeof why), IFPP_OK);
+        free(req);
+        free(vault);
+    }
+    assert_int_equal(count(s, BPP_AVAILABLE), 4);
+    for (int i = 0; i < 2; i++) {
+        fpa_slot slot;
+        session_result r;
+        assert_int_equal(fpa_open("virtual", lines[i]->card[0], &slot, why, sizeof why), IFPP_OK);
+        session_ctx c = {.st = s, .slot = &slot, .slot_name = "fixture-1", .dm_fpa_key = lines[i]->dm_fpa_key,
+                         .dm_fpa_cert = lines[i]->dm_fpa};
+        assert_int_equal(session_provision(&c, "DUT-GENF01", NULL, &r), IFPP_OK);
+        if (!r.installed)
+            fail_msg("line %d: %s", i, r.message);
+        fpa_close(&slot);
+    }
+    assert_int_equal(count(s, BPP_INSTALLED), 2);
+    assert_int_equal(count(s, BPP_AVAILABLE), 2);
+    store_close(s);
+    test_line_free(&a);
+    test_line_free(&b);
+    free(root); free(da); free(db); free(station_db);
+}
+
 /* The README's main job: `ifppctl demo` runs the whole simulated line and the SM-DPf accepts the report. */
 static void test_ifppctl_demo(void **state)
 {
@@ -409,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_provision_and_complete),
         cmocka_unit_test(test_kill_at_every_step),
         cmocka_unit_test(test_fpa_with_whole_bpp_operation),
+        cmocka_unit_test(test_two_smdpfs_side_by_side),
         cmocka_unit_test(test_ifppctl_demo),
     };
     return cmocka_run_group_tests_name("session", tests, setup, teardown);
