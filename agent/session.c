@@ -198,6 +198,18 @@ static void session_ack(session_ctx *c, uint64_t seq)
         (void)call(c, req, n, resp, &rn, &sw); /* if this fails the card keeps the PIR: harmless */
 }
 
+/*
+ * True if the store holds the PIR of this BPP: recording a PIR moves the BPP to installed or
+ * failed in the same transaction. A kept PIR the store does not hold (a write that failed, a DUT
+ * from another station) stays on the card as evidence.
+ */
+static bool session_store_holds_pir(session_ctx *c, const uint8_t *txid, size_t txid_len)
+{
+    store_bpp b;
+    return txid_len > 0 && txid_len <= 16 && store_get_bpp(c->st, txid, txid_len, &b) == IFPP_OK &&
+           (b.state == BPP_INSTALLED || b.state == BPP_FAILED);
+}
+
 /* The remaining One-time Keys: count (and public halves into otpks, if given). */
 static ifpp_err session_otk_info(session_ctx *c, uint8_t *count, uint8_t *resp, size_t *rn)
 {
@@ -441,7 +453,9 @@ ifpp_err session_recover(session_ctx *c, size_t *resolved, char *why, size_t why
                         lens[i] = 0; /* done */
                     }
                 }
-                session_ack(c, info.seq_number);
+                /* the card may forget a PIR only once the store durably holds it (recorded now or before) */
+                if (session_store_holds_pir(c, info.transaction_id, info.transaction_id_len))
+                    session_ack(c, info.seq_number);
             }
         }
     }

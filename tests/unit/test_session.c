@@ -416,6 +416,70 @@ static void test_two_smdpfs_side_by_side(void **state)
     free(root); free(da); free(db); free(station_db);
 }
 
+/* A slot that loses every NotificationSent ('BF30'): the card keeps the PIR it signed. */
+static ifpp_err drop_ack_transmit(void *ctx, const uint8_t *cmd, size_t n, uint8_t *resp, size_t cap, size_t *rn)
+{
+    if (n > 6 && cmd[1] == 0xE2 && cmd[5] == 0xBF && cmd[6] == 0x30)
+        return IFPP_E_TRANSPORT;
+    return fpa_virtual_ops.transmit(ctx, cmd, n, resp, cap, rn);
+}
+
+/*
+ * The card forgets a PIR only once the store holds it. The acknowledgement of an installed BPP is
+ * lost; recovery by a store that does not know that BPP leaves the PIR on the card; recovery by
+ * the station that recorded it acknowledges it.
+ */
+static void test_kept_pir_stays_until_the_store_holds_it(void **state)
+{
+    (void)state;
+    char why[512] = "";
+    test_line L;
+    test_line_opts o = {.n_cards = 1, .n_otks = {2}, .profile_size = 2048, .import_vault = true};
+    char *dir = tu_path(T.dir, "kept-pir"), *other_db = tu_path(T.dir, "kept-pir/other.db");
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(test_line_make(&L, dir, &o, why, sizeof why), 0);
+    fpa_ops lossy = fpa_virtual_ops;
+    lossy.transmit = drop_ack_transmit;
+    store *s, *other;
+    fpa_slot slot = {.ops = &lossy};
+    session_result r;
+    size_t resolved;
+    assert_int_equal(store_open(L.db, &s, why, sizeof why), IFPP_OK);
+    assert_int_equal(lossy.open(L.card[0], &slot.ctx, why, sizeof why), IFPP_OK);
+    session_ctx c = {.st = s, .slot = &slot, .slot_name = "fixture-1", .dm_fpa_key = L.dm_fpa_key,
+                     .dm_fpa_cert = L.dm_fpa};
+    assert_int_equal(session_provision(&c, "DUT-ACK", NULL, &r), IFPP_OK);
+    assert_true(r.installed);
+    fpa_close(&slot);
+
+    /* another store, which knows the eUICC but not this BPP: the PIR is not its to let go */
+    euicc_sim *card;
+    assert_int_equal(store_open(other_db, &other, why, sizeof why), IFPP_OK);
+    import_summary sum;
+    assert_int_equal(import_euicc_data(other, L.pkg, L.pkg_len, L.ci, &sum, why, sizeof why), IFPP_OK);
+    assert_int_equal(fpa_open("virtual", L.card[0], &slot, why, sizeof why), IFPP_OK);
+    c.st = other;
+    assert_int_equal(session_recover(&c, &resolved, why, sizeof why), IFPP_OK);
+    fpa_close(&slot);
+    assert_int_equal(euicc_sim_open(L.card[0], &card), IFPP_OK);
+    assert_int_equal(euicc_sim_notification_count(card), 1);
+    euicc_sim_close(card);
+    store_close(other);
+
+    /* the station that recorded it: acknowledged, the card forgets it */
+    assert_int_equal(fpa_open("virtual", L.card[0], &slot, why, sizeof why), IFPP_OK);
+    c.st = s;
+    assert_int_equal(session_recover(&c, &resolved, why, sizeof why), IFPP_OK);
+    fpa_close(&slot);
+    assert_int_equal(euicc_sim_open(L.card[0], &card), IFPP_OK);
+    assert_int_equal(euicc_sim_notification_count(card), 0);
+    euicc_sim_close(card);
+    store_close(s);
+    test_line_free(&L);
+    free(dir);
+    free(other_db);
+}
+
 /* The README's main job: `ifppctl demo` runs the whole simulated line and the SM-DPf accepts the report. */
 static void test_ifppctl_demo(void **state)
 {
@@ -471,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_kill_at_every_step),
         cmocka_unit_test(test_fpa_with_whole_bpp_operation),
         cmocka_unit_test(test_two_smdpfs_side_by_side),
+        cmocka_unit_test(test_kept_pir_stays_until_the_store_holds_it),
         cmocka_unit_test(test_ifppctl_demo),
     };
     return cmocka_run_group_tests_name("session", tests, setup, teardown);
