@@ -39,7 +39,7 @@ static struct {
 /* What went over the wire in one session: APDU count, the longest command, the channels used. */
 typedef struct {
     fpa_slot inner;
-    size_t apdus, longest;
+    size_t apdus, longest, get_responses;
     unsigned channels; /* bit i: channel i addressed */
 } wire_log;
 
@@ -51,6 +51,8 @@ static ifpp_err log_transmit(void *ctx, const uint8_t *cmd, size_t n, uint8_t *r
         w->longest = n;
     if (n > 0)
         w->channels |= 1u << apdu_channel_of_cla(cmd[0]);
+    if (n > 1 && cmd[1] == APDU_INS_GET_RESPONSE)
+        w->get_responses++;
     return fpa_transmit(&w->inner, cmd, n, resp, cap, rn);
 }
 static ifpp_err log_reset(void *ctx, uint8_t *atr, size_t cap, size_t *n)
@@ -212,6 +214,7 @@ static void test_provision_t1(void **state)
     assert_int_equal(count(BPP_INSTALLED), before + 1);
     assert_true(w.longest <= 4 + 1 + 255 + 1); /* short APDUs only: the vpcd reader claims nothing more */
     assert_int_equal(w.channels, 1u);
+    assert_int_equal(w.get_responses, 0); /* T=1: responses come whole */
 }
 
 /* The card speaks T=0: pcscd picks T=0 from its ATR, responses come through 61xx/GET RESPONSE. */
@@ -225,8 +228,9 @@ static void test_provision_t0(void **state)
     const char *args[] = {"--t0", NULL};
     insert(args);
     assert_int_equal(run(&plain, &r, NULL, &w, why, sizeof why), IFPP_OK);
-    printf("    T=0: %s (%zu APDUs)\n", r.message, w.apdus);
+    printf("    T=0: %s (%zu APDUs, %zu of them GET RESPONSE)\n", r.message, w.apdus, w.get_responses);
     assert_true(r.installed);
+    assert_true(w.get_responses > 0); /* the card said 61xx and the station fetched the rest */
     assert_int_equal(count(BPP_INSTALLED), before + 1);
 }
 
