@@ -43,18 +43,6 @@ static ifpp_err call(session_ctx *c, const uint8_t *req, size_t n, uint8_t *resp
                              n, resp, SESSION_RESP, rn, sw);
 }
 
-/* One plain APDU (SELECT, MANAGE CHANNEL): its status word, its data into resp. */
-static ifpp_err session_apdu(session_ctx *c, const apdu_cmd *cmd, uint8_t *resp, size_t cap, size_t *dl, uint16_t *sw)
-{
-    uint8_t raw[64];
-    size_t rn;
-    ifpp_err e;
-    if ((e = apdu_encode(cmd, false, raw, sizeof raw, &rn)) != IFPP_OK ||
-        (e = fpa_transmit(c->slot, raw, rn, resp, cap, &rn)) != IFPP_OK)
-        return e;
-    return apdu_split_response(resp, rn, dl, sw);
-}
-
 /*
  * A transport failure gets the backend's own words ("reader X: card removed") after the
  * session's, so the operator sees both what the station was doing and what the wire said.
@@ -72,13 +60,7 @@ static void session_add_transport_detail(session_ctx *c, ifpp_err e, char *msg, 
 /* Gives back a logical channel the session opened; the next reset would close it anyway. */
 static void session_close_channel(session_ctx *c)
 {
-    uint8_t resp[8];
-    size_t dl;
-    uint16_t sw;
-    if (c->channel == 0)
-        return;
-    apdu_cmd close_ch = {.cla = 0x00, .ins = APDU_INS_MANAGE_CHANNEL, .p1 = 0x80, .p2 = (uint8_t)c->channel};
-    (void)session_apdu(c, &close_ch, resp, sizeof resp, &dl, &sw);
+    fpa_close_channel(c->slot, c->channel);
     c->channel = 0;
 }
 
@@ -88,7 +70,7 @@ static ifpp_err session_open_card(session_ctx *c, uint8_t eid[16], char *why, si
     static const uint8_t isdr[16] = {0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF,
                                      0xFF, 0xFF, 0xFF, 0x89, 0x00, 0x00, 0x01, 0x00};
     uint8_t atr[64], resp[SESSION_RESP];
-    size_t atr_len, rn, dl;
+    size_t atr_len, rn;
     uint16_t sw;
     ifpp_err e;
     step(c, SESSION_STEP_SELECT, NULL);
@@ -98,22 +80,17 @@ static ifpp_err session_open_card(session_ctx *c, uint8_t eid[16], char *why, si
         return e;
     }
     if (c->logical_channel) {
-        /* MANAGE CHANNEL open, the card assigns the number (ISO 7816-4 §11.1.2) */
-        apdu_cmd open_ch = {.cla = 0x00, .ins = APDU_INS_MANAGE_CHANNEL, .p1 = 0x00, .p2 = 0x00, .ne = 1};
-        if ((e = session_apdu(c, &open_ch, resp, sizeof resp, &dl, &sw)) != IFPP_OK || sw != SW_OK || dl != 1 ||
-            resp[0] == 0 || resp[0] > APDU_MAX_CHANNEL) {
-            err_why(why, why_len, "slot %s: no logical channel for the ISD-R (%s)", c->slot_name,
-                    e ? err_str(e) : sw != SW_OK ? apdu_sw_str(sw) : "the card named no usable channel");
-            return e ? e : IFPP_E_IO;
+        /* the ISD-R on a channel of its own: MANAGE CHANNEL + SELECT, or the transport's own way */
+        if ((e = fpa_open_channel(c->slot, isdr, sizeof isdr, &c->channel, &sw)) != IFPP_OK) {
+            err_why(why, why_len, "slot %s: no logical channel with the ISD-R selected (%s)", c->slot_name,
+                    sw && sw != SW_OK ? apdu_sw_str(sw) : err_str(e));
+            c->channel = 0;
+            return e;
         }
-        c->channel = resp[0];
-    }
-    apdu_cmd sel = {.cla = 0x00, .ins = APDU_INS_SELECT, .p1 = 0x04, .p2 = 0x0C, .data = isdr, .nc = 16};
-    if ((e = apdu_cla_for_channel(0x00, c->channel, &sel.cla)) != IFPP_OK ||
-        (e = session_apdu(c, &sel, resp, sizeof resp, &dl, &sw)) != IFPP_OK || sw != SW_OK) {
+    } else if ((e = fpa_select(c->slot, 0, isdr, sizeof isdr, &sw)) != IFPP_OK) {
         err_why(why, why_len, "slot %s: SELECT of the ISD-R failed (%s)", c->slot_name,
-                e ? err_str(e) : apdu_sw_str(sw));
-        return e ? e : IFPP_E_IO;
+                sw && sw != SW_OK ? apdu_sw_str(sw) : err_str(e));
+        return e;
     }
     step(c, SESSION_STEP_EID, NULL);
     tlv t, f;

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "apdu.h"
+
 extern const fpa_ops fpa_virtual_ops;
 extern const fpa_ops fpa_pcsc_ops;
 
@@ -80,4 +82,76 @@ const char *fpa_last_error(const fpa_slot *slot)
 {
     const char *s = slot && slot->ops && slot->ops->last_error ? slot->ops->last_error(slot->ctx) : NULL;
     return s ? s : "";
+}
+
+/* One plain APDU on the slot: its data into resp, its status word into *sw. */
+static ifpp_err fpa_plain_apdu(fpa_slot *slot, const apdu_cmd *cmd, uint8_t *resp, size_t cap, size_t *dl, uint16_t *sw)
+{
+    uint8_t raw[4 + 1 + APDU_SHORT_MAX_LC + 1];
+    size_t rn;
+    ifpp_err e;
+    if ((e = apdu_encode(cmd, false, raw, sizeof raw, &rn)) != IFPP_OK ||
+        (e = fpa_transmit(slot, raw, rn, resp, cap, &rn)) != IFPP_OK)
+        return e;
+    return apdu_split_response(resp, rn, dl, sw);
+}
+
+ifpp_err fpa_open_channel(fpa_slot *slot, const uint8_t *aid, size_t aid_len, unsigned *channel, uint16_t *sw)
+{
+    uint8_t resp[258];
+    size_t dl;
+    ifpp_err e;
+    if (!slot || !slot->ops || !aid || aid_len < 5 || aid_len > 16 || !channel || !sw)
+        return IFPP_E_ARG;
+    *sw = 0;
+    if (slot->ops->open_channel)
+        return slot->ops->open_channel(slot->ctx, aid, aid_len, channel);
+    apdu_cmd open_ch = {.cla = 0x00, .ins = APDU_INS_MANAGE_CHANNEL, .p1 = 0x00, .p2 = 0x00, .ne = 1};
+    if ((e = fpa_plain_apdu(slot, &open_ch, resp, sizeof resp, &dl, sw)) != IFPP_OK)
+        return e;
+    if (*sw != SW_OK)
+        return IFPP_E_IO;
+    if (dl != 1 || resp[0] == 0 || resp[0] > APDU_MAX_CHANNEL)
+        return IFPP_E_APDU_CHANNEL; /* the card named no channel we can address */
+    *channel = resp[0];
+    if ((e = fpa_select(slot, *channel, aid, aid_len, sw)) != IFPP_OK)
+        fpa_close_channel(slot, *channel);
+    return e;
+}
+
+ifpp_err fpa_select(fpa_slot *slot, unsigned ch, const uint8_t *aid, size_t aid_len, uint16_t *sw)
+{
+    uint8_t resp[258];
+    size_t dl;
+    ifpp_err e;
+    if (!slot || !aid || aid_len < 5 || aid_len > 16 || !sw)
+        return IFPP_E_ARG;
+    *sw = 0;
+    apdu_cmd sel = {.ins = APDU_INS_SELECT, .p1 = 0x04, .p2 = 0x0C, .data = aid, .nc = aid_len};
+    if ((e = apdu_cla_for_channel(0x00, ch, &sel.cla)) == IFPP_OK &&
+        (e = fpa_plain_apdu(slot, &sel, resp, sizeof resp, &dl, sw)) == IFPP_OK && *sw != SW_OK)
+        e = IFPP_E_IO;
+    return e;
+}
+
+void fpa_close_channel(fpa_slot *slot, unsigned channel)
+{
+    uint8_t resp[8];
+    size_t dl;
+    uint16_t sw;
+    if (!slot || !slot->ops || channel == 0 || channel > APDU_MAX_CHANNEL)
+        return;
+    if (slot->ops->close_channel) {
+        (void)slot->ops->close_channel(slot->ctx, channel);
+        return;
+    }
+    apdu_cmd close_ch = {.cla = 0x00, .ins = APDU_INS_MANAGE_CHANNEL, .p1 = 0x80, .p2 = (uint8_t)channel};
+    (void)fpa_plain_apdu(slot, &close_ch, resp, sizeof resp, &dl, &sw);
+}
+
+ifpp_err fpa_wait_card(fpa_slot *slot, bool present, long timeout_ms)
+{
+    if (!slot || !slot->ops || !slot->ops->wait_card || timeout_ms < 0)
+        return IFPP_E_ARG;
+    return slot->ops->wait_card(slot->ctx, present, timeout_ms);
 }

@@ -43,6 +43,20 @@ typedef struct fpa_ops {
     size_t (*max_command_data)(void *ctx);
     /* Optional: what the transport said about the last failure ("reader X: card removed"), or "". */
     const char *(*last_error)(void *ctx);
+    /*
+     * Optional: opens a logical channel with the application aid selected on it, the transport's
+     * own way (a modem's AT+CCHO), and gives its number. NULL: fpa_open_channel() sends MANAGE
+     * CHANNEL and SELECT over transmit(), as a reader passes them to the card.
+     */
+    ifpp_err (*open_channel)(void *ctx, const uint8_t *aid, size_t aid_len, unsigned *channel);
+    /* Optional: closes a channel open_channel opened (NULL: MANAGE CHANNEL close over transmit()). */
+    ifpp_err (*close_channel)(void *ctx, unsigned channel);
+    /*
+     * Optional: waits up to timeout_ms until a card is in the slot (present) or the slot is empty
+     * (!present), as the transport reports insertion and removal; IFPP_E_TIMEOUT if it is not.
+     * NULL: the backend cannot tell, and fpa_wait_card() says IFPP_E_ARG.
+     */
+    ifpp_err (*wait_card)(void *ctx, bool present, long timeout_ms);
 } fpa_ops;
 
 /* An open slot: its backend and the backend's context. */
@@ -74,6 +88,22 @@ size_t fpa_max_command_data(const fpa_slot *slot);
 
 /* The backend's own words about its last failure, or "" (never NULL). */
 const char *fpa_last_error(const fpa_slot *slot);
+
+/* SELECT by AID, no FCI wanted, on channel ch; *sw gets the card's status word (IFPP_E_IO if it refuses). */
+ifpp_err fpa_select(fpa_slot *slot, unsigned ch, const uint8_t *aid, size_t aid_len, uint16_t *sw);
+
+/*
+ * Opens a logical channel and selects aid on it; *channel gets its number (1..19). The backend's
+ * own way if it has one, else MANAGE CHANNEL open (the card assigns the number, ISO 7816-4
+ * §11.1.2) and SELECT by AID on the new channel. *sw gets a refusing card's status word (or 0).
+ */
+ifpp_err fpa_open_channel(fpa_slot *slot, const uint8_t *aid, size_t aid_len, unsigned *channel, uint16_t *sw);
+
+/* Closes a logical channel (best effort: the next reset closes it anyway). */
+void fpa_close_channel(fpa_slot *slot, unsigned channel);
+
+/* Waits for a card to arrive (present) or leave (!present); IFPP_E_ARG if the backend cannot tell. */
+ifpp_err fpa_wait_card(fpa_slot *slot, bool present, long timeout_ms);
 
 /* The es10f_transmit_fn of a slot: pass it with the slot as context. */
 ifpp_err fpa_transmit(void *slot, const uint8_t *cmd, size_t n, uint8_t *resp, size_t cap, size_t *resp_len);

@@ -170,25 +170,32 @@ static ifpp_err pcsc_parse_target(const char *target, pcsc_slot *s, char *patter
     return IFPP_OK;
 }
 
-/* Waits up to card_wait_ms for a card in the reader, as PC/SC reports insertion. */
-static LONG pcsc_wait_card(pcsc_slot *s)
+/* Waits up to timeout_ms until the reader holds a card (present) or is empty (!present), as PC/SC reports it. */
+static LONG pcsc_wait_state(pcsc_slot *s, bool present, long timeout_ms)
 {
     SCARD_READERSTATE rs = {.szReader = s->reader, .dwCurrentState = SCARD_STATE_UNAWARE};
-    long deadline = pcsc_now_ms() + s->card_wait_ms;
+    long deadline = pcsc_now_ms() + timeout_ms;
     for (;;) {
         LONG rc = SCardGetStatusChange(s->ctx, 0, &rs, 1);
         if (rc != SCARD_S_SUCCESS && rc != (LONG)SCARD_E_TIMEOUT) /* pcsc-lite: TIMEOUT when nothing changed */
             return rc;
-        if ((rs.dwEventState & SCARD_STATE_PRESENT) && !(rs.dwEventState & SCARD_STATE_MUTE))
+        bool there = (rs.dwEventState & SCARD_STATE_PRESENT) && !(rs.dwEventState & SCARD_STATE_MUTE);
+        if (present ? there : (rs.dwEventState & SCARD_STATE_EMPTY) != 0)
             return SCARD_S_SUCCESS;
         long left = deadline - pcsc_now_ms();
         if (left <= 0)
-            return SCARD_E_NO_SMARTCARD;
+            return present ? SCARD_E_NO_SMARTCARD : SCARD_E_TIMEOUT;
         rs.dwCurrentState = rs.dwEventState & ~(DWORD)SCARD_STATE_CHANGED;
         rc = SCardGetStatusChange(s->ctx, (DWORD)left, &rs, 1);
         if (rc != SCARD_S_SUCCESS && rc != (LONG)SCARD_E_TIMEOUT)
             return rc;
     }
+}
+
+/* Waits up to card_wait_ms for a card in the reader, as PC/SC reports insertion. */
+static LONG pcsc_wait_card(pcsc_slot *s)
+{
+    return pcsc_wait_state(s, true, s->card_wait_ms);
 }
 
 /* How much command data one APDU may carry: short, unless reader and card (or ext=on) allow more. */
@@ -367,6 +374,20 @@ static ifpp_err pcsc_transmit(void *p, const uint8_t *cmd, size_t n, uint8_t *re
     return IFPP_OK;
 }
 
+static ifpp_err pcsc_wait_card_op(void *p, bool present, long timeout_ms)
+{
+    pcsc_slot *s = p;
+    LONG rc = pcsc_wait_state(s, present, timeout_ms);
+    if (rc == SCARD_S_SUCCESS)
+        return IFPP_OK;
+    if (rc == (LONG)SCARD_E_NO_SMARTCARD || rc == (LONG)SCARD_E_TIMEOUT) {
+        snprintf(s->last, sizeof s->last, "reader '%s': %s after %ld ms", s->reader,
+                 present ? "no card" : "the card is still in the reader", timeout_ms);
+        return IFPP_E_TIMEOUT;
+    }
+    return pcsc_fail(s, present ? "waiting for a card" : "waiting for the card to go", rc);
+}
+
 static size_t pcsc_max_command_data(void *p)
 {
     return ((pcsc_slot *)p)->max_nc;
@@ -385,4 +406,5 @@ const fpa_ops fpa_pcsc_ops = {
     .transmit = pcsc_transmit,
     .max_command_data = pcsc_max_command_data,
     .last_error = pcsc_last_error,
+    .wait_card = pcsc_wait_card_op,
 };

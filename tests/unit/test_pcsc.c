@@ -375,6 +375,43 @@ static void test_card_wait(void **state)
     fpa_close(&slot);
 }
 
+static void *pull_later(void *arg)
+{
+    (void)arg;
+    pause_ms(300);
+    pcscd_harness_pull(&P.h);
+    return NULL;
+}
+
+/* Card events on an open slot: the DUT leaves (the operator took it), the next arrives, or not in time. */
+static void test_wait_for_card_events(void **state)
+{
+    (void)state;
+    fpa_slot slot;
+    pthread_t t;
+    char why[512] = "";
+    insert(NULL);
+    assert_int_equal(fpa_open("pcsc", PCSCD_HARNESS_READER, &slot, why, sizeof why), IFPP_OK);
+    assert_int_equal(fpa_wait_card(&slot, true, 0), IFPP_OK); /* it is there */
+    ifpp_err e = fpa_wait_card(&slot, false, 200);
+    printf("    still there: %s (%s)\n", fpa_last_error(&slot), err_name(e));
+    assert_int_equal(e, IFPP_E_TIMEOUT);
+    assert_non_null(strstr(fpa_last_error(&slot), "still in the reader after 200 ms"));
+    assert_int_equal(pthread_create(&t, NULL, pull_later, NULL), 0);
+    e = fpa_wait_card(&slot, false, 10000);
+    pthread_join(t, NULL);
+    assert_int_equal(e, IFPP_OK);
+    assert_int_equal(fpa_wait_card(&slot, true, 200), IFPP_E_TIMEOUT);
+    assert_int_equal(pthread_create(&t, NULL, insert_later, NULL), 0);
+    e = fpa_wait_card(&slot, true, 10000);
+    pthread_join(t, NULL);
+    assert_int_equal(e, IFPP_OK);
+    fpa_close(&slot);
+    /* a backend that cannot tell says so */
+    fpa_slot virt = {.ops = fpa_find("virtual")};
+    assert_int_equal(fpa_wait_card(&virt, true, 0), IFPP_E_ARG);
+}
+
 /* The operator's command line over the same reader: PASS, on a logical channel, and a clear FAIL. */
 static void test_ifppctl_over_pcsc(void **state)
 {
@@ -489,6 +526,7 @@ int main(void)
         cmocka_unit_test(test_slow_card),
         cmocka_unit_test(test_reader_held_exclusively),
         cmocka_unit_test(test_card_wait),
+        cmocka_unit_test(test_wait_for_card_events),
         cmocka_unit_test(test_ifppctl_over_pcsc),
         cmocka_unit_test(test_slot_outlives_dut_and_pcscd),
         cmocka_unit_test(test_bad_targets),
