@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # packaging/install-build-deps.sh -- installs what building and testing ifpp-station needs on
 # Debian 12 (apt-get; needs root). Installs only what is missing; IFPP_NO_INSTALL=1 skips it.
-# Used by tests/run.sh (the test command) and agent/demo.sh (the main job).
+# Used by tests/run.sh (the test command), agent/demo.sh (the main job) and .ci/run (--list).
 set -euo pipefail
 DEPS=(build-essential cmake ninja-build pkg-config clang cppcheck
       libssl-dev openssl libcmocka-dev libsqlite3-dev sqlite3
       libpcsclite-dev pcscd vsmartcard-vpcd)
+if [ "${1:-}" = --list ]; then # the list alone, for .ci/run's own apt-get
+  echo "${DEPS[*]}"
+  exit 0
+fi
 [ "${IFPP_NO_INSTALL:-0}" = 1 ] && exit 0
 missing=()
 for p in "${DEPS[@]}"; do
