@@ -187,23 +187,28 @@ static bool session_store_holds_pir(session_ctx *c, const uint8_t *txid, size_t 
            (b.state == BPP_INSTALLED || b.state == BPP_FAILED);
 }
 
-/* The remaining One-time Keys: count (and public halves into otpks, if given). */
-static ifpp_err session_otk_info(session_ctx *c, uint8_t *count, uint8_t *resp, size_t *rn)
+/* The card's remaining One-time Keys, as GetOneTimeKeyInfo lists them (parsed strictly by es10f). */
+typedef struct {
+    uint8_t count;
+    uint8_t keys[ES10F_MAX_OTKS][65];
+} session_otks;
+
+static ifpp_err session_otk_info(session_ctx *c, session_otks *k)
 {
+    uint8_t resp[SESSION_RESP];
+    size_t rn;
     uint16_t sw;
-    ifpp_err e = call(c, (const uint8_t *)"\xbf\x72\x00", 3, resp, rn, &sw);
+    ifpp_err e = call(c, (const uint8_t *)"\xbf\x72\x00", 3, resp, &rn, &sw);
     if (e == IFPP_OK && sw != SW_OK)
         e = IFPP_E_IO;
-    return e == IFPP_OK ? es10f_parse_result(resp, *rn, 0xBF72, 0x80, count) : e;
+    return e == IFPP_OK ? es10f_parse_otk_info(resp, rn, k->keys, ES10F_MAX_OTKS, &k->count) : e;
 }
 
-/* True if the BF72 response (GetOneTimeKeyInfo) lists otpk. */
-static bool session_key_present(const uint8_t *resp, size_t rn, const uint8_t otpk[65])
+/* True if the card still holds the One-time Key otpk. */
+static bool session_key_present(const session_otks *k, const uint8_t otpk[65])
 {
-    uint8_t pat[68] = {0x5F, 0x49, 0x41};
-    memcpy(pat + 3, otpk, 65);
-    for (size_t k = 0; k + sizeof pat <= rn; k++)
-        if (memcmp(resp + k, pat, sizeof pat) == 0)
+    for (size_t i = 0; i < k->count; i++)
+        if (memcmp(k->keys[i], otpk, 65) == 0)
             return true;
     return false;
 }
@@ -213,8 +218,7 @@ static bool session_key_present(const uint8_t *resp, size_t rn, const uint8_t ot
  * go to deleted (after DeleteOneTimeKeys, DMF03), so the report can say so and nothing waits
  * for them. The key list in resp is the card's own answer.
  */
-static size_t session_retire_keyless(session_ctx *c, const uint8_t eid[16], const uint8_t *resp, size_t rn,
-                                     const char *reason)
+static size_t session_retire_keyless(session_ctx *c, const uint8_t eid[16], const session_otks *k, const char *reason)
 {
     uint8_t txids[64][16];
     size_t lens[64], n = 0, retired = 0;
@@ -223,7 +227,7 @@ static size_t session_retire_keyless(session_ctx *c, const uint8_t eid[16], cons
         return 0;
     for (size_t i = 0; i < n; i++) {
         store_bpp b;
-        if (store_get_bpp(c->st, txids[i], lens[i], &b) == IFPP_OK && !session_key_present(resp, rn, b.otpk) &&
+        if (store_get_bpp(c->st, txids[i], lens[i], &b) == IFPP_OK && !session_key_present(k, b.otpk) &&
             bpp_move(c->st, txids[i], lens[i], BPP_AVAILABLE, BPP_DELETED, &who) == IFPP_OK)
             retired++;
     }
@@ -233,21 +237,22 @@ static size_t session_retire_keyless(session_ctx *c, const uint8_t eid[16], cons
 /* EUICCF03/DMF03: delete every remaining One-time Key and confirm that none is left. */
 static ifpp_err session_delete_keys(session_ctx *c, const uint8_t eid[16], char *why, size_t why_len)
 {
-    uint8_t resp[SESSION_RESP], result = 0xFF, left = 0xFF;
+    uint8_t resp[256], result = 0xFF;
     size_t rn;
     uint16_t sw;
+    session_otks left = {.count = 0xFF};
     step(c, SESSION_STEP_DELETE_KEYS, NULL);
     ifpp_err e = call(c, (const uint8_t *)"\xbf\x73\x00", 3, resp, &rn, &sw);
     if (e == IFPP_OK && (sw != SW_OK || es10f_parse_result(resp, rn, 0xBF73, 0x02, &result) != IFPP_OK || result != 0))
         e = IFPP_E_IO;
     if (e == IFPP_OK)
-        e = session_otk_info(c, &left, resp, &rn);
-    if (e == IFPP_OK && left != 0)
+        e = session_otk_info(c, &left);
+    if (e == IFPP_OK && left.count != 0)
         e = IFPP_E_RANGE;
     if (e == IFPP_OK)
-        session_retire_keyless(c, eid, resp, rn, "One-time Keys deleted at the end of production (DMF03)");
+        session_retire_keyless(c, eid, &left, "One-time Keys deleted at the end of production (DMF03)");
     if (e != IFPP_OK)
-        err_why(why, why_len, "One-time Keys not all deleted (%s; %u left)", err_str(e), left);
+        err_why(why, why_len, "One-time Keys not all deleted (%s; %u left)", err_str(e), left.count);
     return e;
 }
 
@@ -389,7 +394,8 @@ done:
 
 ifpp_err session_recover(session_ctx *c, size_t *resolved, char *why, size_t why_len)
 {
-    uint8_t eid[16], txids[32][16], resp[SESSION_RESP], count = 0;
+    uint8_t eid[16], txids[32][16], resp[SESSION_RESP];
+    session_otks keys;
     size_t lens[32], n, rn;
     uint16_t sw;
     ifpp_err e;
@@ -437,7 +443,7 @@ ifpp_err session_recover(session_ctx *c, size_t *resolved, char *why, size_t why
         }
     }
     /* Evidence 2: the One-time Key. Still there: nothing was installed, the BPP may go again. */
-    if ((e = session_otk_info(c, &count, resp, &rn)) != IFPP_OK) {
+    if ((e = session_otk_info(c, &keys)) != IFPP_OK) {
         err_why(why, why_len, "recovery: cannot read the eUICC's One-time Keys (%s)", err_str(e));
         session_add_transport_detail(c, e, why, why_len);
         return e;
@@ -446,14 +452,14 @@ ifpp_err session_recover(session_ctx *c, size_t *resolved, char *why, size_t why
         store_bpp b;
         if (lens[i] == 0 || store_get_bpp(c->st, txids[i], lens[i], &b) != IFPP_OK)
             continue;
-        bool present = session_key_present(resp, rn, b.otpk);
+        bool present = session_key_present(&keys, b.otpk);
         who.reason = present ? "recovery: One-time Key still on the eUICC, nothing installed"
                              : "recovery: One-time Key gone and no PIR kept";
         if (bpp_move(c->st, txids[i], lens[i], BPP_IN_DOUBT, present ? BPP_AVAILABLE : BPP_FAILED, &who) == IFPP_OK)
             (*resolved)++;
     }
     /* A session killed between DeleteOneTimeKeys and its bookkeeping: finish the bookkeeping. */
-    *resolved += session_retire_keyless(c, eid, resp, rn, "recovery: One-time Key no longer on the eUICC");
+    *resolved += session_retire_keyless(c, eid, &keys, "recovery: One-time Key no longer on the eUICC");
     session_close_channel(c);
     return IFPP_OK;
 }

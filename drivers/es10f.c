@@ -211,3 +211,40 @@ ifpp_err es10f_parse_result(const uint8_t *resp, size_t n, uint32_t tag, uint32_
     *result = (uint8_t)v;
     return IFPP_OK;
 }
+
+ifpp_err es10f_parse_otk_info(const uint8_t *resp, size_t n, uint8_t (*otpks)[65], size_t max, uint8_t *count)
+{
+    tlv top, f, list, key;
+    tlv_reader outer, r, lr;
+    uint64_t v;
+    size_t listed = 0;
+    ifpp_err e;
+    if (!resp || !count)
+        return IFPP_E_ARG;
+    if ((e = tlv_parse_exact(resp, n, TLV_DER, &top)) != IFPP_OK)
+        return e;
+    if (top.tag != 0xBF72)
+        return IFPP_E_TLV_UNEXPECTED_TAG;
+    tlv_reader_init(&outer, resp, n, TLV_DER);
+    if ((e = tlv_reader_enter(&outer, &top, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x80, &f)) != IFPP_OK ||
+        (e = tlv_get_uint(&f, &v)) != IFPP_OK || (e = tlv_reader_expect(&r, 0xA1, &list)) != IFPP_OK ||
+        (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK)
+        return e;
+    if (v > ES10F_MAX_OTKS)
+        return IFPP_E_RANGE;
+    while ((e = tlv_reader_next(&lr, &key)) == IFPP_OK) {
+        if (key.tag != 0x5F49 || key.len != 65)
+            return IFPP_E_TLV_UNEXPECTED_TAG;
+        if (otpks && listed < max)
+            memcpy(otpks[listed], key.value, 65);
+        listed++;
+    }
+    if (e != IFPP_E_TLV_END)
+        return e;
+    if (tlv_reader_next(&r, &f) != IFPP_E_TLV_END)
+        return IFPP_E_TLV_TRAILING;
+    if (listed != v)
+        return IFPP_E_RANGE;
+    *count = (uint8_t)v;
+    return IFPP_OK;
+}

@@ -64,6 +64,16 @@ ifpp_err es10f_build_authorise(const uint8_t challenge[16], const uint8_t eid[16
 ifpp_err es10f_build_prepare(const uint8_t *txid, size_t txid_len, const uint8_t otpk[65], const cert *dpf_pb,
                              const cert *const *sub_cas, size_t n_sub, uint8_t *out, size_t cap, size_t *n);
 
+#define ES10F_MAX_OTKS 255
+
+/*
+ * Parses GetOneTimeKeyInfo's answer ('BF72', docs/ifpp.asn): the count and the public halves.
+ * Strict: '80' count, then 'A1' holding exactly count '5F49' keys of 65 bytes (at most max are
+ * copied into otpks, which may be NULL), nothing else; a list that disagrees with its count is
+ * IFPP_E_RANGE, so that no decision rests on a garbled answer.
+ */
+ifpp_err es10f_parse_otk_info(const uint8_t *resp, size_t n, uint8_t (*otpks)[65], size_t max, uint8_t *count);
+
 /* Reads the single INTEGER result of a 'BF70'/'BF71'/'BF30'/'BF33' style response with tag `tag`. */
 ifpp_err es10f_parse_result(const uint8_t *resp, size_t n, uint32_t tag, uint32_t result_tag, uint8_t *result);
 

@@ -1,7 +1,8 @@
 /*
  * fuzz_es10.c -- libFuzzer target for the station's parsers of what an eUICC or a vault hands
  * it: the PIR (pir_parse), the BPP split into ES10 commands (es10f_bpp_split), the single-result
- * responses (es10f_parse_result), and the SignedBundle shell (bundle_open, which must refuse
+ * responses (es10f_parse_result), the One-time Key list (es10f_parse_otk_info), and the
+ * SignedBundle shell (bundle_open, which must refuse
  * without a trusted signer), and the streaming reader (bundle_stream), walked element by element
  * the way the importers walk it. Property for the split: the commands are disjoint, in order, inside
  * the BPP, and cover every segment.
@@ -60,6 +61,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     uint8_t result;
     (void)es10f_parse_result(data, size, 0xBF70, 0x02, &result);
+    /* the One-time Key list: whatever parses lists exactly as many keys as it counts */
+    static uint8_t otpks[ES10F_MAX_OTKS][65];
+    uint8_t otk_count;
+    (void)es10f_parse_otk_info(data, size, otpks, ES10F_MAX_OTKS, &otk_count);
 
     if (!root)
         load_root();

@@ -302,6 +302,31 @@ static void run_install(bool t0)
     assert_int_equal(call(&b, (const uint8_t *)"\xbf\x72\x00", 3, resp, sizeof resp, &rn), SW_OK);
     assert_int_equal(es10f_parse_result(resp, rn, 0xBF72, 0x80, &result), IFPP_OK);
     assert_int_equal(result, 2);
+    /* the list, strictly: the public halves the EUM shipped, as many as counted */
+    uint8_t otpks[4][65];
+    assert_int_equal(es10f_parse_otk_info(resp, rn, otpks, 4, &result), IFPP_OK);
+    assert_int_equal(result, 2);
+    for (int k = 0; k < 2; k++) { /* each one of the keys the EUM made, none twice */
+        size_t found = 0;
+        for (size_t j = 0; j < b.info.n_otks; j++)
+            found += memcmp(otpks[k], b.info.otpk[j], 65) == 0;
+        assert_int_equal(found, 1);
+    }
+    assert_memory_not_equal(otpks[0], otpks[1], 65);
+    /* the count now disagrees with the list: 'BF72' length '80' 01 count */
+    size_t at = 2 + (resp[2] < 0x80 ? 1 : 1 + (size_t)(resp[2] & 0x7F));
+    assert_int_equal(resp[at], 0x80);
+    resp[at + 2] = 3;
+    assert_int_equal(es10f_parse_otk_info(resp, rn, otpks, 4, &result), IFPP_E_RANGE);
+    resp[at + 2] = 2;
+    resp[rn - 1] ^= 0xFF; /* a key byte: still well-formed, the station compares it */
+    assert_int_equal(es10f_parse_otk_info(resp, rn, otpks, 4, &result), IFPP_OK);
+    static const uint8_t wrong_tag[] = {0xBF, 0x72, 0x05, 0x80, 0x01, 0x00, 0xA2, 0x00};
+    static const uint8_t short_key[] = {0xBF, 0x72, 0x0A, 0x80, 0x01, 0x01, 0xA1, 0x05, 0x5F, 0x49, 0x02, 0x04, 0x00};
+    static const uint8_t trailing[] = {0xBF, 0x72, 0x08, 0x80, 0x01, 0x00, 0xA1, 0x00, 0x81, 0x01, 0x00};
+    assert_int_equal(es10f_parse_otk_info(wrong_tag, sizeof wrong_tag, NULL, 0, &result), IFPP_E_TLV_UNEXPECTED_TAG);
+    assert_int_not_equal(es10f_parse_otk_info(short_key, sizeof short_key, NULL, 0, &result), IFPP_OK);
+    assert_int_equal(es10f_parse_otk_info(trailing, sizeof trailing, NULL, 0, &result), IFPP_E_TLV_TRAILING);
     assert_int_equal(call(&b, (const uint8_t *)"\xbf\x73\x00", 3, resp, sizeof resp, &rn), SW_OK);
     assert_int_equal(es10f_parse_result(resp, rn, 0xBF73, 0x02, &result), IFPP_OK);
     assert_int_equal(result, 0);
