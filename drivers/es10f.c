@@ -192,46 +192,51 @@ ifpp_err es10f_build_prepare(const uint8_t *txid, size_t txid_len, const uint8_t
     return tlv_builder_finish(&b, &p, n);
 }
 
-ifpp_err es10f_parse_result(const uint8_t *resp, size_t n, uint32_t tag, uint32_t result_tag, uint8_t *result)
+/*
+ * Opens an ES10 response TLV that must carry `tag`, and reads its first field, an INTEGER of
+ * 0..255 under first_tag, into *v; *r is left on the fields after it. Both parsers below use it.
+ */
+static ifpp_err es10f_open_response(const uint8_t *resp, size_t n, uint32_t tag, uint32_t first_tag, tlv_reader *r,
+                                    uint8_t *v)
 {
     tlv top, f;
-    tlv_reader outer, r;
-    uint64_t v;
+    tlv_reader outer;
+    uint64_t u;
     ifpp_err e;
+    if (!resp || !v)
+        return IFPP_E_ARG;
     if ((e = tlv_parse_exact(resp, n, TLV_DER, &top)) != IFPP_OK)
         return e;
     if (top.tag != tag)
         return IFPP_E_TLV_UNEXPECTED_TAG;
     tlv_reader_init(&outer, resp, n, TLV_DER);
-    if ((e = tlv_reader_enter(&outer, &top, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, result_tag, &f)) != IFPP_OK ||
-        (e = tlv_get_uint(&f, &v)) != IFPP_OK)
+    if ((e = tlv_reader_enter(&outer, &top, r)) != IFPP_OK || (e = tlv_reader_expect(r, first_tag, &f)) != IFPP_OK ||
+        (e = tlv_get_uint(&f, &u)) != IFPP_OK)
         return e;
-    if (v > 255)
+    if (u > 255)
         return IFPP_E_RANGE;
-    *result = (uint8_t)v;
+    *v = (uint8_t)u;
     return IFPP_OK;
+}
+
+ifpp_err es10f_parse_result(const uint8_t *resp, size_t n, uint32_t tag, uint32_t result_tag, uint8_t *result)
+{
+    tlv_reader r;
+    return es10f_open_response(resp, n, tag, result_tag, &r, result);
 }
 
 ifpp_err es10f_parse_otk_info(const uint8_t *resp, size_t n, uint8_t (*otpks)[65], size_t max, uint8_t *count)
 {
-    tlv top, f, list, key;
-    tlv_reader outer, r, lr;
-    uint64_t v;
+    tlv list, key, rest;
+    tlv_reader r, lr;
+    uint8_t v;
     size_t listed = 0;
     ifpp_err e;
-    if (!resp || !count)
+    if (!count)
         return IFPP_E_ARG;
-    if ((e = tlv_parse_exact(resp, n, TLV_DER, &top)) != IFPP_OK)
+    if ((e = es10f_open_response(resp, n, 0xBF72, 0x80, &r, &v)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0xA1, &list)) != IFPP_OK || (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK)
         return e;
-    if (top.tag != 0xBF72)
-        return IFPP_E_TLV_UNEXPECTED_TAG;
-    tlv_reader_init(&outer, resp, n, TLV_DER);
-    if ((e = tlv_reader_enter(&outer, &top, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x80, &f)) != IFPP_OK ||
-        (e = tlv_get_uint(&f, &v)) != IFPP_OK || (e = tlv_reader_expect(&r, 0xA1, &list)) != IFPP_OK ||
-        (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK)
-        return e;
-    if (v > ES10F_MAX_OTKS)
-        return IFPP_E_RANGE;
     while ((e = tlv_reader_next(&lr, &key)) == IFPP_OK) {
         if (key.tag != 0x5F49 || key.len != 65)
             return IFPP_E_TLV_UNEXPECTED_TAG;
@@ -241,10 +246,10 @@ ifpp_err es10f_parse_otk_info(const uint8_t *resp, size_t n, uint8_t (*otpks)[65
     }
     if (e != IFPP_E_TLV_END)
         return e;
-    if (tlv_reader_next(&r, &f) != IFPP_E_TLV_END)
+    if (tlv_reader_next(&r, &rest) != IFPP_E_TLV_END)
         return IFPP_E_TLV_TRAILING;
     if (listed != v)
         return IFPP_E_RANGE;
-    *count = (uint8_t)v;
+    *count = v;
     return IFPP_OK;
 }
