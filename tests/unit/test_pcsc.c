@@ -153,6 +153,17 @@ static ifpp_err run(const run_opts *o, session_result *r, size_t *resolved, wire
 
 static const run_opts plain = {.pull_at = SESSION_STEP__COUNT};
 
+/* A DUT in the reader, and a session cut while its BPP goes: the card pulled, or pcscd killed. */
+static ifpp_err interrupt_load(bool kill_daemon, session_result *r)
+{
+    char why[512] = "";
+    run_opts o = plain;
+    o.pull_at = SESSION_STEP_LOAD;
+    o.kill_daemon = kill_daemon;
+    insert(NULL);
+    return run(&o, r, NULL, NULL, why, sizeof why);
+}
+
 /* The DUT goes back into the reader and `recover` settles the one BPP left in_doubt from its evidence. */
 static void recover_with_dut_back(void)
 {
@@ -266,10 +277,7 @@ static void test_card_removed_then_recovered(void **state)
     session_result r;
     char why[512] = "";
     size_t installed = count(BPP_INSTALLED);
-    insert(NULL);
-    run_opts o = plain;
-    o.pull_at = SESSION_STEP_LOAD;
-    ifpp_err e = run(&o, &r, NULL, NULL, why, sizeof why);
+    ifpp_err e = interrupt_load(false, &r);
     printf("    card pulled: %s (%s)\n", r.message, err_name(e));
     assert_true(e == IFPP_E_NO_CARD || e == IFPP_E_TRANSPORT);
     assert_non_null(strstr(r.message, "Virtual PCD")); /* the reader is named */
@@ -496,11 +504,7 @@ static void test_reader_gone_mid_session(void **state)
     session_result r;
     char why[512] = "";
     size_t available = count(BPP_AVAILABLE);
-    insert(NULL);
-    run_opts o = plain;
-    o.pull_at = SESSION_STEP_LOAD;
-    o.kill_daemon = true;
-    ifpp_err e = run(&o, &r, NULL, NULL, why, sizeof why);
+    ifpp_err e = interrupt_load(true, &r);
     printf("    reader gone: %s (%s)\n", r.message, err_name(e));
     assert_int_equal(e, IFPP_E_NO_READER);
     assert_int_equal(r.final_state, BPP_IN_DOUBT);

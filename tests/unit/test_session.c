@@ -424,6 +424,24 @@ static ifpp_err drop_ack_transmit(void *ctx, const uint8_t *cmd, size_t n, uint8
     return fpa_virtual_ops.transmit(ctx, cmd, n, resp, cap, rn);
 }
 
+/* Recovery of the card in card_file with c's store; then how many PIRs the card still keeps. */
+static size_t recover_then_count_kept(session_ctx *c, const char *card_file)
+{
+    fpa_slot slot;
+    euicc_sim *card;
+    size_t resolved;
+    char why[512] = "";
+    assert_int_equal(fpa_open("virtual", card_file, &slot, why, sizeof why), IFPP_OK);
+    c->slot = &slot;
+    assert_int_equal(session_recover(c, &resolved, why, sizeof why), IFPP_OK);
+    fpa_close(&slot);
+    c->slot = NULL;
+    assert_int_equal(euicc_sim_open(card_file, &card), IFPP_OK);
+    size_t kept = euicc_sim_notification_count(card);
+    euicc_sim_close(card);
+    return kept;
+}
+
 /*
  * The card forgets a PIR only once the store holds it. The acknowledgement of an installed BPP is
  * lost; recovery by a store that does not know that BPP leaves the PIR on the card; recovery by
@@ -443,7 +461,6 @@ static void test_kept_pir_stays_until_the_store_holds_it(void **state)
     store *s, *other;
     fpa_slot slot = {.ops = &lossy};
     session_result r;
-    size_t resolved;
     assert_int_equal(store_open(L.db, &s, why, sizeof why), IFPP_OK);
     assert_int_equal(lossy.open(L.card[0], &slot.ctx, why, sizeof why), IFPP_OK);
     session_ctx c = {.st = s, .slot = &slot, .slot_name = "fixture-1", .dm_fpa_key = L.dm_fpa_key,
@@ -453,27 +470,16 @@ static void test_kept_pir_stays_until_the_store_holds_it(void **state)
     fpa_close(&slot);
 
     /* another store, which knows the eUICC but not this BPP: the PIR is not its to let go */
-    euicc_sim *card;
     assert_int_equal(store_open(other_db, &other, why, sizeof why), IFPP_OK);
     import_summary sum;
     assert_int_equal(import_euicc_data(other, L.pkg, L.pkg_len, L.ci, &sum, why, sizeof why), IFPP_OK);
-    assert_int_equal(fpa_open("virtual", L.card[0], &slot, why, sizeof why), IFPP_OK);
     c.st = other;
-    assert_int_equal(session_recover(&c, &resolved, why, sizeof why), IFPP_OK);
-    fpa_close(&slot);
-    assert_int_equal(euicc_sim_open(L.card[0], &card), IFPP_OK);
-    assert_int_equal(euicc_sim_notification_count(card), 1);
-    euicc_sim_close(card);
+    assert_int_equal(recover_then_count_kept(&c, L.card[0]), 1);
     store_close(other);
 
     /* the station that recorded it: acknowledged, the card forgets it */
-    assert_int_equal(fpa_open("virtual", L.card[0], &slot, why, sizeof why), IFPP_OK);
     c.st = s;
-    assert_int_equal(session_recover(&c, &resolved, why, sizeof why), IFPP_OK);
-    fpa_close(&slot);
-    assert_int_equal(euicc_sim_open(L.card[0], &card), IFPP_OK);
-    assert_int_equal(euicc_sim_notification_count(card), 0);
-    euicc_sim_close(card);
+    assert_int_equal(recover_then_count_kept(&c, L.card[0]), 0);
     store_close(s);
     test_line_free(&L);
     free(dir);
