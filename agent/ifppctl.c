@@ -7,14 +7,14 @@
  *   ifppctl [options] request --out FILE     BPP request for the SM-DPf (ESBPP02)
  *   ifppctl [options] provision --slot BACKEND:TARGET --serial S [--profile-type T] [--complete]
  *   ifppctl [options] recover --slot BACKEND:TARGET
- *
- * BACKEND:TARGET is "virtual:CARD-FILE" or "pcsc:READER-PATTERN[#N][,card-wait=MS][,apdu-timeout=MS]
- * [,ext=auto|on|off]" (drivers/fpa_pcsc.c); --logical-channel runs the session on a logical
- * channel opened with MANAGE CHANNEL instead of the basic channel.
  *   ifppctl [options] report --out FILE [--day YYYY-MM-DD]   Profile Loading Report (ESBPP03)
  *   ifppctl [options] audit                  verify the hash-chained audit log
  *   ifppctl [options] status                 BPPs per state
  *   ifppctl demo [--dir DIR] [--duts N] [--curve p256|brainpool] [--profile-size BYTES]
+ *
+ * BACKEND:TARGET is "virtual:CARD-FILE" or "pcsc:READER-PATTERN[#N][,card-wait=MS][,apdu-timeout=MS]
+ * [,ext=auto|on|off]" (drivers/fpa_pcsc.c); --logical-channel runs the session on a logical
+ * channel (fpa_open_channel) instead of the basic channel.
  *
  * Options: --store FILE (default ./station.db); trust and keys either one by one (--ci,
  * --dm-root, --dm-fpa-cert/--dm-fpa-key, --station-cert/--station-key) or --pki DIR for a
@@ -154,7 +154,8 @@ static int with_session(const options *o, store *s, bool recover_only)
         return fail(o->slot, e, why);
     }
     session_ctx c = {.st = s, .slot = &slot, .slot_name = o->slot, .dm_fpa_key = fk, .dm_fpa_cert = fc,
-                     .delete_keys_when_done = o->complete, .logical_channel = o->logical_channel, .progress = print_progress, .progress_arg = (void *)o->serial};
+                     .delete_keys_when_done = o->complete, .logical_channel = o->logical_channel,
+                     .progress = print_progress, .progress_arg = (void *)o->serial};
     int rc;
     if (recover_only) {
         size_t resolved;
@@ -261,8 +262,12 @@ static int cmd_demo(options *o)
         return fail("test PKI: its EIDs", e ? e : IFPP_E_RANGE, NULL);
     eum_card *info = calloc(duts, sizeof *info);
     char **paths = calloc(duts, sizeof *paths);
-    if (!info || !paths)
+    if (!info || !paths) {
+        free(eids);
+        free(info);
+        free(paths);
         return fail("demo", IFPP_E_NOMEM, NULL);
+    }
     for (size_t i = 0; i < duts; i++) {
         paths[i] = malloc(2048);
         snprintf(paths[i], 2048, "%s/dut-%02zu.card", cards, i + 1);

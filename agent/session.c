@@ -216,7 +216,7 @@ static bool session_key_present(const session_otks *k, const uint8_t otpk[65])
 /*
  * Available BPPs of this eUICC whose One-time Key is no longer on it can never be loaded: they
  * go to deleted (after DeleteOneTimeKeys, DMF03), so the report can say so and nothing waits
- * for them. The key list in resp is the card's own answer.
+ * for them. The key list k is the card's own answer, parsed strictly.
  */
 static size_t session_retire_keyless(session_ctx *c, const uint8_t eid[16], const session_otks *k, const char *reason)
 {

@@ -48,7 +48,7 @@ typedef struct {
     const crypto_key *dm_fpa_key; /* the Device Manufacturer's FPA-authorisation key (GENS02: file or token) */
     const cert *dm_fpa_cert;
     bool delete_keys_when_done;   /* the DUT gets no further profile: delete every remaining One-time Key */
-    bool logical_channel;         /* open a logical channel (MANAGE CHANNEL) for the ISD-R, as a modem
+    bool logical_channel;         /* a logical channel for the ISD-R (fpa_open_channel), as a modem
                                      or a device with a busy basic channel needs; else the basic channel */
     unsigned channel;             /* set by the session: the channel the ISD-R is selected on */
     void (*progress)(void *arg, session_step step, const char *detail);
