@@ -192,12 +192,6 @@ static LONG pcsc_wait_state(pcsc_slot *s, bool present, long timeout_ms)
     }
 }
 
-/* Waits up to card_wait_ms for a card in the reader, as PC/SC reports insertion. */
-static LONG pcsc_wait_card(pcsc_slot *s)
-{
-    return pcsc_wait_state(s, true, s->card_wait_ms);
-}
-
 /* How much command data one APDU may carry: short, unless reader and card (or ext=on) allow more. */
 static void pcsc_probe_extended(pcsc_slot *s)
 {
@@ -261,7 +255,7 @@ static ifpp_err pcsc_open(const char *target, void **out, char *why, size_t why_
         pcsc_close(s);
         return IFPP_E_NO_READER;
     }
-    if (s->card_wait_ms > 0 && (rc = pcsc_wait_card(s)) != SCARD_S_SUCCESS) {
+    if (s->card_wait_ms > 0 && (rc = pcsc_wait_state(s, true, s->card_wait_ms)) != SCARD_S_SUCCESS) {
         err_why(why, why_len, "pcsc: reader '%s': no card within %ld ms (%s)", s->reader, s->card_wait_ms,
                 pcsc_stringify_error(rc));
         pcsc_close(s);
@@ -310,7 +304,7 @@ static LONG pcsc_connect_again(pcsc_slot *s)
                 return rc;
             }
         }
-        if (s->card_wait_ms > 0 && (rc = pcsc_wait_card(s)) != SCARD_S_SUCCESS && !pcsc_handle_lost(rc))
+        if (s->card_wait_ms > 0 && (rc = pcsc_wait_state(s, true, s->card_wait_ms)) != SCARD_S_SUCCESS && !pcsc_handle_lost(rc))
             return rc;
         rc = SCardConnect(s->ctx, s->reader, SCARD_SHARE_EXCLUSIVE, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, &s->card,
                           &s->protocol);
