@@ -31,6 +31,7 @@ const char *session_step_name(session_step s)
 
 static void step(session_ctx *c, session_step s, const char *detail)
 {
+    c->current = s;
     if (c->progress)
         c->progress(c->progress_arg, s, detail);
 }
@@ -280,6 +281,8 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
 
     memset(r, 0, sizeof *r);
     r->final_state = BPP_STATE__COUNT;
+    r->failed_step = SESSION_STEP__COUNT;
+    r->card_result = -1;
     if ((e = session_open_card(c, r->eid, r->message, sizeof r->message)) != IFPP_OK)
         goto out;
     hex_encode(r->eid, 16, eid_hex, sizeof eid_hex);
@@ -385,6 +388,13 @@ out:
     if (e != IFPP_OK)
         session_add_transport_detail(c, e, r->message, sizeof r->message);
 done:
+    r->err = e;
+    if (e != IFPP_OK || !r->installed) {
+        r->failed_step = c->current;
+        r->sw = sw;
+        if (!r->installed && r->final_state == BPP_FAILED)
+            r->card_result = r->error_reason;
+    }
     session_close_channel(c);
     cert_free(pb);
     free(pb_der);

@@ -51,6 +51,7 @@ typedef struct {
     bool logical_channel;         /* a logical channel for the ISD-R (fpa_open_channel), as a modem
                                      or a device with a busy basic channel needs; else the basic channel */
     unsigned channel;             /* set by the session: the channel the ISD-R is selected on */
+    session_step current;         /* set by the session: the step under way (for session_result.failed_step) */
     void (*progress)(void *arg, session_step step, const char *detail);
     void *progress_arg;
 } session_ctx;
@@ -62,6 +63,10 @@ typedef struct {
     bool installed;
     uint8_t bpp_command, error_reason; /* from an error PIR */
     bpp_state final_state;
+    session_step failed_step;          /* the step that failed; SESSION_STEP__COUNT if none did */
+    uint16_t sw;                       /* the card's status word at the failed step (0: none, or 9000) */
+    int card_result;                   /* the ES10 result code a refusing card gave (-1: none) */
+    ifpp_err err;                      /* what session_provision returned */
     char message[256];                 /* for the operator: what happened, or what failed and where */
 } session_result;
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hex.h"
 #include "tlv.h"
 
 const char *pir_error_reason_str(uint8_t r)
@@ -128,4 +129,19 @@ ifpp_err pir_check(const pir_info *pir, const cert *euicc_cert, const cert *cons
     if (e != IFPP_OK && why && why_len)
         snprintf(why, why_len, "PIR signature does not verify with the key of '%s'", cert_subject_cn(euicc_cert));
     return e;
+}
+
+ifpp_err pir_match_vault(const pir_info *pir, const uint8_t iccid[10], const cert *dpf_pb, char *why, size_t why_len)
+{
+    char got[21], want[21];
+    if (!pir || !iccid)
+        return IFPP_E_ARG;
+    (void)dpf_pb; /* smdpOid: compared once pir_info carries it (issue 10) */
+    if (pir->has_iccid && memcmp(pir->iccid, iccid, 10) != 0) {
+        hex_encode(pir->iccid, 10, got, sizeof got);
+        hex_encode(iccid, 10, want, sizeof want);
+        err_why(why, why_len, "the PIR names ICCID %s but the vault's record is for ICCID %s", got, want);
+        return IFPP_E_SIGNATURE;
+    }
+    return IFPP_OK;
 }

@@ -51,6 +51,13 @@ ifpp_err pir_verify(const pir_info *pir, const crypto_key *euicc_key);
 ifpp_err pir_check(const pir_info *pir, const cert *euicc_cert, const cert *const *eums, size_t n_eums,
                    const cert *ci, time_t now, char *why, size_t why_len);
 
+/*
+ * Checks that a PIR belongs to the vault record it is recorded against: its ICCID is the record's
+ * (when the PIR carries one) and its smdpOid, when known on both sides, is the SM-DPf certificate's.
+ * IFPP_E_SIGNATURE with both values in why on a mismatch (issue 10; SGP.22 PIR iccid, smdpOid).
+ */
+ifpp_err pir_match_vault(const pir_info *pir, const uint8_t iccid[10], const cert *dpf_pb, char *why, size_t why_len);
+
 /* SGP.22 ErrorReason as text ("invalidSignature", "installFailedDueToInterruption", ...). */
 const char *pir_error_reason_str(uint8_t reason);
 

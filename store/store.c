@@ -638,6 +638,31 @@ ifpp_err store_count_bpps(store *s, bpp_state state, size_t *n)
     return e;
 }
 
+ifpp_err store_eid_counts(store *s, const uint8_t eid[16], size_t counts[BPP_STATE__COUNT])
+{
+    if (!s || !eid || !counts)
+        return IFPP_E_ARG;
+    memset(counts, 0, sizeof(size_t) * BPP_STATE__COUNT);
+    sqlite3_stmt *st = store_prepare(s, "SELECT state, count(*) FROM bpp WHERE eid = ? GROUP BY state");
+    if (!st)
+        return IFPP_E_IO;
+    sqlite3_bind_blob(st, 1, eid, 16, SQLITE_STATIC);
+    int rc;
+    ifpp_err e = IFPP_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        bpp_state state;
+        if (!bpp_state_parse((const char *)sqlite3_column_text(st, 0), &state)) {
+            e = IFPP_E_IO;
+            break;
+        }
+        counts[state] = (size_t)sqlite3_column_int64(st, 1);
+    }
+    if (e == IFPP_OK && rc != SQLITE_DONE)
+        e = IFPP_E_IO;
+    sqlite3_finalize(st);
+    return e;
+}
+
 /* ---- vaults and certificates ----------------------------------------------------------------- */
 
 typedef struct {

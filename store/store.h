@@ -171,6 +171,9 @@ typedef struct {
 ifpp_err store_each_result(store *s, const char *day, ifpp_err (*fn)(void *arg, const store_result_record *r),
                            void *arg);
 
+/* Counts one eUICC's BPPs per state: counts[state] (a DUT's history, for the in-doubt and one-profile rules). */
+ifpp_err store_eid_counts(store *s, const uint8_t eid[16], size_t counts[BPP_STATE__COUNT]);
+
 /* Counts BPPs in a state (all EIDs). */
 ifpp_err store_count_bpps(store *s, bpp_state st, size_t *n);
 
