@@ -68,9 +68,11 @@ static void session_close_channel(session_ctx *c)
 /* Reset, SELECT the ISD-R (no FCI), GetEID. */
 static ifpp_err session_open_card(session_ctx *c, uint8_t eid[16], char *why, size_t why_len)
 {
-    static const uint8_t isdr[16] = {0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF,
+    static const uint8_t isdr_default[16] = {0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF,
                                      0xFF, 0xFF, 0xFF, 0x89, 0x00, 0x00, 0x01, 0x00};
     uint8_t atr[64], resp[SESSION_RESP];
+    const uint8_t *isdr = c->isdr_aid ? c->isdr_aid : isdr_default;
+    size_t isdr_len = c->isdr_aid ? c->isdr_aid_len : sizeof isdr_default;
     size_t atr_len, rn;
     uint16_t sw;
     ifpp_err e;
@@ -82,13 +84,13 @@ static ifpp_err session_open_card(session_ctx *c, uint8_t eid[16], char *why, si
     }
     if (c->logical_channel) {
         /* the ISD-R on a channel of its own: MANAGE CHANNEL + SELECT, or the transport's own way */
-        if ((e = fpa_open_channel(c->slot, isdr, sizeof isdr, &c->channel, &sw)) != IFPP_OK) {
+        if ((e = fpa_open_channel(c->slot, isdr, isdr_len, &c->channel, &sw)) != IFPP_OK) {
             err_why(why, why_len, "slot %s: no logical channel with the ISD-R selected (%s)", c->slot_name,
                     sw && sw != SW_OK ? apdu_sw_str(sw) : err_str(e));
             c->channel = 0;
             return e;
         }
-    } else if ((e = fpa_select(c->slot, 0, isdr, sizeof isdr, &sw)) != IFPP_OK) {
+    } else if ((e = fpa_select(c->slot, 0, isdr, isdr_len, &sw)) != IFPP_OK) {
         err_why(why, why_len, "slot %s: SELECT of the ISD-R failed (%s)", c->slot_name,
                 sw && sw != SW_OK ? apdu_sw_str(sw) : err_str(e));
         return e;

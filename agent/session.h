@@ -47,6 +47,9 @@ typedef struct {
     const char *slot_name;
     const crypto_key *dm_fpa_key; /* the Device Manufacturer's FPA-authorisation key (GENS02: file or token) */
     const cert *dm_fpa_cert;
+    const uint8_t *isdr_aid;      /* the slot's ISD-R AID (some eUICCs use another); NULL: SGP.22's default */
+    size_t isdr_aid_len;
+    bool additional_profile;      /* explicitly asked: this DUT may get a further profile (use case A.3) */
     bool delete_keys_when_done;   /* the DUT gets no further profile: delete every remaining One-time Key */
     bool logical_channel;         /* a logical channel for the ISD-R (fpa_open_channel), as a modem
                                      or a device with a busy basic channel needs; else the basic channel */
