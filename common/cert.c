@@ -424,3 +424,47 @@ out:
     X509_STORE_free(store);
     return e;
 }
+
+ifpp_err cert_registered_id(const cert *c, uint8_t *oid, size_t cap, size_t *n)
+{
+    ifpp_err e = IFPP_E_NOT_FOUND;
+    int crit = 0;
+    if (!c || !oid || !n)
+        return IFPP_E_ARG;
+    GENERAL_NAMES *names = X509_get_ext_d2i(c->x, NID_subject_alt_name, &crit, NULL);
+    for (int i = 0; names && i < sk_GENERAL_NAME_num(names) && e == IFPP_E_NOT_FOUND; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+        if (g->type != GEN_RID)
+            continue;
+        size_t len = OBJ_length(g->d.registeredID);
+        if (len == 0 || len > cap) {
+            e = IFPP_E_RANGE;
+        } else {
+            memcpy(oid, OBJ_get0_data(g->d.registeredID), len);
+            *n = len;
+            e = IFPP_OK;
+        }
+    }
+    GENERAL_NAMES_free(names);
+    return e;
+}
+
+void cert_oid_text(const uint8_t *oid, size_t n, char *out, size_t cap)
+{
+    uint8_t der[2 + 127];
+    if (!out || !cap)
+        return;
+    snprintf(out, cap, "(malformed OID)");
+    if (!oid || n == 0 || n > 127)
+        return;
+    der[0] = 0x06;
+    der[1] = (uint8_t)n;
+    memcpy(der + 2, oid, n);
+    const unsigned char *p = der;
+    ASN1_OBJECT *o = d2i_ASN1_OBJECT(NULL, &p, (long)(n + 2));
+    /* OpenSSL accepts some non-minimal arcs: only what re-encodes to what arrived is shown as an OID. */
+    bool same = o && p == der + n + 2 && OBJ_length(o) == n && memcmp(OBJ_get0_data(o), oid, n) == 0;
+    if (!same || OBJ_obj2txt(out, (int)cap, o, 1) <= 0)
+        snprintf(out, cap, "(malformed OID)");
+    ASN1_OBJECT_free(o);
+}

@@ -78,6 +78,16 @@ const char *cert_subject_cn(const cert *c);
 /* The subject's serialNumber attribute (an eUICC certificate's EID, SGP.22), or NULL. */
 const char *cert_subject_serial(const cert *c);
 
+/*
+ * The OID of the first registeredID in subjectAltName, as the content octets of its DER
+ * (without '06' and length): SGP.22 names an SM-DP+ by it in CERT.DPauth and CERT.DPpb, and the
+ * eUICC repeats it as the PIR's smdpOid. IFPP_E_NOT_FOUND if the certificate carries none.
+ */
+ifpp_err cert_registered_id(const cert *c, uint8_t *oid, size_t cap, size_t *n);
+
+/* Renders OID content octets as dotted text ("2.999.10") for messages; "(malformed OID)" if they are not one. */
+void cert_oid_text(const uint8_t *oid, size_t n, char *out, size_t cap);
+
 /* Borrowed X509* for code in common/ and test tools that need OpenSSL directly. */
 void *cert_x509(const cert *c);
 

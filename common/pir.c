@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "hex.h"
+#include "iccid.h"
 #include "tlv.h"
 
 const char *pir_error_reason_str(uint8_t r)
@@ -27,6 +28,46 @@ const char *pir_command_str(uint8_t c)
     static const char *const names[] = {"initialiseSecureChannel", "configureISDP", "storeMetadata",
                                         "storeMetadata2", "replaceSessionKeys", "loadProfileElements"};
     return c < sizeof names / sizeof names[0] ? names[c] : "unknown command";
+}
+
+ifpp_err pir_parse_sima_response(const uint8_t *p, size_t n, size_t *count)
+{
+    tlv resp, list, st, f;
+    tlv_reader r, er, lr, sr;
+    ifpp_err e;
+    size_t k = 0;
+    uint64_t v;
+
+    if (!p || !count)
+        return IFPP_E_ARG;
+    *count = 0;
+    tlv_reader_init(&r, p, n, TLV_DER);
+    while ((e = tlv_reader_expect(&r, 0x30, &resp)) == IFPP_OK) {
+        /* EUICCResponse ::= SEQUENCE { peStatus [0] SEQUENCE OF PEStatus, aborted [1] NULL OPTIONAL, message [2] UTF8String OPTIONAL } */
+        if ((e = tlv_reader_enter(&r, &resp, &er)) != IFPP_OK || (e = tlv_reader_expect(&er, 0xA0, &list)) != IFPP_OK ||
+            (e = tlv_reader_enter(&er, &list, &lr)) != IFPP_OK)
+            return e;
+        while ((e = tlv_reader_expect(&lr, 0x30, &st)) == IFPP_OK) {
+            /* PEStatus ::= SEQUENCE { status [0] INTEGER, identification [1] UInt15 OPTIONAL, ... } */
+            if ((e = tlv_reader_enter(&lr, &st, &sr)) != IFPP_OK || (e = tlv_reader_expect(&sr, 0x80, &f)) != IFPP_OK ||
+                (e = tlv_get_uint(&f, &v)) != IFPP_OK)
+                return e;
+        }
+        if (e != IFPP_E_TLV_END)
+            return e;
+        if (tlv_reader_expect(&er, 0x81, &f) == IFPP_OK && f.len != 0)
+            return IFPP_E_TLV_BAD_LENGTH; /* profileInstallationAborted is a NULL */
+        (void)tlv_reader_expect(&er, 0x82, &f); /* statusMessage */
+        if (!tlv_reader_done(&er))
+            return IFPP_E_TLV_TRAILING;
+        k++;
+    }
+    if (e != IFPP_E_TLV_END)
+        return e;
+    if (k == 0)
+        return IFPP_E_TLV_MISSING;
+    *count = k;
+    return IFPP_OK;
 }
 
 static ifpp_err pir_small_uint(const tlv *t, uint64_t max, uint64_t *v)
@@ -78,7 +119,12 @@ ifpp_err pir_parse(const uint8_t *buf, size_t n, pir_info *p)
         memcpy(p->iccid, f.value, 10);
         p->has_iccid = true;
     }
-    (void)tlv_reader_expect(&dr, 0x06, &f); /* smdpOid, optional */
+    if (tlv_reader_expect(&dr, 0x06, &f) == IFPP_OK) { /* smdpOid: optional in SGP.22 v2 */
+        if (f.len == 0 || f.len > sizeof p->smdp_oid)
+            return IFPP_E_RANGE;
+        memcpy(p->smdp_oid, f.value, f.len);
+        p->smdp_oid_len = f.len;
+    }
     if ((e = tlv_reader_expect(&dr, 0xA2, &result)) != IFPP_OK || (e = tlv_reader_enter(&dr, &result, &rr)) != IFPP_OK ||
         (e = tlv_reader_next(&rr, &choice)) != IFPP_OK || (e = tlv_reader_enter(&rr, &choice, &cr)) != IFPP_OK)
         return e;
@@ -90,6 +136,10 @@ ifpp_err pir_parse(const uint8_t *buf, size_t n, pir_info *p)
         memcpy(p->isdp_aid, f.value, f.len);
         p->isdp_aid_len = f.len;
         p->success = true;
+        if ((e = tlv_reader_expect(&cr, 0x04, &f)) != IFPP_OK) /* simaResponse: mandatory here */
+            return e;
+        p->sima_response = f.value;
+        p->sima_response_len = f.len;
     } else if (choice.tag == 0xA1) {
         if ((e = tlv_reader_expect(&cr, 0x80, &f)) != IFPP_OK || (e = pir_small_uint(&f, 255, &v)) != IFPP_OK)
             return e;
@@ -97,9 +147,17 @@ ifpp_err pir_parse(const uint8_t *buf, size_t n, pir_info *p)
         if ((e = tlv_reader_expect(&cr, 0x81, &f)) != IFPP_OK || (e = pir_small_uint(&f, 255, &v)) != IFPP_OK)
             return e;
         p->error_reason = (uint8_t)v;
+        if (tlv_reader_expect(&cr, 0x04, &f) == IFPP_OK) { /* simaResponse: optional here */
+            p->sima_response = f.value;
+            p->sima_response_len = f.len;
+        }
     } else {
         return IFPP_E_TLV_UNEXPECTED_TAG;
     }
+    if (!tlv_reader_done(&cr) || !tlv_reader_done(&rr) || !tlv_reader_done(&dr))
+        return IFPP_E_TLV_TRAILING;
+    if (p->sima_response && (e = pir_parse_sima_response(p->sima_response, p->sima_response_len, &p->sima_count)) != IFPP_OK)
+        return e;
     return IFPP_OK;
 }
 
@@ -133,14 +191,35 @@ ifpp_err pir_check(const pir_info *pir, const cert *euicc_cert, const cert *cons
 
 ifpp_err pir_match_vault(const pir_info *pir, const uint8_t iccid[10], const cert *dpf_pb, char *why, size_t why_len)
 {
-    char got[21], want[21];
+    char got[ICCID_TEXT_LEN], want[ICCID_TEXT_LEN], got_oid[160], want_oid[160];
+    uint8_t oid[64];
+    size_t oid_len = 0;
+    ifpp_err e;
     if (!pir || !iccid)
         return IFPP_E_ARG;
-    (void)dpf_pb; /* smdpOid: compared once pir_info carries it (issue 10) */
     if (pir->has_iccid && memcmp(pir->iccid, iccid, 10) != 0) {
-        hex_encode(pir->iccid, 10, got, sizeof got);
-        hex_encode(iccid, 10, want, sizeof want);
+        iccid_to_text(pir->iccid, got);
+        iccid_to_text(iccid, want);
         err_why(why, why_len, "the PIR names ICCID %s but the vault's record is for ICCID %s", got, want);
+        return IFPP_E_SIGNATURE;
+    }
+    if (!dpf_pb)
+        return IFPP_OK;
+    if ((e = cert_registered_id(dpf_pb, oid, sizeof oid, &oid_len)) != IFPP_OK) {
+        err_why(why, why_len, "the SM-DPf certificate '%s' names no SM-DP OID (subjectAltName registeredID): %s",
+                cert_subject_cn(dpf_pb), err_str(e));
+        return e == IFPP_E_NOT_FOUND ? IFPP_E_CERT_PARSE : e;
+    }
+    cert_oid_text(oid, oid_len, want_oid, sizeof want_oid);
+    if (pir->smdp_oid_len == 0) {
+        err_why(why, why_len, "the PIR carries no smdpOid but the vault's SM-DPf certificate '%s' names %s",
+                cert_subject_cn(dpf_pb), want_oid);
+        return IFPP_E_SIGNATURE;
+    }
+    if (pir->smdp_oid_len != oid_len || memcmp(pir->smdp_oid, oid, oid_len) != 0) {
+        cert_oid_text(pir->smdp_oid, pir->smdp_oid_len, got_oid, sizeof got_oid);
+        err_why(why, why_len, "the PIR names SM-DP OID %s but the vault's SM-DPf certificate '%s' names %s", got_oid,
+                cert_subject_cn(dpf_pb), want_oid);
         return IFPP_E_SIGNATURE;
     }
     return IFPP_OK;

@@ -30,7 +30,12 @@ typedef struct {
     size_t transaction_id_len;
     uint64_t seq_number;        /* notification sequence number, for NotificationSent */
     bool has_iccid;
-    uint8_t iccid[10];
+    uint8_t iccid[10];          /* EF.ICCID form, as in NotificationMetadata */
+    uint8_t smdp_oid[64];       /* smdpOid's content octets (SGP.22: as in CERT.DPpb); 0 bytes: absent */
+    size_t smdp_oid_len;
+    const uint8_t *sima_response; /* simaResponse's content: one or more EUICCResponse SEQUENCEs */
+    size_t sima_response_len;   /* 0: absent (allowed in an error PIR only) */
+    size_t sima_count;          /* how many EUICCResponse it holds */
     bool success;
     uint8_t isdp_aid[16];       /* success */
     size_t isdp_aid_len;
@@ -38,7 +43,11 @@ typedef struct {
     uint8_t error_reason;       /* error: SGP.22 ErrorReason */
 } pir_info;
 
-/* Parses exactly one BF37 TLV of n bytes. */
+/*
+ * Parses exactly one BF37 TLV of n bytes, strictly: smdpOid when present, and simaResponse
+ * (mandatory on success) must hold one or more SAIP EUICCResponse SEQUENCEs, each starting
+ * with its peStatus list ('30 { A0 { 30 { 80 status ... } ... } ... }').
+ */
 ifpp_err pir_parse(const uint8_t *buf, size_t n, pir_info *out);
 
 /* Verifies euiccSignPIR with the eUICC's public key (from its verified certificate). */
@@ -52,9 +61,17 @@ ifpp_err pir_check(const pir_info *pir, const cert *euicc_cert, const cert *cons
                    const cert *ci, time_t now, char *why, size_t why_len);
 
 /*
+ * Parses n bytes as the content of a simaResponse: one or more EUICCResponse (SAIP PEDefinitions)
+ * and nothing else; *count gets how many. IFPP_E_TLV_* naming the first thing that is not one.
+ */
+ifpp_err pir_parse_sima_response(const uint8_t *p, size_t n, size_t *count);
+
+/*
  * Checks that a PIR belongs to the vault record it is recorded against: its ICCID is the record's
- * (when the PIR carries one) and its smdpOid, when known on both sides, is the SM-DPf certificate's.
- * IFPP_E_SIGNATURE with both values in why on a mismatch (issue 10; SGP.22 PIR iccid, smdpOid).
+ * (when the PIR carries one) and its smdpOid is the registeredID in the SM-DPf's binding
+ * certificate dpf_pb (when dpf_pb is given: a PIR without smdpOid then fails, and so does a
+ * certificate without one). IFPP_E_SIGNATURE with both values in why on a mismatch (SGP.22 PIR
+ * iccid and smdpOid "same value as in CERT.DPpb.ECDSA").
  */
 ifpp_err pir_match_vault(const pir_info *pir, const uint8_t iccid[10], const cert *dpf_pb, char *why, size_t why_len);
 

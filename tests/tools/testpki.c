@@ -80,6 +80,10 @@ ifpp_err testpki_make_cert(const testpki_cert_spec *s, cert **out)
         ok = pki_add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
     if (ok && !s->no_policy)
         ok = pki_add_policy(x, cert_role_oid(s->role));
+    if (ok && s->registered_id) { /* SGP.22 certificate profile: the SM-DP+ OID, non-critical */
+        snprintf(ext, sizeof ext, "RID:%s", s->registered_id);
+        ok = pki_add_ext(x, issuer, NID_subject_alt_name, ext);
+    }
     ok = ok && X509_sign(x, signer, EVP_sha256()) > 0;
     BN_free(bn);
     ASN1_INTEGER_free(serial);
@@ -162,7 +166,7 @@ ifpp_err testpki_load(const char *dir, const char *name, cert **c, crypto_key **
 /* One party: a fresh key, its certificate under issuer (NULL: self-signed), both written out. */
 static ifpp_err pki_party(const testpki_opts *o, const char *name, const char *cn, cert_role role, bool ca,
                           int path_len, const cert *issuer, const crypto_key *issuer_key, const char *serial,
-                          cert **c_out, crypto_key **k_out, char *why, size_t why_len)
+                          const char *registered_id, cert **c_out, crypto_key **k_out, char *why, size_t why_len)
 {
     crypto_key *k = NULL;
     cert *c = NULL;
@@ -172,6 +176,7 @@ static ifpp_err pki_party(const testpki_opts *o, const char *name, const char *c
             .cn = cn, .role = role, .ca = ca, .path_len = path_len, .subject_pkey = crypto_key_evp(k),
             .issuer_pkey = issuer_key ? crypto_key_evp(issuer_key) : NULL, .issuer = issuer,
             .not_before = -3600, .not_after = (long)(o->days ? o->days : 365) * 86400, .serial_number = serial,
+            .registered_id = registered_id,
         };
         e = testpki_make_cert(&s, &c);
     }
@@ -250,25 +255,25 @@ ifpp_err testpki_make(const testpki_opts *o, char *why, size_t why_len)
     }
 
     if ((e = pki_party(o, "ci", "Test CI (ifpp-station, NOT FOR PRODUCTION)", CERT_ROLE_CI, true, -1, NULL, NULL,
-                       NULL, &ci, &ci_k, why, why_len)) != IFPP_OK ||
-        (e = pki_party(o, "eum", "Test EUM", CERT_ROLE_EUM, true, 0, ci, ci_k, NULL, &eum, &eum_k, why, why_len)) !=
+                       NULL, NULL, &ci, &ci_k, why, why_len)) != IFPP_OK ||
+        (e = pki_party(o, "eum", "Test EUM", CERT_ROLE_EUM, true, 0, ci, ci_k, NULL, NULL, &eum, &eum_k, why, why_len)) !=
             IFPP_OK ||
-        (e = pki_party(o, "dpf-auth", "Test SM-DPf auth", CERT_ROLE_DPF_AUTH, false, -1, ci, ci_k, NULL, NULL, NULL,
+        (e = pki_party(o, "dpf-auth", "Test SM-DPf auth", CERT_ROLE_DPF_AUTH, false, -1, ci, ci_k, NULL, TESTPKI_SMDPF_OID, NULL, NULL,
                        why, why_len)) != IFPP_OK ||
-        (e = pki_party(o, "dpf-pb", "Test SM-DPf binding", CERT_ROLE_DPF_PB, false, -1, ci, ci_k, NULL, NULL, NULL,
+        (e = pki_party(o, "dpf-pb", "Test SM-DPf binding", CERT_ROLE_DPF_PB, false, -1, ci, ci_k, NULL, TESTPKI_SMDPF_OID, NULL, NULL,
                        why, why_len)) != IFPP_OK ||
         (e = pki_party(o, "dm-root", "Test Device Manufacturer root", CERT_ROLE_DM_ROOT, true, 0, NULL, NULL, NULL,
-                       &dm, &dm_k, why, why_len)) != IFPP_OK ||
+                       NULL, &dm, &dm_k, why, why_len)) != IFPP_OK ||
         (e = pki_party(o, "dm-fpa", "Test DM FPA authorisation", CERT_ROLE_DM_FPA, false, -1, dm, dm_k, NULL, NULL,
-                       NULL, why, why_len)) != IFPP_OK ||
-        (e = pki_party(o, "station", "Test station", CERT_ROLE_STATION, false, -1, dm, dm_k, NULL, NULL, NULL, why,
+                       NULL, NULL, why, why_len)) != IFPP_OK ||
+        (e = pki_party(o, "station", "Test station", CERT_ROLE_STATION, false, -1, dm, dm_k, NULL, NULL, NULL, NULL, why,
                        why_len)) != IFPP_OK)
         goto out;
     for (size_t i = 0; i < n_eids; i++) {
         char name[64], cn[64];
         snprintf(name, sizeof name, "euicc/%s", eids[i]);
         snprintf(cn, sizeof cn, "Test eUICC %s", eids[i]);
-        if ((e = pki_party(o, name, cn, CERT_ROLE_EUICC, false, -1, eum, eum_k, eids[i], NULL, NULL, why,
+        if ((e = pki_party(o, name, cn, CERT_ROLE_EUICC, false, -1, eum, eum_k, eids[i], NULL, NULL, NULL, why,
                            why_len)) != IFPP_OK)
             goto out;
     }

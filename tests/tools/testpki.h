@@ -7,6 +7,7 @@
  *   ci            GSMA CI stand-in (root)          dpf-auth, dpf-pb   SM-DPf, under the CI
  *   eum           EUM, under the CI (pathLen 0)     dm-root            Device Manufacturer root
  *   euicc/<EID>   one per eUICC, under the EUM      dm-fpa, station    under dm-root
+ * The SM-DPf's two certificates carry its OID (TESTPKI_SMDPF_OID) as subjectAltName registeredID.
  * Keys stay in the directory it writes (0600). Nothing in the product trusts them unless a
  * configuration names them. testpki_make_cert() also makes deliberately wrong certificates
  * for negative tests.
@@ -23,6 +24,13 @@
 
 #define TESTPKI_EID_LEN 32
 
+/*
+ * The test SM-DPf's OID: SGP.22 names an SM-DP+ by a registeredID in the subjectAltName of its
+ * CERT.DPauth and CERT.DPpb, and the eUICC repeats it as the PIR's smdpOid. 2.999 is ITU-T's
+ * arc for examples, where GSMA's SGP.26 test certificates put their test SM-DP+ as well.
+ */
+#define TESTPKI_SMDPF_OID "2.999.10"
+
 typedef struct {
     const char *cn;
     cert_role role;
@@ -34,6 +42,7 @@ typedef struct {
     long not_before;           /* seconds from now (negative: in the past) */
     long not_after;
     const char *serial_number; /* subject serialNumber attribute (an eUICC's EID), or NULL */
+    const char *registered_id; /* subjectAltName registeredID in dotted text (an SM-DP's OID), or NULL */
     bool no_policy;            /* omit certificatePolicies */
     bool no_key_cert_sign;     /* a CA without keyCertSign */
     bool no_digital_signature; /* an end entity without digitalSignature */
