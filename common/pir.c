@@ -42,12 +42,16 @@ ifpp_err pir_parse_sima_response(const uint8_t *p, size_t n, size_t *count)
         return IFPP_E_ARG;
     *count = 0;
     tlv_reader_init(&r, p, n, TLV_DER);
-    while ((e = tlv_reader_expect(&r, 0x30, &resp)) == IFPP_OK) {
+    while ((e = tlv_reader_next(&r, &resp)) == IFPP_OK) {
+        if (resp.tag != 0x30)
+            return IFPP_E_TLV_UNEXPECTED_TAG;
         /* EUICCResponse ::= SEQUENCE { peStatus [0] SEQUENCE OF PEStatus, aborted [1] NULL OPTIONAL, message [2] UTF8String OPTIONAL } */
         if ((e = tlv_reader_enter(&r, &resp, &er)) != IFPP_OK || (e = tlv_reader_expect(&er, 0xA0, &list)) != IFPP_OK ||
             (e = tlv_reader_enter(&er, &list, &lr)) != IFPP_OK)
             return e;
-        while ((e = tlv_reader_expect(&lr, 0x30, &st)) == IFPP_OK) {
+        while ((e = tlv_reader_next(&lr, &st)) == IFPP_OK) {
+            if (st.tag != 0x30)
+                return IFPP_E_TLV_UNEXPECTED_TAG;
             /* PEStatus ::= SEQUENCE { status [0] INTEGER, identification [1] UInt15 OPTIONAL, ... } */
             if ((e = tlv_reader_enter(&lr, &st, &sr)) != IFPP_OK || (e = tlv_reader_expect(&sr, 0x80, &f)) != IFPP_OK ||
                 (e = tlv_get_uint(&f, &v)) != IFPP_OK)

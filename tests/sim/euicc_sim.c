@@ -31,6 +31,7 @@
 #include "bsp.h"
 #include "cert.h"
 #include "fsutil.h"
+#include "iccid.h"
 #include "tlv.h"
 
 #define SIM_STATE_VERSION 1
@@ -41,6 +42,7 @@
 #define SIM_MAX_COMMAND (64u * 1024)  /* one assembled ES10 command */
 #define SIM_MAX_RESPONSE (32u * 1024)
 #define SIM_MAX_METADATA 2048
+#define SIM_MAX_PROFILE (1u << 20) /* one decrypted Interoperable Profile */
 
 static const uint8_t ISDR_AID[16] = {0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF,
                                      0xFF, 0xFF, 0xFF, 0x89, 0x00, 0x00, 0x01, 0x00};
@@ -50,7 +52,8 @@ enum { CMD_INIT_SC = 0, CMD_CONFIGURE_ISDP = 1, CMD_STORE_METADATA = 2, CMD_REPL
 enum {
     REASON_INCORRECT_INPUT = 1, REASON_INVALID_SIGNATURE = 2, REASON_INVALID_TXID = 3,
     REASON_UNSUPPORTED_CRT = 4, REASON_UNSUPPORTED_REMOTE_OP = 5, REASON_STRUCTURE = 7, REASON_SECURITY = 8,
-    REASON_ICCID_EXISTS = 9, REASON_NO_MEMORY = 10, REASON_INTERRUPTED = 11, REASON_UNKNOWN = 127,
+    REASON_ICCID_EXISTS = 9, REASON_NO_MEMORY = 10, REASON_INTERRUPTED = 11, REASON_PE_PROCESSING = 12,
+    REASON_ICCID_MISMATCH = 13, REASON_UNKNOWN = 127,
 };
 
 typedef struct {
@@ -93,6 +96,10 @@ typedef struct {
     sim_profile profile;
     crypto_sha256_ctx content;
     bool content_open;
+    uint8_t *pe_buf;      /* the decrypted profile, parsed once complete (SAIP) */
+    size_t pe_len;
+    uint8_t smdp_oid[64]; /* CERT.DPpb's registeredID: the PIR's smdpOid (SGP.22) */
+    size_t smdp_oid_len;
 } bpp_session;
 
 struct euicc_sim {
@@ -434,6 +441,10 @@ static void sim_end_bpp(euicc_sim *c)
     crypto_key_free(c->bpp.dp_key);
     if (c->bpp.content_open)
         crypto_sha256_abort(&c->bpp.content);
+    if (c->bpp.pe_buf) {
+        crypto_wipe(c->bpp.pe_buf, c->bpp.pe_len);
+        free(c->bpp.pe_buf);
+    }
     bsp_wipe(&c->bpp.bsp);
     crypto_wipe(&c->bpp, sizeof c->bpp);
 }
@@ -525,12 +536,15 @@ static ifpp_err sim_make_pir(euicc_sim *c, const uint8_t *txid, size_t txid_len,
     const uint8_t *p;
     size_t n, pn;
     uint32_t seq = c->next_seq;
-    static const uint8_t sima_ok[] = {0xA0, 0x05, 0x30, 0x03, 0x80, 0x01, 0x00}; /* EUICCResponse: ok */
+    /* simaResponse holds EUICCResponse SEQUENCEs (SAIP): one, whose peStatus list says ok(0). */
+    static const uint8_t sima_ok[] = {0x30, 0x07, 0xA0, 0x05, 0x30, 0x03, 0x80, 0x01, 0x00};
 
     tlv_builder_init_fixed(&b, data, sizeof data);
     tlv_begin(&b, 0xBF27);
     tlv_put(&b, 0x80, txid, txid_len);
     sim_put_notification_metadata(&b, seq, 0, iccid);
+    if (c->bpp.smdp_oid_len)
+        tlv_put(&b, 0x06, c->bpp.smdp_oid, c->bpp.smdp_oid_len);
     tlv_begin(&b, 0xA2);
     if (aid) {
         tlv_begin(&b, 0xA0);
@@ -633,6 +647,11 @@ static uint8_t sim_prepare_bpp_load(euicc_sim *c, const tlv *req)
         sim_end_bpp(c);
         return e == IFPP_E_CERT_CHAIN ? 2 /* ciPKUnknown */ : 1 /* invalidCertificate */;
     }
+    cert *pb = NULL; /* the PIR repeats the SM-DP's OID from this certificate (SGP.22 smdpOid) */
+    if (cert_parse_der(leaf.raw, leaf.raw_len, &pb) != IFPP_OK ||
+        cert_registered_id(pb, c->bpp.smdp_oid, sizeof c->bpp.smdp_oid, &c->bpp.smdp_oid_len) != IFPP_OK)
+        c->bpp.smdp_oid_len = 0;
+    cert_free(pb);
     for (size_t i = 0; i < c->n_otks; i++) {
         uint8_t pub[CRYPTO_EC_PUB_LEN];
         if (crypto_key_public(c->otks[i], pub) == IFPP_OK && otpk.len == sizeof pub &&
@@ -817,10 +836,55 @@ static uint16_t sim_bpp_replace_keys(euicc_sim *c, const tlv *a2, uint8_t *out, 
     return SW_OK;
 }
 
+/*
+ * The decrypted content is a SIMalliance/TCA eUICC Interoperable Profile (PEDefinitions, DER):
+ * ProfileElement after ProfileElement, the ProfileHeader ('A0') first and PE-End ('AA') last.
+ * Checks what a real eUICC checks before installing: the header's ICCID (plain BCD) and EF.ICCID's
+ * content in the MF PE ('B0', ef-iccid 'A4', fillFileContent '83', nibble-swapped) are the ICCID
+ * StoreMetadata announced. Returns 0, or the SGP.22 ErrorReason for the PIR.
+ */
+static uint8_t sim_check_profile(const uint8_t *pe, size_t n, const uint8_t iccid[ICCID_LEN])
+{
+    tlv_reader r, hr, mr, fr;
+    tlv t, f, file;
+    uint8_t swapped[ICCID_LEN];
+    uint64_t major;
+    bool ended = false;
+
+    tlv_reader_init(&r, pe, n, TLV_DER);
+    if (tlv_reader_expect(&r, 0xA0, &t) != IFPP_OK || tlv_reader_enter(&r, &t, &hr) != IFPP_OK ||
+        tlv_reader_expect(&hr, 0x80, &f) != IFPP_OK || tlv_get_uint(&f, &major) != IFPP_OK || major < 2 ||
+        tlv_reader_expect(&hr, 0x81, &f) != IFPP_OK)
+        return REASON_PE_PROCESSING;
+    (void)tlv_reader_expect(&hr, 0x82, &f); /* profileType */
+    if (tlv_reader_expect(&hr, 0x83, &f) != IFPP_OK || f.len != ICCID_LEN)
+        return REASON_PE_PROCESSING;
+    iccid_swap_nibbles(f.value, swapped);
+    if (memcmp(swapped, iccid, ICCID_LEN) != 0)
+        return REASON_ICCID_MISMATCH;
+    while (tlv_reader_next(&r, &t) == IFPP_OK) {
+        if (ended || (t.tag & 0xE0) != 0xA0) /* PEs are context-specific, constructed; nothing after End */
+            return REASON_PE_PROCESSING;
+        if (t.tag == 0xAA)
+            ended = true;
+        if (t.tag != 0xB0)
+            continue;
+        if (tlv_reader_enter(&r, &t, &mr) != IFPP_OK || tlv_reader_find(&mr, 0xA4, &file) != IFPP_OK ||
+            tlv_reader_enter(&mr, &file, &fr) != IFPP_OK)
+            return REASON_PE_PROCESSING;
+        if (tlv_reader_find(&fr, 0x83, &f) == IFPP_OK && (f.len != ICCID_LEN || memcmp(f.value, iccid, ICCID_LEN) != 0))
+            return REASON_ICCID_MISMATCH;
+    }
+    return ended && tlv_reader_done(&r) ? 0 : REASON_PE_PROCESSING;
+}
+
 /* After the last 86: install the profile, keep the success PIR and delete the One-time Key, in one commit. */
 static uint16_t sim_bpp_install(euicc_sim *c, uint8_t *out, size_t cap, size_t *outlen)
 {
     sim_profile *p = &c->bpp.profile;
+    uint8_t reason = sim_check_profile(c->bpp.pe_buf, c->bpp.pe_len, p->iccid);
+    if (reason)
+        return sim_fail_bpp(c, CMD_LOAD_PE, reason, out, cap, outlen);
     static const uint8_t aid_prefix[15] = {0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF,
                                            0xFF, 0xFF, 0xFF, 0x89, 0x00, 0x00, 0x10};
     if (crypto_sha256_final(&c->bpp.content, p->content_hash) != IFPP_OK)
@@ -867,6 +931,14 @@ static uint16_t sim_bpp_segment(euicc_sim *c, const tlv *seg, uint8_t *out, size
         if (c->bpp.remaining == 0)
             return sim_bpp_store_metadata(c, out, cap, outlen);
     } else {
+        if (ptlen > SIM_MAX_PROFILE - c->bpp.pe_len)
+            return sim_fail_bpp(c, cmd, REASON_NO_MEMORY, out, cap, outlen);
+        uint8_t *grown = realloc(c->bpp.pe_buf, c->bpp.pe_len + ptlen);
+        if (!grown)
+            return sim_fail_bpp(c, cmd, REASON_NO_MEMORY, out, cap, outlen);
+        c->bpp.pe_buf = grown;
+        memcpy(c->bpp.pe_buf + c->bpp.pe_len, pt, ptlen);
+        c->bpp.pe_len += ptlen;
         crypto_sha256_update(&c->bpp.content, pt, ptlen);
         c->bpp.profile.content_len += (uint32_t)ptlen;
         crypto_wipe(pt, sizeof pt);
@@ -960,7 +1032,8 @@ ifpp_err euicc_sim_info2(const euicc_sim *c, uint8_t *out, size_t cap, size_t *n
     tlv_put(&b, 0x82, "\x02\x02\x02", 3); /* svn: SGP.22 v2.2.2 */
     tlv_put(&b, 0x83, "\x01\x00\x00", 3); /* euiccFirmwareVer */
     tlv_put(&b, 0x84, "\x81\x01\x00\x82\x04\x00\x01\x00\x00\x83\x02\x40\x00", 13); /* extCardResource */
-    tlv_put(&b, 0x85, "\x02\x06\x7f\x00", 4); /* uiccCapability: usim, isim, milenage, ... */
+    /* uiccCapability, a named-bit BIT STRING: DER drops trailing zero bits (X.690 11.2.2). */
+    tlv_put(&b, 0x85, "\x00\x06\x7f", 3);
     tlv_put(&b, 0x88, "\x07\x80", 2);         /* rspCapability: additionalProfile */
     tlv_begin(&b, 0xA9);
     tlv_put(&b, 0x04, ski, ski_len);
@@ -1078,6 +1151,67 @@ static uint16_t sim_retrieve_notifications(euicc_sim *c, const tlv *req, uint8_t
     for (size_t i = 0; i < c->n_notifs; i++)
         if (!filter || c->notifs[i].seq == only)
             tlv_put_raw(&b, c->notifs[i].der, c->notifs[i].len);
+    tlv_end(&b);
+    tlv_end(&b);
+    return tlv_builder_finish(&b, &p, n) == IFPP_OK ? SW_OK : SW_NOT_ENOUGH_MEMORY;
+}
+
+/* The NotificationMetadata 'BF2F' inside a kept notification (a PIR's BF27, or an OtherSignedNotification). */
+static ifpp_err sim_notification_metadata(const sim_notif *nf, tlv *meta)
+{
+    tlv top, data, f;
+    tlv_reader outer, r, dr;
+    ifpp_err e;
+    tlv_reader_init(&outer, nf->der, nf->len, TLV_DER);
+    if ((e = tlv_reader_next(&outer, &top)) != IFPP_OK || (e = tlv_reader_enter(&outer, &top, &r)) != IFPP_OK)
+        return e;
+    if (top.tag != 0xBF37)
+        return tlv_reader_expect(&r, 0xBF2F, meta);
+    if ((e = tlv_reader_expect(&r, 0xBF27, &data)) != IFPP_OK || (e = tlv_reader_enter(&r, &data, &dr)) != IFPP_OK ||
+        (e = tlv_reader_expect(&dr, 0x80, &f)) != IFPP_OK)
+        return e;
+    return tlv_reader_expect(&dr, 0xBF2F, meta);
+}
+
+/*
+ * BF28 ListNotification (SGP.22 ES10b): the metadata of every kept notification, or of those
+ * whose operation is among the bits of the optional profileManagementOperation filter ('81').
+ * Answer: BF28 { A0 { BF2F ... } } (notificationMetadataList), or BF28 { 81 01 7F } on error.
+ */
+static uint16_t sim_list_notifications(euicc_sim *c, const tlv *req, uint8_t *out, size_t cap, size_t *n)
+{
+    tlv_reader top, r;
+    tlv filter, meta;
+    uint8_t want[4] = {0xFF, 0xFF, 0xFF, 0xFF};
+    tlv_builder b;
+    const uint8_t *p;
+    tlv_reader_init(&top, req->raw, req->raw_len, TLV_DER);
+    if (tlv_reader_enter(&top, req, &r) != IFPP_OK)
+        return sim_result(0xBF28, 0x81, 127, out, cap, n);
+    if (tlv_reader_expect(&r, 0x81, &filter) == IFPP_OK) {
+        if (filter.len < 1 || filter.len > 1 + sizeof want || filter.value[0] > 7)
+            return sim_result(0xBF28, 0x81, 127, out, cap, n);
+        memset(want, 0, sizeof want);
+        memcpy(want, filter.value + 1, filter.len - 1);
+    }
+    if (!tlv_reader_done(&r))
+        return sim_result(0xBF28, 0x81, 127, out, cap, n);
+    tlv_builder_init_fixed(&b, out, cap);
+    tlv_begin(&b, 0xBF28);
+    tlv_begin(&b, 0xA0);
+    for (size_t i = 0; i < c->n_notifs; i++) {
+        tlv_reader mr;
+        tlv op;
+        bool match = false;
+        tlv_reader_init(&top, c->notifs[i].der, c->notifs[i].len, TLV_DER);
+        if (sim_notification_metadata(&c->notifs[i], &meta) != IFPP_OK || tlv_reader_enter(&top, &meta, &mr) != IFPP_OK ||
+            tlv_reader_find(&mr, 0x81, &op) != IFPP_OK)
+            continue; /* cannot happen: the card made them */
+        for (size_t k = 1; k < op.len && k <= sizeof want; k++)
+            match = match || (op.value[k] & want[k - 1]);
+        if (match)
+            tlv_put_raw(&b, meta.raw, meta.raw_len);
+    }
     tlv_end(&b);
     tlv_end(&b);
     return tlv_builder_finish(&b, &p, n) == IFPP_OK ? SW_OK : SW_NOT_ENOUGH_MEMORY;
@@ -1246,6 +1380,8 @@ static uint16_t sim_es10(euicc_sim *c, const uint8_t *d, size_t n, uint8_t *out,
         return sim_delete_otks(c, out, cap, outlen);
     case 0xBF2B:
         return sim_retrieve_notifications(c, &t, out, cap, outlen);
+    case 0xBF28:
+        return sim_list_notifications(c, &t, out, cap, outlen);
     case 0xBF30:
         return sim_notification_sent(c, &t, out, cap, outlen);
     case 0xBF2D:

@@ -9,6 +9,7 @@
 #include "bsp.h"
 #include "bundle.h"
 #include "hex.h"
+#include "iccid.h"
 #include "pir.h"
 #include "testpki.h"
 #include "tlv.h"
@@ -30,6 +31,104 @@ static ifpp_err smdpf_put_segments(tlv_builder *b, bsp_ctx *c, uint8_t tag, cons
         if ((e = tlv_put_raw(b, seg, sl)) != IFPP_OK)
             return e;
     }
+    return IFPP_OK;
+}
+
+ifpp_err smdpf_random_iccid(uint8_t iccid[10])
+{
+    uint8_t rnd[14];
+    char digits[20] = "8949";
+    ifpp_err e = crypto_random(rnd, sizeof rnd);
+    if (e != IFPP_OK)
+        return e;
+    for (size_t i = 0; i < sizeof rnd; i++)
+        digits[4 + i] = (char)('0' + rnd[i] % 10);
+    digits[18] = iccid_luhn_digit(digits, 18);
+    digits[19] = '\0';
+    return iccid_from_digits(digits, iccid);
+}
+
+/* Bytes a TLV with a one-byte tag and n bytes of value takes. */
+static size_t smdpf_tlv_size(size_t n)
+{
+    return 1 + (n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 4) + n;
+}
+
+/* id-MF, the MF template (SAIP: {joint-iso-itu-t(2) international-organizations(23) tca(143) euicc-profile(1) templates(2) mf(1)}). */
+static const uint8_t SMDPF_OID_MF[] = {0x67, 0x81, 0x0F, 0x01, 0x02, 0x01};
+/* issuerID of the filler PE-NonStandard: the test SM-DP's own OID 2.999.10 (tests/tools/testpki.h). */
+static const uint8_t SMDPF_OID_ISSUER[] = {0x88, 0x37, 0x0A};
+
+/* One PE's header (PEHeader ::= SEQUENCE { mandated [0] NULL OPTIONAL, identification [1] UInt15 }). */
+static void smdpf_pe_header(tlv_builder *b, unsigned id)
+{
+    tlv_begin(b, 0xA0);
+    tlv_put_uint(b, 0x81, id);
+    tlv_end(b);
+}
+
+ifpp_err smdpf_make_profile(const uint8_t iccid[10], const char *profile_type, size_t size, uint8_t **out, size_t *n)
+{
+    uint8_t plain[ICCID_LEN];
+    tlv_builder b;
+    const uint8_t *p;
+    size_t len;
+    ifpp_err e;
+    if (!iccid || !profile_type || !out || !n || size > SMDPF_MAX_BPP / 2 || strlen(profile_type) > 100)
+        return IFPP_E_ARG;
+    iccid_swap_nibbles(iccid, plain);
+    tlv_builder_init_dynamic(&b, SMDPF_MAX_BPP);
+    /* ProfileElement header [0]: ProfileHeader, version 2.3 as EUICCInfo2's profileVersion says. */
+    tlv_begin(&b, 0xA0);
+    tlv_put_uint(&b, 0x80, 2);                  /* major-version */
+    tlv_put_uint(&b, 0x81, 3);                  /* minor-version */
+    tlv_put(&b, 0x82, profile_type, strlen(profile_type)); /* profileType */
+    tlv_put(&b, 0x83, plain, sizeof plain);     /* iccid */
+    tlv_put(&b, 0xA5, "", 0);                 /* eUICC-Mandatory-services: none */
+    tlv_begin(&b, 0xA6);                        /* eUICC-Mandatory-GFSTEList: the MF template */
+    tlv_put(&b, 0x06, SMDPF_OID_MF, sizeof SMDPF_OID_MF);
+    tlv_end(&b);
+    tlv_end(&b);
+    /* ProfileElement mf [16]: PE-MF from its template; EF.ICCID gets the ICCID, the rest as the template says. */
+    tlv_begin(&b, 0xB0);
+    smdpf_pe_header(&b, 1);
+    tlv_put(&b, 0x81, SMDPF_OID_MF, sizeof SMDPF_OID_MF); /* templateID */
+    tlv_put(&b, 0xA2, "", 0);                 /* mf */
+    tlv_begin(&b, 0xA4);                        /* ef-iccid */
+    tlv_put(&b, 0x83, iccid, ICCID_LEN);        /* fillFileContent */
+    tlv_end(&b);
+    tlv_put(&b, 0xA5, "", 0);                 /* ef-dir */
+    tlv_put(&b, 0xA6, "", 0);                 /* ef-arr */
+    tlv_end(&b);
+    /* ProfileElement nonStandard [9] as filler up to size, then end [10]. */
+    size_t end_size = smdpf_tlv_size(smdpf_tlv_size(3)); /* AA { A0 { 81 01 03 } } */
+    size_t fixed = b.len + end_size;
+    size_t pe_fixed = smdpf_tlv_size(3) + smdpf_tlv_size(sizeof SMDPF_OID_ISSUER);
+    size_t pad = size > fixed ? size - fixed : 0;
+    while (pad > 0 && smdpf_tlv_size(pe_fixed + smdpf_tlv_size(pad)) > size - fixed)
+        pad--;
+    if (pad > 0 && (e = tlv_begin(&b, 0xA9)) == IFPP_OK) {
+        uint8_t *filler = malloc(pad);
+        if (!filler) {
+            tlv_builder_free(&b);
+            return IFPP_E_NOMEM;
+        }
+        crypto_random(filler, pad);
+        smdpf_pe_header(&b, 2);
+        tlv_put(&b, 0x81, SMDPF_OID_ISSUER, sizeof SMDPF_OID_ISSUER); /* issuerID */
+        tlv_put(&b, 0x82, filler, pad);                                /* content */
+        tlv_end(&b);
+        free(filler);
+    }
+    tlv_begin(&b, 0xAA);
+    smdpf_pe_header(&b, 3);
+    tlv_end(&b);
+    if ((e = tlv_builder_finish(&b, &p, &len)) != IFPP_OK) {
+        tlv_builder_free(&b);
+        return e;
+    }
+    *out = b.buf;
+    *n = len;
     return IFPP_OK;
 }
 
@@ -91,6 +190,9 @@ ifpp_err smdpf_make_bpp(const smdpf_bpp_params *p, uint8_t **bpp, size_t *n)
         p->transaction_id_len == 0 || p->transaction_id_len > 16 || !p->service_provider || !p->profile_name ||
         p->content_len == 0 || p->content_len > SMDPF_MAX_BPP / 2)
         return IFPP_E_ARG;
+    char iccid_text[ICCID_TEXT_LEN];
+    if (iccid_to_text(p->iccid, iccid_text) != IFPP_OK)
+        return IFPP_E_ARG; /* an SM-DP+ only binds profiles with a real ICCID */
 
     tlv_builder_init_dynamic(&b, SMDPF_MAX_BPP);
     tlv_begin(&b, 0xBF36);
@@ -141,15 +243,12 @@ ifpp_err smdpf_make_bpp(const smdpf_bpp_params *p, uint8_t **bpp, size_t *n)
             goto out;
     }
 
-    /* A3: the profile content, encrypted segment by segment. */
-    content = malloc(p->content_len);
-    if (!content) {
-        e = IFPP_E_NOMEM;
+    /* A3: the profile content, an Interoperable Profile, encrypted segment by segment. */
+    size_t content_n;
+    if ((e = smdpf_make_profile(p->iccid, p->profile_name, p->content_len, &content, &content_n)) != IFPP_OK)
         goto out;
-    }
-    crypto_random(content, p->content_len);
     tlv_begin(&b, 0xA3);
-    smdpf_put_segments(&b, &c, 0x86, content, p->content_len);
+    smdpf_put_segments(&b, &c, 0x86, content, content_n);
     tlv_end(&b);
     tlv_end(&b);
     if ((e = tlv_builder_finish(&b, &out, &out_len)) != IFPP_OK)
@@ -302,10 +401,10 @@ ifpp_err smdpf_make_vault(const char *pki_dir, const uint8_t *request, size_t re
         uint8_t txid[16], iccid[10], hash[32], *bpp = NULL;
         size_t bpp_len;
         char sp[33], name[65];
-        crypto_random(txid, sizeof txid);
-        crypto_random(iccid, sizeof iccid);
-        iccid[0] = 0x98; /* 89... as EF.ICCID stores it, nibble-swapped */
-        iccid[1] = 0x94;
+        if ((e = crypto_random(txid, sizeof txid)) != IFPP_OK || (e = smdpf_random_iccid(iccid)) != IFPP_OK) {
+            err_why(why, why_len, "no random numbers for item %zu: %s", sum->items, err_str(e));
+            goto out;
+        }
         snprintf(sp, sizeof sp, "%.*s", (int)(type.len < 32 ? type.len : 32), (const char *)type.value);
         snprintf(name, sizeof name, "%s test profile", sp);
         smdpf_bpp_params p = {

@@ -25,14 +25,25 @@ typedef struct {
     const uint8_t *eid;           /* 16 bytes: enters the KDF */
     const uint8_t *transaction_id;
     size_t transaction_id_len;    /* 1..16 */
-    const uint8_t *iccid;         /* 10 bytes, as in EF.ICCID */
+    const uint8_t *iccid;         /* 10 bytes, as in EF.ICCID: a valid ICCID (common/iccid.h) */
     const char *service_provider;
     const char *profile_name;
-    size_t content_len;           /* random profile content, SGP.41 test sizes 8..64 KiB */
+    size_t content_len;           /* profile size, SGP.41 test sizes 8..64 KiB (smdpf_make_profile) */
     bool replace_session_keys;    /* include A2 ReplaceSessionKeys */
 } smdpf_bpp_params;
 
-/* Makes one BoundProfilePackage ('BF36' TLV) into a malloc'd buffer. */
+/* A fresh random ICCID, "8949" + 14 random digits + the Luhn digit, in EF.ICCID form. */
+ifpp_err smdpf_random_iccid(uint8_t iccid[10]);
+
+/*
+ * Makes the profile content: a small SIMalliance/TCA eUICC Interoperable Profile (PEDefinitions,
+ * DER) -- ProfileHeader with the ICCID (plain BCD), the MF PE from its template with EF.ICCID
+ * holding the ICCID (EF form), a PE-NonStandard of random filler so the whole is size bytes
+ * (as near as DER lengths allow; never more), and PE-End. Into a malloc'd buffer.
+ */
+ifpp_err smdpf_make_profile(const uint8_t iccid[10], const char *profile_type, size_t size, uint8_t **out, size_t *n);
+
+/* Makes one BoundProfilePackage ('BF36' TLV) into a malloc'd buffer; IFPP_E_ARG for an ICCID that is not one. */
 ifpp_err smdpf_make_bpp(const smdpf_bpp_params *p, uint8_t **bpp, size_t *n);
 
 /* What the SM-DPf was asked for and what it made, for the vault summary. */

@@ -190,10 +190,8 @@ typedef struct {
 static void make_bpp_with(bpp *out, const uint8_t *otpk, const uint8_t *eid, const crypto_key *signer,
                           size_t content, bool replace)
 {
-    static unsigned iccid_counter = 1;
-    uint8_t iccid[10] = {0x98, 0x94, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
-    iccid[8] = (uint8_t)(iccid_counter >> 8);
-    iccid[9] = (uint8_t)iccid_counter++;
+    uint8_t iccid[10];
+    assert_int_equal(smdpf_random_iccid(iccid), IFPP_OK);
     crypto_random(out->txid, 16);
     out->otpk = otpk;
     smdpf_bpp_params p = {
