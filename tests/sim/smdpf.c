@@ -245,7 +245,7 @@ ifpp_err smdpf_make_bpp(const smdpf_bpp_params *p, uint8_t **bpp, size_t *n)
 
     /* A3: the profile content, an Interoperable Profile, encrypted segment by segment. */
     size_t content_n;
-    if ((e = smdpf_make_profile(p->iccid, p->profile_name, p->content_len, &content, &content_n)) != IFPP_OK)
+    if ((e = smdpf_make_profile(p->profile_iccid ? p->profile_iccid : p->iccid, p->profile_name, p->content_len, &content, &content_n)) != IFPP_OK)
         goto out;
     tlv_begin(&b, 0xA3);
     smdpf_put_segments(&b, &c, 0x86, content, content_n);

@@ -30,6 +30,7 @@ typedef struct {
     const char *profile_name;
     size_t content_len;           /* profile size, SGP.41 test sizes 8..64 KiB (smdpf_make_profile) */
     bool replace_session_keys;    /* include A2 ReplaceSessionKeys */
+    const uint8_t *profile_iccid; /* negative tests: the profile's ICCID if not iccid (NULL: iccid) */
 } smdpf_bpp_params;
 
 /* A fresh random ICCID, "8949" + 14 random digits + the Luhn digit, in EF.ICCID form. */

@@ -28,6 +28,7 @@
 #include "es10f.h"
 #include "euicc_sim.h"
 #include "eum.h"
+#include "iccid.h"
 #include "pir.h"
 #include "smdpf.h"
 #include "testpki.h"
@@ -271,6 +272,8 @@ static void run_install(bool t0)
     assert_int_equal(call(&b, (const uint8_t *)"\xbf\x22\x00", 3, resp, sizeof resp, &rn), SW_OK);
     assert_int_equal(resp[0], 0xBF);
     assert_int_equal(resp[1], 0x22);
+    /* uiccCapability, a named-bit BIT STRING in DER: no trailing zero bits (X.690 11.2.2). */
+    assert_non_null(memmem(resp, rn, "\x85\x03\x00\x06\x7f\x88", 6));
 
     assert_int_equal(authorise(&b), 0);
     bpp p;
@@ -280,6 +283,17 @@ static void run_install(bool t0)
     install(&b, &p, &info, pir, sizeof pir);
     assert_true(info.success);
     assert_true(info.has_iccid);
+    /* SGP.22: smdpOid as in CERT.DPpb (2.999.10) right after the metadata, and simaResponse holding
+     * one EUICCResponse SEQUENCE whose peStatus says ok. */
+    uint8_t *oid_at = memmem(pir, info.raw_len, "\x06\x03\x88\x37\x0a\xa2", 6);
+    assert_non_null(oid_at);
+    assert_true(tu_hex_equal(info.smdp_oid, info.smdp_oid_len, "88370A"));
+    assert_non_null(memmem(pir, info.raw_len, "\x04\x09\x30\x07\xa0\x05\x30\x03\x80\x01\x00\x5f\x37", 13));
+    assert_int_equal(info.sima_count, 1);
+    char why[256];
+    assert_int_equal(pir_match_vault(&info, info.iccid, W.dpf_pb, why, sizeof why), IFPP_OK);
+    char iccid_text[ICCID_TEXT_LEN];
+    assert_int_equal(iccid_to_text(info.iccid, iccid_text), IFPP_OK); /* a real ICCID, Luhn and all */
     assert_int_equal(euicc_sim_otk_count(b.card), 2);
     assert_int_equal(euicc_sim_profile_count(b.card), 1);
     assert_int_equal(euicc_sim_notification_count(b.card), 1);
@@ -287,6 +301,27 @@ static void run_install(bool t0)
     /* the card keeps the PIR until told it was received */
     assert_int_equal(call(&b, (const uint8_t *)"\xbf\x2b\x00", 3, resp, sizeof resp, &rn), SW_OK);
     assert_non_null(memmem(resp, rn, pir, info.raw_len));
+    /* ListNotification (SGP.22 'BF28'): the PIR's NotificationMetadata, for all or the install bit only. */
+    tlv top, meta;
+    tlv_reader pr, dr;
+    tlv_reader_init(&pr, pir, info.raw_len, TLV_DER);
+    tlv_reader_next(&pr, &top);
+    tlv_reader_enter(&pr, &top, &dr);
+    tlv_reader_expect(&dr, 0xBF27, &top);
+    tlv_reader_enter(&dr, &top, &pr);
+    tlv_reader_next(&pr, &meta);
+    assert_int_equal(tlv_reader_expect(&pr, 0xBF2F, &meta), IFPP_OK);
+    static const uint8_t *const lists[] = {(const uint8_t *)"\xbf\x28\x00",
+                                           (const uint8_t *)"\xbf\x28\x04\x81\x02\x07\x80"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(call(&b, lists[i], i ? 7 : 3, resp, sizeof resp, &rn), SW_OK);
+        assert_int_equal(rn, 3 + 2 + meta.raw_len);
+        assert_true(tu_hex_equal(resp, 2, "BF28"));
+        assert_int_equal(resp[3], 0xA0);
+        assert_memory_equal(resp + 5, meta.raw, meta.raw_len);
+    }
+    assert_int_equal(call(&b, (const uint8_t *)"\xbf\x28\x04\x81\x02\x04\x10", 7, resp, sizeof resp, &rn), SW_OK);
+    assert_true(tu_hex_equal(resp, rn, "BF2802A000")); /* delete notifications only: none */
     uint8_t sent[] = {0xBF, 0x30, 0x03, 0x80, 0x01, (uint8_t)info.seq_number};
     assert_int_equal(call(&b, sent, sizeof sent, resp, sizeof resp, &rn), SW_OK);
     uint8_t result;
@@ -399,6 +434,40 @@ static void test_bit_flips_refused(void **state)
     assert_true(info.success);
     assert_int_equal(euicc_sim_otk_count(b.card), 1);
     free(good.der);
+    bench_down(&b);
+}
+
+/* A profile whose ProfileHeader names another ICCID than StoreMetadata: refused, as a real eUICC does. */
+static void test_profile_iccid_mismatch(void **state)
+{
+    (void)state;
+    bench b;
+    bench_ready(&b, 0, 1);
+    uint8_t iccid[10], other[10];
+    assert_int_equal(smdpf_random_iccid(iccid), IFPP_OK);
+    assert_int_equal(smdpf_random_iccid(other), IFPP_OK);
+    bpp p;
+    crypto_random(p.txid, 16);
+    p.otpk = b.info.otpk[0];
+    smdpf_bpp_params sp = {
+        .dpf_pb_key = W.dpf_pb_key, .euicc_otpk = p.otpk, .curve = CRYPTO_CURVE_P256, .eid = b.info.eid,
+        .transaction_id = p.txid, .transaction_id_len = 16, .iccid = iccid, .service_provider = "Operator A",
+        .profile_name = "Operator A consumer EU", .content_len = 4096, .profile_iccid = other,
+    };
+    assert_int_equal(smdpf_make_bpp(&sp, &p.der, &p.len), IFPP_OK);
+    assert_int_equal(prepare_with(&b, p.txid, p.otpk, W.dpf_pb), 0);
+    uint8_t pir[2048];
+    size_t n;
+    pir_info info;
+    assert_int_equal(load(&b, &p, pir, sizeof pir, &n), SW_OK);
+    assert_int_equal(pir_parse(pir, n, &info), IFPP_OK);
+    assert_false(info.success);
+    assert_int_equal(info.bpp_command_id, 5); /* loadProfileElements */
+    assert_int_equal(info.error_reason, 13);  /* installFailedDueToIccidMismatch */
+    assert_memory_equal(info.iccid, iccid, 10);
+    assert_int_equal(euicc_sim_profile_count(b.card), 0);
+    assert_int_equal(euicc_sim_otk_count(b.card), 1); /* nothing installed: the key stays */
+    free(p.der);
     bench_down(&b);
 }
 
@@ -1018,6 +1087,7 @@ int main(void)
         cmocka_unit_test(test_install_t0),
         cmocka_unit_test(test_bit_flips_refused),
         cmocka_unit_test(test_bpp_for_another_euicc),
+        cmocka_unit_test(test_profile_iccid_mismatch),
         cmocka_unit_test(test_reused_one_time_key),
         cmocka_unit_test(test_wrong_smdpf_chain),
         cmocka_unit_test(test_unauthorised_fpa),
