@@ -3,7 +3,8 @@
 #
 #   1. installs the build and test dependencies (apt-get; needs root, skipped with IFPP_NO_INSTALL=1)
 #   2. static checks (cppcheck) on the project's own C code
-#   3. normal build (-Werror) + every cmocka/integration test through CTest
+#   3. normal build (-Werror) + every cmocka/integration test through CTest, then the ASN.1
+#      contract check (tests/asn1/check.sh: docs/ifpp.asn through asn1c, the demo's objects round-tripped)
 #   4. ASan+UBSan build + the same tests
 #   5. clang/libFuzzer build + every fuzz target for IFPP_FUZZ_SECONDS (default 30) each
 #
@@ -62,6 +63,11 @@ cmake -S . -B build/ci-normal -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/n
 ninja -C build/ci-normal -j"$JOBS"
 step "tests: normal build"
 run_ctest build/ci-normal normal
+
+# docs/ifpp.asn is the contract (issue 10): asn1c compiles it and the demo line's IFPP-only objects
+# (every bundle and every ES10f request/response) round-trip through it byte for byte.
+step "ASN.1 contract: docs/ifpp.asn compiled by asn1c, the demo line's objects round-tripped"
+bash tests/asn1/check.sh build/ci-normal
 
 step "sanitizer build (ASan + UBSan)"
 cmake -S . -B build/ci-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DIFPP_SANITIZE=ON >/dev/null

@@ -22,10 +22,12 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "apdu.h"
 #include "bsp.h"
@@ -1517,6 +1519,36 @@ static uint16_t sim_manage_channel(euicc_sim *c, const apdu_cmd *a, unsigned ch,
     return SW_INCORRECT_P1P2;
 }
 
+/*
+ * Test hook for tests/asn1/: with IFPP_SIM_TRACE_DIR set, every IFPP-only ES10f request ('BF70'..'BF73')
+ * and the card's answer are written there as <pid>-<n>-<ASN.1 type>.der, so the demo line's real
+ * bytes can be decoded with the module docs/ifpp.asn compiles to. A write that fails is reported, not
+ * fatal: the card answers the same either way.
+ */
+static void sim_trace(const uint8_t *req, size_t req_len, const uint8_t *resp, size_t resp_len)
+{
+    static const char *const names[4] = {"AuthoriseFpaServices", "PrepareBppLoad", "GetOneTimeKeyInfo",
+                                         "DeleteOneTimeKeys"};
+    static unsigned counter;
+    const char *dir = getenv("IFPP_SIM_TRACE_DIR");
+    uint32_t tag;
+    size_t hdr, len;
+    if (!dir || !*dir || tlv_peek_header(req, req_len, TLV_DER, &tag, &hdr, &len) != IFPP_OK || tag < 0xBF70 ||
+        tag > 0xBF73)
+        return;
+    const struct { const char *kind; const uint8_t *p; size_t n; } parts[2] = {
+        {"Request", req, req_len}, {"Response", resp, resp_len}};
+    for (size_t i = 0; i < 2; i++) {
+        char path[4096];
+        if (parts[i].n == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%ld-%04u-%s%s.der", dir, (long)getpid(), counter++, names[tag - 0xBF70],
+                 parts[i].kind);
+        if (fs_write_atomic(path, parts[i].p, parts[i].n, 0600) != IFPP_OK)
+            fprintf(stderr, "software eUICC: cannot write the trace file %s\n", path);
+    }
+}
+
 /* STORE DATA block: chain by block number, run the command after the last block. */
 static uint16_t sim_store_data(euicc_sim *c, const apdu_cmd *a, unsigned ch, uint8_t *out, size_t cap, size_t *n)
 {
@@ -1551,6 +1583,7 @@ static uint16_t sim_store_data(euicc_sim *c, const apdu_cmd *a, unsigned ch, uin
         return SW_OK;
     }
     uint16_t sw = sim_es10(c, c->sd_buf, c->sd_len, out, cap, n);
+    sim_trace(c->sd_buf, c->sd_len, out, *n);
     free(c->sd_buf);
     c->sd_buf = NULL;
     c->sd_len = 0;
