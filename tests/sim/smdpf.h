@@ -57,8 +57,9 @@ typedef struct {
 /*
  * Reads a signed BPP request (ESBPP02; signer: a station under the DM root in pki_dir),
  * checks every item's eUICC certificate (to the CI via the request's EUM certificates) and
- * One-time Key proof (GENS12, DPFF10), binds one BPP per accepted item with content_len bytes
- * of profile content (a real Interoperable Profile with a fresh Luhn ICCID, smdpf_make_profile), and seals the BPP vault (ESBPP01) with the SM-DPf auth key.
+ * One-time Key proof (GENS12, DPFF10), binds one BPP per accepted item -- a fresh ICCID
+ * (smdpf_random_iccid) and an Interoperable Profile of about content_len bytes
+ * (smdpf_make_profile) -- and seals the BPP vault (ESBPP01) with the SM-DPf auth key.
  */
 ifpp_err smdpf_make_vault(const char *pki_dir, const uint8_t *request, size_t request_len, size_t content_len,
                           uint8_t **vault, size_t *vault_len, smdpf_vault_summary *summary, char *why,

@@ -45,6 +45,17 @@ static void check_pair(const char *dir, const char *name, crypto_curve curve, ce
     crypto_key_public(pub, a);
     crypto_key_public(k, b);
     assert_memory_equal(a, b, 65);
+    /* SGP.22: the SM-DP's OID as subjectAltName registeredID in CERT.DPauth and CERT.DPpb, nowhere else. */
+    uint8_t oid[64];
+    size_t oid_len;
+    if (role == CERT_ROLE_DPF_AUTH || role == CERT_ROLE_DPF_PB) {
+        char text[64];
+        assert_int_equal(cert_registered_id(c, oid, sizeof oid, &oid_len), IFPP_OK);
+        cert_oid_text(oid, oid_len, text, sizeof text);
+        assert_string_equal(text, TESTPKI_SMDPF_OID);
+    } else {
+        assert_int_equal(cert_registered_id(c, oid, sizeof oid, &oid_len), IFPP_E_NOT_FOUND);
+    }
     crypto_key_free(pub);
     crypto_key_free(k);
     cert_free(c);
