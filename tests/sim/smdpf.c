@@ -463,14 +463,17 @@ out:
 ifpp_err smdpf_verify_report(const char *pki_dir, const uint8_t *report, size_t report_len,
                              smdpf_report_summary *sum, char *why, size_t why_len)
 {
-    cert *dm_root = NULL, *ci = NULL, *eums[SMDPF_MAX_EUMS] = {NULL};
-    size_t n_eums = 0;
+    cert *dm_root = NULL, *ci = NULL, *pb = NULL, *eums[SMDPF_MAX_EUMS] = {NULL};
+    size_t n_eums = 0, own_oid_len = 0;
+    uint8_t own_oid[64];
     bundle_view v = {0};
     ifpp_err e;
 
     memset(sum, 0, sizeof *sum);
     if ((e = testpki_load(pki_dir, "dm-root", &dm_root, NULL)) != IFPP_OK ||
-        (e = testpki_load(pki_dir, "ci", &ci, NULL)) != IFPP_OK) {
+        (e = testpki_load(pki_dir, "ci", &ci, NULL)) != IFPP_OK ||
+        (e = testpki_load(pki_dir, "dpf-pb", &pb, NULL)) != IFPP_OK ||
+        (e = cert_registered_id(pb, own_oid, sizeof own_oid, &own_oid_len)) != IFPP_OK) {
         err_why(why, why_len, "test PKI in %s incomplete: %s", pki_dir, err_str(e));
         goto out;
     }
@@ -514,6 +517,14 @@ ifpp_err smdpf_verify_report(const char *pki_dir, const uint8_t *report, size_t 
             pe = IFPP_E_SIGNATURE;
             snprintf(pwhy, sizeof pwhy, "the PIR is for another BPP than its record says");
         }
+        if (pe == IFPP_OK && (pir.smdp_oid_len != own_oid_len || memcmp(pir.smdp_oid, own_oid, own_oid_len) != 0)) {
+            char got[96], want[96]; /* SGP.22: smdpOid is this SM-DP's own OID, as in its CERT.DPpb */
+            cert_oid_text(pir.smdp_oid, pir.smdp_oid_len, got, sizeof got);
+            cert_oid_text(own_oid, own_oid_len, want, sizeof want);
+            pe = IFPP_E_SIGNATURE;
+            snprintf(pwhy, sizeof pwhy, "the PIR names SM-DP OID %s, not this SM-DPf's %s",
+                     pir.smdp_oid_len ? got : "(none)", want);
+        }
         cert_free(c);
         if (pe != IFPP_OK) {
             fprintf(stderr, "test SM-DPf: result %zu: PIR refused: %s%s%s\n", sum->results, err_str(pe),
@@ -538,5 +549,6 @@ out:
         cert_free(eums[i]);
     cert_free(dm_root);
     cert_free(ci);
+    cert_free(pb);
     return e;
 }
