@@ -360,7 +360,8 @@ static void session_doubt(session_ctx *c, session_result *r, const store_actor *
     store_actor w = *who;
     size_t used = strlen(r->message);
     w.reason = r->message;
-    if (bpp_move(c->st, r->txid, r->txid_len, BPP_RESERVED, BPP_IN_DOUBT, &w) == IFPP_OK)
+    if (r->final_state == BPP_IN_DOUBT ||
+        bpp_move(c->st, r->txid, r->txid_len, BPP_RESERVED, BPP_IN_DOUBT, &w) == IFPP_OK)
         r->final_state = BPP_IN_DOUBT;
     if (used + 8 < sizeof r->message)
         snprintf(r->message + used, sizeof r->message - used, "; BPP in doubt: run `ifppctl recover --slot %s`",
@@ -369,16 +370,22 @@ static void session_doubt(session_ctx *c, session_result *r, const store_actor *
 
 /*
  * A definite refusal before any BPP byte left the station (issue 9 item 6): the BPP goes back to
- * available in one transaction, with the card's words as the reason.
+ * available, with the card's words as the reason. The store's state machine leads back only
+ * through in_doubt (reserved -> in_doubt -> available), each a committed transaction: a crash
+ * between the two leaves in_doubt, which recovery resolves to available from the One-time Key.
  */
 static void session_release(session_ctx *c, session_result *r, const store_actor *who)
 {
     store_actor w = *who;
     w.reason = r->message;
-    if (bpp_move(c->st, r->txid, r->txid_len, BPP_RESERVED, BPP_AVAILABLE, &w) == IFPP_OK)
-        r->final_state = BPP_AVAILABLE;
-    else
-        session_doubt(c, r, who);
+    if (bpp_move(c->st, r->txid, r->txid_len, BPP_RESERVED, BPP_IN_DOUBT, &w) == IFPP_OK) {
+        r->final_state = BPP_IN_DOUBT;
+        if (bpp_move(c->st, r->txid, r->txid_len, BPP_IN_DOUBT, BPP_AVAILABLE, &w) == IFPP_OK) {
+            r->final_state = BPP_AVAILABLE;
+            return;
+        }
+    }
+    session_doubt(c, r, who);
 }
 
 /* True if a failed call ended with the card's explicit no: a parsed result code or an error status word. */

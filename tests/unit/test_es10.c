@@ -34,12 +34,18 @@ typedef enum {
     HOSTILE_BIG_DELETE,   /* DeleteOneTimeKeys ('BF73') answered with 400 bytes (200, '61 C8', 200) */
     HOSTILE_61_00,        /* every ES10 call and GET RESPONSE: '61 00', no data, forever */
     HOSTILE_61_10,        /* the same with '61 10' */
+    HOSTILE_PREPARE_REFUSED,  /* PrepareBppLoad answered 'BF71' { '02' oneTimeKeyUnknown(3) } */
+    HOSTILE_PREPARE_SW,       /* PrepareBppLoad answered '6A80' */
+    HOSTILE_PREPARE_GARBLED,  /* PrepareBppLoad answered with bytes that are no 'BF71' */
+    HOSTILE_PIR_LOST,         /* the card installs, its PIR is lost on the wire */
 } hostile_mode;
 
 typedef struct {
     euicc_sim *card;
     hostile_mode mode;
     unsigned rounds;      /* APDUs the station sent while the card lied */
+    unsigned apdus;       /* every APDU the station sent */
+    bool in_prepare;      /* inside the STORE DATA blocks of a PrepareBppLoad */
 } hostile_card;
 
 static ifpp_err hostile_reset(void *ctx, uint8_t *atr, size_t cap, size_t *atr_len)
@@ -80,7 +86,40 @@ static ifpp_err hostile_transmit(void *ctx, const uint8_t *cmd, size_t n, uint8_
 {
     hostile_card *h = ctx;
     bool get_response = n >= 4 && cmd[1] == APDU_INS_GET_RESPONSE;
+    h->apdus++;
     switch (h->mode) {
+    case HOSTILE_PREPARE_REFUSED:
+    case HOSTILE_PREPARE_SW:
+    case HOSTILE_PREPARE_GARBLED:
+        if (is_es10(cmd, n, 0xBF, 0x71))
+            h->in_prepare = true;
+        if (h->in_prepare && n > 3 && cmd[1] == APDU_INS_STORE_DATA) {
+            static const uint8_t refused[] = {0xBF, 0x71, 0x03, 0x02, 0x01, 0x03, 0x90, 0x00};
+            static const uint8_t garbled[] = {0xBF, 0x71, 0x05, 0x02, 0x01, 0x90, 0x00};
+            static const uint8_t sw[] = {0x6A, 0x80};
+            static const uint8_t more[] = {0x90, 0x00};
+            const uint8_t *a = more;
+            size_t an = sizeof more;
+            if (cmd[2] == APDU_STORE_DATA_LAST) {
+                h->in_prepare = false;
+                a = h->mode == HOSTILE_PREPARE_REFUSED ? refused : h->mode == HOSTILE_PREPARE_SW ? sw : garbled;
+                an = h->mode == HOSTILE_PREPARE_REFUSED ? sizeof refused
+                     : h->mode == HOSTILE_PREPARE_SW    ? sizeof sw
+                                                        : sizeof garbled;
+            }
+            if (cap < an)
+                return IFPP_E_APDU_TOO_LONG;
+            memcpy(resp, a, an);
+            *rn = an;
+            return IFPP_OK;
+        }
+        break;
+    case HOSTILE_PIR_LOST: {
+        ifpp_err e = euicc_sim_transmit(h->card, cmd, n, resp, cap, rn);
+        if (e == IFPP_OK && *rn > 2 && resp[0] == 0xBF && resp[1] == 0x37)
+            return IFPP_E_TRANSPORT; /* the card kept its PIR; the station never sees it */
+        return e;
+    }
     case HOSTILE_BIG_ACK:
         if (is_es10(cmd, n, 0xBF, 0x30))
             return hostile_answer(resp, cap, rn, 250 - 2, 0x30);
@@ -126,7 +165,7 @@ static int setup(void **state)
 {
     (void)state;
     char why[256] = "";
-    test_line_opts o = {.n_cards = 4, .n_otks = {2, 2, 2, 2}, .profile_size = 1024, .import_vault = true};
+    test_line_opts o = {.n_cards = 6, .n_otks = {2, 2, 2, 2, 2, 2}, .profile_size = 1024, .import_vault = true};
     char *dir = tu_mkdtemp("ifpp-es10");
     int rc = dir ? test_line_make(&L, dir, &o, why, sizeof why) : -1;
     free(dir);
@@ -144,8 +183,16 @@ static int teardown(void **state)
 }
 
 /* One session on card `card` behind the hostile slot in `mode`; the store's counts per state after it. */
-static ifpp_err hostile_session(int card, hostile_mode mode, bool complete, session_result *r, unsigned *rounds,
-                                size_t counts[BPP_STATE__COUNT])
+typedef struct {
+    const char *serial;         /* NULL: "DUT-HOSTILE" */
+    bool null_serial;
+    const crypto_key *dm_key;   /* NULL: the line's DM FPA key */
+    bool additional_profile;
+    unsigned apdus;             /* out */
+} session_opts;
+
+static ifpp_err hostile_session_with(int card, hostile_mode mode, bool complete, session_opts *o, session_result *r,
+                                     unsigned *rounds, size_t counts[BPP_STATE__COUNT])
 {
     store *s;
     hostile_card h = {.mode = mode};
@@ -153,9 +200,11 @@ static ifpp_err hostile_session(int card, hostile_mode mode, bool complete, sess
     assert_int_equal(store_open(L.db, &s, why, sizeof why), IFPP_OK);
     assert_int_equal(euicc_sim_open(L.card[card], &h.card), IFPP_OK);
     fpa_slot slot = {.ops = &hostile_ops, .ctx = &h};
-    session_ctx c = {.st = s, .slot = &slot, .slot_name = "hostile-1", .dm_fpa_key = L.dm_fpa_key,
-                     .dm_fpa_cert = L.dm_fpa, .delete_keys_when_done = complete};
-    ifpp_err e = session_provision(&c, "DUT-HOSTILE", NULL, r);
+    session_ctx c = {.st = s, .slot = &slot, .slot_name = "hostile-1",
+                     .dm_fpa_key = o->dm_key ? o->dm_key : L.dm_fpa_key, .dm_fpa_cert = L.dm_fpa,
+                     .delete_keys_when_done = complete, .additional_profile = o->additional_profile};
+    ifpp_err e = session_provision(&c, o->null_serial ? NULL : o->serial ? o->serial : "DUT-HOSTILE", NULL, r);
+    o->apdus = h.apdus;
     printf("    %s\n", r->message);
     euicc_sim_close(h.card);
     uint8_t eid[16];
@@ -164,6 +213,22 @@ static ifpp_err hostile_session(int card, hostile_mode mode, bool complete, sess
     store_close(s);
     *rounds = h.rounds;
     return e;
+}
+
+static ifpp_err hostile_session(int card, hostile_mode mode, bool complete, session_result *r, unsigned *rounds,
+                                size_t counts[BPP_STATE__COUNT])
+{
+    session_opts o = {0};
+    return hostile_session_with(card, mode, complete, &o, r, rounds, counts);
+}
+
+static size_t card_profiles(int card)
+{
+    euicc_sim *sim;
+    assert_int_equal(euicc_sim_open(L.card[card], &sim), IFPP_OK);
+    size_t n = euicc_sim_profile_count(sim);
+    euicc_sim_close(sim);
+    return n;
 }
 
 /* A 250-byte NotificationSent answer into the acknowledgement's buffer: refused, never written past it. */
@@ -220,6 +285,121 @@ static void test_61_10_without_data(void **state)
     hostile_get_response_loop(3, HOSTILE_61_10);
 }
 
+/*
+ * Serials that would travel into the audit log, the signed report and the operator's terminal
+ * (issue 9 item 5): refused with a clear error before any APDU or store write.
+ */
+static void test_hostile_serials(void **state)
+{
+    (void)state;
+    char long_serial[101];
+    memset(long_serial, 'S', 100);
+    long_serial[100] = '\0';
+    const char *bad[] = {NULL, "", long_serial, "DUT-1\nPASS DUT-2", "\x1b[2JDUT", "DUT\x01", "DUT 1", "DUT\x7f"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        session_result r;
+        unsigned rounds;
+        size_t counts[BPP_STATE__COUNT];
+        session_opts o = {.serial = bad[i], .null_serial = bad[i] == NULL};
+        assert_int_equal(hostile_session_with(2, HOSTILE_NONE, false, &o, &r, &rounds, counts), IFPP_E_ARG);
+        assert_non_null(strstr(r.message, "DUT serial refused"));
+        assert_int_equal(o.apdus, 0);
+        assert_int_equal(counts[BPP_AVAILABLE], 2);
+    }
+}
+
+/* Issue 9 item 6: a refused authorisation (wrong DM key) touches no BPP; the card's words reach the result. */
+static void test_refused_authorisation(void **state)
+{
+    (void)state;
+    session_result r;
+    unsigned rounds;
+    size_t counts[BPP_STATE__COUNT];
+    session_opts o = {.dm_key = L.station_key};
+    assert_int_equal(hostile_session_with(2, HOSTILE_NONE, false, &o, &r, &rounds, counts), IFPP_E_SIGNATURE);
+    assert_int_equal(r.failed_step, SESSION_STEP_AUTHORISE);
+    assert_int_equal(r.card_result, 2);
+    assert_non_null(strstr(r.message, "invalidSignature"));
+    assert_int_equal(counts[BPP_AVAILABLE], 2);
+    assert_int_equal(counts[BPP_RESERVED] + counts[BPP_IN_DOUBT], 0);
+}
+
+/* Issue 9 item 6: PrepareBppLoad refused with a result code or an error status word: the BPP is available again. */
+static void test_refused_prepare(void **state)
+{
+    (void)state;
+    session_result r;
+    unsigned rounds;
+    size_t counts[BPP_STATE__COUNT];
+    assert_int_not_equal(hostile_session(2, HOSTILE_PREPARE_REFUSED, false, &r, &rounds, counts), IFPP_OK);
+    assert_int_equal(r.failed_step, SESSION_STEP_PREPARE);
+    assert_int_equal(r.card_result, 3);
+    assert_non_null(strstr(r.message, "oneTimeKeyUnknown"));
+    assert_int_equal(r.final_state, BPP_AVAILABLE);
+    assert_int_equal(counts[BPP_AVAILABLE], 2);
+    assert_int_not_equal(hostile_session(2, HOSTILE_PREPARE_SW, false, &r, &rounds, counts), IFPP_OK);
+    assert_int_equal(r.sw, 0x6A80);
+    assert_non_null(strstr(r.message, "6A80"));
+    assert_int_equal(counts[BPP_AVAILABLE], 2);
+    assert_int_equal(counts[BPP_RESERVED] + counts[BPP_IN_DOUBT], 0);
+    /* an answer that is no answer: not definite, the BPP waits in doubt and the operator is told how */
+    assert_int_not_equal(hostile_session(3, HOSTILE_PREPARE_GARBLED, false, &r, &rounds, counts), IFPP_OK);
+    assert_int_equal(r.final_state, BPP_IN_DOUBT);
+    assert_non_null(strstr(r.message, "ifppctl recover --slot hostile-1"));
+    assert_int_equal(counts[BPP_IN_DOUBT], 1);
+}
+
+/*
+ * Issue 8 item 5: the PIR is lost on the wire after the card installed; the DUT is scanned again.
+ * The session first resolves the in-doubt BPP from the card's kept PIR (installed) and then gives
+ * no second BPP: one profile on the eUICC, nothing reserved.
+ */
+static void test_rescan_after_lost_pir(void **state)
+{
+    (void)state;
+    session_result r;
+    unsigned rounds;
+    size_t counts[BPP_STATE__COUNT];
+    assert_int_not_equal(hostile_session(4, HOSTILE_PIR_LOST, false, &r, &rounds, counts), IFPP_OK);
+    assert_int_equal(counts[BPP_IN_DOUBT], 1);
+    assert_int_equal(card_profiles(4), 1);
+    uint8_t first[16];
+    size_t first_len = r.txid_len;
+    memcpy(first, r.txid, first_len);
+    assert_int_equal(hostile_session(4, HOSTILE_NONE, false, &r, &rounds, counts), IFPP_E_RANGE);
+    printf("    rescan: %s\n", r.message);
+    assert_non_null(strstr(r.message, "already has a profile"));
+    assert_int_equal(card_profiles(4), 1);
+    assert_int_equal(counts[BPP_INSTALLED], 1);
+    assert_int_equal(counts[BPP_AVAILABLE], 1);
+    assert_int_equal(counts[BPP_RESERVED] + counts[BPP_IN_DOUBT], 0);
+    store *s;
+    store_bpp b;
+    assert_int_equal(store_open(L.db, &s, NULL, 0), IFPP_OK);
+    assert_int_equal(store_get_bpp(s, first, first_len, &b), IFPP_OK);
+    assert_int_equal(b.state, BPP_INSTALLED);
+    store_close(s);
+}
+
+/* Issue 9 item 9: the same DUT twice gets one profile; a second one only when asked for (use case A.3). */
+static void test_same_dut_twice(void **state)
+{
+    (void)state;
+    session_result r;
+    unsigned rounds;
+    size_t counts[BPP_STATE__COUNT];
+    assert_int_equal(hostile_session(5, HOSTILE_NONE, false, &r, &rounds, counts), IFPP_OK);
+    assert_true(r.installed);
+    assert_int_equal(hostile_session(5, HOSTILE_NONE, false, &r, &rounds, counts), IFPP_E_RANGE);
+    assert_non_null(strstr(r.message, "this DUT already has a profile"));
+    assert_int_equal(card_profiles(5), 1);
+    assert_int_equal(counts[BPP_AVAILABLE], 1);
+    session_opts o = {.additional_profile = true};
+    assert_int_equal(hostile_session_with(5, HOSTILE_NONE, false, &o, &r, &rounds, counts), IFPP_OK);
+    assert_true(r.installed);
+    assert_int_equal(card_profiles(5), 2);
+}
+
 /* argv[1], if given, runs only the tests whose names match it (cmocka's filter) */
 int main(int argc, char **argv)
 {
@@ -228,6 +408,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_big_delete_answer),
         cmocka_unit_test(test_61_00_forever),
         cmocka_unit_test(test_61_10_without_data),
+        cmocka_unit_test(test_hostile_serials),
+        cmocka_unit_test(test_refused_authorisation),
+        cmocka_unit_test(test_refused_prepare),
+        cmocka_unit_test(test_rescan_after_lost_pir),
+        cmocka_unit_test(test_same_dut_twice),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
