@@ -65,6 +65,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static uint8_t otpks[ES10_MAX_OTKS][65];
     uint8_t otk_count;
     (void)es10_parse_otk_info(data, size, otpks, ES10_MAX_OTKS, &otk_count);
+    /* the notification list: every PIR it hands out lies inside the input and is a 'BF37' */
+    tlv pirs[ES10_MAX_NOTIFICATIONS];
+    size_t n_pirs;
+    int list_error;
+    if (es10_parse_notifications(data, size, pirs, ES10_MAX_NOTIFICATIONS, &n_pirs, &list_error) == IFPP_OK)
+        for (size_t i = 0; i < n_pirs; i++)
+            if (pirs[i].tag != 0xBF37 || pirs[i].raw < data || pirs[i].raw + pirs[i].raw_len > data + size)
+                abort();
 
     if (!root)
         load_root();
