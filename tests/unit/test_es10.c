@@ -19,6 +19,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <sqlite3.h>
+
 #include "apdu.h"
 #include "euicc_sim.h"
 #include "session.h"
@@ -165,7 +167,7 @@ static int setup(void **state)
 {
     (void)state;
     char why[256] = "";
-    test_line_opts o = {.n_cards = 6, .n_otks = {2, 2, 2, 2, 2, 2}, .profile_size = 1024, .import_vault = true};
+    test_line_opts o = {.n_cards = 7, .n_otks = {2, 2, 2, 2, 2, 2, 2}, .profile_size = 1024, .import_vault = true};
     char *dir = tu_mkdtemp("ifpp-es10");
     int rc = dir ? test_line_make(&L, dir, &o, why, sizeof why) : -1;
     free(dir);
@@ -400,6 +402,39 @@ static void test_same_dut_twice(void **state)
     assert_int_equal(card_profiles(5), 2);
 }
 
+/*
+ * Issue 8 item 10 / session item 7: the PIR's ICCID must be the vault record's. The record of card
+ * 6's BPPs is edited behind the station's back (as a vault whose records disagree with its BPPs
+ * would deliver it); the card installs and signs a PIR with the real ICCID; the session fails with
+ * both ICCIDs in the message and the BPP stays in doubt (the card did something).
+ */
+static void test_pir_iccid_not_the_vaults(void **state)
+{
+    (void)state;
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    static const uint8_t other_iccid[10] = {0x98, 0x10, 0x32, 0x54, 0x76, 0x98, 0x10, 0x32, 0x54, 0xF6};
+    assert_int_equal(sqlite3_open(L.db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "UPDATE bpp SET iccid = ?1 WHERE eid = ?2", -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_blob(st, 1, other_iccid, 10, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, L.info[6].eid, 16, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    assert_int_equal(sqlite3_changes(db), 2);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    session_result r;
+    unsigned rounds;
+    size_t counts[BPP_STATE__COUNT];
+    assert_int_not_equal(hostile_session(6, HOSTILE_NONE, false, &r, &rounds, counts), IFPP_OK);
+    assert_non_null(strstr(r.message, "981032547698103254f6"));
+    assert_non_null(strstr(r.message, "ICCID"));
+    assert_int_equal(r.failed_step, SESSION_STEP_PIR);
+    assert_int_equal(r.final_state, BPP_IN_DOUBT);
+    assert_int_equal(counts[BPP_IN_DOUBT], 1);
+    assert_int_equal(counts[BPP_INSTALLED], 0);
+}
+
 /* argv[1], if given, runs only the tests whose names match it (cmocka's filter) */
 int main(int argc, char **argv)
 {
@@ -413,6 +448,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_refused_prepare),
         cmocka_unit_test(test_rescan_after_lost_pir),
         cmocka_unit_test(test_same_dut_twice),
+        cmocka_unit_test(test_pir_iccid_not_the_vaults),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
