@@ -50,6 +50,7 @@ typedef struct {
 static struct {
     bool ready;
     test_line line;
+    char *dir;             /* the test line's files, removed at exit */
     char *pristine, *work; /* the store before the recorded session, and the copy each input uses */
     answer transcript[FUZZ_SESSION_MAX_APDUS];
     size_t n_transcript;
@@ -162,6 +163,12 @@ static void write_transcript(const char *path)
         abort();
 }
 
+static void remove_line(void)
+{
+    if (F.dir)
+        tu_rmrf(F.dir);
+}
+
 static void fuzz_setup(void)
 {
     char why[512] = "";
@@ -177,7 +184,8 @@ static void fuzz_setup(void)
     }
     F.pristine = tu_path(dir, "pristine.db");
     F.work = tu_path(dir, "work.db");
-    free(dir);
+    F.dir = dir;
+    atexit(remove_line);
     if (copy_file(F.line.db, F.pristine) != 0)
         abort();
     record_session();
