@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "apdu.h"
+#include "es10.h"
 #include "euicc_sim.h"
 #include "session.h"
 #include "testline.h"
@@ -435,10 +436,114 @@ static void test_pir_iccid_not_the_vaults(void **state)
     assert_int_equal(counts[BPP_INSTALLED], 0);
 }
 
+/*
+ * Issue 9 item 7: another writer holds the store while the session reserves. That is a store that
+ * cannot answer now, not "no available BPP": the message says which, and nothing moved.
+ */
+static void test_store_held_is_not_no_bpp(void **state)
+{
+    (void)state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(L.db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    session_result r;
+    unsigned rounds;
+    size_t counts[BPP_STATE__COUNT];
+    ifpp_err e = hostile_session(2, HOSTILE_NONE, false, &r, &rounds, counts);
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_not_equal(e, IFPP_OK);
+    assert_int_not_equal(e, IFPP_E_NOT_FOUND);
+    assert_null(strstr(r.message, "no available BPP"));
+    assert_non_null(strstr(r.message, "store"));
+    assert_int_equal(r.failed_step, SESSION_STEP_RESERVE);
+    assert_int_equal(counts[BPP_AVAILABLE], 2);
+}
+
+/* A card that answers every APDU with one canned response (data || SW). */
+typedef struct {
+    const uint8_t *answer;
+    size_t len;
+} canned;
+
+static ifpp_err canned_tx(void *ctx, const uint8_t *cmd, size_t n, uint8_t *resp, size_t cap, size_t *rn)
+{
+    const canned *c = ctx;
+    (void)cmd;
+    (void)n;
+    if (c->len > cap)
+        return IFPP_E_APDU_TOO_LONG;
+    memcpy(resp, c->answer, c->len);
+    *rn = c->len;
+    return IFPP_OK;
+}
+
+/* Each ES10 answer is read strictly: its tag, every field's tag and size, nothing after it. */
+static void test_strict_answers(void **state)
+{
+    (void)state;
+    uint8_t buf[64], challenge[16], eid[16];
+    canned c;
+    es10_chan k = {.tx = canned_tx, .ctx = &c, .block = ES10F_BLOCK};
+#define ANSWER(...)                                                                                                    \
+    do {                                                                                                               \
+        static const uint8_t a_[] = {__VA_ARGS__};                                                                    \
+        memcpy(buf, a_, sizeof a_);                                                                                    \
+        c.answer = buf;                                                                                                \
+        c.len = sizeof a_;                                                                                             \
+    } while (0)
+#define SIXTEEN 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
+    ANSWER(0xBF, 0x2E, 0x12, 0x80, 0x10, SIXTEEN, 0x90, 0x00);
+    assert_int_equal(es10_get_challenge(&k, challenge), IFPP_OK);
+    assert_int_equal(challenge[15], 16);
+    ANSWER(0xBF, 0x2E, 0x12, 0x81, 0x10, SIXTEEN, 0x90, 0x00); /* right size, wrong field */
+    assert_int_equal(es10_get_challenge(&k, challenge), IFPP_E_TLV_UNEXPECTED_TAG);
+    ANSWER(0xBF, 0x2E, 0x15, 0x80, 0x10, SIXTEEN, 0x81, 0x01, 0x00, 0x90, 0x00); /* something after it */
+    assert_int_equal(es10_get_challenge(&k, challenge), IFPP_E_TLV_TRAILING);
+    ANSWER(0xBF, 0x2E, 0x11, 0x80, 0x0F, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0x90, 0x00);
+    assert_int_equal(es10_get_challenge(&k, challenge), IFPP_E_RANGE);
+    ANSWER(0xBF, 0x2E, 0x12, 0x80, 0x10, SIXTEEN, 0x69, 0x85); /* a refusing status word */
+    assert_int_equal(es10_get_challenge(&k, challenge), IFPP_E_IO);
+    assert_int_equal(k.sw, 0x6985);
+    ANSWER(0xBF, 0x3F, 0x12, 0x5A, 0x10, SIXTEEN, 0x90, 0x00);
+    assert_int_equal(es10_get_eid(&k, eid), IFPP_E_TLV_UNEXPECTED_TAG);
+    ANSWER(0xBF, 0x30, 0x03, 0x80, 0x01, 0x00, 0x90, 0x00);
+    assert_int_equal(es10_notification_sent(&k, 1), IFPP_OK);
+    ANSWER(0xBF, 0x30, 0x06, 0x80, 0x01, 0x00, 0x81, 0x01, 0x00, 0x90, 0x00);
+    assert_int_equal(es10_notification_sent(&k, 1), IFPP_E_TLV_TRAILING);
+    ANSWER(0xBF, 0x30, 0x03, 0x80, 0x01, 0x01, 0x90, 0x00);
+    assert_int_equal(es10_notification_sent(&k, 1), IFPP_E_NOT_FOUND);
+    ANSWER(0xBF, 0x73, 0x06, 0x02, 0x01, 0x01, 0x80, 0x01, 0x00, 0x90, 0x00); /* fpaNotAuthorised */
+    uint8_t deleted;
+    assert_int_equal(es10_delete_otks(&k, &deleted), IFPP_E_IO);
+    assert_int_equal(k.result, 1);
+    ANSWER(0xBF, 0x73, 0x03, 0x02, 0x01, 0x00, 0x90, 0x00); /* ok without deletedCount */
+    assert_int_equal(es10_delete_otks(&k, &deleted), IFPP_E_TLV_MISSING);
+    /* the notification list: PIRs and other notifications only; an error result is a refusal */
+    tlv pirs[2];
+    size_t n;
+    int error;
+    static const uint8_t list_ok[] = {0xBF, 0x2B, 0x09, 0xA0, 0x07, 0xBF, 0x37, 0x02, 0x04, 0x00, 0x30, 0x00};
+    assert_int_equal(es10_parse_notifications(list_ok, sizeof list_ok, pirs, 2, &n, &error), IFPP_OK);
+    assert_int_equal(n, 1);
+    static const uint8_t list_odd[] = {0xBF, 0x2B, 0x06, 0xA0, 0x04, 0x04, 0x02, 0x00, 0x00};
+    assert_int_equal(es10_parse_notifications(list_odd, sizeof list_odd, pirs, 2, &n, &error),
+                     IFPP_E_TLV_UNEXPECTED_TAG);
+    static const uint8_t list_err[] = {0xBF, 0x2B, 0x03, 0x81, 0x01, 0x7F};
+    assert_int_equal(es10_parse_notifications(list_err, sizeof list_err, pirs, 2, &n, &error), IFPP_E_IO);
+    assert_int_equal(error, 127);
+    static const uint8_t list_many[] = {0xBF, 0x2B, 0x0F, 0xA0, 0x0D, 0xBF, 0x37, 0x02, 0x04, 0x00, 0xBF, 0x37,
+                                        0x02, 0x04, 0x00, 0xBF, 0x37, 0x00};
+    assert_int_equal(es10_parse_notifications(list_many, sizeof list_many, pirs, 2, &n, &error), IFPP_E_RANGE);
+#undef SIXTEEN
+#undef ANSWER
+}
+
 /* argv[1], if given, runs only the tests whose names match it (cmocka's filter) */
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_strict_answers),
         cmocka_unit_test(test_big_notification_sent),
         cmocka_unit_test(test_big_delete_answer),
         cmocka_unit_test(test_61_00_forever),
@@ -449,6 +554,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_rescan_after_lost_pir),
         cmocka_unit_test(test_same_dut_twice),
         cmocka_unit_test(test_pir_iccid_not_the_vaults),
+        cmocka_unit_test(test_store_held_is_not_no_bpp),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
