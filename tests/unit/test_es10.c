@@ -41,6 +41,7 @@ typedef enum {
     HOSTILE_PREPARE_SW,       /* PrepareBppLoad answered '6A80' */
     HOSTILE_PREPARE_GARBLED,  /* PrepareBppLoad answered with bytes that are no 'BF71' */
     HOSTILE_PIR_LOST,         /* the card installs, its PIR is lost on the wire */
+    HOSTILE_OTK_GARBLED,      /* GetOneTimeKeyInfo answered 'BF72' with no fields */
 } hostile_mode;
 
 typedef struct {
@@ -117,6 +118,14 @@ static ifpp_err hostile_transmit(void *ctx, const uint8_t *cmd, size_t n, uint8_
             return IFPP_OK;
         }
         break;
+    case HOSTILE_OTK_GARBLED:
+        if (is_es10(cmd, n, 0xBF, 0x72)) {
+            static const uint8_t empty[] = {0xBF, 0x72, 0x00, 0x90, 0x00};
+            memcpy(resp, empty, sizeof empty);
+            *rn = sizeof empty;
+            return IFPP_OK;
+        }
+        break;
     case HOSTILE_PIR_LOST: {
         ifpp_err e = euicc_sim_transmit(h->card, cmd, n, resp, cap, rn);
         if (e == IFPP_OK && *rn > 2 && resp[0] == 0xBF && resp[1] == 0x37)
@@ -168,7 +177,7 @@ static int setup(void **state)
 {
     (void)state;
     char why[256] = "";
-    test_line_opts o = {.n_cards = 7, .n_otks = {2, 2, 2, 2, 2, 2, 2}, .profile_size = 1024, .import_vault = true};
+    test_line_opts o = {.n_cards = 8, .n_otks = {2, 2, 2, 2, 2, 2, 2, 2}, .profile_size = 1024, .import_vault = true};
     char *dir = tu_mkdtemp("ifpp-es10");
     int rc = dir ? test_line_make(&L, dir, &o, why, sizeof why) : -1;
     free(dir);
@@ -437,6 +446,33 @@ static void test_pir_iccid_not_the_vaults(void **state)
 }
 
 /*
+ * Issue 8 item 5, the refusal: card 7 is left with an in-doubt BPP (a garbled PrepareBppLoad answer)
+ * and then gives no readable evidence (its One-time Key list is garbled). The session refuses with that reason and
+ * reserves nothing; the same card answering properly resolves it (the key is there: available) and
+ * is provisioned.
+ */
+static void test_unresolved_refuses(void **state)
+{
+    (void)state;
+    session_result r;
+    unsigned rounds;
+    size_t counts[BPP_STATE__COUNT];
+    assert_int_not_equal(hostile_session(7, HOSTILE_PREPARE_GARBLED, false, &r, &rounds, counts), IFPP_OK);
+    assert_int_equal(counts[BPP_IN_DOUBT], 1);
+    assert_int_equal(hostile_session(7, HOSTILE_OTK_GARBLED, false, &r, &rounds, counts), IFPP_E_TLV_MISSING);
+    assert_non_null(strstr(r.message, "does not resolve"));
+    assert_non_null(strstr(r.message, "ifppctl recover --slot hostile-1"));
+    assert_int_equal(counts[BPP_IN_DOUBT], 1);
+    assert_int_equal(counts[BPP_AVAILABLE], 1);
+    assert_int_equal(counts[BPP_RESERVED] + counts[BPP_INSTALLED], 0);
+    assert_int_equal(hostile_session(7, HOSTILE_NONE, false, &r, &rounds, counts), IFPP_OK);
+    assert_true(r.installed);
+    assert_int_equal(counts[BPP_INSTALLED], 1);
+    assert_int_equal(counts[BPP_AVAILABLE], 1);
+    assert_int_equal(counts[BPP_IN_DOUBT] + counts[BPP_RESERVED], 0);
+}
+
+/*
  * Issue 9 item 7: another writer holds the store while the session reserves. That is a store that
  * cannot answer now, not "no available BPP": the message says which, and nothing moved.
  */
@@ -552,6 +588,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_refused_authorisation),
         cmocka_unit_test(test_refused_prepare),
         cmocka_unit_test(test_rescan_after_lost_pir),
+        cmocka_unit_test(test_unresolved_refuses),
         cmocka_unit_test(test_same_dut_twice),
         cmocka_unit_test(test_pir_iccid_not_the_vaults),
         cmocka_unit_test(test_store_held_is_not_no_bpp),
