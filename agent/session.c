@@ -12,13 +12,14 @@
 #include <string.h>
 
 #include "apdu.h"
-#include "es10f.h"
+#include "crypto.h"
+#include "es10.h"
 #include "hex.h"
+#include "label.h"
 #include "pir.h"
-#include "tlv.h"
 
-#define SESSION_MAX_BPP_COMMANDS 512
-#define SESSION_RESP 16384
+#define SESSION_RESP 16384 /* a PIR, or the list of kept notifications */
+#define SESSION_MAX_UNRESOLVED 32
 
 const char *session_step_name(session_step s)
 {
@@ -36,12 +37,39 @@ static void step(session_ctx *c, session_step s, const char *detail)
         c->progress(c->progress_arg, s, detail);
 }
 
-/* One ES10 call on the ISD-R's channel, in blocks as large as the slot takes (extended length). */
-static ifpp_err call(session_ctx *c, const uint8_t *req, size_t n, uint8_t *resp, size_t *rn, uint16_t *sw)
+/* The ES10 link to the ISD-R on the session's channel, in blocks as large as the slot takes. */
+static es10_chan session_chan(session_ctx *c)
 {
     size_t block = fpa_max_command_data(c->slot);
-    return es10f_call_blocks(fpa_transmit, c->slot, c->channel, block > ES10F_MAX_BLOCK ? ES10F_MAX_BLOCK : block, req,
-                             n, resp, SESSION_RESP, rn, sw);
+    es10_chan k = {.tx = fpa_transmit, .ctx = c->slot, .channel = c->channel,
+                   .block = block > ES10F_MAX_BLOCK ? ES10F_MAX_BLOCK : block < ES10F_BLOCK ? ES10F_BLOCK : block,
+                   .result = ES10_NO_RESULT};
+    return k;
+}
+
+/*
+ * The card's own words for a failed ES10 call: its result code (named by `names`, if given), else
+ * its status word, else the station's error. Every refusal message carries them (issue 8 item 6).
+ */
+static const char *session_card_words(const es10_chan *k, ifpp_err e, const char *(*names)(int), char *buf,
+                                      size_t cap)
+{
+    if (k->result != ES10_NO_RESULT)
+        snprintf(buf, cap, "the eUICC answered %s (result %d)", names ? names(k->result) : "an error", k->result);
+    else if (e == IFPP_E_IO && k->sw && k->sw != SW_OK)
+        snprintf(buf, cap, "the eUICC answered status word %04X (%s)", k->sw, apdu_sw_str(k->sw));
+    else if (k->sw && k->sw != SW_OK)
+        snprintf(buf, cap, "%s; last status word %04X", err_str(e), k->sw);
+    else
+        snprintf(buf, cap, "%s", err_str(e));
+    return buf;
+}
+
+/* Copies a failed call's status word and result code into the session result. */
+static void session_card_said(session_result *r, const es10_chan *k)
+{
+    r->sw = k->sw;
+    r->card_result = k->result;
 }
 
 /*
@@ -65,19 +93,21 @@ static void session_close_channel(session_ctx *c)
     c->channel = 0;
 }
 
-/* Reset, SELECT the ISD-R (no FCI), GetEID. */
-static ifpp_err session_open_card(session_ctx *c, uint8_t eid[16], char *why, size_t why_len)
+/* Reset, SELECT the ISD-R (no FCI), GetEID, GetEUICCInfo2; k is the ES10 link afterwards. */
+static ifpp_err session_open_card(session_ctx *c, es10_chan *k, uint8_t eid[16], char *why, size_t why_len)
 {
     static const uint8_t isdr_default[16] = {0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF,
-                                     0xFF, 0xFF, 0xFF, 0x89, 0x00, 0x00, 0x01, 0x00};
-    uint8_t atr[64], resp[SESSION_RESP];
+                                             0xFF, 0xFF, 0xFF, 0x89, 0x00, 0x00, 0x01, 0x00};
+    uint8_t atr[64];
     const uint8_t *isdr = c->isdr_aid ? c->isdr_aid : isdr_default;
     size_t isdr_len = c->isdr_aid ? c->isdr_aid_len : sizeof isdr_default;
-    size_t atr_len, rn;
-    uint16_t sw;
+    size_t atr_len;
+    uint16_t sw = 0;
+    char words[96];
     ifpp_err e;
     step(c, SESSION_STEP_SELECT, NULL);
     c->channel = 0;
+    *k = session_chan(c);
     if ((e = fpa_reset(c->slot, atr, sizeof atr, &atr_len)) != IFPP_OK) {
         err_why(why, why_len, "slot %s: no eUICC answers the reset (%s)", c->slot_name, err_str(e));
         return e;
@@ -85,97 +115,93 @@ static ifpp_err session_open_card(session_ctx *c, uint8_t eid[16], char *why, si
     if (c->logical_channel) {
         /* the ISD-R on a channel of its own: MANAGE CHANNEL + SELECT, or the transport's own way */
         if ((e = fpa_open_channel(c->slot, isdr, isdr_len, &c->channel, &sw)) != IFPP_OK) {
+            k->sw = sw;
             err_why(why, why_len, "slot %s: no logical channel with the ISD-R selected (%s)", c->slot_name,
-                    sw && sw != SW_OK ? apdu_sw_str(sw) : err_str(e));
+                    session_card_words(k, e, NULL, words, sizeof words));
             c->channel = 0;
             return e;
         }
     } else if ((e = fpa_select(c->slot, 0, isdr, isdr_len, &sw)) != IFPP_OK) {
+        k->sw = sw;
         err_why(why, why_len, "slot %s: SELECT of the ISD-R failed (%s)", c->slot_name,
-                sw && sw != SW_OK ? apdu_sw_str(sw) : err_str(e));
+                session_card_words(k, e, NULL, words, sizeof words));
         return e;
     }
+    *k = session_chan(c);
     step(c, SESSION_STEP_EID, NULL);
-    tlv t, f;
-    tlv_reader r0, r;
-    if ((e = call(c, (const uint8_t *)"\xbf\x3e\x03\x5c\x01\x5a", 6, resp, &rn, &sw)) != IFPP_OK || sw != SW_OK ||
-        tlv_parse_exact(resp, rn, TLV_DER, &t) != IFPP_OK || t.tag != 0xBF3E) {
-        err_why(why, why_len, "slot %s: GetEID failed (%s)", c->slot_name, e ? err_str(e) : apdu_sw_str(sw));
-        return e ? e : IFPP_E_IO;
+    if ((e = es10_get_eid(k, eid)) != IFPP_OK) {
+        err_why(why, why_len, "slot %s: GetEID failed (%s)", c->slot_name,
+                session_card_words(k, e, NULL, words, sizeof words));
+        return e;
     }
-    tlv_reader_init(&r0, resp, rn, TLV_DER);
-    if (tlv_reader_enter(&r0, &t, &r) != IFPP_OK || tlv_reader_expect(&r, 0x5A, &f) != IFPP_OK || f.len != 16) {
-        err_why(why, why_len, "slot %s: GetEID answer malformed", c->slot_name);
-        return IFPP_E_TLV_UNEXPECTED_TAG;
-    }
-    memcpy(eid, f.value, 16);
     /* EUICCInfo2: the card must answer it as an SGP.22 ISD-R does (its content came with the EUM's package) */
-    if ((e = call(c, (const uint8_t *)"\xbf\x22\x00", 3, resp, &rn, &sw)) != IFPP_OK || sw != SW_OK ||
-        tlv_parse_exact(resp, rn, TLV_DER, &t) != IFPP_OK || t.tag != 0xBF22) {
-        err_why(why, why_len, "slot %s: GetEUICCInfo2 failed (%s)", c->slot_name, e ? err_str(e) : apdu_sw_str(sw));
-        return e ? e : IFPP_E_IO;
+    if ((e = es10_get_euicc_info2(k)) != IFPP_OK) {
+        err_why(why, why_len, "slot %s: GetEUICCInfo2 failed (%s)", c->slot_name,
+                session_card_words(k, e, NULL, words, sizeof words));
+        return e;
     }
     return IFPP_OK;
 }
 
 /* GetEuiccChallenge, then AuthoriseFpaServices signed with the DM's FPA key (EUICCF02). */
-static ifpp_err session_authorise(session_ctx *c, const uint8_t eid[16], char *why, size_t why_len)
+static ifpp_err session_authorise(session_ctx *c, es10_chan *k, const uint8_t eid[16], char *why, size_t why_len)
 {
-    uint8_t resp[SESSION_RESP], req[4096], result = 0xFF;
-    size_t rn, qn;
-    uint16_t sw;
-    tlv t;
+    uint8_t challenge[16];
+    char words[96];
     ifpp_err e;
     step(c, SESSION_STEP_AUTHORISE, NULL);
-    if ((e = call(c, (const uint8_t *)"\xbf\x2e\x00", 3, resp, &rn, &sw)) != IFPP_OK || sw != SW_OK ||
-        tlv_parse_exact(resp, rn, TLV_DER, &t) != IFPP_OK || t.len != 18) {
-        err_why(why, why_len, "GetEuiccChallenge failed (%s)", e ? err_str(e) : apdu_sw_str(sw));
-        return e ? e : IFPP_E_IO;
+    if ((e = es10_get_challenge(k, challenge)) != IFPP_OK) {
+        err_why(why, why_len, "GetEuiccChallenge failed (%s)", session_card_words(k, e, NULL, words, sizeof words));
+        return e;
     }
-    if ((e = es10f_build_authorise(t.value + 2, eid, c->dm_fpa_key, c->dm_fpa_cert, req, sizeof req, &qn)) != IFPP_OK ||
-        (e = call(c, req, qn, resp, &rn, &sw)) != IFPP_OK || sw != SW_OK ||
-        (e = es10f_parse_result(resp, rn, 0xBF70, 0x02, &result)) != IFPP_OK || result != 0) {
-        static const char *const reasons[] = {"ok", "invalidCertificate", "invalidSignature", "challengeMismatch",
-                                              "fpaServicesUnavailable (no One-time Key left)"};
-        err_why(why, why_len, "FPA services not authorised: %s",
-                e ? err_str(e) : sw != SW_OK ? apdu_sw_str(sw) : result < 5 ? reasons[result] : "undefinedError");
-        return e ? e : IFPP_E_SIGNATURE;
+    if ((e = es10_authorise_fpa(k, challenge, eid, c->dm_fpa_key, c->dm_fpa_cert)) != IFPP_OK) {
+        err_why(why, why_len, "FPA services not authorised (%s)",
+                session_card_words(k, e, es10_authorise_result_str, words, sizeof words));
+        return e;
     }
     return IFPP_OK;
 }
 
-/* Verifies a PIR with the key of the eUICC certificate the EUM's package delivered. */
-static ifpp_err session_check_pir(session_ctx *c, const uint8_t eid[16], const uint8_t *pir, size_t n, pir_info *info)
+/*
+ * Checks a PIR for the BPP b: parsed strictly, signed by the eUICC certificate the EUM's package
+ * delivered (DMF02), for b's transaction, and naming the ICCID of b's vault record (pir_match_vault).
+ * why names what failed, both values where two disagree.
+ */
+static ifpp_err session_check_pir(session_ctx *c, const store_bpp *b, const uint8_t *pir, size_t n, pir_info *info,
+                                  char *why, size_t why_len)
 {
-    uint8_t *der = NULL;
-    size_t dn;
-    cert *ec = NULL;
+    uint8_t *der = NULL, *pb_der = NULL;
+    size_t dn, pb_len;
+    cert *ec = NULL, *pb = NULL;
     crypto_key *k = NULL;
     ifpp_err e = pir_parse(pir, n, info);
-    if (e == IFPP_OK && (e = store_euicc_cert(c->st, eid, &der, &dn)) == IFPP_OK &&
+    if (e == IFPP_OK && (e = store_euicc_cert(c->st, b->eid, &der, &dn)) == IFPP_OK &&
         (e = cert_parse_der(der, dn, &ec)) == IFPP_OK && (e = cert_public_key(ec, &k)) == IFPP_OK)
         e = pir_verify(info, k);
+    if (e != IFPP_OK)
+        err_why(why, why_len, "the PIR does not verify for this BPP (%s)", err_str(e));
+    else if (info->transaction_id_len != b->transaction_id_len ||
+             memcmp(info->transaction_id, b->transaction_id, b->transaction_id_len) != 0) {
+        err_why(why, why_len, "the PIR is for another transaction than this BPP's");
+        e = IFPP_E_SIGNATURE;
+    } else if ((e = store_vault_pb_cert(c->st, b->vault_id, &pb_der, &pb_len)) != IFPP_OK ||
+               (e = cert_parse_der(pb_der, pb_len, &pb)) != IFPP_OK) {
+        err_why(why, why_len, "the BPP's vault certificate is unreadable (%s)", err_str(e));
+    } else {
+        e = pir_match_vault(info, b->iccid, pb, why, why_len);
+    }
     crypto_key_free(k);
     cert_free(ec);
+    cert_free(pb);
     free(der);
+    free(pb_der);
     return e;
 }
 
-/* NotificationSent: the card may forget the PIR now that the store holds it. */
-static void session_ack(session_ctx *c, uint64_t seq)
+/* NotificationSent: the card may forget the PIR now that the store holds it (if this fails, it keeps it: harmless). */
+static void session_ack(es10_chan *k, uint64_t seq)
 {
-    uint8_t req[16], resp[64];
-    size_t rn;
-    uint16_t sw;
-    tlv_builder b;
-    const uint8_t *p;
-    size_t n;
-    tlv_builder_init_fixed(&b, req, sizeof req);
-    tlv_begin(&b, 0xBF30);
-    tlv_put_uint(&b, 0x80, seq);
-    tlv_end(&b);
-    if (tlv_builder_finish(&b, &p, &n) == IFPP_OK)
-        (void)call(c, req, n, resp, &rn, &sw); /* if this fails the card keeps the PIR: harmless */
+    (void)es10_notification_sent(k, seq);
 }
 
 /*
@@ -190,38 +216,12 @@ static bool session_store_holds_pir(session_ctx *c, const uint8_t *txid, size_t 
            (b.state == BPP_INSTALLED || b.state == BPP_FAILED);
 }
 
-/* The card's remaining One-time Keys, as GetOneTimeKeyInfo lists them (parsed strictly by es10f). */
-typedef struct {
-    uint8_t count;
-    uint8_t keys[ES10F_MAX_OTKS][65];
-} session_otks;
-
-static ifpp_err session_otk_info(session_ctx *c, session_otks *k)
-{
-    uint8_t resp[SESSION_RESP];
-    size_t rn;
-    uint16_t sw;
-    ifpp_err e = call(c, (const uint8_t *)"\xbf\x72\x00", 3, resp, &rn, &sw);
-    if (e == IFPP_OK && sw != SW_OK)
-        e = IFPP_E_IO;
-    return e == IFPP_OK ? es10f_parse_otk_info(resp, rn, k->keys, ES10F_MAX_OTKS, &k->count) : e;
-}
-
-/* True if the card still holds the One-time Key otpk. */
-static bool session_key_present(const session_otks *k, const uint8_t otpk[65])
-{
-    for (size_t i = 0; i < k->count; i++)
-        if (memcmp(k->keys[i], otpk, 65) == 0)
-            return true;
-    return false;
-}
-
 /*
  * Available BPPs of this eUICC whose One-time Key is no longer on it can never be loaded: they
  * go to deleted (after DeleteOneTimeKeys, DMF03), so the report can say so and nothing waits
  * for them. The key list k is the card's own answer, parsed strictly.
  */
-static size_t session_retire_keyless(session_ctx *c, const uint8_t eid[16], const session_otks *k, const char *reason)
+static size_t session_retire_keyless(session_ctx *c, const uint8_t eid[16], const es10_otks *k, const char *reason)
 {
     uint8_t txids[64][16];
     size_t lens[64], n = 0, retired = 0;
@@ -230,7 +230,7 @@ static size_t session_retire_keyless(session_ctx *c, const uint8_t eid[16], cons
         return 0;
     for (size_t i = 0; i < n; i++) {
         store_bpp b;
-        if (store_get_bpp(c->st, txids[i], lens[i], &b) == IFPP_OK && !session_key_present(k, b.otpk) &&
+        if (store_get_bpp(c->st, txids[i], lens[i], &b) == IFPP_OK && !es10_otk_present(k, b.otpk) &&
             bpp_move(c->st, txids[i], lens[i], BPP_AVAILABLE, BPP_DELETED, &who) == IFPP_OK)
             retired++;
     }
@@ -238,83 +238,295 @@ static size_t session_retire_keyless(session_ctx *c, const uint8_t eid[16], cons
 }
 
 /* EUICCF03/DMF03: delete every remaining One-time Key and confirm that none is left. */
-static ifpp_err session_delete_keys(session_ctx *c, const uint8_t eid[16], char *why, size_t why_len)
+static ifpp_err session_delete_keys(session_ctx *c, es10_chan *k, const uint8_t eid[16], session_result *r)
 {
-    uint8_t resp[256], result = 0xFF;
-    size_t rn;
-    uint16_t sw;
-    session_otks left = {.count = 0xFF};
+    es10_otks *left = calloc(1, sizeof *left);
+    uint8_t deleted = 0;
+    char words[96];
     step(c, SESSION_STEP_DELETE_KEYS, NULL);
-    ifpp_err e = call(c, (const uint8_t *)"\xbf\x73\x00", 3, resp, &rn, &sw);
-    if (e == IFPP_OK && (sw != SW_OK || es10f_parse_result(resp, rn, 0xBF73, 0x02, &result) != IFPP_OK || result != 0))
-        e = IFPP_E_IO;
+    if (!left)
+        return IFPP_E_NOMEM;
+    left->count = 0xFF;
+    ifpp_err e = es10_delete_otks(k, &deleted);
     if (e == IFPP_OK)
-        e = session_otk_info(c, &left);
-    if (e == IFPP_OK && left.count != 0)
+        e = es10_get_otk_info(k, left);
+    if (e == IFPP_OK && left->count != 0)
         e = IFPP_E_RANGE;
     if (e == IFPP_OK)
-        session_retire_keyless(c, eid, &left, "One-time Keys deleted at the end of production (DMF03)");
-    if (e != IFPP_OK)
-        err_why(why, why_len, "One-time Keys not all deleted (%s; %u left)", err_str(e), left.count);
+        session_retire_keyless(c, eid, left, "One-time Keys deleted at the end of production (DMF03)");
+    if (e != IFPP_OK) {
+        session_card_said(r, k);
+        err_why(r->message, sizeof r->message, "One-time Keys not all deleted (%s; %s)",
+                session_card_words(k, e, NULL, words, sizeof words),
+                left->count == 0xFF ? "count unknown" : e == IFPP_E_RANGE ? "some left" : "none left");
+    }
+    free(left);
     return e;
 }
 
-/* Anything short of a verified PIR: the BPP waits in_doubt for the card's evidence. */
+/*
+ * Resolves this eUICC's reserved/in_doubt BPPs from the card's own evidence (one function for
+ * recovery and for the start of a session, issue 8 item 5): a kept PIR that verifies says installed
+ * or failed; else the One-time Key still on the card says nothing was installed (available again);
+ * the key gone with no kept PIR says failed -- but only if the card's notification list was read,
+ * for otherwise a kept success PIR might be missed and the BPP stays in_doubt. With `always`, also
+ * acknowledges PIRs the store holds and retires keyless BPPs when nothing is unresolved.
+ * *resolved counts the BPPs moved, *left those still unresolved.
+ */
+static ifpp_err session_resolve(session_ctx *c, es10_chan *k, const uint8_t eid[16], bool always, size_t *resolved,
+                                size_t *left, char *why, size_t why_len)
+{
+    uint8_t txids[SESSION_MAX_UNRESOLVED][16];
+    size_t lens[SESSION_MAX_UNRESOLVED], n = 0, kept = 0;
+    tlv pirs[ES10_MAX_NOTIFICATIONS];
+    uint8_t *list = NULL;
+    es10_otks *keys = NULL;
+    char words[96], pir_why[200];
+    bool list_read = false;
+    store_actor who = {.slot = c->slot_name, .reason = "recovery: the eUICC's evidence"};
+    ifpp_err e;
+
+    *resolved = *left = 0;
+    if ((e = store_unresolved(c->st, eid, txids, lens, SESSION_MAX_UNRESOLVED, &n)) != IFPP_OK) {
+        err_why(why, why_len, "store: cannot list this eUICC's unresolved BPPs (%s)", err_str(e));
+        return e;
+    }
+    if (n == 0 && !always)
+        return IFPP_OK;
+    /* A process killed right after reserving never got to say in_doubt: say it now. */
+    for (size_t i = 0; i < n; i++)
+        (void)bpp_move(c->st, txids[i], lens[i], BPP_RESERVED, BPP_IN_DOUBT, &who);
+
+    /* Evidence 1: a PIR the card kept. */
+    if (!(list = malloc(SESSION_RESP)) || !(keys = calloc(1, sizeof *keys))) {
+        free(list);
+        err_why(why, why_len, "recovery: out of memory");
+        return IFPP_E_NOMEM;
+    }
+    if (es10_retrieve_notifications(k, list, SESSION_RESP, pirs, ES10_MAX_NOTIFICATIONS, &kept) == IFPP_OK)
+        list_read = true;
+    for (size_t p = 0; p < kept; p++) {
+        pir_info info;
+        store_bpp b;
+        if (pir_parse(pirs[p].raw, pirs[p].raw_len, &info) != IFPP_OK)
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            if (lens[i] != info.transaction_id_len || memcmp(txids[i], info.transaction_id, lens[i]) != 0 ||
+                store_get_bpp(c->st, txids[i], lens[i], &b) != IFPP_OK ||
+                session_check_pir(c, &b, pirs[p].raw, pirs[p].raw_len, &info, pir_why, sizeof pir_why) != IFPP_OK)
+                continue;
+            who.reason = info.success ? "recovery: kept PIR, installed" : "recovery: kept PIR, refused";
+            if (store_record_pir(c->st, txids[i], lens[i], pirs[p].raw, pirs[p].raw_len, info.success, BPP_IN_DOUBT,
+                                 &who) == IFPP_OK) {
+                (*resolved)++;
+                lens[i] = 0; /* done */
+            }
+        }
+        /* the card may forget a PIR only once the store durably holds it (recorded now or before) */
+        if (session_store_holds_pir(c, info.transaction_id, info.transaction_id_len))
+            session_ack(k, info.seq_number);
+    }
+    /* Evidence 2: the One-time Key. Still there: nothing was installed, the BPP may go again. */
+    if ((e = es10_get_otk_info(k, keys)) != IFPP_OK) {
+        err_why(why, why_len, "recovery: cannot read the eUICC's One-time Keys (%s)",
+                session_card_words(k, e, NULL, words, sizeof words));
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        store_bpp b;
+        if (lens[i] == 0 || store_get_bpp(c->st, txids[i], lens[i], &b) != IFPP_OK)
+            continue;
+        bool present = es10_otk_present(keys, b.otpk);
+        if (!present && !list_read)
+            continue; /* a kept PIR may exist that could not be read: no decision */
+        who.reason = present ? "recovery: One-time Key still on the eUICC, nothing installed"
+                             : "recovery: One-time Key gone and no PIR kept";
+        if (bpp_move(c->st, txids[i], lens[i], BPP_IN_DOUBT, present ? BPP_AVAILABLE : BPP_FAILED, &who) == IFPP_OK)
+            (*resolved)++;
+    }
+    /* A session killed between DeleteOneTimeKeys and its bookkeeping: finish the bookkeeping. */
+    *resolved += session_retire_keyless(c, eid, keys, "recovery: One-time Key no longer on the eUICC");
+out:
+    if (e == IFPP_OK && (e = store_unresolved(c->st, eid, txids, lens, SESSION_MAX_UNRESOLVED, left)) != IFPP_OK)
+        err_why(why, why_len, "store: cannot list this eUICC's unresolved BPPs (%s)", err_str(e));
+    free(list);
+    free(keys);
+    return e;
+}
+
+/* Anything short of a verified PIR: the BPP waits in_doubt for the card's evidence, and the operator is told how. */
 static void session_doubt(session_ctx *c, session_result *r, const store_actor *who)
 {
     store_actor w = *who;
+    size_t used = strlen(r->message);
     w.reason = r->message;
-    if (bpp_move(c->st, r->txid, r->txid_len, BPP_RESERVED, BPP_IN_DOUBT, &w) == IFPP_OK)
+    if (r->final_state == BPP_IN_DOUBT ||
+        bpp_move(c->st, r->txid, r->txid_len, BPP_RESERVED, BPP_IN_DOUBT, &w) == IFPP_OK)
         r->final_state = BPP_IN_DOUBT;
+    if (used + 8 < sizeof r->message)
+        snprintf(r->message + used, sizeof r->message - used, "; BPP in doubt: run `ifppctl recover --slot %s`",
+                 c->slot_name);
+}
+
+/*
+ * A definite refusal before any BPP byte left the station (issue 9 item 6): the BPP goes back to
+ * available, with the card's words as the reason. The store's state machine leads back only
+ * through in_doubt (reserved -> in_doubt -> available), each a committed transaction: a crash
+ * between the two leaves in_doubt, which recovery resolves to available from the One-time Key.
+ */
+static void session_release(session_ctx *c, session_result *r, const store_actor *who)
+{
+    store_actor w = *who;
+    w.reason = r->message;
+    if (bpp_move(c->st, r->txid, r->txid_len, BPP_RESERVED, BPP_IN_DOUBT, &w) == IFPP_OK) {
+        r->final_state = BPP_IN_DOUBT;
+        if (bpp_move(c->st, r->txid, r->txid_len, BPP_IN_DOUBT, BPP_AVAILABLE, &w) == IFPP_OK) {
+            r->final_state = BPP_AVAILABLE;
+            return;
+        }
+    }
+    session_doubt(c, r, who);
+}
+
+/* True if a failed call ended with the card's explicit no: a parsed result code or an error status word. */
+static bool session_definite_refusal(const es10_chan *k, ifpp_err e)
+{
+    return k->result != ES10_NO_RESULT || (e == IFPP_E_IO && k->sw != 0 && k->sw != SW_OK);
+}
+
+/* Entry checks (issue 9 item 5): refused before anything touches the card or the store. */
+static ifpp_err session_check_inputs(const char *dut_serial, const char *profile_type, session_result *r)
+{
+    if (!dut_serial_valid(dut_serial)) {
+        err_why(r->message, sizeof r->message,
+                "DUT serial refused: %s (the rule: 1..%d printable ASCII characters, no space or control character)",
+                !dut_serial ? "none given" : !dut_serial[0] ? "empty" : strlen(dut_serial) > DUT_SERIAL_MAX ? "too long"
+                                                                                                  : "a character outside the rule",
+                DUT_SERIAL_MAX);
+        return IFPP_E_ARG;
+    }
+    if (profile_type && !label_valid(profile_type, strlen(profile_type))) {
+        err_why(r->message, sizeof r->message, "profile type refused: not a plain name (label rule of label.h)");
+        return IFPP_E_ARG;
+    }
+    return IFPP_OK;
+}
+
+/*
+ * The DUT's history decides whether it may get a BPP now: an unresolved one is resolved from the
+ * card first (issue 8 item 5), and refuses the session if it stays so; an installed profile
+ * refuses a further one unless it was asked for (issue 9 item 9, use case A.3).
+ */
+static ifpp_err session_may_provision(session_ctx *c, es10_chan *k, const char *eid_hex, session_result *r)
+{
+    size_t resolved, left, counts[BPP_STATE__COUNT];
+    char why[200] = "";
+    ifpp_err e = session_resolve(c, k, r->eid, false, &resolved, &left, why, sizeof why);
+    if (e != IFPP_OK || left > 0) {
+        session_card_said(r, k);
+        err_why(r->message, sizeof r->message,
+                "eUICC %s holds %s BPP the card's evidence does not resolve%s%s: no further BPP until "
+                "`ifppctl recover --slot %s` resolves it",
+                eid_hex, left > 0 ? "an in-doubt" : "an unresolved", why[0] ? ": " : "", why, c->slot_name);
+        return e != IFPP_OK ? e : IFPP_E_RANGE;
+    }
+    if ((e = store_eid_counts(c->st, r->eid, counts)) != IFPP_OK) {
+        err_why(r->message, sizeof r->message, "store: cannot read eUICC %s's history (%s)", eid_hex, err_str(e));
+        return e;
+    }
+    if (counts[BPP_INSTALLED] > 0 && !c->additional_profile) {
+        err_why(r->message, sizeof r->message,
+                "this DUT already has a profile (eUICC %s, %zu installed%s): a further one must be asked for "
+                "explicitly (use case A.3)",
+                eid_hex, counts[BPP_INSTALLED], resolved ? ", resolved from the card's evidence just now" : "");
+        return IFPP_E_RANGE;
+    }
+    return IFPP_OK;
+}
+
+/* Reserves this eUICC's next BPP, telling "none" from a busy or failing store (issue 9 item 7). */
+static ifpp_err session_reserve(session_ctx *c, const char *eid_hex, const char *profile_type, const store_actor *who,
+                                store_bpp *b, session_result *r)
+{
+    ifpp_err e = bpp_reserve(c->st, r->eid, profile_type, who, b);
+    if (e == IFPP_E_NOT_FOUND)
+        err_why(r->message, sizeof r->message, "no available BPP for eUICC %s%s%s", eid_hex,
+                profile_type ? " and profile type " : "", profile_type ? profile_type : "");
+    else if (e == IFPP_E_BUSY)
+        err_why(r->message, sizeof r->message, "store busy (held by another writer): no BPP reserved for eUICC %s",
+                eid_hex);
+    else if (e != IFPP_OK)
+        err_why(r->message, sizeof r->message, "store: reserving a BPP for eUICC %s failed (%s)", eid_hex, err_str(e));
+    return e;
 }
 
 ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *profile_type, session_result *r)
 {
-    uint8_t resp[SESSION_RESP], req[4096];
-    size_t rn, qn;
-    uint16_t sw = 0;
-    char session_id[40], eid_hex[33];
+    uint8_t *resp = NULL, *bpp = NULL, *pb_der = NULL;
+    size_t rn = 0, pb_len, bpp_len;
+    char session_id[40], eid_hex[33], words[96];
     uint8_t rnd[8];
     store_bpp b;
-    uint8_t *bpp = NULL, *pb_der = NULL;
-    size_t bpp_len, pb_len;
     cert *pb = NULL;
+    es10_chan k = {.result = ES10_NO_RESULT};
+    bool sent = false;
+    pir_info info;
     ifpp_err e;
 
     memset(r, 0, sizeof *r);
     r->final_state = BPP_STATE__COUNT;
     r->failed_step = SESSION_STEP__COUNT;
-    r->card_result = -1;
-    if ((e = session_open_card(c, r->eid, r->message, sizeof r->message)) != IFPP_OK)
-        goto out;
-    hex_encode(r->eid, 16, eid_hex, sizeof eid_hex);
-    crypto_random(rnd, sizeof rnd);
+    r->card_result = ES10_NO_RESULT;
+    c->current = SESSION_STEP_SELECT;
+    if ((e = session_check_inputs(dut_serial, profile_type, r)) != IFPP_OK)
+        goto done;
+    if ((e = crypto_random(rnd, sizeof rnd)) != IFPP_OK) {
+        err_why(r->message, sizeof r->message, "no session id: the random generator failed (%s)", err_str(e));
+        goto done;
+    }
     hex_encode(rnd, sizeof rnd, session_id, sizeof session_id);
     store_actor who = {.session = session_id, .slot = c->slot_name, .dut_serial = dut_serial, .reason = "provision"};
-
-    step(c, SESSION_STEP_RESERVE, eid_hex);
-    if ((e = bpp_reserve(c->st, r->eid, profile_type, &who, &b)) != IFPP_OK) {
-        err_why(r->message, sizeof r->message, "no available BPP for eUICC %s%s%s", eid_hex,
-                profile_type ? " and profile type " : "", profile_type ? profile_type : "");
+    if (!(resp = malloc(SESSION_RESP))) {
+        e = IFPP_E_NOMEM;
+        err_why(r->message, sizeof r->message, "out of memory");
+        goto done;
+    }
+    if ((e = session_open_card(c, &k, r->eid, r->message, sizeof r->message)) != IFPP_OK) {
+        session_card_said(r, &k);
         goto out;
     }
+    hex_encode(r->eid, 16, eid_hex, sizeof eid_hex);
+    if ((e = session_may_provision(c, &k, eid_hex, r)) != IFPP_OK)
+        goto out;
+
+    /* Authorised before a BPP is reserved: a refused authorisation never touches one (issue 9 item 6). */
+    if ((e = session_authorise(c, &k, r->eid, r->message, sizeof r->message)) != IFPP_OK) {
+        session_card_said(r, &k);
+        goto out;
+    }
+    step(c, SESSION_STEP_RESERVE, eid_hex);
+    if ((e = session_reserve(c, eid_hex, profile_type, &who, &b, r)) != IFPP_OK)
+        goto out;
     memcpy(r->txid, b.transaction_id, b.transaction_id_len);
     r->txid_len = b.transaction_id_len;
     r->final_state = BPP_RESERVED;
 
-    if ((e = session_authorise(c, r->eid, r->message, sizeof r->message)) != IFPP_OK)
-        goto doubt;
     step(c, SESSION_STEP_PREPARE, NULL);
-    uint8_t result = 0xFF;
     if ((e = store_vault_pb_cert(c->st, b.vault_id, &pb_der, &pb_len)) != IFPP_OK ||
-        (e = cert_parse_der(pb_der, pb_len, &pb)) != IFPP_OK ||
-        (e = es10f_build_prepare(b.transaction_id, b.transaction_id_len, b.otpk, pb, NULL, 0, req, sizeof req, &qn)) !=
-            IFPP_OK ||
-        (e = call(c, req, qn, resp, &rn, &sw)) != IFPP_OK || sw != SW_OK ||
-        (e = es10f_parse_result(resp, rn, 0xBF71, 0x02, &result)) != IFPP_OK || result != 0) {
-        err_why(r->message, sizeof r->message, "the eUICC refused the SM-DPf certificate or key (%s, result %u)",
-                e ? err_str(e) : apdu_sw_str(sw), result);
-        e = e ? e : IFPP_E_CERT_CHAIN;
+        (e = cert_parse_der(pb_der, pb_len, &pb)) != IFPP_OK) {
+        err_why(r->message, sizeof r->message, "the BPP's SM-DPf certificate is unreadable in the store (%s)",
+                err_str(e));
+        session_release(c, r, &who); /* nothing went to the card */
+        goto done;
+    }
+    if ((e = es10_prepare_bpp_load(&k, b.transaction_id, b.transaction_id_len, b.otpk, pb, NULL, 0)) != IFPP_OK) {
+        session_card_said(r, &k);
+        err_why(r->message, sizeof r->message, "the eUICC refused the SM-DPf certificate or key (%s)",
+                session_card_words(&k, e, es10_prepare_result_str, words, sizeof words));
+        if (session_definite_refusal(&k, e)) {
+            session_release(c, r, &who);
+            goto done;
+        }
         goto doubt;
     }
 
@@ -322,47 +534,36 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
     step(c, SESSION_STEP_LOAD, NULL);
     if ((e = store_bpp_blob(c->st, b.transaction_id, b.transaction_id_len, &bpp, &bpp_len)) != IFPP_OK) {
         err_why(r->message, sizeof r->message, "stored BPP unreadable (%s)", err_str(e));
-        goto doubt;
+        session_release(c, r, &who);
+        goto done;
     }
-    rn = 0;
     if (fpa_can_load_bpp(c->slot)) {
         /* an FPA that runs the ES10f sequence itself */
-        e = fpa_load_bpp(c->slot, bpp, bpp_len, resp, sizeof resp, &rn);
-        sw = SW_OK;
+        sent = true;
+        e = fpa_load_bpp(c->slot, bpp, bpp_len, resp, SESSION_RESP, &rn);
     } else {
-        es10f_bpp_command *cmds = calloc(SESSION_MAX_BPP_COMMANDS, sizeof *cmds);
-        size_t count = 0;
-        if (!cmds || (e = es10f_bpp_split(bpp, bpp_len, cmds, SESSION_MAX_BPP_COMMANDS, &count)) != IFPP_OK) {
-            free(cmds);
-            err_why(r->message, sizeof r->message, "stored BPP malformed (%s)", err_str(e ? e : IFPP_E_NOMEM));
-            e = e ? e : IFPP_E_NOMEM;
-            goto doubt;
-        }
-        for (size_t i = 0; i < count; i++)
-            if ((e = call(c, cmds[i].data, cmds[i].len, resp, &rn, &sw)) != IFPP_OK || sw != SW_OK || rn > 0)
-                break;
-        free(cmds);
+        e = es10_load_bpp(&k, bpp, bpp_len, resp, SESSION_RESP, &rn, &sent);
     }
-    if (e != IFPP_OK || sw != SW_OK || rn == 0) {
+    if (e != IFPP_OK || rn == 0) {
+        session_card_said(r, &k);
+        if (!sent) {
+            err_why(r->message, sizeof r->message, "stored BPP malformed (%s)", err_str(e));
+            session_release(c, r, &who);
+            goto done;
+        }
         err_why(r->message, sizeof r->message, "BPP load interrupted (%s): the eUICC will tell what happened",
-                e ? err_str(e) : sw != SW_OK ? apdu_sw_str(sw) : "no PIR");
+                e ? session_card_words(&k, e, NULL, words, sizeof words) : "no PIR");
         e = e ? e : IFPP_E_IO;
         goto doubt;
     }
 
     step(c, SESSION_STEP_PIR, NULL);
-    pir_info info;
-    if ((e = session_check_pir(c, r->eid, resp, rn, &info)) != IFPP_OK || info.transaction_id_len != r->txid_len ||
-        memcmp(info.transaction_id, r->txid, r->txid_len) != 0) {
-        err_why(r->message, sizeof r->message, "the PIR does not verify for this BPP (%s)",
-                err_str(e ? e : IFPP_E_SIGNATURE));
-        e = e ? e : IFPP_E_SIGNATURE;
-        goto doubt;
-    }
+    if ((e = session_check_pir(c, &b, resp, rn, &info, r->message, sizeof r->message)) != IFPP_OK)
+        goto doubt; /* the card did something: only its evidence may say what */
     who.reason = info.success ? "PIR: installed" : pir_error_reason_str(info.error_reason);
     if ((e = store_record_pir(c->st, r->txid, r->txid_len, resp, rn, info.success, BPP_RESERVED, &who)) != IFPP_OK) {
         err_why(r->message, sizeof r->message, "could not record the PIR (%s)", err_str(e));
-        goto out;
+        goto doubt;
     }
     r->installed = info.success;
     r->final_state = info.success ? BPP_INSTALLED : BPP_FAILED;
@@ -370,9 +571,8 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
     r->error_reason = info.error_reason;
 
     step(c, SESSION_STEP_ACK, NULL);
-    session_ack(c, info.seq_number);
-    if (info.success && c->delete_keys_when_done &&
-        (e = session_delete_keys(c, r->eid, r->message, sizeof r->message)) != IFPP_OK)
+    session_ack(&k, info.seq_number);
+    if (info.success && c->delete_keys_when_done && (e = session_delete_keys(c, &k, r->eid, r)) != IFPP_OK)
         goto out;
     if (info.success)
         err_why(r->message, sizeof r->message, "profile installed on eUICC %s", eid_hex);
@@ -393,7 +593,6 @@ done:
     r->err = e;
     if (e != IFPP_OK || !r->installed) {
         r->failed_step = c->current;
-        r->sw = sw;
         if (!r->installed && r->final_state == BPP_FAILED)
             r->card_result = r->error_reason;
     }
@@ -401,77 +600,24 @@ done:
     cert_free(pb);
     free(pb_der);
     free(bpp);
+    free(resp);
     return e;
 }
 
 ifpp_err session_recover(session_ctx *c, size_t *resolved, char *why, size_t why_len)
 {
-    uint8_t eid[16], txids[32][16], resp[SESSION_RESP];
-    session_otks keys;
-    size_t lens[32], n, rn;
-    uint16_t sw;
+    uint8_t eid[16];
+    size_t left;
+    es10_chan k;
     ifpp_err e;
-    store_actor who = {.slot = c->slot_name, .reason = "recovery: the eUICC's evidence"};
 
     *resolved = 0;
-    if ((e = session_open_card(c, eid, why, why_len)) != IFPP_OK) {
+    if ((e = session_open_card(c, &k, eid, why, why_len)) != IFPP_OK) {
         session_add_transport_detail(c, e, why, why_len);
         return e;
     }
-    if ((e = store_unresolved(c->st, eid, txids, lens, 32, &n)) != IFPP_OK) {
-        session_close_channel(c);
-        return e;
-    }
-    /* A process killed right after reserving never got to say in_doubt: say it now. */
-    for (size_t i = 0; i < n; i++)
-        (void)bpp_move(c->st, txids[i], lens[i], BPP_RESERVED, BPP_IN_DOUBT, &who);
-
-    /* Evidence 1: a PIR the card kept. */
-    tlv top, list, item;
-    tlv_reader r0, r, lr;
-    if (call(c, (const uint8_t *)"\xbf\x2b\x00", 3, resp, &rn, &sw) == IFPP_OK && sw == SW_OK &&
-        tlv_parse_exact(resp, rn, TLV_DER, &top) == IFPP_OK) {
-        tlv_reader_init(&r0, resp, rn, TLV_DER);
-        if (tlv_reader_enter(&r0, &top, &r) == IFPP_OK && tlv_reader_expect(&r, 0xA0, &list) == IFPP_OK &&
-            tlv_reader_enter(&r, &list, &lr) == IFPP_OK) {
-            while (tlv_reader_next(&lr, &item) == IFPP_OK) {
-                pir_info info;
-                if (item.tag != 0xBF37 || session_check_pir(c, eid, item.raw, item.raw_len, &info) != IFPP_OK)
-                    continue;
-                for (size_t i = 0; i < n; i++) {
-                    if (lens[i] != info.transaction_id_len || memcmp(txids[i], info.transaction_id, lens[i]) != 0)
-                        continue;
-                    who.reason = info.success ? "recovery: kept PIR, installed" : "recovery: kept PIR, refused";
-                    if (store_record_pir(c->st, txids[i], lens[i], item.raw, item.raw_len, info.success, BPP_IN_DOUBT,
-                                         &who) == IFPP_OK) {
-                        (*resolved)++;
-                        lens[i] = 0; /* done */
-                    }
-                }
-                /* the card may forget a PIR only once the store durably holds it (recorded now or before) */
-                if (session_store_holds_pir(c, info.transaction_id, info.transaction_id_len))
-                    session_ack(c, info.seq_number);
-            }
-        }
-    }
-    /* Evidence 2: the One-time Key. Still there: nothing was installed, the BPP may go again. */
-    if ((e = session_otk_info(c, &keys)) != IFPP_OK) {
-        err_why(why, why_len, "recovery: cannot read the eUICC's One-time Keys (%s)", err_str(e));
+    if ((e = session_resolve(c, &k, eid, true, resolved, &left, why, why_len)) != IFPP_OK)
         session_add_transport_detail(c, e, why, why_len);
-        return e;
-    }
-    for (size_t i = 0; i < n; i++) {
-        store_bpp b;
-        if (lens[i] == 0 || store_get_bpp(c->st, txids[i], lens[i], &b) != IFPP_OK)
-            continue;
-        bool present = session_key_present(&keys, b.otpk);
-        who.reason = present ? "recovery: One-time Key still on the eUICC, nothing installed"
-                             : "recovery: One-time Key gone and no PIR kept";
-        if (bpp_move(c->st, txids[i], lens[i], BPP_IN_DOUBT, present ? BPP_AVAILABLE : BPP_FAILED, &who) == IFPP_OK)
-            (*resolved)++;
-    }
-    /* A session killed between DeleteOneTimeKeys and its bookkeeping: finish the bookkeeping. */
-    *resolved += session_retire_keyless(c, eid, &keys, "recovery: One-time Key no longer on the eUICC");
     session_close_channel(c);
-    return IFPP_OK;
+    return e;
 }

@@ -1,16 +1,20 @@
 /*
  * session.h -- the provisioning session, written once above every FPA backend.
  *
- * One DUT in one fixture slot (SGP.41 §5.1 steps 9-14, docs/es10f.md): select the ISD-R, read
- * the EID, reserve that eUICC's BPP (durably, before anything reaches the card), authorise the
- * FPA services (EUICCF02), send the SM-DPf binding certificate and the BPP, verify the
- * eUICC-signed PIR and record it (DMF02), acknowledge it, and when the DUT is complete delete
- * the remaining One-time Keys and confirm none is left (EUICCF03, DMF03).
+ * One DUT in one fixture slot (SGP.41 §5.1 steps 9-14, docs/es10f.md): check the DUT serial
+ * (label.h's rule), select the ISD-R, read the EID, resolve any BPP this eUICC left unresolved
+ * from the card's own evidence (and refuse if it stays so), refuse a second profile unless asked
+ * (use case A.3), authorise the FPA services (EUICCF02), reserve that eUICC's BPP (durably, before
+ * anything of it reaches the card), send the SM-DPf binding certificate and the BPP, verify the
+ * eUICC-signed PIR against the eUICC certificate and the vault's record and record it (DMF02),
+ * acknowledge it, and when the DUT is complete delete the remaining One-time Keys and confirm none
+ * is left (EUICCF03, DMF03). The ES10 calls themselves are drivers/es10.h.
  *
- * Exactly once: the BPP is reserved before its first byte goes out; from then on, anything
- * short of a verified PIR leaves it in_doubt, and only session_recover() -- reading the eUICC's
- * own evidence (a kept PIR, or the One-time Key still present) -- moves it on. The station
- * never guesses.
+ * Exactly once: the BPP is reserved before its first byte goes out. A definite refusal before any
+ * BPP byte left (the card's result code or error status word at PrepareBppLoad) returns it to
+ * available; from then on, anything short of a verified PIR leaves it in_doubt, and only the
+ * eUICC's own evidence (a kept PIR, or the One-time Key still present) -- read by session_recover()
+ * or by the next session on that eUICC -- moves it on. The station never guesses.
  */
 #ifndef IFPP_SESSION_H
 #define IFPP_SESSION_H
@@ -73,7 +77,10 @@ typedef struct {
     char message[256];                 /* for the operator: what happened, or what failed and where */
 } session_result;
 
-/* Provisions the DUT in the slot (dut_serial as scanned; profile_type NULL for any, A.3). */
+/*
+ * Provisions the DUT in the slot (dut_serial as scanned, dut_serial_valid(); profile_type NULL for
+ * any, A.3). r says what happened: verdict, failed step, the card's status word and result code.
+ */
 ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *profile_type, session_result *r);
 
 /* Resolves this eUICC's reserved/in_doubt BPPs from the card's evidence; *resolved counts them. */

@@ -334,7 +334,8 @@ static int station_session(const line *L, store *s, recorder *rec, double *ms, c
         return -1;
     session_ctx c = {.st = s, .slot = &outer, .slot_name = "pcsc:" PCSCD_HARNESS_READER,
                      .dm_fpa_key = L->dm_fpa_key, .dm_fpa_cert = L->dm_fpa,
-                     .progress = rec_progress, .progress_arg = rec};
+                     .progress = rec_progress, .progress_arg = rec,
+                     .additional_profile = true /* the same eUICC, restored, round after round */};
     rec->step = -1;
     double t0 = now_ms();
     e = session_provision(&c, "DUT-BENCH", NULL, &r);

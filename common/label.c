@@ -1,4 +1,4 @@
-/* label.c -- the rule of label.h. */
+/* label.c -- the rules of label.h. */
 #include "label.h"
 
 bool label_valid(const char *s, size_t n)
@@ -13,4 +13,15 @@ bool label_valid(const char *s, size_t n)
             return false;
     }
     return true;
+}
+
+bool dut_serial_valid(const char *s)
+{
+    size_t n = 0;
+    if (!s)
+        return false;
+    for (; s[n]; n++)
+        if (n >= DUT_SERIAL_MAX || (unsigned char)s[n] < 0x21 || (unsigned char)s[n] > 0x7E)
+            return false;
+    return n > 0;
 }

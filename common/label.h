@@ -18,4 +18,15 @@
 /* True if the n bytes at s (not NUL-terminated) are a valid label. */
 bool label_valid(const char *s, size_t n);
 
+/*
+ * DUT serials come from a barcode scanner or the MES and go to the same places (the audit log, the
+ * signed report, JSON, the console), but real serials carry characters labels refuse ('/', ':',
+ * '#', '+'). The rule: 1..DUT_SERIAL_MAX bytes of printable ASCII 0x21..0x7E -- no space, no
+ * control character (newline, ESC, NUL, \x01), no byte above 0x7E (no UTF-8, no C1 controls).
+ */
+#define DUT_SERIAL_MAX 64
+
+/* True if the NUL-terminated s (NULL: false) is a valid DUT serial by the rule above. */
+bool dut_serial_valid(const char *s);
+
 #endif

@@ -13,13 +13,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cert.h"
-#include "crypto.h"
 #include "err.h"
 
 #define ES10F_BLOCK 255 /* STORE DATA block size: short APDUs, which every reader and modem takes */
 #define ES10F_MAX_BLOCK 4096 /* with extended length: a whole BPP segment command in one APDU */
 #define ES10F_MAX_RESPONSE 65536
+#define ES10F_MAX_ROUNDS 300 /* GET RESPONSE rounds of one APDU: 65536 bytes in 256-byte answers, and a margin */
 
 /* Moves one command APDU and its response; a backend's transmit, with its own context. */
 typedef ifpp_err (*es10f_transmit_fn)(void *ctx, const uint8_t *cmd, size_t n, uint8_t *resp, size_t cap,
@@ -28,7 +27,9 @@ typedef ifpp_err (*es10f_transmit_fn)(void *ctx, const uint8_t *cmd, size_t n, u
 /*
  * Sends req (one ES10 TLV) on logical channel ch as STORE DATA blocks and collects the
  * response of the last block, following 61xx with GET RESPONSE and 6Cxx with a repeat.
- * *sw is the final status word; resp gets the data (possibly empty).
+ * *sw is the final status word; resp gets the data (possibly empty), never more than cap bytes
+ * (IFPP_E_APDU_TOO_LONG). A GET RESPONSE chain without progress (a '61 xx' with no data) or longer
+ * than ES10F_MAX_ROUNDS is IFPP_E_APDU_MALFORMED / IFPP_E_APDU_TOO_LONG: a card cannot hold the slot.
  */
 ifpp_err es10f_call(es10f_transmit_fn tx, void *ctx, unsigned ch, const uint8_t *req, size_t n, uint8_t *resp,
                     size_t cap, size_t *resp_len, uint16_t *sw);
@@ -52,29 +53,5 @@ typedef struct {
  * commands; *count gets how many. Refuses anything not shaped that way.
  */
 ifpp_err es10f_bpp_split(const uint8_t *bpp, size_t n, es10f_bpp_command *cmds, size_t max, size_t *count);
-
-/*
- * Builds AuthoriseFpaServices ('BF70', EUICCF02): fpaSigned = { 81 challenge, 5A EID } signed
- * with the Device Manufacturer's FPA key (r||s), and its certificate.
- */
-ifpp_err es10f_build_authorise(const uint8_t challenge[16], const uint8_t eid[16], const crypto_key *dm_fpa_key,
-                               const cert *dm_fpa_cert, uint8_t *out, size_t cap, size_t *n);
-
-/* Builds PrepareBppLoad ('BF71'): transactionId, the otPK the BPP is bound to, CERT.DPpb (and sub-CAs). */
-ifpp_err es10f_build_prepare(const uint8_t *txid, size_t txid_len, const uint8_t otpk[65], const cert *dpf_pb,
-                             const cert *const *sub_cas, size_t n_sub, uint8_t *out, size_t cap, size_t *n);
-
-#define ES10F_MAX_OTKS 255
-
-/*
- * Parses GetOneTimeKeyInfo's answer ('BF72', docs/ifpp.asn): the count and the public halves.
- * Strict: '80' count, then 'A1' holding exactly count '5F49' keys of 65 bytes (at most max are
- * copied into otpks, which may be NULL), nothing else; a list that disagrees with its count is
- * IFPP_E_RANGE, so that no decision rests on a garbled answer.
- */
-ifpp_err es10f_parse_otk_info(const uint8_t *resp, size_t n, uint8_t (*otpks)[65], size_t max, uint8_t *count);
-
-/* Reads the single INTEGER result of a 'BF70'/'BF71'/'BF30'/'BF33' style response with tag `tag`. */
-ifpp_err es10f_parse_result(const uint8_t *resp, size_t n, uint32_t tag, uint32_t result_tag, uint8_t *result);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * fuzz_es10.c -- libFuzzer target for the station's parsers of what an eUICC or a vault hands
  * it: the PIR (pir_parse), the BPP split into ES10 commands (es10f_bpp_split), the single-result
- * responses (es10f_parse_result), the One-time Key list (es10f_parse_otk_info), and the
+ * responses (es10_parse_result), the One-time Key list (es10_parse_otk_info), and the
  * SignedBundle shell (bundle_open, which must refuse
  * without a trusted signer), and the streaming reader (bundle_stream), walked element by element
  * the way the importers walk it. Property for the split: the commands are disjoint, in order, inside
@@ -14,7 +14,7 @@
 
 #include "bundle.h"
 #include "bundle_stream.h"
-#include "es10f.h"
+#include "es10.h"
 #include "pir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -60,11 +60,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     uint8_t result;
-    (void)es10f_parse_result(data, size, 0xBF70, 0x02, &result);
+    (void)es10_parse_result(data, size, 0xBF70, 0x02, &result);
     /* the One-time Key list: whatever parses lists exactly as many keys as it counts */
-    static uint8_t otpks[ES10F_MAX_OTKS][65];
+    static uint8_t otpks[ES10_MAX_OTKS][65];
     uint8_t otk_count;
-    (void)es10f_parse_otk_info(data, size, otpks, ES10F_MAX_OTKS, &otk_count);
+    (void)es10_parse_otk_info(data, size, otpks, ES10_MAX_OTKS, &otk_count);
+    /* the notification list: every PIR it hands out lies inside the input and is a 'BF37' */
+    tlv pirs[ES10_MAX_NOTIFICATIONS];
+    size_t n_pirs;
+    int list_error;
+    if (es10_parse_notifications(data, size, pirs, ES10_MAX_NOTIFICATIONS, &n_pirs, &list_error) == IFPP_OK)
+        for (size_t i = 0; i < n_pirs; i++)
+            if (pirs[i].tag != 0xBF37 || pirs[i].raw < data || pirs[i].raw + pirs[i].raw_len > data + size)
+                abort();
 
     if (!root)
         load_root();

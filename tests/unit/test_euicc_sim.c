@@ -25,7 +25,7 @@
 #include "apdu.h"
 #include "bundle.h"
 #include "cert.h"
-#include "es10f.h"
+#include "es10.h"
 #include "euicc_sim.h"
 #include "eum.h"
 #include "iccid.h"
@@ -161,10 +161,10 @@ static uint8_t authorise_with(bench *b, const crypto_key *key, const cert *c)
     assert_int_equal(call(b, (const uint8_t *)"\xbf\x2e\x00", 3, resp, sizeof resp, &rn), SW_OK);
     assert_int_equal(tlv_parse_exact(resp, rn, TLV_DER, &t), IFPP_OK);
     assert_int_equal(t.len, 18);
-    assert_int_equal(es10f_build_authorise(t.value + 2, b->info.eid, key, c, req, sizeof req, &qn), IFPP_OK);
+    assert_int_equal(es10_build_authorise(t.value + 2, b->info.eid, key, c, req, sizeof req, &qn), IFPP_OK);
     assert_int_equal(call(b, req, qn, resp, sizeof resp, &rn), SW_OK);
     uint8_t result = 99;
-    assert_int_equal(es10f_parse_result(resp, rn, 0xBF70, 0x02, &result), IFPP_OK);
+    assert_int_equal(es10_parse_result(resp, rn, 0xBF70, 0x02, &result), IFPP_OK);
     return result;
 }
 
@@ -174,10 +174,10 @@ static uint8_t prepare_with(bench *b, const uint8_t *txid, const uint8_t *otpk, 
 {
     uint8_t req[2048], resp[64];
     size_t qn, rn;
-    assert_int_equal(es10f_build_prepare(txid, 16, otpk, dpf_pb, NULL, 0, req, sizeof req, &qn), IFPP_OK);
+    assert_int_equal(es10_build_prepare(txid, 16, otpk, dpf_pb, NULL, 0, req, sizeof req, &qn), IFPP_OK);
     assert_int_equal(call(b, req, qn, resp, sizeof resp, &rn), SW_OK);
     uint8_t result = 99;
-    assert_int_equal(es10f_parse_result(resp, rn, 0xBF71, 0x02, &result), IFPP_OK);
+    assert_int_equal(es10_parse_result(resp, rn, 0xBF71, 0x02, &result), IFPP_OK);
     return result;
 }
 
@@ -325,7 +325,7 @@ static void run_install(bool t0)
     uint8_t sent[] = {0xBF, 0x30, 0x03, 0x80, 0x01, (uint8_t)info.seq_number};
     assert_int_equal(call(&b, sent, sizeof sent, resp, sizeof resp, &rn), SW_OK);
     uint8_t result;
-    assert_int_equal(es10f_parse_result(resp, rn, 0xBF30, 0x80, &result), IFPP_OK);
+    assert_int_equal(es10_parse_result(resp, rn, 0xBF30, 0x80, &result), IFPP_OK);
     assert_int_equal(result, 0);
     assert_int_equal(euicc_sim_notification_count(b.card), 0);
 
@@ -333,11 +333,11 @@ static void run_install(bool t0)
     assert_int_equal(call(&b, (const uint8_t *)"\xbf\x2d\x00", 3, resp, sizeof resp, &rn), SW_CONDITIONS_NOT_SATISFIED);
     /* EUICCF03: count, delete, count again */
     assert_int_equal(call(&b, (const uint8_t *)"\xbf\x72\x00", 3, resp, sizeof resp, &rn), SW_OK);
-    assert_int_equal(es10f_parse_result(resp, rn, 0xBF72, 0x80, &result), IFPP_OK);
+    assert_int_equal(es10_parse_result(resp, rn, 0xBF72, 0x80, &result), IFPP_OK);
     assert_int_equal(result, 2);
     /* the list, strictly: the public halves the EUM shipped, as many as counted */
     uint8_t otpks[4][65];
-    assert_int_equal(es10f_parse_otk_info(resp, rn, otpks, 4, &result), IFPP_OK);
+    assert_int_equal(es10_parse_otk_info(resp, rn, otpks, 4, &result), IFPP_OK);
     assert_int_equal(result, 2);
     for (int k = 0; k < 2; k++) { /* each one of the keys the EUM made, none twice */
         size_t found = 0;
@@ -350,22 +350,22 @@ static void run_install(bool t0)
     size_t at = 2 + (resp[2] < 0x80 ? 1 : 1 + (size_t)(resp[2] & 0x7F));
     assert_int_equal(resp[at], 0x80);
     resp[at + 2] = 3;
-    assert_int_equal(es10f_parse_otk_info(resp, rn, otpks, 4, &result), IFPP_E_RANGE);
+    assert_int_equal(es10_parse_otk_info(resp, rn, otpks, 4, &result), IFPP_E_RANGE);
     resp[at + 2] = 2;
     resp[rn - 1] ^= 0xFF; /* a key byte: still well-formed, the station compares it */
-    assert_int_equal(es10f_parse_otk_info(resp, rn, otpks, 4, &result), IFPP_OK);
+    assert_int_equal(es10_parse_otk_info(resp, rn, otpks, 4, &result), IFPP_OK);
     static const uint8_t wrong_tag[] = {0xBF, 0x72, 0x05, 0x80, 0x01, 0x00, 0xA2, 0x00};
     static const uint8_t short_key[] = {0xBF, 0x72, 0x0A, 0x80, 0x01, 0x01, 0xA1, 0x05, 0x5F, 0x49, 0x02, 0x04, 0x00};
     static const uint8_t trailing[] = {0xBF, 0x72, 0x08, 0x80, 0x01, 0x00, 0xA1, 0x00, 0x81, 0x01, 0x00};
-    assert_int_equal(es10f_parse_otk_info(wrong_tag, sizeof wrong_tag, NULL, 0, &result), IFPP_E_TLV_UNEXPECTED_TAG);
-    assert_int_not_equal(es10f_parse_otk_info(short_key, sizeof short_key, NULL, 0, &result), IFPP_OK);
-    assert_int_equal(es10f_parse_otk_info(trailing, sizeof trailing, NULL, 0, &result), IFPP_E_TLV_TRAILING);
+    assert_int_equal(es10_parse_otk_info(wrong_tag, sizeof wrong_tag, NULL, 0, &result), IFPP_E_TLV_UNEXPECTED_TAG);
+    assert_int_not_equal(es10_parse_otk_info(short_key, sizeof short_key, NULL, 0, &result), IFPP_OK);
+    assert_int_equal(es10_parse_otk_info(trailing, sizeof trailing, NULL, 0, &result), IFPP_E_TLV_TRAILING);
     assert_int_equal(call(&b, (const uint8_t *)"\xbf\x73\x00", 3, resp, sizeof resp, &rn), SW_OK);
-    assert_int_equal(es10f_parse_result(resp, rn, 0xBF73, 0x02, &result), IFPP_OK);
+    assert_int_equal(es10_parse_result(resp, rn, 0xBF73, 0x02, &result), IFPP_OK);
     assert_int_equal(result, 0);
     assert_int_equal(euicc_sim_otk_count(b.card), 0);
     assert_int_equal(call(&b, (const uint8_t *)"\xbf\x72\x00", 3, resp, sizeof resp, &rn), SW_OK);
-    assert_int_equal(es10f_parse_result(resp, rn, 0xBF72, 0x80, &result), IFPP_OK);
+    assert_int_equal(es10_parse_result(resp, rn, 0xBF72, 0x80, &result), IFPP_OK);
     assert_int_equal(result, 0);
     /* now LPA services answer, and FPA services are gone for good */
     assert_int_equal(call(&b, (const uint8_t *)"\xbf\x2d\x00", 3, resp, sizeof resp, &rn), SW_OK);
@@ -560,7 +560,7 @@ static void test_unauthorised_fpa(void **state)
     size_t rn;
     assert_int_equal(prepare_with(&b, p.txid, p.otpk, W.dpf_pb), 4);             /* fpaNotAuthorised */
     assert_int_equal(call(&b, (const uint8_t *)"\xbf\x73\x00", 3, resp, sizeof resp, &rn), SW_OK);
-    assert_int_equal(es10f_parse_result(resp, rn, 0xBF73, 0x02, &result), IFPP_OK);
+    assert_int_equal(es10_parse_result(resp, rn, 0xBF73, 0x02, &result), IFPP_OK);
     assert_int_equal(result, 1);                                                  /* no deletion */
     size_t n;
     uint8_t pir[2048];
@@ -574,12 +574,12 @@ static void test_unauthorised_fpa(void **state)
     tlv t;
     assert_int_equal(call(&b, (const uint8_t *)"\xbf\x2e\x00", 3, resp, sizeof resp, &rn), SW_OK);
     assert_int_equal(tlv_parse_exact(resp, rn, TLV_DER, &t), IFPP_OK);
-    assert_int_equal(es10f_build_authorise(t.value + 2, b.info.eid, W.dm_fpa_key, W.dm_fpa, req, sizeof req, &qn), IFPP_OK);
+    assert_int_equal(es10_build_authorise(t.value + 2, b.info.eid, W.dm_fpa_key, W.dm_fpa, req, sizeof req, &qn), IFPP_OK);
     assert_int_equal(call(&b, req, qn, resp, sizeof resp, &rn), SW_OK);
-    assert_int_equal(es10f_parse_result(resp, rn, 0xBF70, 0x02, &result), IFPP_OK);
+    assert_int_equal(es10_parse_result(resp, rn, 0xBF70, 0x02, &result), IFPP_OK);
     assert_int_equal(result, 0);
     assert_int_equal(call(&b, req, qn, resp, sizeof resp, &rn), SW_OK);
-    assert_int_equal(es10f_parse_result(resp, rn, 0xBF70, 0x02, &result), IFPP_OK);
+    assert_int_equal(es10_parse_result(resp, rn, 0xBF70, 0x02, &result), IFPP_OK);
     assert_int_equal(result, 3);                                                  /* challengeMismatch */
     /* the failed replay also ended the authorisation; a new SELECT ends any */
     assert_int_equal(prepare_with(&b, p.txid, p.otpk, W.dpf_pb), 4);
@@ -677,12 +677,12 @@ static void test_delete_profile_notification(void **state)
     assert_int_equal(call(&b, sent, sizeof sent, resp, sizeof resp, &rn), SW_OK);
 
     assert_int_equal(call(&b, del, sizeof del, resp, sizeof resp, &rn), SW_OK);
-    assert_int_equal(es10f_parse_result(resp, rn, 0xBF33, 0x80, &result), IFPP_OK);
+    assert_int_equal(es10_parse_result(resp, rn, 0xBF33, 0x80, &result), IFPP_OK);
     assert_int_equal(result, 0);
     assert_int_equal(euicc_sim_profile_count(b.card), 0);
     assert_int_equal(euicc_sim_notification_count(b.card), 1);
     assert_int_equal(call(&b, del, sizeof del, resp, sizeof resp, &rn), SW_OK);
-    assert_int_equal(es10f_parse_result(resp, rn, 0xBF33, 0x80, &result), IFPP_OK);
+    assert_int_equal(es10_parse_result(resp, rn, 0xBF33, 0x80, &result), IFPP_OK);
     assert_int_equal(result, 1); /* iccidOrAidNotFound */
 
     /* the deletion notification: BF2B { A0 { 30 { BF2F, 5F37, CERT.EUICC, CERT.EUM } } }, signed */

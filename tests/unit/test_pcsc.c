@@ -138,7 +138,8 @@ static ifpp_err run(const run_opts *o, session_result *r, size_t *resolved, wire
     if (e == IFPP_OK) {
         fpa_slot slot = {.ops = &log_ops, .ctx = log};
         session_ctx c = {.st = s, .slot = &slot, .slot_name = "pcsc:Virtual PCD", .dm_fpa_key = P.line.dm_fpa_key,
-                         .dm_fpa_cert = P.line.dm_fpa, .progress = on_step, .logical_channel = o->logical_channel};
+                         .dm_fpa_cert = P.line.dm_fpa, .progress = on_step, .logical_channel = o->logical_channel,
+                         .additional_profile = true /* one card, provisioned again and again */};
         current = o;
         if (o->recover)
             e = session_recover(&c, resolved, why, why_len);
@@ -182,7 +183,8 @@ static int setup(void **state)
 {
     (void)state;
     char why[512] = "";
-    test_line_opts o = {.n_cards = 1, .n_otks = {N_OTKS}, .profile_size = 20000, .import_vault = true};
+    /* card 1: a DUT seen once, for the command line (a DUT gets one profile unless asked, issue 9 item 9) */
+    test_line_opts o = {.n_cards = 2, .n_otks = {N_OTKS, 2}, .profile_size = 20000, .import_vault = true};
     P.dir = tu_mkdtemp("ifpp-pcsc");
     P.run = tu_path(P.dir, "pcscd");
     if (!P.dir || !P.run || test_line_make(&P.line, P.dir, &o, why, sizeof why) != 0) {
@@ -426,7 +428,8 @@ static void test_ifppctl_over_pcsc(void **state)
     (void)state;
     char out[4096] = "";
     size_t installed = count(BPP_INSTALLED);
-    insert(NULL);
+    if (pcscd_harness_insert(&P.h, P.line.card[1], NULL) != 0)
+        fail_msg("the second card did not show up in the reader (logs in %s)", P.run);
     char *ok[] = {(char *)tu_tool("IFPP_IFPPCTL", "ifppctl"), "--store", (char *)P.db, "--pki", P.line.pki,
                   "provision", "--slot", "pcsc:" PCSCD_HARNESS_READER ",card-wait=2000", "--serial", "DUT-CLI-1",
                   "--logical-channel", NULL};
@@ -454,7 +457,7 @@ static void test_slot_outlives_dut_and_pcscd(void **state)
     assert_int_equal(store_open(P.db, &s, why, sizeof why), IFPP_OK);
     assert_int_equal(fpa_open("pcsc", PCSCD_HARNESS_READER ",card-wait=5000", &slot, why, sizeof why), IFPP_OK);
     session_ctx c = {.st = s, .slot = &slot, .slot_name = "pcsc:Virtual PCD", .dm_fpa_key = P.line.dm_fpa_key,
-                     .dm_fpa_cert = P.line.dm_fpa};
+                     .dm_fpa_cert = P.line.dm_fpa, .additional_profile = true};
     assert_int_equal(session_provision(&c, "DUT-SHIFT-1", NULL, &r), IFPP_OK);
     assert_true(r.installed);
     /* the next DUT: the old one out, a new one in (the same card file: the slot cannot tell) */

@@ -198,6 +198,7 @@ static ifpp_err provision(int card, bool complete, kill_plan *kill, session_resu
     if (e == IFPP_OK && (e = fpa_open("virtual", T.card[card], &slot, why, sizeof why)) == IFPP_OK) {
         session_ctx c = {.st = s, .slot = &slot, .slot_name = "fixture-1", .dm_fpa_key = T.dm_fpa_key,
                          .dm_fpa_cert = T.dm_fpa, .delete_keys_when_done = complete, .progress = maybe_die,
+                         .additional_profile = true /* these DUTs take one profile after another */,
                          .progress_arg = kill};
         e = session_provision(&c, "DUT-0001", NULL, r);
         fpa_close(&slot);
@@ -248,9 +249,11 @@ static void test_provision_and_complete(void **state)
     card_counts(0, &otks, &profiles);
     assert_int_equal(otks, 0);
     assert_int_equal(profiles, 2);
-    /* nothing left for this eUICC */
-    assert_int_equal(provision(0, false, NULL, &r), IFPP_E_NOT_FOUND);
-    assert_non_null(strstr(r.message, "no available BPP"));
+    /* nothing left for this eUICC: the card itself says so, before any BPP is reserved */
+    assert_int_equal(provision(0, false, NULL, &r), IFPP_E_SIGNATURE);
+    assert_non_null(strstr(r.message, "fpaServicesUnavailable"));
+    assert_int_equal(r.card_result, 4);
+    assert_int_equal(r.failed_step, SESSION_STEP_AUTHORISE);
     store *s;
     assert_int_equal(store_open(T.db, &s, NULL, 0), IFPP_OK);
     assert_int_equal(count(s, BPP_INSTALLED), 2);

@@ -1,0 +1,379 @@
+/* es10.c -- the ES10 functions the station calls, encoded and parsed strictly; see es10.h. */
+#include "es10.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "apdu.h"
+
+/* The answers the station keeps on the stack: every one fits, larger ones are refused by es10f. */
+#define ES10_SMALL_RESP 512
+#define ES10_REQ 4096
+
+ifpp_err es10_call(es10_chan *k, const uint8_t *req, size_t n, uint8_t *resp, size_t cap, size_t *rn)
+{
+    if (!k || !k->tx)
+        return IFPP_E_ARG;
+    k->sw = 0;
+    k->result = ES10_NO_RESULT;
+    ifpp_err e = es10f_call_blocks(k->tx, k->ctx, k->channel, k->block, req, n, resp, cap, rn, &k->sw);
+    if (e == IFPP_OK && k->sw != SW_OK)
+        e = IFPP_E_IO;
+    return e;
+}
+
+/* Opens resp as exactly one constructed TLV with tag `tag`; *r walks its fields. */
+static ifpp_err es10_open(const uint8_t *resp, size_t n, uint32_t tag, tlv *top, tlv_reader *r)
+{
+    tlv_reader outer;
+    ifpp_err e;
+    if (!resp)
+        return IFPP_E_ARG;
+    if ((e = tlv_parse_exact(resp, n, TLV_DER, top)) != IFPP_OK)
+        return e;
+    if (top->tag != tag)
+        return IFPP_E_TLV_UNEXPECTED_TAG;
+    tlv_reader_init(&outer, resp, n, TLV_DER);
+    return tlv_reader_enter(&outer, top, r);
+}
+
+/* The next field must be an INTEGER 0..255 under tag t. */
+static ifpp_err es10_small_uint(tlv_reader *r, uint32_t t, uint8_t *v)
+{
+    tlv f;
+    uint64_t u;
+    ifpp_err e;
+    if ((e = tlv_reader_expect(r, t, &f)) != IFPP_OK || (e = tlv_get_uint(&f, &u)) != IFPP_OK)
+        return e;
+    if (u > 255)
+        return IFPP_E_RANGE;
+    *v = (uint8_t)u;
+    return IFPP_OK;
+}
+
+ifpp_err es10_parse_result(const uint8_t *resp, size_t n, uint32_t tag, uint32_t result_tag, uint8_t *result)
+{
+    tlv top;
+    tlv_reader r;
+    ifpp_err e;
+    if (!result)
+        return IFPP_E_ARG;
+    if ((e = es10_open(resp, n, tag, &top, &r)) != IFPP_OK)
+        return e;
+    return es10_small_uint(&r, result_tag, result);
+}
+
+/* A one-field result answer ('BF70', 'BF71', 'BF30'): the INTEGER and nothing after it. */
+static ifpp_err es10_parse_only_result(const uint8_t *resp, size_t n, uint32_t tag, uint32_t result_tag,
+                                       uint8_t *result)
+{
+    tlv top;
+    tlv_reader r;
+    ifpp_err e;
+    if ((e = es10_open(resp, n, tag, &top, &r)) != IFPP_OK || (e = es10_small_uint(&r, result_tag, result)) != IFPP_OK)
+        return e;
+    return tlv_reader_done(&r) ? IFPP_OK : IFPP_E_TLV_TRAILING;
+}
+
+/* An answer that must be 'tag' { '<field>' 16 bytes } and nothing else. */
+static ifpp_err es10_parse_octet16(const uint8_t *resp, size_t n, uint32_t tag, uint32_t field, uint8_t out[16])
+{
+    tlv top, f;
+    tlv_reader r;
+    ifpp_err e;
+    if ((e = es10_open(resp, n, tag, &top, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, field, &f)) != IFPP_OK)
+        return e;
+    if (f.len != 16)
+        return IFPP_E_RANGE;
+    if (!tlv_reader_done(&r))
+        return IFPP_E_TLV_TRAILING;
+    memcpy(out, f.value, 16);
+    return IFPP_OK;
+}
+
+ifpp_err es10_get_eid(es10_chan *k, uint8_t eid[16])
+{
+    static const uint8_t req[] = {0xBF, 0x3E, 0x03, 0x5C, 0x01, 0x5A};
+    uint8_t resp[ES10_SMALL_RESP];
+    size_t rn;
+    ifpp_err e = es10_call(k, req, sizeof req, resp, sizeof resp, &rn);
+    return e == IFPP_OK ? es10_parse_octet16(resp, rn, 0xBF3E, 0x5A, eid) : e;
+}
+
+ifpp_err es10_get_euicc_info2(es10_chan *k)
+{
+    static const uint8_t req[] = {0xBF, 0x22, 0x00};
+    uint8_t resp[4096];
+    size_t rn;
+    tlv top;
+    tlv_reader r;
+    ifpp_err e = es10_call(k, req, sizeof req, resp, sizeof resp, &rn);
+    /* its content came with the EUM's package (ESED202); here only its shape matters */
+    return e == IFPP_OK ? es10_open(resp, rn, 0xBF22, &top, &r) : e;
+}
+
+ifpp_err es10_get_challenge(es10_chan *k, uint8_t challenge[16])
+{
+    static const uint8_t req[] = {0xBF, 0x2E, 0x00};
+    uint8_t resp[ES10_SMALL_RESP];
+    size_t rn;
+    ifpp_err e = es10_call(k, req, sizeof req, resp, sizeof resp, &rn);
+    return e == IFPP_OK ? es10_parse_octet16(resp, rn, 0xBF2E, 0x80, challenge) : e;
+}
+
+/* Sends req and reads its one-field result; IFPP_OK with *result (0: ok) or the first error. */
+static ifpp_err es10_result_call(es10_chan *k, const uint8_t *req, size_t qn, uint32_t tag, uint32_t result_tag,
+                                 uint8_t *result)
+{
+    uint8_t resp[ES10_SMALL_RESP];
+    size_t rn;
+    ifpp_err e = es10_call(k, req, qn, resp, sizeof resp, &rn);
+    if (e == IFPP_OK && (e = es10_parse_only_result(resp, rn, tag, result_tag, result)) == IFPP_OK && *result != 0)
+        k->result = *result;
+    return e;
+}
+
+ifpp_err es10_authorise_fpa(es10_chan *k, const uint8_t challenge[16], const uint8_t eid[16],
+                            const crypto_key *dm_fpa_key, const cert *dm_fpa_cert)
+{
+    uint8_t req[ES10_REQ], result = 0xFF;
+    size_t qn;
+    ifpp_err e = es10_build_authorise(challenge, eid, dm_fpa_key, dm_fpa_cert, req, sizeof req, &qn);
+    if (e == IFPP_OK)
+        e = es10_result_call(k, req, qn, 0xBF70, 0x02, &result);
+    return e == IFPP_OK && result != 0 ? IFPP_E_SIGNATURE : e;
+}
+
+ifpp_err es10_prepare_bpp_load(es10_chan *k, const uint8_t *txid, size_t txid_len, const uint8_t otpk[65],
+                               const cert *dpf_pb, const cert *const *sub_cas, size_t n_sub)
+{
+    uint8_t *req = malloc(ES10F_MAX_RESPONSE), result = 0xFF;
+    size_t qn;
+    if (!req)
+        return IFPP_E_NOMEM;
+    ifpp_err e = es10_build_prepare(txid, txid_len, otpk, dpf_pb, sub_cas, n_sub, req, ES10F_MAX_RESPONSE, &qn);
+    if (e == IFPP_OK)
+        e = es10_result_call(k, req, qn, 0xBF71, 0x02, &result);
+    free(req);
+    return e == IFPP_OK && result != 0 ? IFPP_E_CERT_CHAIN : e;
+}
+
+ifpp_err es10_load_bpp(es10_chan *k, const uint8_t *bpp, size_t n, uint8_t *pir, size_t cap, size_t *pir_len,
+                       bool *sent)
+{
+    es10f_bpp_command *cmds = calloc(ES10_MAX_BPP_COMMANDS, sizeof *cmds);
+    size_t count = 0;
+    ifpp_err e;
+    *sent = false;
+    *pir_len = 0;
+    if (!cmds)
+        return IFPP_E_NOMEM;
+    if ((e = es10f_bpp_split(bpp, n, cmds, ES10_MAX_BPP_COMMANDS, &count)) == IFPP_OK) {
+        for (size_t i = 0; i < count && *pir_len == 0; i++) {
+            *sent = true;
+            if ((e = es10_call(k, cmds[i].data, cmds[i].len, pir, cap, pir_len)) != IFPP_OK)
+                break;
+        }
+    }
+    free(cmds);
+    return e;
+}
+
+ifpp_err es10_parse_notifications(const uint8_t *resp, size_t n, tlv *pirs, size_t max, size_t *count, int *error)
+{
+    tlv top, list, item;
+    tlv_reader r, lr;
+    ifpp_err e;
+    *count = 0;
+    *error = ES10_NO_RESULT;
+    if ((e = es10_open(resp, n, 0xBF2B, &top, &r)) != IFPP_OK)
+        return e;
+    if (tlv_reader_expect(&r, 0x81, &list) == IFPP_OK) { /* notificationsListResultError */
+        uint64_t u;
+        if ((e = tlv_get_uint(&list, &u)) != IFPP_OK)
+            return e;
+        *error = u > 255 ? 255 : (int)u;
+        return tlv_reader_done(&r) ? IFPP_E_IO : IFPP_E_TLV_TRAILING;
+    }
+    if ((e = tlv_reader_expect(&r, 0xA0, &list)) != IFPP_OK || (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK)
+        return e;
+    if (!tlv_reader_done(&r))
+        return IFPP_E_TLV_TRAILING;
+    while ((e = tlv_reader_next(&lr, &item)) == IFPP_OK) {
+        if (item.tag == 0x30)
+            continue; /* otherSignedNotification: not the station's business */
+        if (item.tag != 0xBF37)
+            return IFPP_E_TLV_UNEXPECTED_TAG;
+        if (*count == max)
+            return IFPP_E_RANGE;
+        pirs[(*count)++] = item;
+    }
+    return e == IFPP_E_TLV_END ? IFPP_OK : e;
+}
+
+ifpp_err es10_retrieve_notifications(es10_chan *k, uint8_t *buf, size_t cap, tlv *pirs, size_t max, size_t *count)
+{
+    static const uint8_t req[] = {0xBF, 0x2B, 0x00};
+    size_t rn;
+    int error;
+    ifpp_err e = es10_call(k, req, sizeof req, buf, cap, &rn);
+    *count = 0;
+    if (e == IFPP_OK && (e = es10_parse_notifications(buf, rn, pirs, max, count, &error)) != IFPP_OK)
+        k->result = error;
+    return e;
+}
+
+ifpp_err es10_notification_sent(es10_chan *k, uint64_t seq)
+{
+    uint8_t req[16], result = 0xFF;
+    const uint8_t *p;
+    size_t n;
+    tlv_builder b;
+    tlv_builder_init_fixed(&b, req, sizeof req);
+    tlv_begin(&b, 0xBF30);
+    tlv_put_uint(&b, 0x80, seq);
+    tlv_end(&b);
+    ifpp_err e = tlv_builder_finish(&b, &p, &n);
+    if (e == IFPP_OK)
+        e = es10_result_call(k, req, n, 0xBF30, 0x80, &result);
+    return e == IFPP_OK && result != 0 ? (result == 1 ? IFPP_E_NOT_FOUND : IFPP_E_IO) : e;
+}
+
+ifpp_err es10_parse_otk_info(const uint8_t *resp, size_t n, uint8_t (*otpks)[65], size_t max, uint8_t *count)
+{
+    tlv top, list, key;
+    tlv_reader r, lr;
+    uint8_t v;
+    size_t listed = 0;
+    ifpp_err e;
+    if (!count)
+        return IFPP_E_ARG;
+    if ((e = es10_open(resp, n, 0xBF72, &top, &r)) != IFPP_OK || (e = es10_small_uint(&r, 0x80, &v)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0xA1, &list)) != IFPP_OK || (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK)
+        return e;
+    while ((e = tlv_reader_next(&lr, &key)) == IFPP_OK) {
+        if (key.tag != 0x5F49 || key.len != 65)
+            return IFPP_E_TLV_UNEXPECTED_TAG;
+        if (otpks && listed < max)
+            memcpy(otpks[listed], key.value, 65);
+        listed++;
+    }
+    if (e != IFPP_E_TLV_END)
+        return e;
+    if (!tlv_reader_done(&r))
+        return IFPP_E_TLV_TRAILING;
+    if (listed != v)
+        return IFPP_E_RANGE;
+    *count = v;
+    return IFPP_OK;
+}
+
+ifpp_err es10_get_otk_info(es10_chan *k, es10_otks *out)
+{
+    static const uint8_t req[] = {0xBF, 0x72, 0x00};
+    uint8_t *resp = malloc(ES10F_MAX_RESPONSE);
+    size_t rn;
+    if (!resp)
+        return IFPP_E_NOMEM;
+    ifpp_err e = es10_call(k, req, sizeof req, resp, ES10F_MAX_RESPONSE, &rn);
+    if (e == IFPP_OK)
+        e = es10_parse_otk_info(resp, rn, out->keys, ES10_MAX_OTKS, &out->count);
+    free(resp);
+    return e;
+}
+
+bool es10_otk_present(const es10_otks *otks, const uint8_t otpk[65])
+{
+    for (size_t i = 0; i < otks->count; i++)
+        if (memcmp(otks->keys[i], otpk, 65) == 0)
+            return true;
+    return false;
+}
+
+ifpp_err es10_delete_otks(es10_chan *k, uint8_t *deleted)
+{
+    static const uint8_t req[] = {0xBF, 0x73, 0x00};
+    uint8_t resp[ES10_SMALL_RESP], result = 0xFF;
+    size_t rn;
+    tlv top;
+    tlv_reader r;
+    ifpp_err e = es10_call(k, req, sizeof req, resp, sizeof resp, &rn);
+    if (e == IFPP_OK && (e = es10_open(resp, rn, 0xBF73, &top, &r)) == IFPP_OK &&
+        (e = es10_small_uint(&r, 0x02, &result)) == IFPP_OK && result != 0) {
+        k->result = result; /* fpaNotAuthorised(1), undefinedError(127): deletedCount may be absent */
+        return IFPP_E_IO;
+    }
+    if (e == IFPP_OK && (e = es10_small_uint(&r, 0x80, deleted)) == IFPP_OK && !tlv_reader_done(&r))
+        e = IFPP_E_TLV_TRAILING;
+    return e;
+}
+
+ifpp_err es10_build_authorise(const uint8_t challenge[16], const uint8_t eid[16], const crypto_key *dm_fpa_key,
+                              const cert *dm_fpa_cert, uint8_t *out, size_t cap, size_t *n)
+{
+    uint8_t signed_part[64], sig[CRYPTO_SIG_RAW_LEN];
+    size_t siglen = sizeof sig, sl;
+    const uint8_t *p, *der;
+    size_t der_len;
+    tlv_builder b;
+    if (!challenge || !eid || !dm_fpa_key || !dm_fpa_cert || !out || !n)
+        return IFPP_E_ARG;
+    tlv_builder_init_fixed(&b, signed_part, sizeof signed_part);
+    tlv_begin(&b, 0x30);
+    tlv_put(&b, 0x81, challenge, 16);
+    tlv_put(&b, 0x5A, eid, 16);
+    tlv_end(&b);
+    ifpp_err e = tlv_builder_finish(&b, &p, &sl);
+    if (e == IFPP_OK)
+        e = crypto_ecdsa_sign(dm_fpa_key, signed_part, sl, CRYPTO_SIG_RAW, sig, &siglen);
+    if (e != IFPP_OK)
+        return e;
+    cert_der(dm_fpa_cert, &der, &der_len);
+    tlv_builder_init_fixed(&b, out, cap);
+    tlv_begin(&b, 0xBF70);
+    tlv_put_raw(&b, signed_part, sl);
+    tlv_put(&b, 0x5F37, sig, siglen);
+    tlv_put_raw(&b, der, der_len);
+    tlv_end(&b);
+    return tlv_builder_finish(&b, &p, n);
+}
+
+ifpp_err es10_build_prepare(const uint8_t *txid, size_t txid_len, const uint8_t otpk[65], const cert *dpf_pb,
+                            const cert *const *sub_cas, size_t n_sub, uint8_t *out, size_t cap, size_t *n)
+{
+    const uint8_t *p, *der;
+    size_t der_len;
+    tlv_builder b;
+    if (!txid || !txid_len || txid_len > 16 || !otpk || !dpf_pb || (n_sub && !sub_cas) || !out || !n)
+        return IFPP_E_ARG;
+    tlv_builder_init_fixed(&b, out, cap);
+    tlv_begin(&b, 0xBF71);
+    tlv_put(&b, 0x80, txid, txid_len);
+    tlv_put(&b, 0x5F49, otpk, 65);
+    cert_der(dpf_pb, &der, &der_len);
+    tlv_put_raw(&b, der, der_len);
+    if (n_sub) {
+        tlv_begin(&b, 0xA1);
+        for (size_t i = 0; i < n_sub; i++) {
+            cert_der(sub_cas[i], &der, &der_len);
+            tlv_put_raw(&b, der, der_len);
+        }
+        tlv_end(&b);
+    }
+    tlv_end(&b);
+    return tlv_builder_finish(&b, &p, n);
+}
+
+const char *es10_authorise_result_str(int result)
+{
+    static const char *const names[] = {"ok", "invalidCertificate", "invalidSignature", "challengeMismatch",
+                                        "fpaServicesUnavailable (no One-time Key left)"};
+    return result >= 0 && result < 5 ? names[result] : "undefinedError";
+}
+
+const char *es10_prepare_result_str(int result)
+{
+    static const char *const names[] = {"ok", "invalidCertificate", "ciPKUnknown", "oneTimeKeyUnknown",
+                                        "fpaNotAuthorised"};
+    return result >= 0 && result < 5 ? names[result] : "undefinedError";
+}
