@@ -81,7 +81,7 @@ static void session_add_transport_detail(session_ctx *c, ifpp_err e, char *msg, 
     const char *detail = fpa_last_error(c->slot);
     size_t used = strlen(msg);
     bool transport = e == IFPP_E_NO_CARD || e == IFPP_E_NO_READER || e == IFPP_E_CARD_RESET || e == IFPP_E_TRANSPORT ||
-                     e == IFPP_E_TIMEOUT || e == IFPP_E_BUSY || e == IFPP_E_APDU_MALFORMED;
+                     e == IFPP_E_TIMEOUT || e == IFPP_E_BUSY || e == IFPP_E_APDU_MALFORMED || e == IFPP_E_CARD_PROTOCOL;
     if (transport && detail[0] && used + 4 < cap)
         snprintf(msg + used, cap - used, " [%s]", detail);
 }

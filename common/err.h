@@ -60,6 +60,7 @@
     X(IFPP_E_APDU_MALFORMED,   "APDU malformed: its length fields do not match its size") \
     X(IFPP_E_APDU_TOO_LONG,    "APDU data longer than the encoding or transport allows") \
     X(IFPP_E_APDU_CHANNEL,     "logical channel number outside 0..19")           \
+    X(IFPP_E_CARD_PROTOCOL,    "the eUICC broke the transport protocol (a response chain without progress or past its bounds)") \
     /* FPA transports */                                                            \
     X(IFPP_E_NO_READER,        "no reader matches the slot's configuration, or it was unplugged") \
     X(IFPP_E_NO_CARD,          "no eUICC in the reader, or it was removed")          \

@@ -10,7 +10,7 @@
  * One APDU; follows 6Cxx (one repeat with the right Le) and 61xx (GET RESPONSE) into resp.
  * A card is outside input: every GET RESPONSE must bring at least one byte (a '61 xx' with no
  * data is no progress), the chain is at most ES10F_MAX_ROUNDS long, and the bytes gathered never
- * pass cap or ES10F_MAX_RESPONSE. Any of these broken is IFPP_E_APDU_MALFORMED or _TOO_LONG.
+ * pass cap or ES10F_MAX_RESPONSE. Any of these broken is IFPP_E_CARD_PROTOCOL (or _APDU_TOO_LONG past cap).
  */
 static ifpp_err es10f_exchange(es10f_transmit_fn tx, void *ctx, unsigned ch, apdu_cmd *cmd, uint8_t *resp,
                                size_t cap, size_t *resp_len, uint16_t *sw)
@@ -40,7 +40,7 @@ static ifpp_err es10f_exchange(es10f_transmit_fn tx, void *ctx, unsigned ch, apd
         if ((*sw & 0xFF00) != SW_BYTES_AVAILABLE)
             break;
         if (round >= ES10F_MAX_ROUNDS)
-            return IFPP_E_APDU_TOO_LONG;
+            return IFPP_E_CARD_PROTOCOL;
         apdu_cmd gr = {.ins = APDU_INS_GET_RESPONSE, .ne = (*sw & 0xFF) ? (*sw & 0xFF) : 256};
         if ((e = apdu_cla_for_channel(0x00, ch, &gr.cla)) != IFPP_OK ||
             (e = apdu_encode(&gr, false, raw, sizeof raw, &rn)) != IFPP_OK ||
@@ -48,7 +48,7 @@ static ifpp_err es10f_exchange(es10f_transmit_fn tx, void *ctx, unsigned ch, apd
             (e = apdu_split_response(r, rn, &dl, sw)) != IFPP_OK)
             return e;
         if (dl == 0 || dl > gr.ne)
-            return IFPP_E_APDU_MALFORMED; /* no progress, or more than was asked for */
+            return IFPP_E_CARD_PROTOCOL; /* no progress, or more than was asked for */
     }
     *resp_len = got;
     return IFPP_OK;

@@ -278,7 +278,8 @@ static void hostile_get_response_loop(int card, hostile_mode mode)
     printf("    card answered %u GET RESPONSE round(s) before the station stopped\n", rounds);
     if (rounds > HOSTILE_GUARD)
         fail_msg("the station followed '61 %02X' %u times without progress", mode == HOSTILE_61_00 ? 0 : 0x10, rounds);
-    assert_int_not_equal(e, IFPP_OK);
+    assert_int_equal(e, IFPP_E_CARD_PROTOCOL);
+    assert_non_null(strstr(r.message, "broke the transport protocol"));
     assert_true(rounds <= 8);
     assert_int_equal(r.failed_step, SESSION_STEP_EID);
     assert_int_equal(counts[BPP_AVAILABLE], 2); /* nothing reserved: the EID was never read */
