@@ -839,6 +839,9 @@ ifpp_err store_check_integrity(store *s, char *why, size_t why_len)
         const char *r = (const char *)sqlite3_column_text(st, 0);
         if (!r || strcmp(r, "ok") != 0) {
             snprintf(store_msg, sizeof store_msg, "store %s is damaged: %s", s->path, r ? r : "(no answer)");
+            for (char *p = store_msg; *p; p++)
+                if (*p == '\n' || *p == '\r')
+                    *p = ' '; /* quick_check answers on several lines; the message is one */
             e = IFPP_E_IO;
         }
     } else if (e == IFPP_OK) {
