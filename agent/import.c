@@ -1,9 +1,10 @@
 /*
  * import.c -- eUICC data package and BPP vault import; see import.h and docs/ifpp.asn.
  *
- * Both bundles are read with common/bundle_stream.h, one record at a time, inside one store
- * transaction: each record is checked and staged as it passes, the bundle's signer chain and
- * signature are checked at the end, and only then is the transaction committed. Memory is
+ * Both bundles are first verified whole (signer chain and signature, one hash pass, no parsing,
+ * no store lock: bundle_stream_verify), then read again with common/bundle_stream.h, one record at
+ * a time, inside one store transaction: each record is checked and staged as it passes, the
+ * signature is checked again over what was read, and only then is the transaction committed. Memory is
  * bounded by the largest record (IMPORT_MAX_RECORD), not by the bundle.
  */
 #include "import.h"
@@ -79,7 +80,10 @@ static ifpp_err import_euicc_record(store *s, import_ctx *c, const tlv *rec, siz
         goto out;
     }
     if ((e = store_add_euicc(s, eid.value, ec.raw, ec.raw_len, info2.raw, info2.raw_len)) != IFPP_OK) {
-        err_why(c->why, c->why_len, "eUICC %s: already known with other data", eid_hex);
+        if (e == IFPP_E_ARG)
+            err_why(c->why, c->why_len, "eUICC %s: already known with other data", eid_hex);
+        else
+            err_why(c->why, c->why_len, "eUICC %s: %s", eid_hex, store_errmsg(s));
         goto out;
     }
     tlv_reader_enter(&r, &keys, &kr);
@@ -102,8 +106,10 @@ static ifpp_err import_euicc_record(store *s, import_ctx *c, const tlv *rec, siz
                     err_str(e));
             goto out;
         }
-        if ((e = store_add_otk(s, eid.value, otpk.value, proof.value)) != IFPP_OK)
+        if ((e = store_add_otk(s, eid.value, otpk.value, proof.value)) != IFPP_OK) {
+            err_why(c->why, c->why_len, "eUICC %s: %s", eid_hex, store_errmsg(s));
             goto out;
+        }
         c->sum->keys++;
     }
     e = e == IFPP_E_TLV_END ? IFPP_OK : e;
@@ -205,7 +211,12 @@ static ifpp_err import_vault_item(store *s, import_ctx *c, const tlv *item, cons
         err_why(c->why, c->why_len, "vault item %zu: the BPP does not match its hash (altered)", index);
         return IFPP_E_SIGNATURE;
     }
-    if (!store_has_otk(s, eid.value, otpk.value)) {
+    bool known_key = false;
+    if ((e = store_find_otk(s, eid.value, otpk.value, &known_key)) != IFPP_OK) {
+        err_why(c->why, c->why_len, "vault item %zu: %s", index, store_errmsg(s));
+        return e;
+    }
+    if (!known_key) {
         char eh[33];
         hex_encode(eid.value, 16, eh, sizeof eh);
         err_why(c->why, c->why_len, "vault item %zu: BPP for eUICC %s is bound to a One-time Key this station does "
@@ -300,10 +311,25 @@ static ifpp_err import_stream(store *s, FILE *f, size_t size, bundle_type t, con
     memset(sum, 0, sizeof *sum);
     if (why && why_len)
         why[0] = '\0';
-    ifpp_err e = bundle_stream_open(f, size, t, IMPORT_MAX_RECORD, &c.bs, why, why_len);
+    /*
+     * The signer and the signature first, outside any store transaction: an unsigned or wrongly
+     * signed file costs one hash pass, is never parsed, and never holds the write lock a running
+     * line needs. The second pass below re-verifies the signature over what it actually read, so
+     * a file changed between the passes is refused too.
+     */
+    ifpp_err e = bundle_stream_verify(f, size, t, ci, time(NULL), NULL, why, why_len);
+    if (e != IFPP_OK)
+        return e;
+    if (fseek(f, 0, SEEK_SET) != 0) {
+        err_why(why, why_len, "%s: cannot read it a second time: %s", bundle_type_name(t), strerror(errno));
+        return IFPP_E_IO;
+    }
+    e = bundle_stream_open(f, size, t, IMPORT_MAX_RECORD, &c.bs, why, why_len);
     if (e != IFPP_OK)
         return e;
     e = store_transaction(s, t == BUNDLE_BPP_VAULT ? import_vault_tx : import_euicc_tx, &c);
+    if (e != IFPP_OK && why && why_len && !*why)
+        err_why(why, why_len, "%s", store_errmsg(s)); /* a store failure (busy, damaged, full), not the bundle's */
     bundle_stream_free(c.bs);
     free(c.eids);
     return e;
