@@ -244,7 +244,7 @@ ifpp_err bundle_stream_finish(bundle_stream *s, const cert *root, time_t now, ce
     return e;
 }
 
-ifpp_err bundle_stream_verify(FILE *f, size_t size, bundle_type t, const cert *root, time_t now,
+ifpp_err bundle_stream_verify(FILE *f, size_t size, bundle_type t, const cert *root, time_t now, cert **signer,
                               uint8_t content_hash[32], char *why, size_t why_len)
 {
     bundle_stream *s = NULL;
@@ -259,7 +259,7 @@ ifpp_err bundle_stream_verify(FILE *f, size_t size, bundle_type t, const cert *r
     if (e != IFPP_OK)
         err_why(why, why_len, "%s: content unreadable (%s)", bundle_type_name(t), err_str(e));
     else
-        e = bundle_stream_finish(s, root, now, NULL, content_hash, why, why_len);
+        e = bundle_stream_finish(s, root, now, signer, content_hash, why, why_len);
     bundle_stream_free(s);
     return e;
 }
