@@ -104,7 +104,7 @@ typedef struct {
     size_t final_count;
     uint8_t final_txid[N_BPPS][16];
     int errors;
-    char first_error[256];
+    char first_error[600];
 } worker;
 
 static void worker_error(worker *w, const char *what, ifpp_err e, store *s)
