@@ -267,6 +267,11 @@ ifpp_err export_loading_report(store *s, const char *station_id, const char *day
         err_why(why, why_len, "day '%s' is not a calendar day as YYYY-MM-DD", day);
         return IFPP_E_ARG;
     }
+    if (store_owns_path(s, path)) {
+        err_why(why, why_len, "%s is the station store (or its journal): the report would replace it; choose another "
+                "output", path);
+        return IFPP_E_ARG;
+    }
     if ((e = export_key_matches(station_key, station_cert, why, why_len)) != IFPP_OK)
         return e;
     if (!day) {

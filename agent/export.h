@@ -32,7 +32,9 @@ typedef struct {
  * Writes the Profile Loading Report (ESBPP03) of day (NULL: everything final) to path: every
  * PIR as the eUICC signed it with its eUICC certificate, a NoResultRecord for every profile
  * without one, the EUM certificates, signed by the station; written atomically (temp, fsync,
- * rename, fsync of the directory), then read back and verified under dm_root.
+ * rename, fsync of the directory) only after it verified under dm_root, then read back and verified
+ * again. A path that is the store or its journal is refused (store_owns_path: the CLI checks the
+ * request's output with it too).
  */
 ifpp_err export_loading_report(store *s, const char *station_id, const char *day, const crypto_key *station_key,
                                const cert *station_cert, const cert *dm_root, const char *path,

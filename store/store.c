@@ -979,6 +979,22 @@ ifpp_err store_open_readonly(const char *path, store **out, char *why, size_t wh
     return IFPP_OK;
 }
 
+bool store_owns_path(const store *s, const char *path)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    struct stat target, own;
+    if (!s || !path || stat(path, &target) != 0)
+        return false; /* a file that does not exist yet cannot be one of ours */
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char p[PATH_MAX];
+        if (snprintf(p, sizeof p, "%s%s", s->path, suffixes[i]) >= (int)sizeof p)
+            continue;
+        if (stat(p, &own) == 0 && own.st_dev == target.st_dev && own.st_ino == target.st_ino)
+            return true;
+    }
+    return false;
+}
+
 void store_close(store *s)
 {
     if (!s)

@@ -98,6 +98,9 @@ void store_set_busy_timeout(store *s, int ms);
 /* Runs PRAGMA quick_check over the whole file; IFPP_E_IO with why naming the damage. */
 ifpp_err store_check_integrity(store *s, char *why, size_t why_len);
 
+/* True if path is the store's file or its -wal, -shm or -journal (same inode): never write an output there. */
+bool store_owns_path(const store *s, const char *path);
+
 /* Closes the store (NULL is fine). */
 void store_close(store *s);
 

@@ -6,7 +6,8 @@
  * carry the audit chain's head, readable back only through a verified signature, and a log
  * truncated after the export is found against it (issue 8 item 8); a vault whose signature does
  * not verify is refused with that error before the store's write lock is wanted, so a line
- * holding the lock is never waited for (issue 8 item 4, the specific error kept: item 6).
+ * holding the lock is never waited for (issue 8 item 4, the specific error kept: item 6); a
+ * report aimed at the store's own file or WAL is refused and the store stays whole (issue 9 item 1).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -167,12 +168,42 @@ static void test_unsigned_vault_never_waits_for_the_lock(void **state)
     store_close(s);
 }
 
+/* Issue 9 item 1: `report --out <the store>` is refused and the store stays whole. */
+static void test_report_never_replaces_the_store(void **state)
+{
+    fixture *f = *state;
+    store *s;
+    char why[256] = "";
+    export_summary sum;
+    assert_int_equal(store_open(f->L.db, &s, why, sizeof why), IFPP_OK);
+    size_t before, after;
+    assert_int_equal(store_count_bpps(s, BPP_AVAILABLE, &before), IFPP_OK);
+    assert_true(before > 0);
+    char *wal = malloc(strlen(f->L.db) + 5);
+    sprintf(wal, "%s-wal", f->L.db);
+    const char *targets[2] = {f->L.db, wal};
+    for (int i = 0; i < 2; i++) {
+        ifpp_err e = export_loading_report(s, "station-test", NULL, f->L.station_key, f->L.station, f->dm_root,
+                                           targets[i], &sum, why, sizeof why);
+        fprintf(stderr, "report onto %s: %s: %s\n", i ? "the WAL" : "the store", err_name(e), why);
+        assert_int_equal(e, IFPP_E_ARG);
+    }
+    store_close(s);
+    assert_int_equal(store_open(f->L.db, &s, why, sizeof why), IFPP_OK);
+    assert_int_equal(store_count_bpps(s, BPP_AVAILABLE, &after), IFPP_OK);
+    assert_int_equal(after, before);
+    assert_int_equal(store_audit_check(s, NULL, NULL, why, sizeof why), IFPP_OK);
+    store_close(s);
+    free(wal);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_wrong_station_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_anchor_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsigned_vault_never_waits_for_the_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_report_never_replaces_the_store, setup, teardown),
     };
     return cmocka_run_group_tests_name("export", tests, NULL, NULL);
 }
