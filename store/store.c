@@ -754,6 +754,8 @@ static ifpp_err store_migrate_tx(store *s, void *arg)
 static ifpp_err store_path_check(const char *path, bool must_exist, bool writable, char *why, size_t why_len)
 {
     struct stat st;
+    if (strcmp(path, ":memory:") == 0)
+        return must_exist ? IFPP_E_ARG : IFPP_OK; /* SQLite's private in-memory database (tests, fuzzing) */
     if (stat(path, &st) != 0) {
         int err = errno;
         if (err != ENOENT || must_exist) {
@@ -771,9 +773,8 @@ static ifpp_err store_path_check(const char *path, bool must_exist, bool writabl
         else
             snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
         if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            err = errno ? errno : ENOTDIR;
-            err_why(why, why_len, "cannot create store %s: directory %s: %s", path, dir,
-                    strerror(stat(dir, &st) != 0 ? err : ENOTDIR));
+            err = stat(dir, &st) != 0 ? errno : ENOTDIR;
+            err_why(why, why_len, "cannot create store %s: directory %s: %s", path, dir, strerror(err));
             return IFPP_E_IO;
         }
         if (access(dir, W_OK | X_OK) != 0) {
