@@ -456,6 +456,53 @@ static void test_readonly(void **state)
     store_close(ro);
 }
 
+static ifpp_err count_result(void *arg, const store_result_record *r)
+{
+    (void)r;
+    (*(size_t *)arg)++;
+    return IFPP_OK;
+}
+
+/*
+ * Issue 9 item 2, on an open store: pages damaged after store_open's check (or in a store too large
+ * for it) make every reader fail, never answer "0 results", "0 entries" or zero counts.
+ */
+static void test_damage_under_an_open_store(void **state)
+{
+    fixture *f = *state;
+    store_actor who = {.session = "s-1"};
+    const uint8_t pir[] = {0xBF, 0x37, 0x00};
+    for (int i = 0; i < 3; i++) {
+        store_bpp b = make_bpp(f, i, "operatorA", (uint8_t)(i + 1)), got;
+        assert_int_equal(store_add_bpp(f->s, &b, NULL, NULL, 0), IFPP_OK);
+        assert_int_equal(bpp_reserve(f->s, f->eid, NULL, &who, &got), IFPP_OK);
+        assert_int_equal(store_record_pir(f->s, got.transaction_id, 16, pir, sizeof pir, true, BPP_RESERVED, &who),
+                         IFPP_OK);
+    }
+    /* another connection folds the WAL into the file (so our cache is stale), then the disk rots */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    size_t n;
+    uint8_t *file = tu_read_file(f->path, &n);
+    assert_non_null(file);
+    for (size_t p = 2; (p + 1) * 4096 <= n; p++)
+        memset(file + p * 4096, 0xEE, 4096);
+    assert_int_equal(tu_write_file(f->path, file, n), 0);
+    free(file);
+    size_t results = 0, count = 0, entries = 0;
+    char why[256] = "";
+    ifpp_err e1 = store_each_result(f->s, NULL, count_result, &results);
+    ifpp_err e2 = store_count_bpps(f->s, BPP_INSTALLED, &count);
+    ifpp_err e3 = store_audit_verify(f->s, &entries, why, sizeof why);
+    fprintf(stderr, "damaged under us: results %s (%zu), count %s (%zu), audit %s (%zu entries): %s\n", err_name(e1),
+            results, err_name(e2), count, err_name(e3), entries, why);
+    assert_int_not_equal(e1, IFPP_OK);
+    assert_int_not_equal(e2, IFPP_OK);
+    assert_int_not_equal(e3, IFPP_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -469,6 +516,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_anchor_detects_truncation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edited_bpp_state_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_page_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_under_an_open_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
     };
