@@ -9,7 +9,8 @@
  *  - a store* used from a thread that does not own it is refused, so a thread can never slip its
  *    reservation into another thread's open transaction (the old shared-handle design lost it when
  *    the other transaction rolled back);
- *  - creating a store that does not exist yet from several connections at once: all succeed;
+ *  - creating a store that does not exist yet from several threads, or several processes, at once:
+ *    all succeed and each migration is done once;
  *  - a store held by another writer: a reserve says busy (IFPP_E_BUSY), never "no available BPP".
  *
  * IFPP_STORE_THREADS_SHARED=1 makes the stress test share the main thread's store* across the
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "crypto.h"
@@ -337,6 +339,51 @@ static void test_concurrent_creation(void **state)
     }
 }
 
+/* The same with processes, as two `ifppctl` commands started at once: fork()ed openers released together. */
+static void test_concurrent_creation_processes(void **state)
+{
+    fixture *f = *state;
+    for (int round = 0; round < 10; round++) {
+        char name[32];
+        snprintf(name, sizeof name, "forked-%d.db", round);
+        char *path = tu_path(f->dir, name);
+        int go[2];
+        assert_int_equal(pipe(go), 0);
+        pid_t pid[4];
+        for (int i = 0; i < 4; i++) {
+            pid[i] = fork();
+            assert_true(pid[i] >= 0);
+            if (pid[i] == 0) {
+                char c, why[256] = "";
+                store *s = NULL;
+                close(go[1]);
+                if (read(go[0], &c, 1) != 0) /* EOF when the parent closes: all start at once */
+                    _exit(3);
+                ifpp_err e = store_open(path, &s, why, sizeof why);
+                if (e != IFPP_OK)
+                    fprintf(stderr, "round %d process %d: %s: %s\n", round, i, err_name(e), why);
+                store_close(s);
+                _exit(e == IFPP_OK ? 0 : 1);
+            }
+        }
+        close(go[0]);
+        close(go[1]);
+        for (int i = 0; i < 4; i++) {
+            int status;
+            assert_int_equal(waitpid(pid[i], &status, 0), pid[i]);
+            assert_true(WIFEXITED(status));
+            assert_int_equal(WEXITSTATUS(status), 0);
+        }
+        store *s;
+        size_t entries;
+        assert_int_equal(store_open(path, &s, NULL, 0), IFPP_OK);
+        assert_int_equal(store_audit_verify(s, &entries, NULL, 0), IFPP_OK);
+        assert_int_equal((int)entries, store_schema_version(s));
+        store_close(s);
+        free(path);
+    }
+}
+
 /* ---- another writer holds the store ------------------------------------------------------ */
 
 static void test_busy_is_not_not_found(void **state)
@@ -363,6 +410,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_threads_each_own_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_thread_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_creation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_creation_processes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_is_not_not_found, setup, teardown),
     };
     return cmocka_run_group_tests_name("store_threads", tests, NULL, NULL);
