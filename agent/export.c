@@ -1,4 +1,10 @@
-/* export.c -- the BPP request (ESBPP02); see export.h and docs/ifpp.asn BppRequest. */
+/*
+ * export.c -- the BPP request (ESBPP02) and the Profile Loading Report (ESBPP03); see export.h and
+ * docs/ifpp.asn. Both carry the head of the store's audit chain (auditAnchor), read in the same
+ * snapshot as their records, so a later rewrite or truncation of the log shows against them.
+ * Nothing is signed with a key that does not belong to the station certificate, and nothing is
+ * written that does not verify.
+ */
 #include "export.h"
 
 #include <stdio.h>
@@ -16,6 +22,23 @@ typedef struct {
     const char *profile_type;
     size_t items;
 } request_ctx;
+
+/* The station key must be the one the station certificate names, or the bundle verifies for no one. */
+static ifpp_err export_key_matches(const crypto_key *key, const cert *station_cert, char *why, size_t why_len)
+{
+    uint8_t a[CRYPTO_EC_PUB_LEN], b[CRYPTO_EC_PUB_LEN];
+    crypto_key *ck = NULL;
+    ifpp_err e = cert_public_key(station_cert, &ck);
+    if (e == IFPP_OK && (e = crypto_key_public(key, a)) == IFPP_OK && (e = crypto_key_public(ck, b)) == IFPP_OK &&
+        (crypto_key_curve(key) != crypto_key_curve(ck) || !crypto_equal_ct(a, b, sizeof a)))
+        e = IFPP_E_BAD_KEY;
+    crypto_key_free(ck);
+    if (e == IFPP_E_BAD_KEY)
+        err_why(why, why_len, "the station key is not the key of the station certificate: nothing was signed");
+    else if (e != IFPP_OK)
+        err_why(why, why_len, "the station key or certificate is unusable (%s): nothing was signed", err_str(e));
+    return e;
+}
 
 static ifpp_err put_eum(void *arg, const uint8_t *der, size_t n)
 {
@@ -46,8 +69,10 @@ static ifpp_err export_begin(tlv_builder *b, store *s, size_t max, const char *s
                              const char *end)
 {
     uint8_t id[16];
-    crypto_random(id, sizeof id);
     tlv_builder_init_dynamic(b, max);
+    ifpp_err re = crypto_random(id, sizeof id);
+    if (re != IFPP_OK)
+        return re; /* no bundle id from a failed generator */
     tlv_begin(b, 0x30);
     tlv_put_uint(b, 0x02, 1);
     tlv_put(b, 0x04, id, sizeof id);
@@ -63,12 +88,16 @@ static ifpp_err export_begin(tlv_builder *b, store *s, size_t max, const char *s
     return e;
 }
 
-/* Closes the item list and the content, and seals the bundle with the station's key. */
-static ifpp_err export_seal(tlv_builder *b, bundle_type t, const crypto_key *key, const cert *station_cert,
-                            uint8_t **out, size_t *out_len)
+/* Closes the item list, adds the audit anchor, closes the content and seals it with the station's key. */
+static ifpp_err export_seal(tlv_builder *b, bundle_type t, const store_anchor *anchor, const crypto_key *key,
+                            const cert *station_cert, uint8_t **out, size_t *out_len)
 {
     const uint8_t *content;
     size_t n;
+    tlv_end(b);
+    tlv_begin(b, 0xA5); /* auditAnchor */
+    tlv_put_uint(b, 0x02, anchor->entry);
+    tlv_put(b, 0x04, anchor->hash, sizeof anchor->hash);
     tlv_end(b);
     tlv_end(b);
     ifpp_err e = tlv_builder_finish(b, &content, &n);
@@ -101,6 +130,24 @@ static bool export_day_ok(const char *day)
     return month >= 1 && month <= 12 && mday >= 1 && mday <= 31;
 }
 
+typedef struct {
+    request_ctx *c;
+    const char *station_id;
+    store_anchor anchor;
+} request_read;
+
+/* The request's records and the audit head, in one snapshot of the store. */
+static ifpp_err export_request_read(store *s, void *arg)
+{
+    request_read *r = arg;
+    ifpp_err e = export_begin(r->c->b, s, 256u << 20, r->station_id, NULL, NULL);
+    if (e == IFPP_OK)
+        e = store_each_unbound_key(s, put_item, r->c);
+    if (e == IFPP_OK)
+        e = store_audit_head(s, &r->anchor);
+    return e;
+}
+
 ifpp_err export_bpp_request(store *s, const char *station_id, const char *profile_type, const crypto_key *station_key,
                             const cert *station_cert, uint8_t **out, size_t *out_len, size_t *items, char *why,
                             size_t why_len)
@@ -113,15 +160,19 @@ ifpp_err export_bpp_request(store *s, const char *station_id, const char *profil
     if (!export_label_ok("the station id", station_id, why, why_len) ||
         !export_label_ok("the profile type", profile_type, why, why_len))
         return IFPP_E_ARG;
-    e = export_begin(&b, s, 256u << 20, station_id, NULL, NULL);
-    if (e == IFPP_OK)
-        e = store_each_unbound_key(s, put_item, &c);
+    if ((e = export_key_matches(station_key, station_cert, why, why_len)) != IFPP_OK)
+        return e;
+    memset(&b, 0, sizeof b);
+    request_read r = {.c = &c, .station_id = station_id};
+    e = store_read(s, export_request_read, &r);
+    if (e != IFPP_OK)
+        err_why(why, why_len, "cannot read the store for the BPP request: %s", *store_errmsg(s) ? store_errmsg(s) : err_str(e));
     if (e == IFPP_OK && c.items == 0) {
         err_why(why, why_len, "no One-time Key without a BPP: nothing to request (import an eUICC data package first)");
         e = IFPP_E_NOT_FOUND;
     }
     if (e == IFPP_OK)
-        e = export_seal(&b, BUNDLE_BPP_REQUEST, station_key, station_cert, out, out_len);
+        e = export_seal(&b, BUNDLE_BPP_REQUEST, &r.anchor, station_key, station_cert, out, out_len);
     tlv_builder_free(&b);
     if (items)
         *items = c.items;
@@ -178,6 +229,24 @@ static ifpp_err put_result(void *arg, const store_result_record *r)
     return tlv_end(b);
 }
 
+typedef struct {
+    report_ctx *c;
+    const char *station_id, *day, *start, *end;
+    store_anchor anchor;
+} report_read;
+
+/* The report's results and the audit head, in one snapshot of the store. */
+static ifpp_err export_report_read(store *s, void *arg)
+{
+    report_read *r = arg;
+    ifpp_err e = export_begin(r->c->b, s, 1u << 30, r->station_id, r->start, r->end);
+    if (e == IFPP_OK)
+        e = store_each_result(s, r->day, put_result, r->c);
+    if (e == IFPP_OK)
+        e = store_audit_head(s, &r->anchor);
+    return e;
+}
+
 ifpp_err export_loading_report(store *s, const char *station_id, const char *day, const crypto_key *station_key,
                                const cert *station_cert, const cert *dm_root, const char *path,
                                export_summary *sum, char *why, size_t why_len)
@@ -187,6 +256,7 @@ ifpp_err export_loading_report(store *s, const char *station_id, const char *day
     size_t out_len = 0, back_len = 0;
     char start[16], end[16], day_iso[32];
     report_ctx c = {.b = &b, .sum = sum};
+    bundle_view v;
     ifpp_err e;
     if (!s || !station_id || !station_key || !station_cert || !dm_root || !path || !sum)
         return IFPP_E_ARG;
@@ -197,6 +267,13 @@ ifpp_err export_loading_report(store *s, const char *station_id, const char *day
         err_why(why, why_len, "day '%s' is not a calendar day as YYYY-MM-DD", day);
         return IFPP_E_ARG;
     }
+    if (store_owns_path(s, path)) {
+        err_why(why, why_len, "%s is the station store (or its journal): the report would replace it; choose another "
+                "output", path);
+        return IFPP_E_ARG;
+    }
+    if ((e = export_key_matches(station_key, station_cert, why, why_len)) != IFPP_OK)
+        return e;
     if (!day) {
         time_t t = time(NULL);
         struct tm tm;
@@ -207,14 +284,30 @@ ifpp_err export_loading_report(store *s, const char *station_id, const char *day
     }
     snprintf(start, sizeof start, "%.4s%.2s%.2s000000Z", day_iso, day_iso + 5, day_iso + 8);
     snprintf(end, sizeof end, "%.4s%.2s%.2s235959Z", day_iso, day_iso + 5, day_iso + 8);
-    e = export_begin(&b, s, 1u << 30, station_id, start, end);
-    if (e == IFPP_OK)
-        e = store_each_result(s, day, put_result, &c);
-    if (e == IFPP_OK)
-        e = export_seal(&b, BUNDLE_LOADING_REPORT, station_key, station_cert, &out, &out_len);
+    memset(&b, 0, sizeof b);
+    report_read r = {.c = &c, .station_id = station_id, .day = day, .start = start, .end = end};
+    e = store_read(s, export_report_read, &r);
+    if (e != IFPP_OK) {
+        err_why(why, why_len, "cannot read the store for the Profile Loading Report: %s",
+                *store_errmsg(s) ? store_errmsg(s) : err_str(e));
+        tlv_builder_free(&b);
+        return e;
+    }
+    e = export_seal(&b, BUNDLE_LOADING_REPORT, &r.anchor, station_key, station_cert, &out, &out_len);
     tlv_builder_free(&b);
     if (e != IFPP_OK) {
         err_why(why, why_len, "cannot build the Profile Loading Report: %s", err_str(e));
+        return e;
+    }
+    /* Verify what was signed before it may replace anything on the medium (a previous good report). */
+    memset(&v, 0, sizeof v);
+    char vwhy[256] = "";
+    e = bundle_open(out, out_len, BUNDLE_LOADING_REPORT, dm_root, time(NULL), &v, vwhy, sizeof vwhy);
+    bundle_view_free(&v);
+    if (e != IFPP_OK) {
+        err_why(why, why_len, "the signed report does not verify under the Device Manufacturer root (%s); %s was not "
+                "touched", vwhy, path);
+        free(out);
         return e;
     }
     /* Atomically onto the medium, then read back what is really there and verify it. */
@@ -225,11 +318,95 @@ ifpp_err export_loading_report(store *s, const char *station_id, const char *day
         err_why(why, why_len, "%s reads back different from what was written: the medium is not trustworthy", path);
         e = e ? e : IFPP_E_IO;
     } else {
-        bundle_view v;
+        memset(&v, 0, sizeof v);
         e = bundle_open(back, back_len, BUNDLE_LOADING_REPORT, dm_root, time(NULL), &v, why, why_len);
         bundle_view_free(&v);
     }
     free(out);
     free(back);
     return e;
+}
+
+/* The auditAnchor of a station bundle's content (the last element, 'A5'). */
+static ifpp_err export_parse_anchor(const uint8_t *content, size_t n, store_anchor *out)
+{
+    tlv top, el, entry, hash, found = {0};
+    tlv_reader r0, r, ar;
+    bool have = false;
+    uint64_t v;
+    ifpp_err e;
+    if ((e = tlv_parse_exact(content, n, TLV_DER, &top)) != IFPP_OK)
+        return e;
+    tlv_reader_init(&r0, content, n, TLV_DER);
+    if ((e = tlv_reader_enter(&r0, &top, &r)) != IFPP_OK)
+        return e;
+    while ((e = tlv_reader_next(&r, &el)) == IFPP_OK) {
+        have = el.tag == 0xA5;
+        if (have)
+            found = el;
+    }
+    if (e != IFPP_E_TLV_END)
+        return e;
+    if (!have)
+        return IFPP_E_TLV_MISSING; /* a bundle from before anchors, or not the last element */
+    if ((e = tlv_reader_enter(&r, &found, &ar)) != IFPP_OK || (e = tlv_reader_expect(&ar, 0x02, &entry)) != IFPP_OK ||
+        (e = tlv_get_uint(&entry, &v)) != IFPP_OK || (e = tlv_reader_expect(&ar, 0x04, &hash)) != IFPP_OK)
+        return e;
+    if (hash.len != 32 || !tlv_reader_done(&ar))
+        return IFPP_E_RANGE;
+    out->entry = v;
+    memcpy(out->hash, hash.value, 32);
+    return IFPP_OK;
+}
+
+ifpp_err export_read_anchor(const uint8_t *buf, size_t n, const cert *root, store_anchor *anchor, char *why,
+                            size_t why_len)
+{
+    static const bundle_type types[] = {BUNDLE_LOADING_REPORT, BUNDLE_BPP_REQUEST};
+    char vwhy[256] = "";
+    ifpp_err e = IFPP_E_ARG;
+    if (!buf || !root || !anchor)
+        return IFPP_E_ARG;
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        bundle_view v;
+        memset(&v, 0, sizeof v);
+        /* the signature first: an anchor from an unsigned or foreign file proves nothing */
+        e = bundle_open(buf, n, types[i], root, time(NULL), &v, vwhy, sizeof vwhy);
+        if (e == IFPP_OK) {
+            e = export_parse_anchor(v.content, v.content_len, anchor);
+            if (e != IFPP_OK)
+                err_why(why, why_len, "the %s carries no readable audit anchor (%s)", bundle_type_name(types[i]),
+                        err_str(e));
+            bundle_view_free(&v);
+            return e;
+        }
+        bundle_view_free(&v);
+        if (e != IFPP_E_TLV_UNEXPECTED_TAG)
+            break; /* the type matched and something else failed: say that */
+    }
+    err_why(why, why_len, "not a station-signed report or request that verifies: %s", vwhy);
+    return e;
+}
+
+ifpp_err export_audit_check(store *s, const char *bundle_path, const cert *root, size_t *entries, char *why,
+                            size_t why_len)
+{
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    store_anchor anchor;
+    ifpp_err e;
+    if (!s || !bundle_path || !root)
+        return IFPP_E_ARG;
+    if ((e = fs_read_all(bundle_path, 1u << 30, &buf, &n)) != IFPP_OK) {
+        err_why(why, why_len, "cannot read %s: %s", bundle_path, err_str(e));
+        return e;
+    }
+    char awhy[256] = "";
+    e = export_read_anchor(buf, n, root, &anchor, awhy, sizeof awhy);
+    free(buf);
+    if (e != IFPP_OK) {
+        err_why(why, why_len, "%s: %s", bundle_path, awhy);
+        return e;
+    }
+    return store_audit_check(s, &anchor, entries, why, why_len);
 }

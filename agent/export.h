@@ -4,7 +4,8 @@
  *
  * The request names every One-time Key no BPP is bound to yet, with its eUICC's certificate,
  * EUICCInfo2 and the GENS12 proof exactly as the EUM delivered them, plus the EUM certificates,
- * so the SM-DPf can check all of it itself (DPFF10). Signed by the station's key.
+ * so the SM-DPf can check all of it itself (DPFF10). Signed by the station's key, which must be
+ * the key of the station certificate. Both bundles carry the audit chain's head (auditAnchor).
  */
 #ifndef IFPP_EXPORT_H
 #define IFPP_EXPORT_H
@@ -31,10 +32,27 @@ typedef struct {
  * Writes the Profile Loading Report (ESBPP03) of day (NULL: everything final) to path: every
  * PIR as the eUICC signed it with its eUICC certificate, a NoResultRecord for every profile
  * without one, the EUM certificates, signed by the station; written atomically (temp, fsync,
- * rename, fsync of the directory), then read back and verified under dm_root.
+ * rename, fsync of the directory) only after it verified under dm_root, then read back and verified
+ * again. A path that is the store or its journal is refused (store_owns_path: the CLI checks the
+ * request's output with it too).
  */
 ifpp_err export_loading_report(store *s, const char *station_id, const char *day, const crypto_key *station_key,
                                const cert *station_cert, const cert *dm_root, const char *path,
                                export_summary *sum, char *why, size_t why_len);
+
+/*
+ * Reads the audit anchor (entry number and hash of the store's audit chain when it was signed)
+ * from a station-signed Profile Loading Report or BPP request, after verifying its signature
+ * and signer chain under root (the Device Manufacturer root).
+ */
+ifpp_err export_read_anchor(const uint8_t *buf, size_t n, const cert *root, store_anchor *anchor, char *why,
+                            size_t why_len);
+
+/*
+ * Checks the store's audit chain and BPP table against the anchor in the report or request at
+ * bundle_path (store_audit_check): a truncated or rewritten log, or an edited BPP state, fails.
+ */
+ifpp_err export_audit_check(store *s, const char *bundle_path, const cert *root, size_t *entries, char *why,
+                            size_t why_len);
 
 #endif

@@ -1,9 +1,10 @@
 /*
  * import.c -- eUICC data package and BPP vault import; see import.h and docs/ifpp.asn.
  *
- * Both bundles are read with common/bundle_stream.h, one record at a time, inside one store
- * transaction: each record is checked and staged as it passes, the bundle's signer chain and
- * signature are checked at the end, and only then is the transaction committed. Memory is
+ * Both bundles are first verified whole (signer chain and signature, one hash pass, no parsing,
+ * no store lock: bundle_stream_verify), then read again with common/bundle_stream.h, one record at
+ * a time, inside one store transaction: each record is checked and staged as it passes, the
+ * signature is checked again over what was read, and only then is the transaction committed. Memory is
  * bounded by the largest record (IMPORT_MAX_RECORD), not by the bundle.
  */
 #include "import.h"
@@ -29,8 +30,10 @@ typedef struct {
     import_summary *sum;
     char *why;
     size_t why_len;
-    uint8_t (*eids)[16]; /* eUICCs staged from a data package, checked against its signer at the end */
-    size_t n_eids, cap_eids;
+    const cert *signer; /* the bundle's signer, verified by the first pass */
+    bool dry;           /* checking pass: parse and check everything, write nothing, no write lock */
+    bool checked;       /* writing pass: the checking pass checked these very bytes (digest compared at the end) */
+    uint8_t checked_digest[32];
 } import_ctx;
 
 /* Reads version 1 and the 16-byte id at the head of the content. */
@@ -45,6 +48,33 @@ static ifpp_err import_head(import_ctx *c, uint8_t id[16])
     if ((e = bundle_stream_next(c->bs, &f)) != IFPP_OK || f.tag != 0x04 || f.len != 16)
         return e ? e : IFPP_E_RANGE;
     memcpy(id, f.value, 16);
+    return IFPP_OK;
+}
+
+/*
+ * The end of a pass: the signer chain and the signature again, over what this pass read. The
+ * writing pass skipped the per-record cryptography, so it must have read the very bytes the
+ * checking pass checked: the digests must match, or nothing commits.
+ */
+static ifpp_err import_finish(import_ctx *c, cert **signer, uint8_t content_hash[32])
+{
+    uint8_t digest[32];
+    ifpp_err e = bundle_stream_finish(c->bs, c->ci, time(NULL), signer, digest, c->why, c->why_len);
+    if (e != IFPP_OK)
+        return e;
+    if (c->dry)
+        memcpy(c->checked_digest, digest, 32);
+    else if (c->checked && !crypto_equal_ct(digest, c->checked_digest, 32)) {
+        if (signer) {
+            cert_free(*signer);
+            *signer = NULL;
+        }
+        err_why(c->why, c->why_len, "%s changed while it was being imported: nothing imported",
+                c->sum->records ? "the bundle" : "the file");
+        return IFPP_E_SIGNATURE;
+    }
+    if (content_hash)
+        memcpy(content_hash, digest, 32);
     return IFPP_OK;
 }
 
@@ -69,17 +99,29 @@ static ifpp_err import_euicc_record(store *s, import_ctx *c, const tlv *rec, siz
         return IFPP_E_TLV_UNEXPECTED_TAG;
     }
     hex_encode(eid.value, 16, eid_hex, sizeof eid_hex);
-    if ((e = cert_parse_der(ec.raw, ec.raw_len, &euicc)) == IFPP_OK &&
-        (!cert_subject_serial(euicc) || strcmp(cert_subject_serial(euicc), eid_hex) != 0))
-        e = IFPP_E_CERT_ROLE;
-    if (e == IFPP_OK)
-        e = cert_public_key(euicc, &key);
-    if (e != IFPP_OK) {
-        err_why(c->why, c->why_len, "eUICC %s: certificate unusable or for another EID (%s)", eid_hex, err_str(e));
-        goto out;
+    if (!c->checked) {
+        char cwhy[256] = "";
+        const cert *inter[1] = {c->signer};
+        if ((e = cert_parse_der(ec.raw, ec.raw_len, &euicc)) == IFPP_OK &&
+            (!cert_subject_serial(euicc) || strcmp(cert_subject_serial(euicc), eid_hex) != 0))
+            e = IFPP_E_CERT_ROLE;
+        if (e == IFPP_OK)
+            e = cert_public_key(euicc, &key);
+        if (e != IFPP_OK) {
+            err_why(c->why, c->why_len, "eUICC %s: certificate unusable or for another EID (%s)", eid_hex, err_str(e));
+            goto out;
+        }
+        if ((e = cert_verify_chain(c->ci, inter, 1, euicc, CERT_ROLE_EUICC, time(NULL), cwhy, sizeof cwhy)) != IFPP_OK) {
+            err_why(c->why, c->why_len, "eUICC %s: certificate not issued by the package's EUM: %s%s%s", eid_hex,
+                    err_str(e), *cwhy ? ": " : "", cwhy);
+            goto out;
+        }
     }
-    if ((e = store_add_euicc(s, eid.value, ec.raw, ec.raw_len, info2.raw, info2.raw_len)) != IFPP_OK) {
-        err_why(c->why, c->why_len, "eUICC %s: already known with other data", eid_hex);
+    if (!c->dry && (e = store_add_euicc(s, eid.value, ec.raw, ec.raw_len, info2.raw, info2.raw_len)) != IFPP_OK) {
+        if (e == IFPP_E_ARG)
+            err_why(c->why, c->why_len, "eUICC %s: already known with other data", eid_hex);
+        else
+            err_why(c->why, c->why_len, "eUICC %s: %s", eid_hex, store_errmsg(s));
         goto out;
     }
     tlv_reader_enter(&r, &keys, &kr);
@@ -94,7 +136,7 @@ static ifpp_err import_euicc_record(store *s, import_ctx *c, const tlv *rec, siz
         }
         memcpy(tbs, eid.raw, 18);
         memcpy(tbs + 18, otpk.raw, otpk.raw_len);
-        if ((e = crypto_key_from_public(crypto_key_curve(key), otpk.value, otpk.len, &pt)) == IFPP_OK)
+        if (!c->checked && (e = crypto_key_from_public(crypto_key_curve(key), otpk.value, otpk.len, &pt)) == IFPP_OK)
             e = crypto_ecdsa_verify(key, tbs, sizeof tbs, CRYPTO_SIG_RAW, proof.value, proof.len);
         crypto_key_free(pt);
         if (e != IFPP_OK) {
@@ -102,25 +144,15 @@ static ifpp_err import_euicc_record(store *s, import_ctx *c, const tlv *rec, siz
                     err_str(e));
             goto out;
         }
-        if ((e = store_add_otk(s, eid.value, otpk.value, proof.value)) != IFPP_OK)
+        if (!c->dry && (e = store_add_otk(s, eid.value, otpk.value, proof.value)) != IFPP_OK) {
+            err_why(c->why, c->why_len, "eUICC %s: %s", eid_hex, store_errmsg(s));
             goto out;
+        }
         c->sum->keys++;
     }
     e = e == IFPP_E_TLV_END ? IFPP_OK : e;
-    if (e == IFPP_OK && c->n_eids == c->cap_eids) {
-        size_t cap = c->cap_eids ? 2 * c->cap_eids : 64;
-        uint8_t(*grown)[16] = realloc(c->eids, cap * sizeof *grown);
-        if (!grown)
-            e = IFPP_E_NOMEM;
-        else {
-            c->eids = grown;
-            c->cap_eids = cap;
-        }
-    }
-    if (e == IFPP_OK) {
-        memcpy(c->eids[c->n_eids++], eid.value, 16);
+    if (e == IFPP_OK)
         c->sum->added++;
-    }
 out:
     crypto_key_free(key);
     cert_free(euicc);
@@ -146,30 +178,14 @@ static ifpp_err import_euicc_tx(store *s, void *arg)
                 err_str(e == IFPP_OK ? IFPP_E_TLV_TRAILING : e));
         return e == IFPP_OK ? IFPP_E_TLV_TRAILING : e;
     }
-    /* Only now is the signer known and checked; then every staged eUICC certificate must chain through it. */
-    if ((e = bundle_stream_finish(c->bs, c->ci, time(NULL), &eum, NULL, c->why, c->why_len)) != IFPP_OK)
+    if ((e = import_finish(c, &eum, NULL)) != IFPP_OK)
         return e;
-    const uint8_t *der;
-    size_t der_len;
-    for (size_t i = 0; i < c->n_eids && e == IFPP_OK; i++) {
-        uint8_t *ed = NULL;
-        size_t en;
-        cert *ec = NULL;
-        char cwhy[256] = "", eid_hex[33];
-        const cert *inter[1] = {eum};
-        if ((e = store_euicc_cert(s, c->eids[i], &ed, &en)) == IFPP_OK && (e = cert_parse_der(ed, en, &ec)) == IFPP_OK)
-            e = cert_verify_chain(c->ci, inter, 1, ec, CERT_ROLE_EUICC, time(NULL), cwhy, sizeof cwhy);
-        if (e != IFPP_OK) {
-            hex_encode(c->eids[i], 16, eid_hex, sizeof eid_hex);
-            err_why(c->why, c->why_len, "eUICC %s: certificate not issued by the package's EUM: %s%s%s", eid_hex,
-                    err_str(e), *cwhy ? ": " : "", cwhy);
-        }
-        cert_free(ec);
-        free(ed);
-    }
-    if (e == IFPP_OK) {
+    if (!c->dry) {
+        const uint8_t *der;
+        size_t der_len;
         cert_der(eum, &der, &der_len);
-        e = store_add_eum_cert(s, der, der_len);
+        if ((e = store_add_eum_cert(s, der, der_len)) != IFPP_OK)
+            err_why(c->why, c->why_len, "eUICC data package: %s", store_errmsg(s));
     }
     cert_free(eum);
     return e;
@@ -201,11 +217,16 @@ static ifpp_err import_vault_item(store *s, import_ctx *c, const tlv *item, cons
                 index, LABEL_MAX);
         return IFPP_E_ARG;
     }
-    if ((e = crypto_sha256(bpp.raw, bpp.raw_len, h)) != IFPP_OK || !crypto_equal_ct(h, hash.value, 32)) {
+    if (!c->checked && ((e = crypto_sha256(bpp.raw, bpp.raw_len, h)) != IFPP_OK || !crypto_equal_ct(h, hash.value, 32))) {
         err_why(c->why, c->why_len, "vault item %zu: the BPP does not match its hash (altered)", index);
         return IFPP_E_SIGNATURE;
     }
-    if (!store_has_otk(s, eid.value, otpk.value)) {
+    bool known_key = false;
+    if ((e = store_find_otk(s, eid.value, otpk.value, &known_key)) != IFPP_OK) {
+        err_why(c->why, c->why_len, "vault item %zu: %s", index, store_errmsg(s));
+        return e;
+    }
+    if (!known_key) {
         char eh[33];
         hex_encode(eid.value, 16, eh, sizeof eh);
         err_why(c->why, c->why_len, "vault item %zu: BPP for eUICC %s is bound to a One-time Key this station does "
@@ -225,6 +246,10 @@ static ifpp_err import_vault_item(store *s, import_ctx *c, const tlv *item, cons
     snprintf(b.vault_id, sizeof b.vault_id, "%s", vault_id);
     bool dup = false;
     char bwhy[256] = "";
+    if (c->dry) {
+        c->sum->added++;
+        return IFPP_OK;
+    }
     if ((e = store_add_bpp(s, &b, &dup, bwhy, sizeof bwhy)) != IFPP_OK) {
         err_why(c->why, c->why_len, "vault item %zu: %s", index, *bwhy ? bwhy : err_str(e));
         return e;
@@ -276,11 +301,11 @@ static ifpp_err import_vault_tx(store *s, void *arg)
     while (e == IFPP_OK && (e = bundle_stream_next(c->bs, &t)) == IFPP_OK)
         e = import_vault_item(s, c, &t, vault_id, ++c->sum->records);
     if (e == IFPP_E_TLV_END && (e = bundle_stream_next(c->bs, &t)) == IFPP_E_TLV_END)
-        e = bundle_stream_finish(c->bs, c->ci, time(NULL), NULL, content_hash, c->why, c->why_len);
+        e = import_finish(c, NULL, content_hash);
     else if (e != IFPP_OK && !*c->why)
         err_why(c->why, c->why_len, "BPP vault: item %zu malformed (%s)", c->sum->records + 1,
                 err_str(e == IFPP_OK || e == IFPP_E_TLV_END ? IFPP_E_TLV_TRAILING : e));
-    if (e == IFPP_OK) {
+    if (e == IFPP_OK && !c->dry) {
         bool known = false;
         if ((e = store_add_vault(s, vault_id, pb_der, pb_len, content_hash, &known)) != IFPP_OK)
             err_why(c->why, c->why_len, "BPP vault %s: a different vault with this id was imported before", vault_id);
@@ -291,21 +316,54 @@ static ifpp_err import_vault_tx(store *s, void *arg)
 
 /* ---- entry points ---------------------------------------------------------------------------- */
 
+/* One pass over f: the checking one (dry, no transaction) or the writing one (one transaction). */
+static ifpp_err import_pass(store *s, FILE *f, size_t size, bundle_type t, import_ctx *c)
+{
+    if (fseek(f, 0, SEEK_SET) != 0) {
+        err_why(c->why, c->why_len, "%s: cannot read it again: %s", bundle_type_name(t), strerror(errno));
+        return IFPP_E_IO;
+    }
+    memset(c->sum, 0, sizeof *c->sum);
+    ifpp_err e = bundle_stream_open(f, size, t, IMPORT_MAX_RECORD, &c->bs, c->why, c->why_len);
+    if (e != IFPP_OK)
+        return e;
+    ifpp_err (*fn)(store *, void *) = t == BUNDLE_BPP_VAULT ? import_vault_tx : import_euicc_tx;
+    e = c->dry ? fn(s, c) : store_transaction(s, fn, c);
+    if (e != IFPP_OK && c->why && c->why_len && !*c->why)
+        err_why(c->why, c->why_len, "%s", store_errmsg(s)); /* a store failure (busy, damaged, full), not the bundle's */
+    bundle_stream_free(c->bs);
+    c->bs = NULL;
+    return e;
+}
+
+/*
+ * Three passes, so that neither a bad file nor a long good one holds up a running line:
+ *  1. the signer chain and the signature, one hash pass, nothing parsed, no store lock;
+ *  2. every record parsed and checked (certificates, GENS12 proofs, BPP hashes) with no write lock;
+ *  3. the same bytes (their digest must equal pass 2's) written in one transaction, without the
+ *     per-record cryptography.
+ */
 static ifpp_err import_stream(store *s, FILE *f, size_t size, bundle_type t, const cert *ci, import_summary *sum,
                               char *why, size_t why_len)
 {
     import_ctx c = {.ci = ci, .sum = sum, .why = why, .why_len = why_len};
+    cert *signer = NULL;
     if (!s || !f || !ci || !sum)
         return IFPP_E_ARG;
     memset(sum, 0, sizeof *sum);
     if (why && why_len)
         why[0] = '\0';
-    ifpp_err e = bundle_stream_open(f, size, t, IMPORT_MAX_RECORD, &c.bs, why, why_len);
+    ifpp_err e = bundle_stream_verify(f, size, t, ci, time(NULL), &signer, NULL, why, why_len);
     if (e != IFPP_OK)
         return e;
-    e = store_transaction(s, t == BUNDLE_BPP_VAULT ? import_vault_tx : import_euicc_tx, &c);
-    bundle_stream_free(c.bs);
-    free(c.eids);
+    c.signer = signer;
+    c.dry = true;
+    if ((e = import_pass(s, f, size, t, &c)) == IFPP_OK) {
+        c.dry = false;
+        c.checked = true;
+        e = import_pass(s, f, size, t, &c);
+    }
+    cert_free(signer);
     return e;
 }
 

@@ -2,7 +2,8 @@
  * import.h -- bundles in from removable media: the EUM's eUICC data package (ESED201) and the
  * SM-DPf's BPP vault (ESBPP01), verified before trust and stored all or nothing.
  *
- * Order of trust: bundle_open() (structure, type, signer chain with its role, signature), then
+ * Order of trust: the bundle's structure, type, signer chain with its role and signature, before
+ * a record is parsed or the store's write lock taken (an unsigned file costs one hash), then
  * every record's own checks (each eUICC certificate under the signing EUM, each One-time Key
  * proof by its eUICC: GENS12; each BPP's hash, its eUICC and One-time Key known to the store
  * and never used by another BPP: GENS08), then one store write per record inside one

@@ -244,6 +244,26 @@ ifpp_err bundle_stream_finish(bundle_stream *s, const cert *root, time_t now, ce
     return e;
 }
 
+ifpp_err bundle_stream_verify(FILE *f, size_t size, bundle_type t, const cert *root, time_t now, cert **signer,
+                              uint8_t content_hash[32], char *why, size_t why_len)
+{
+    bundle_stream *s = NULL;
+    ifpp_err e = bundle_stream_open(f, size, t, 64 * 1024, &s, why, why_len);
+    if (e != IFPP_OK)
+        return e;
+    /* the content is hashed as it passes and not parsed: one pass of SHA-256, then the signature */
+    while (e == IFPP_OK && s->pos < s->content_end) {
+        uint64_t left = s->content_end - s->pos;
+        e = bs_read(s, s->buf, left < s->cap ? (size_t)left : s->cap);
+    }
+    if (e != IFPP_OK)
+        err_why(why, why_len, "%s: content unreadable (%s)", bundle_type_name(t), err_str(e));
+    else
+        e = bundle_stream_finish(s, root, now, signer, content_hash, why, why_len);
+    bundle_stream_free(s);
+    return e;
+}
+
 void bundle_stream_free(bundle_stream *s)
 {
     if (!s)

@@ -53,6 +53,16 @@ ifpp_err bundle_stream_enter_or_next(bundle_stream *s, uint32_t enter_tag, tlv *
 ifpp_err bundle_stream_finish(bundle_stream *s, const cert *root, time_t now, cert **signer, uint8_t content_hash[32],
                               char *why, size_t why_len);
 
+/*
+ * Verifies f (positioned at its first byte; size bytes) as a bundle of type t without parsing its
+ * content: one SHA-256 pass over [0], then the signer chain (with t's role) and the signature. What
+ * an importer calls before it parses a record or takes the store's write lock, so an unsigned or
+ * wrongly signed file costs one hash. *signer and content_hash (if not NULL) get the verified
+ * signer certificate and digest.
+ */
+ifpp_err bundle_stream_verify(FILE *f, size_t size, bundle_type t, const cert *root, time_t now, cert **signer,
+                              uint8_t content_hash[32], char *why, size_t why_len);
+
 /* Frees the stream (does not close the FILE). */
 void bundle_stream_free(bundle_stream *s);
 

@@ -1,26 +1,50 @@
 /*
- * store.c -- the SQLite store; the contract and the state machine are in store.h.
+ * store.c -- the SQLite store; the contract and the state machine are in store.h, the
+ * concurrency model and the audit chain in docs/store.md.
  *
  * Every write goes through store_transaction(): BEGIN IMMEDIATE takes the write lock up
  * front (one writer, no upgrade deadlock), the work and its audit row happen inside, and
  * COMMIT under synchronous=FULL returns only once the WAL is on disk. A state move is an
  * UPDATE ... WHERE state = <expected>; if no row changed, someone else moved it first and
  * the transaction rolls back with nothing written.
+ *
+ * One store* is one SQLite connection and belongs to the thread that opened it: the depth of
+ * the caller's transaction lives in the struct, so a second thread on the same handle could
+ * only ever join a transaction it does not own; it is refused instead. Every sqlite3_step()
+ * result is checked: a row loop ends on SQLITE_DONE and on nothing else, so a locked, damaged
+ * or unreadable store is an error the caller sees, never a short answer.
  */
 #include "store.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "crypto.h"
 #include "hex.h"
 
+#define STORE_BUSY_MS 15000          /* a writer waits this long for another writer (a slot's move is short) */
+#define STORE_QUICK_CHECK_MAX (64 << 20) /* quick_check at open only up to this size: it reads every page */
+
 struct store {
     sqlite3 *db;
+    pthread_t owner;   /* the thread that opened it; the only one allowed to use it */
+    int depth;         /* store_transaction() nesting; 0: no transaction of ours is open */
+    bool inner_failed; /* a nested call failed: the outer transaction must not commit */
+    bool readonly;
+    int busy_ms;
+    char *path;
 };
+
+/* The last failure's message, per thread (each thread has its own store*, docs/store.md). */
+static _Thread_local char store_msg[512];
 
 static const char *const state_names[BPP_STATE__COUNT] = {
     "available", "reserved", "installed", "failed", "in_doubt", "transferred", "deleted",
@@ -58,6 +82,17 @@ static const char *const migrations[] = {
     "  vault_id TEXT PRIMARY KEY, dpf_pb_cert BLOB NOT NULL, bundle_hash BLOB NOT NULL CHECK (length(bundle_hash) = 32),"
     "  imported_at TEXT NOT NULL);"
     "CREATE TABLE eum_cert (der BLOB PRIMARY KEY);",
+    /* 3: audit entries as fields (form 2); rows written before keep their text and their form-1 hash */
+    "ALTER TABLE audit ADD COLUMN form INTEGER NOT NULL DEFAULT 1 CHECK (form IN (1, 2));"
+    "ALTER TABLE audit ADD COLUMN txid BLOB;"
+    "ALTER TABLE audit ADD COLUMN eid BLOB;"
+    "ALTER TABLE audit ADD COLUMN from_state TEXT;"
+    "ALTER TABLE audit ADD COLUMN to_state TEXT;"
+    "ALTER TABLE audit ADD COLUMN session TEXT;"
+    "ALTER TABLE audit ADD COLUMN slot TEXT;"
+    "ALTER TABLE audit ADD COLUMN dut_serial TEXT;"
+    "ALTER TABLE audit ADD COLUMN reason TEXT;"
+    "ALTER TABLE audit ADD COLUMN object TEXT;",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -94,32 +129,158 @@ static void store_now(char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static ifpp_err store_exec(store *s, const char *sql)
+const char *store_errmsg(const store *s)
 {
-    return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? IFPP_OK : IFPP_E_IO;
+    (void)s;
+    return store_msg;
 }
 
-/* Prepares sql; the caller finalises. */
-static sqlite3_stmt *store_prepare(store *s, const char *sql)
+/*
+ * Turns a failed SQLite result into the error the caller carries up, with a message naming the
+ * store and what was being done: locked by another writer is IFPP_E_BUSY, never "not found".
+ */
+static ifpp_err store_fail(store *s, int rc, const char *what)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return NULL;
-    return st;
+    const char *path = s && s->path ? s->path : "(store)";
+    const char *msg = s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+    switch (rc & 0xFF) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        snprintf(store_msg, sizeof store_msg, "store %s is locked by another process (waited %d ms): %s", path,
+                 s ? s->busy_ms : 0, what);
+        return IFPP_E_BUSY;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        snprintf(store_msg, sizeof store_msg, "store %s is damaged or not a store (%s): %s", path, msg, what);
+        return IFPP_E_IO;
+    case SQLITE_FULL:
+        snprintf(store_msg, sizeof store_msg, "store %s: the disk holding it is full: %s", path, what);
+        return IFPP_E_IO;
+    case SQLITE_READONLY:
+        snprintf(store_msg, sizeof store_msg, "store %s is read-only (%s): %s", path, msg, what);
+        return IFPP_E_IO;
+    case SQLITE_CONSTRAINT:
+        snprintf(store_msg, sizeof store_msg, "store %s: %s refused: %s", path, what, msg);
+        return IFPP_E_ARG;
+    default:
+        snprintf(store_msg, sizeof store_msg, "store %s: %s failed: %s", path, what, msg);
+        return IFPP_E_IO;
+    }
+}
+
+/* The handle belongs to the thread that opened it (docs/store.md); anyone else is refused. */
+static bool store_mine(const store *s)
+{
+    if (!s) {
+        snprintf(store_msg, sizeof store_msg, "no store given");
+        return false;
+    }
+    if (!pthread_equal(s->owner, pthread_self())) {
+        snprintf(store_msg, sizeof store_msg,
+                 "store %s used from another thread than the one that opened it (each thread opens its own store)",
+                 s->path);
+        return false;
+    }
+    return true;
+}
+
+#define STORE_CHECK(s)                                                                                                 \
+    do {                                                                                                               \
+        if (!store_mine(s))                                                                                            \
+            return IFPP_E_ARG;                                                                                         \
+    } while (0)
+
+static ifpp_err store_exec(store *s, const char *sql, const char *what)
+{
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? IFPP_OK : store_fail(s, rc, what);
+}
+
+/* Prepares sql into *st; the caller finalises. */
+static ifpp_err store_prepare(store *s, const char *sql, sqlite3_stmt **st)
+{
+    *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    return rc == SQLITE_OK ? IFPP_OK : store_fail(s, rc, "preparing a query");
+}
+
+/* Steps a statement that must finish with no row (INSERT, UPDATE without RETURNING). */
+static ifpp_err store_step_done(store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    return rc == SQLITE_DONE ? IFPP_OK : store_fail(s, rc, what);
+}
+
+/* After a row loop: SQLITE_DONE is the only good end. */
+static ifpp_err store_loop_end(store *s, int rc, ifpp_err e, const char *what)
+{
+    if (e != IFPP_OK)
+        return e;
+    return rc == SQLITE_DONE ? IFPP_OK : store_fail(s, rc, what);
+}
+
+void store_set_busy_timeout(store *s, int ms)
+{
+    if (!store_mine(s) || ms < 0)
+        return;
+    s->busy_ms = ms;
+    sqlite3_busy_timeout(s->db, ms);
 }
 
 ifpp_err store_transaction(store *s, ifpp_err (*fn)(store *s, void *arg), void *arg)
 {
-    /* Inside an outer transaction (an import of a whole bundle), the outer one commits or rolls back. */
-    if (!sqlite3_get_autocommit(s->db))
-        return fn(s, arg);
-    if (store_exec(s, "BEGIN IMMEDIATE") != IFPP_OK)
-        return IFPP_E_IO;
-    ifpp_err e = fn(s, arg);
-    if (e == IFPP_OK && store_exec(s, "COMMIT") == IFPP_OK)
+    STORE_CHECK(s);
+    if (!fn)
+        return IFPP_E_ARG;
+    if (s->readonly) {
+        snprintf(store_msg, sizeof store_msg, "store %s was opened read-only: no change is possible", s->path);
+        return IFPP_E_ARG;
+    }
+    /* Inside our own outer transaction (an import of a whole bundle): the outer one commits or rolls back. */
+    if (s->depth > 0) {
+        s->depth++;
+        ifpp_err e = fn(s, arg);
+        s->depth--;
+        if (e != IFPP_OK)
+            s->inner_failed = true;
+        return e;
+    }
+    ifpp_err e = store_exec(s, "BEGIN IMMEDIATE", "taking the write lock");
+    if (e != IFPP_OK)
+        return e;
+    s->depth = 1;
+    s->inner_failed = false;
+    e = fn(s, arg);
+    s->depth = 0;
+    if (e == IFPP_OK && s->inner_failed) {
+        snprintf(store_msg, sizeof store_msg, "store %s: a step inside the transaction failed; rolled back", s->path);
+        e = IFPP_E_INTERNAL;
+    }
+    if (e == IFPP_OK && (e = store_exec(s, "COMMIT", "committing")) == IFPP_OK)
         return IFPP_OK;
-    store_exec(s, "ROLLBACK");
-    return e == IFPP_OK ? IFPP_E_IO : e;
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* keeps store_msg: the cause is what matters */
+    s->inner_failed = false;
+    return e;
+}
+
+ifpp_err store_read(store *s, ifpp_err (*fn)(store *s, void *arg), void *arg)
+{
+    STORE_CHECK(s);
+    if (!fn)
+        return IFPP_E_ARG;
+    if (s->depth > 0)
+        return fn(s, arg);
+    ifpp_err e = store_exec(s, "BEGIN DEFERRED", "starting a read");
+    if (e != IFPP_OK)
+        return e;
+    s->depth = 1;
+    e = fn(s, arg);
+    s->depth = 0;
+    if (e == IFPP_OK)
+        e = store_exec(s, "COMMIT", "ending a read");
+    if (e != IFPP_OK)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return e;
 }
 
 static ifpp_err store_fetch_blob(store *s, const char *sql, const void *key, int key_len, bool text, uint8_t **out,
@@ -127,8 +288,19 @@ static ifpp_err store_fetch_blob(store *s, const char *sql, const void *key, int
 
 /* ---- the audit chain ---------------------------------------------------------------------- */
 
-static void audit_hash(const uint8_t prev[32], sqlite3_int64 id, const char *at, const char *event,
-                       const char *detail, uint8_t out[32])
+/* One audit entry's fields (form 2); NULL fields are absent, which the hash tells from empty. */
+typedef struct {
+    const char *event;
+    const uint8_t *txid, *eid;
+    size_t txid_len;
+    const char *from_state, *to_state;
+    const store_actor *who;
+    const char *object;
+} audit_fields;
+
+/* Form 1 (before schema 3): the text form, kept so old rows still verify. */
+static void audit_hash_v1(const uint8_t prev[32], sqlite3_int64 id, const char *at, const char *event,
+                          const char *detail, uint8_t out[32])
 {
     crypto_sha256_ctx c = {0};
     uint8_t idb[8];
@@ -143,144 +315,685 @@ static void audit_hash(const uint8_t prev[32], sqlite3_int64 id, const char *at,
     crypto_sha256_final(&c, out);
 }
 
+/* A field for the form-2 hash: presence byte, 4-byte big-endian length, the bytes. */
+static void audit_hash_field(crypto_sha256_ctx *c, const void *v, size_t n)
+{
+    uint8_t h[5] = {v ? 1 : 0, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    if (!v)
+        n = h[1] = h[2] = h[3] = h[4] = 0;
+    crypto_sha256_update(c, h, 5);
+    if (n)
+        crypto_sha256_update(c, v, n);
+}
+
+#define AUDIT_N_FIELDS 11
+
+/* Form 2: every field length-prefixed, so no two different entries hash the same input. */
+static void audit_hash_v2(const uint8_t prev[32], sqlite3_int64 id, const void *const f[AUDIT_N_FIELDS],
+                          const size_t flen[AUDIT_N_FIELDS], uint8_t out[32])
+{
+    static const char domain[] = "ifpp-audit-2";
+    crypto_sha256_ctx c = {0};
+    uint8_t idb[8];
+    for (int i = 0; i < 8; i++)
+        idb[i] = (uint8_t)((uint64_t)id >> (56 - 8 * i));
+    crypto_sha256_init(&c);
+    crypto_sha256_update(&c, domain, sizeof domain);
+    crypto_sha256_update(&c, prev, 32);
+    crypto_sha256_update(&c, idb, 8);
+    for (int i = 0; i < AUDIT_N_FIELDS; i++)
+        audit_hash_field(&c, f[i], flen[i]);
+    crypto_sha256_final(&c, out);
+}
+
+#define AUDIT_V2_COLUMNS "at, event, txid, eid, from_state, to_state, session, slot, dut_serial, reason, object"
+
 /* Appends one audit row chained to the last; call inside a transaction. */
-static ifpp_err audit_append(store *s, const char *event, const char *detail)
+static ifpp_err audit_append(store *s, const audit_fields *a)
 {
     uint8_t prev[32] = {0}, hash[32];
     sqlite3_int64 id = 1;
     char at[32];
-    sqlite3_stmt *st = store_prepare(s, "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1");
-    if (!st)
-        return IFPP_E_IO;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", &st);
+    if (e != IFPP_OK)
+        return e;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
         id = sqlite3_column_int64(st, 0) + 1;
         if (sqlite3_column_bytes(st, 1) == 32)
             memcpy(prev, sqlite3_column_blob(st, 1), 32);
-    }
+    } else if (rc != SQLITE_DONE)
+        e = store_fail(s, rc, "reading the audit log's last entry");
     sqlite3_finalize(st);
+    if (e != IFPP_OK)
+        return e;
     store_now(at);
-    audit_hash(prev, id, at, event, detail, hash);
-    st = store_prepare(s, "INSERT INTO audit (id, at, event, detail, prev, hash) VALUES (?, ?, ?, ?, ?, ?)");
-    if (!st)
-        return IFPP_E_IO;
+    const store_actor *w = a->who;
+    const void *f[AUDIT_N_FIELDS] = {
+        at, a->event, a->txid, a->eid, a->from_state, a->to_state, w ? w->session : NULL, w ? w->slot : NULL,
+        w ? w->dut_serial : NULL, w ? w->reason : NULL, a->object,
+    };
+    size_t flen[AUDIT_N_FIELDS];
+    for (int i = 0; i < AUDIT_N_FIELDS; i++)
+        flen[i] = i == 2 ? (a->txid ? a->txid_len : 0) : i == 3 ? (a->eid ? 16 : 0) : f[i] ? strlen(f[i]) : 0;
+    audit_hash_v2(prev, id, f, flen, hash);
+    if ((e = store_prepare(s, "INSERT INTO audit (id, detail, prev, hash, form, " AUDIT_V2_COLUMNS
+                              ") VALUES (?, '', ?, ?, 2, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st)) != IFPP_OK)
+        return e;
     sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, at, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, event, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 4, detail, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(st, 5, prev, 32, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(st, 6, hash, 32, SQLITE_TRANSIENT);
-    ifpp_err e = sqlite3_step(st) == SQLITE_DONE ? IFPP_OK : IFPP_E_IO;
+    sqlite3_bind_blob(st, 2, prev, 32, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st, 3, hash, 32, SQLITE_TRANSIENT);
+    for (int i = 0; i < AUDIT_N_FIELDS; i++) {
+        if (!f[i])
+            sqlite3_bind_null(st, 4 + i);
+        else if (i == 2 || i == 3)
+            sqlite3_bind_blob(st, 4 + i, f[i], (int)flen[i], SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_text(st, 4 + i, f[i], (int)flen[i], SQLITE_TRANSIENT);
+    }
+    e = store_step_done(s, st, "appending to the audit log");
     sqlite3_finalize(st);
     return e;
 }
 
-ifpp_err store_audit_verify(store *s, size_t *entries, char *why, size_t why_len)
+/* ---- walking the chain: links, the anchor, and the BPP states replayed from it ---------------- */
+
+typedef struct {
+    uint8_t txid[16];
+    uint8_t txid_len;
+    uint8_t state; /* bpp_state */
+    size_t order;  /* position in the log, so the last move of a BPP wins */
+} replay_move;
+
+typedef struct {
+    replay_move *v;
+    size_t n, cap;
+} replay_log;
+
+static ifpp_err replay_add(replay_log *r, const uint8_t *txid, size_t len, bpp_state to)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 256;
+        replay_move *g = realloc(r->v, cap * sizeof *g);
+        if (!g)
+            return IFPP_E_NOMEM;
+        r->v = g;
+        r->cap = cap;
+    }
+    replay_move *m = &r->v[r->n];
+    memset(m, 0, sizeof *m);
+    memcpy(m->txid, txid, len);
+    m->txid_len = (uint8_t)len;
+    m->state = (uint8_t)to;
+    m->order = r->n++;
+    return IFPP_OK;
+}
+
+static int replay_cmp(const void *a, const void *b)
+{
+    const replay_move *x = a, *y = b;
+    if (x->txid_len != y->txid_len)
+        return x->txid_len < y->txid_len ? -1 : 1;
+    int c = memcmp(x->txid, y->txid, x->txid_len);
+    if (c)
+        return c;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* The BPP move a form-1 (text) entry describes: "txid=<hex> eid=<hex> [from] -> to ...". */
+static bool audit_parse_v1(const char *event, const char *detail, uint8_t txid[16], size_t *txid_len, bpp_state *to)
+{
+    char tx[33], a[16], b[16];
+    if (!event || !detail || (strcmp(event, "bpp_added") != 0 && strcmp(event, "bpp_state") != 0))
+        return false;
+    if (sscanf(detail, "txid=%32[0-9a-fA-F] eid=%*32[0-9a-fA-F] %15s %15s", tx, a, b) != 3)
+        return false;
+    const char *to_name = strcmp(a, "->") == 0 ? b : NULL;
+    if (!to_name && sscanf(detail, "txid=%*32[0-9a-fA-F] eid=%*32[0-9a-fA-F] %*15s -> %15s", b) == 1)
+        to_name = b;
+    return to_name && bpp_state_parse(to_name, to) && hex_decode(tx, txid, 16, txid_len) == IFPP_OK && *txid_len > 0;
+}
+
+/* Walks the chain; fills log with every BPP move if asked; checks the anchor if given. */
+static ifpp_err audit_walk(store *s, const store_anchor *anchor, replay_log *log, store_anchor *head, char *why,
+                           size_t why_len)
 {
     uint8_t prev[32] = {0}, want[32];
     sqlite3_int64 expect_id = 1;
-    size_t n = 0;
-    ifpp_err e = IFPP_OK;
-    sqlite3_stmt *st = store_prepare(s, "SELECT id, at, event, detail, prev, hash FROM audit ORDER BY id");
-    if (!st)
-        return IFPP_E_IO;
-    while (e == IFPP_OK && sqlite3_step(st) == SQLITE_ROW) {
+    bool anchor_seen = false, seen_v2 = false;
+    ifpp_err e;
+    sqlite3_stmt *st;
+    int rc;
+    if ((e = store_prepare(s, "SELECT id, form, detail, prev, hash, " AUDIT_V2_COLUMNS " FROM audit ORDER BY id",
+                           &st)) != IFPP_OK) {
+        err_why(why, why_len, "%s", store_msg);
+        return e;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         sqlite3_int64 id = sqlite3_column_int64(st, 0);
-        const char *at = (const char *)sqlite3_column_text(st, 1);
-        const char *event = (const char *)sqlite3_column_text(st, 2);
-        const char *detail = (const char *)sqlite3_column_text(st, 3);
+        int form = sqlite3_column_int(st, 1);
         if (id != expect_id) {
             err_why(why, why_len, "audit log: entry %lld missing (found %lld next)", (long long)expect_id, (long long)id);
             e = IFPP_E_SIGNATURE;
             break;
         }
-        if (sqlite3_column_bytes(st, 4) != 32 || memcmp(sqlite3_column_blob(st, 4), prev, 32) != 0) {
+        if (sqlite3_column_bytes(st, 3) != 32 || memcmp(sqlite3_column_blob(st, 3), prev, 32) != 0) {
             err_why(why, why_len, "audit log: entry %lld does not chain to entry %lld", (long long)id, (long long)id - 1);
             e = IFPP_E_SIGNATURE;
             break;
         }
-        audit_hash(prev, id, at ? at : "", event ? event : "", detail ? detail : "", want);
-        if (sqlite3_column_bytes(st, 5) != 32 || memcmp(sqlite3_column_blob(st, 5), want, 32) != 0) {
+        const char *event = (const char *)sqlite3_column_text(st, 6);
+        uint8_t txid[16];
+        size_t txid_len = 0;
+        bpp_state to = BPP_STATE__COUNT;
+        bool is_move = false;
+        if (form == 1 && !seen_v2) {
+            const char *at = (const char *)sqlite3_column_text(st, 5);
+            const char *detail = (const char *)sqlite3_column_text(st, 2);
+            audit_hash_v1(prev, id, at ? at : "", event ? event : "", detail ? detail : "", want);
+            is_move = audit_parse_v1(event, detail, txid, &txid_len, &to);
+        } else if (form == 2) {
+            const void *f[AUDIT_N_FIELDS];
+            size_t flen[AUDIT_N_FIELDS];
+            for (int i = 0; i < AUDIT_N_FIELDS; i++) {
+                int col = 5 + i;
+                bool null = sqlite3_column_type(st, col) == SQLITE_NULL;
+                f[i] = null ? NULL
+                       : (i == 2 || i == 3) ? sqlite3_column_blob(st, col)
+                                            : (const void *)sqlite3_column_text(st, col);
+                flen[i] = null ? 0 : (size_t)sqlite3_column_bytes(st, col);
+                if (!null && !f[i])
+                    f[i] = ""; /* an empty blob */
+            }
+            audit_hash_v2(prev, id, f, flen, want);
+            seen_v2 = true;
+            const char *to_name = (const char *)sqlite3_column_text(st, 10);
+            if (event && (strcmp(event, "bpp_added") == 0 || strcmp(event, "bpp_state") == 0) && f[2] &&
+                flen[2] >= 1 && flen[2] <= 16 && bpp_state_parse(to_name, &to)) {
+                memcpy(txid, f[2], flen[2]);
+                txid_len = flen[2];
+                is_move = true;
+            }
+        } else {
+            err_why(why, why_len, "audit log: entry %lld has form %d where it cannot be", (long long)id, form);
+            e = IFPP_E_SIGNATURE;
+            break;
+        }
+        if (sqlite3_column_bytes(st, 4) != 32 || memcmp(sqlite3_column_blob(st, 4), want, 32) != 0) {
             err_why(why, why_len, "audit log: entry %lld was altered (hash mismatch)", (long long)id);
             e = IFPP_E_SIGNATURE;
             break;
         }
+        if (anchor && (uint64_t)id == anchor->entry) {
+            anchor_seen = true;
+            if (!crypto_equal_ct(want, anchor->hash, 32)) {
+                err_why(why, why_len, "audit log: entry %lld differs from the anchor exported in a signed bundle "
+                        "(the log was rewritten)", (long long)id);
+                e = IFPP_E_SIGNATURE;
+                break;
+            }
+        }
+        if (is_move && log && (e = replay_add(log, txid, txid_len, to)) != IFPP_OK)
+            break;
         memcpy(prev, want, 32);
         expect_id++;
-        n++;
+    }
+    if (e == IFPP_OK && rc != SQLITE_DONE) {
+        e = store_fail(s, rc, "reading the audit log");
+        err_why(why, why_len, "audit log not read to its end: %s", store_msg);
     }
     sqlite3_finalize(st);
-    if (entries)
-        *entries = n;
+    if (e == IFPP_OK && anchor && anchor->entry > 0 && !anchor_seen) {
+        err_why(why, why_len, "audit log: ends at entry %lld but a signed bundle anchored entry %llu: entries were "
+                "deleted", (long long)expect_id - 1, (unsigned long long)anchor->entry);
+        e = IFPP_E_SIGNATURE;
+    }
+    if (head) {
+        head->entry = (uint64_t)(expect_id - 1);
+        memcpy(head->hash, prev, 32);
+    }
     return e;
+}
+
+ifpp_err store_audit_verify(store *s, size_t *entries, char *why, size_t why_len)
+{
+    STORE_CHECK(s);
+    store_anchor head;
+    ifpp_err e = audit_walk(s, NULL, NULL, &head, why, why_len);
+    if (entries)
+        *entries = e == IFPP_OK ? (size_t)head.entry : 0;
+    return e;
+}
+
+ifpp_err store_audit_head(store *s, store_anchor *head)
+{
+    STORE_CHECK(s);
+    if (!head)
+        return IFPP_E_ARG;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", &st);
+    if (e != IFPP_OK)
+        return e;
+    memset(head, 0, sizeof *head);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 32) {
+        head->entry = (uint64_t)sqlite3_column_int64(st, 0);
+        memcpy(head->hash, sqlite3_column_blob(st, 1), 32);
+    } else if (rc == SQLITE_ROW) {
+        e = store_fail(s, SQLITE_CORRUPT, "reading the audit head");
+    } else if (rc != SQLITE_DONE) {
+        e = store_fail(s, rc, "reading the audit head");
+    }
+    sqlite3_finalize(st);
+    return e;
+}
+
+/* Compares every BPP row's state with the state its audit entries replay to. */
+static ifpp_err audit_compare_bpps(store *s, replay_log *log, char *why, size_t why_len)
+{
+    qsort(log->v, log->n, sizeof *log->v, replay_cmp);
+    size_t u = 0; /* keep the last move per BPP */
+    for (size_t i = 0; i < log->n; i++) {
+        if (u && log->v[u - 1].txid_len == log->v[i].txid_len &&
+            memcmp(log->v[u - 1].txid, log->v[i].txid, log->v[i].txid_len) == 0)
+            log->v[u - 1] = log->v[i];
+        else
+            log->v[u++] = log->v[i];
+    }
+    log->n = u;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT txid, state FROM bpp", &st);
+    if (e != IFPP_OK) {
+        err_why(why, why_len, "%s", store_msg);
+        return e;
+    }
+    size_t rows = 0;
+    int rc;
+    char tx[33];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        replay_move key;
+        memset(&key, 0, sizeof key);
+        size_t tl = (size_t)sqlite3_column_bytes(st, 0);
+        bpp_state state;
+        if (tl == 0 || tl > 16 || !bpp_state_parse((const char *)sqlite3_column_text(st, 1), &state)) {
+            err_why(why, why_len, "BPP table: a row with a malformed transaction id or state");
+            e = IFPP_E_SIGNATURE;
+            break;
+        }
+        memcpy(key.txid, sqlite3_column_blob(st, 0), tl);
+        key.txid_len = (uint8_t)tl;
+        hex_encode(key.txid, tl, tx, sizeof tx);
+        replay_move *m = NULL;
+        size_t lo = 0, hi = log->n;
+        while (lo < hi) { /* binary search by txid (order ignored: one entry per txid now) */
+            size_t mid = (lo + hi) / 2;
+            int c = log->v[mid].txid_len != key.txid_len ? (log->v[mid].txid_len < key.txid_len ? -1 : 1)
+                                                        : memcmp(log->v[mid].txid, key.txid, tl);
+            if (c == 0) {
+                m = &log->v[mid];
+                break;
+            }
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (!m) {
+            err_why(why, why_len, "BPP %s is in the table but the audit log never added it", tx);
+            e = IFPP_E_SIGNATURE;
+            break;
+        }
+        if (m->state != state) {
+            err_why(why, why_len, "BPP %s is %s in the table but the audit log says %s (edited outside the station)",
+                    tx, state_names[state], state_names[m->state]);
+            e = IFPP_E_SIGNATURE;
+            break;
+        }
+        rows++;
+    }
+    e = store_loop_end(s, rc, e, "reading the BPP table");
+    if (e == IFPP_E_IO || e == IFPP_E_BUSY)
+        err_why(why, why_len, "%s", store_msg);
+    sqlite3_finalize(st);
+    if (e == IFPP_OK && rows != log->n) {
+        err_why(why, why_len, "the audit log added %zu BPPs but the table holds %zu (rows deleted)", log->n, rows);
+        e = IFPP_E_SIGNATURE;
+    }
+    return e;
+}
+
+typedef struct {
+    const store_anchor *anchor;
+    size_t *entries;
+    char *why;
+    size_t why_len;
+} check_arg;
+
+static ifpp_err store_audit_check_read(store *s, void *arg)
+{
+    check_arg *a = arg;
+    replay_log log = {0};
+    store_anchor head;
+    ifpp_err e = audit_walk(s, a->anchor, &log, &head, a->why, a->why_len);
+    if (e == IFPP_OK)
+        e = audit_compare_bpps(s, &log, a->why, a->why_len);
+    if (e == IFPP_OK && a->entries)
+        *a->entries = (size_t)head.entry;
+    free(log.v);
+    return e;
+}
+
+ifpp_err store_audit_check(store *s, const store_anchor *anchor, size_t *entries, char *why, size_t why_len)
+{
+    check_arg a = {.anchor = anchor, .entries = entries, .why = why, .why_len = why_len};
+    if (entries)
+        *entries = 0;
+    return store_read(s, store_audit_check_read, &a); /* one snapshot: the log and the table agree in time */
 }
 
 /* ---- open, migrate ------------------------------------------------------------------------- */
 
+/* PRAGMA user_version, or an error (a damaged or foreign file). */
+static ifpp_err store_read_version(store *s, int *v)
+{
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "PRAGMA user_version", &st);
+    if (e != IFPP_OK)
+        return e;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *v = sqlite3_column_int(st, 0);
+    else
+        e = store_fail(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the schema version");
+    sqlite3_finalize(st);
+    return e;
+}
+
 int store_schema_version(store *s)
 {
     int v = -1;
-    sqlite3_stmt *st = store_prepare(s, "PRAGMA user_version");
-    if (st && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
+    if (!store_mine(s) || store_read_version(s, &v) != IFPP_OK)
+        return -1;
     return v;
 }
 
-typedef struct {
-    int from;
-} migrate_arg;
-
-static ifpp_err store_migrate_step(store *s, void *arg)
+/* Runs every migration the file lacks; inside the write lock, so a second opener finds them done. */
+static ifpp_err store_migrate_tx(store *s, void *arg)
 {
-    int from = ((migrate_arg *)arg)->from;
-    char pragma[64], detail[64];
-    if (store_exec(s, migrations[from]) != IFPP_OK)
-        return IFPP_E_IO;
-    snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", from + 1);
-    snprintf(detail, sizeof detail, "schema %d -> %d", from, from + 1);
-    if (store_exec(s, pragma) != IFPP_OK)
-        return IFPP_E_IO;
-    return audit_append(s, "migrate", detail);
+    int *from = arg, v;
+    ifpp_err e = store_read_version(s, &v); /* again, under the lock: another process may have done it */
+    if (e != IFPP_OK)
+        return e;
+    if (v < 0 || v > STORE_SCHEMA_VERSION) {
+        snprintf(store_msg, sizeof store_msg, "store %s: schema version %d is not one this program knows (1..%d)",
+                 s->path, v, STORE_SCHEMA_VERSION);
+        return IFPP_E_RANGE;
+    }
+    *from = v;
+    for (; v < STORE_SCHEMA_VERSION; v++) {
+        char pragma[64], what[64];
+        snprintf(what, sizeof what, "migration to schema %d", v + 1);
+        if ((e = store_exec(s, migrations[v], what)) != IFPP_OK)
+            return e;
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+        if ((e = store_exec(s, pragma, what)) != IFPP_OK)
+            return e;
+    }
+    /* the audit rows last: they are in the newest form, whatever form the file started in */
+    for (int i = *from; i < STORE_SCHEMA_VERSION && e == IFPP_OK; i++) {
+        char detail[48];
+        snprintf(detail, sizeof detail, "schema %d -> %d", i, i + 1);
+        audit_fields a = {.event = "migrate", .object = detail};
+        e = audit_append(s, &a);
+    }
+    return e;
 }
 
-ifpp_err store_open(const char *path, store **out, char *why, size_t why_len)
+/* Why a path cannot hold a store, with errno and the path; IFPP_OK if it may. */
+static ifpp_err store_path_check(const char *path, bool must_exist, bool writable, char *why, size_t why_len)
 {
-    if (!path || !out)
+    struct stat st;
+    if (strcmp(path, ":memory:") == 0)
+        return must_exist ? IFPP_E_ARG : IFPP_OK; /* SQLite's private in-memory database (tests, fuzzing) */
+    if (stat(path, &st) != 0) {
+        int err = errno;
+        if (err != ENOENT || must_exist) {
+            err_why(why, why_len, "store %s: %s%s", path, strerror(err),
+                    err == ENOENT ? " (no store there; a read-only command never creates one)" : "");
+            return err == ENOENT ? IFPP_E_NOT_FOUND : IFPP_E_IO;
+        }
+        /* a new store: its directory must exist and take a new file */
+        char dir[PATH_MAX];
+        const char *slash = strrchr(path, '/');
+        if (!slash)
+            snprintf(dir, sizeof dir, ".");
+        else if (slash == path)
+            snprintf(dir, sizeof dir, "/");
+        else
+            snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            err = stat(dir, &st) != 0 ? errno : ENOTDIR;
+            err_why(why, why_len, "cannot create store %s: directory %s: %s", path, dir, strerror(err));
+            return IFPP_E_IO;
+        }
+        if (access(dir, W_OK | X_OK) != 0) {
+            err_why(why, why_len, "cannot create store %s in %s: %s", path, dir, strerror(errno));
+            return IFPP_E_IO;
+        }
+        return IFPP_OK;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        err_why(why, why_len, "store %s is a directory, not a store file", path);
         return IFPP_E_ARG;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err_why(why, why_len, "store %s is not a regular file", path);
+        return IFPP_E_ARG;
+    }
+    if (access(path, writable ? R_OK | W_OK : R_OK) != 0) {
+        err_why(why, why_len, "store %s: cannot open for %s: %s%s", path, writable ? "writing" : "reading",
+                strerror(errno), writable && errno == EROFS ? " (read-only commands open it read-only)" : "");
+        return IFPP_E_IO;
+    }
+    return IFPP_OK;
+}
+
+/* Allocates the handle and opens the connection with flags. */
+static ifpp_err store_connect(const char *path, const char *uri, int flags, store **out, char *why, size_t why_len)
+{
     store *s = calloc(1, sizeof *s);
-    if (!s)
+    if (!s || !(s->path = strdup(path))) {
+        free(s);
         return IFPP_E_NOMEM;
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
-        SQLITE_OK) {
+    }
+    s->owner = pthread_self();
+    int rc = sqlite3_open_v2(uri ? uri : path, &s->db, flags | SQLITE_OPEN_FULLMUTEX | (uri ? SQLITE_OPEN_URI : 0), NULL);
+    if (rc != SQLITE_OK) {
         err_why(why, why_len, "cannot open store %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
         store_close(s);
         return IFPP_E_IO;
     }
-    sqlite3_busy_timeout(s->db, 5000);
-    /* Durability before speed: every commit is on disk when it returns (the exactly-once promise). */
-    if (store_exec(s, "PRAGMA journal_mode = WAL") != IFPP_OK || store_exec(s, "PRAGMA synchronous = FULL") != IFPP_OK ||
-        store_exec(s, "PRAGMA foreign_keys = ON") != IFPP_OK) {
-        err_why(why, why_len, "store %s: cannot set WAL/synchronous/foreign keys: %s", path, sqlite3_errmsg(s->db));
-        store_close(s);
-        return IFPP_E_IO;
+    sqlite3_extended_result_codes(s->db, 1);
+    s->busy_ms = STORE_BUSY_MS;
+    sqlite3_busy_timeout(s->db, s->busy_ms);
+    *out = s;
+    return IFPP_OK;
+}
+
+/* PRAGMA quick_check on a store small enough for it to be cheap; a damaged page fails here. */
+static ifpp_err store_quick_check(store *s, char *why, size_t why_len)
+{
+    struct stat st;
+    if (stat(s->path, &st) != 0 || st.st_size > STORE_QUICK_CHECK_MAX)
+        return IFPP_OK; /* large: every query still checks its own result */
+    return store_check_integrity(s, why, why_len);
+}
+
+ifpp_err store_check_integrity(store *s, char *why, size_t why_len)
+{
+    STORE_CHECK(s);
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "PRAGMA quick_check", &st);
+    int rc = SQLITE_DONE;
+    if (e == IFPP_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *r = (const char *)sqlite3_column_text(st, 0);
+        if (!r || strcmp(r, "ok") != 0) {
+            snprintf(store_msg, sizeof store_msg, "store %s is damaged: %s", s->path, r ? r : "(no answer)");
+            for (char *p = store_msg; *p; p++)
+                if (*p == '\n' || *p == '\r')
+                    *p = ' '; /* quick_check answers on several lines; the message is one */
+            e = IFPP_E_IO;
+        }
+    } else if (e == IFPP_OK) {
+        e = store_fail(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "checking its integrity");
     }
-    int v = store_schema_version(s);
+    sqlite3_finalize(st);
+    if (e != IFPP_OK)
+        err_why(why, why_len, "%s", store_msg);
+    return e;
+}
+
+/*
+ * Switches to WAL. On a new file two openers can each hold a read lock while asking for the
+ * exclusive one the switch needs; the busy handler cannot break that, so each try is short and
+ * both back off and retry (bounded by the usual busy time).
+ */
+static ifpp_err store_wal(store *s)
+{
+    ifpp_err e = IFPP_OK;
+    int tries = s->busy_ms / 20 + 1;
+    sqlite3_busy_timeout(s->db, 10);
+    for (int i = 0; i < tries; i++) {
+        if ((e = store_exec(s, "PRAGMA journal_mode = WAL", "switching to WAL")) != IFPP_E_BUSY)
+            break;
+        struct timespec ts = {0, (long)(5 + (i * 7919 + (long)(uintptr_t)s) % 10) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    sqlite3_busy_timeout(s->db, s->busy_ms);
+    return e;
+}
+
+ifpp_err store_open(const char *path, store **out, char *why, size_t why_len)
+{
+    store *s = NULL;
+    ifpp_err e;
+    int v = -1, from = 0;
+    if (!path || !*path || !out) {
+        err_why(why, why_len, "no store path given");
+        return IFPP_E_ARG;
+    }
+    *out = NULL;
+    if ((e = store_path_check(path, false, true, why, why_len)) != IFPP_OK ||
+        (e = store_connect(path, NULL, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s, why, why_len)) != IFPP_OK)
+        return e;
+    /* Durability before speed: every commit is on disk when it returns (the exactly-once promise). */
+    if ((e = store_wal(s)) != IFPP_OK ||
+        (e = store_exec(s, "PRAGMA synchronous = FULL", "setting synchronous=FULL")) != IFPP_OK ||
+        (e = store_exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys")) != IFPP_OK ||
+        (e = store_read_version(s, &v)) != IFPP_OK) {
+        err_why(why, why_len, "%s", store_msg);
+        store_close(s);
+        return e;
+    }
     if (v < 0 || v > STORE_SCHEMA_VERSION) {
-        err_why(why, why_len, "store %s: schema version %d is newer than this program knows (%d)", path, v,
-                STORE_SCHEMA_VERSION);
+        if (v > STORE_SCHEMA_VERSION)
+            err_why(why, why_len, "store %s: schema version %d is newer than this program knows (%d)", path, v,
+                    STORE_SCHEMA_VERSION);
+        else
+            err_why(why, why_len, "store %s: schema version %d: the file is not a station store or is damaged", path, v);
         store_close(s);
         return IFPP_E_RANGE;
     }
-    for (; v < STORE_SCHEMA_VERSION; v++) {
-        migrate_arg a = {v};
-        if (store_transaction(s, store_migrate_step, &a) != IFPP_OK) {
-            err_why(why, why_len, "store %s: migration to schema %d failed: %s", path, v + 1, sqlite3_errmsg(s->db));
-            store_close(s);
-            return IFPP_E_IO;
-        }
+    if (v > 0 && (e = store_quick_check(s, why, why_len)) != IFPP_OK) {
+        store_close(s);
+        return e;
+    }
+    if (v < STORE_SCHEMA_VERSION && (e = store_transaction(s, store_migrate_tx, &from)) != IFPP_OK) {
+        err_why(why, why_len, "%s", store_msg);
+        store_close(s);
+        return e;
     }
     *out = s;
     return IFPP_OK;
+}
+
+ifpp_err store_open_readonly(const char *path, store **out, char *why, size_t why_len)
+{
+    store *s = NULL;
+    ifpp_err e;
+    int v = -1;
+    if (!path || !*path || !out) {
+        err_why(why, why_len, "no store path given");
+        return IFPP_E_ARG;
+    }
+    *out = NULL;
+    if ((e = store_path_check(path, true, false, why, why_len)) != IFPP_OK ||
+        (e = store_connect(path, NULL, SQLITE_OPEN_READONLY, &s, why, why_len)) != IFPP_OK)
+        return e;
+    s->readonly = true;
+    e = store_read_version(s, &v);
+    if (e != IFPP_OK && (e == IFPP_E_IO || e == IFPP_E_BUSY)) {
+        /*
+         * A WAL store on a read-only mount: SQLite cannot create the -shm file. Nobody can write
+         * there either, so the file is immutable for as long as we read it.
+         */
+        char dir[PATH_MAX], *uri = NULL;
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *(slash == dir ? slash + 1 : slash) = '\0';
+        else
+            snprintf(dir, sizeof dir, ".");
+        if (access(dir, W_OK) != 0 && errno == EROFS && (uri = sqlite3_mprintf("file:%s?immutable=1", path))) {
+            store_close(s);
+            s = NULL;
+            e = store_connect(path, uri, SQLITE_OPEN_READONLY, &s, why, why_len);
+            sqlite3_free(uri);
+            if (e != IFPP_OK)
+                return e;
+            s->readonly = true;
+            e = store_read_version(s, &v);
+        }
+    }
+    if (e == IFPP_OK && (v <= 0 || v > STORE_SCHEMA_VERSION)) {
+        if (v > STORE_SCHEMA_VERSION)
+            snprintf(store_msg, sizeof store_msg, "store %s: schema version %d is newer than this program knows (%d)",
+                     path, v, STORE_SCHEMA_VERSION);
+        else
+            snprintf(store_msg, sizeof store_msg, "store %s: schema version %d: the file is not a station store or is "
+                     "damaged", path, v);
+        e = IFPP_E_RANGE;
+    } else if (e == IFPP_OK && v < STORE_SCHEMA_VERSION) {
+        snprintf(store_msg, sizeof store_msg, "store %s is at schema %d, this program needs %d: open it once for "
+                 "writing to migrate it", path, v, STORE_SCHEMA_VERSION);
+        e = IFPP_E_RANGE;
+    }
+    if (e == IFPP_OK)
+        e = store_quick_check(s, NULL, 0);
+    if (e != IFPP_OK) {
+        err_why(why, why_len, "%s", store_msg);
+        store_close(s);
+        return e;
+    }
+    *out = s;
+    return IFPP_OK;
+}
+
+bool store_owns_path(const store *s, const char *path)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    struct stat target, own;
+    if (!s || !path || stat(path, &target) != 0)
+        return false; /* a file that does not exist yet cannot be one of ours */
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char p[PATH_MAX];
+        if (snprintf(p, sizeof p, "%s%s", s->path, suffixes[i]) >= (int)sizeof p)
+            continue;
+        if (stat(p, &own) == 0 && own.st_dev == target.st_dev && own.st_ino == target.st_ino)
+            return true;
+    }
+    return false;
 }
 
 void store_close(store *s)
@@ -288,6 +1001,7 @@ void store_close(store *s)
     if (!s)
         return;
     sqlite3_close(s->db);
+    free(s->path);
     free(s);
 }
 
@@ -301,10 +1015,11 @@ typedef struct {
 static ifpp_err store_add_euicc_tx(store *s, void *arg)
 {
     euicc_arg *a = arg;
-    char at[32], eid_hex[33];
-    sqlite3_stmt *st = store_prepare(s, "SELECT cert, info2 FROM euicc WHERE eid = ?");
-    if (!st)
-        return IFPP_E_IO;
+    char at[32];
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT cert, info2 FROM euicc WHERE eid = ?", &st);
+    if (e != IFPP_OK)
+        return e;
     sqlite3_bind_blob(st, 1, a->eid, 16, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -313,23 +1028,26 @@ static ifpp_err store_add_euicc_tx(store *s, void *arg)
                     (size_t)sqlite3_column_bytes(st, 1) == a->info2_len &&
                     memcmp(sqlite3_column_blob(st, 1), a->info2, a->info2_len) == 0;
         sqlite3_finalize(st);
+        if (!same)
+            snprintf(store_msg, sizeof store_msg, "eUICC already known with other data");
         return same ? IFPP_OK : IFPP_E_ARG;
     }
     sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return store_fail(s, rc, "looking up an eUICC");
     store_now(at);
-    st = store_prepare(s, "INSERT INTO euicc (eid, cert, info2, added_at) VALUES (?, ?, ?, ?)");
-    if (!st)
-        return IFPP_E_IO;
+    if ((e = store_prepare(s, "INSERT INTO euicc (eid, cert, info2, added_at) VALUES (?, ?, ?, ?)", &st)) != IFPP_OK)
+        return e;
     sqlite3_bind_blob(st, 1, a->eid, 16, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, a->cert, (int)a->cert_len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 3, a->info2, (int)a->info2_len, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, at, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
+    e = store_step_done(s, st, "adding an eUICC");
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return IFPP_E_IO;
-    hex_encode(a->eid, 16, eid_hex, sizeof eid_hex);
-    return audit_append(s, "euicc_added", eid_hex);
+    if (e != IFPP_OK)
+        return e;
+    audit_fields f = {.event = "euicc_added", .eid = a->eid};
+    return audit_append(s, &f);
 }
 
 ifpp_err store_add_euicc(store *s, const uint8_t eid[16], const uint8_t *cert, size_t cert_len, const uint8_t *info2,
@@ -344,15 +1062,16 @@ ifpp_err store_add_euicc(store *s, const uint8_t eid[16], const uint8_t *cert, s
 static ifpp_err store_add_otk_tx(store *s, void *arg)
 {
     euicc_arg *a = arg;
-    sqlite3_stmt *st = store_prepare(s, "INSERT OR IGNORE INTO otk (eid, otpk, proof) VALUES (?, ?, ?)");
-    if (!st)
-        return IFPP_E_IO;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "INSERT OR IGNORE INTO otk (eid, otpk, proof) VALUES (?, ?, ?)", &st);
+    if (e != IFPP_OK)
+        return e;
     sqlite3_bind_blob(st, 1, a->eid, 16, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, a->otpk, 65, SQLITE_STATIC);
     sqlite3_bind_blob(st, 3, a->proof, 64, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+    e = store_step_done(s, st, "adding a One-time Key"); /* an unknown EID fails the foreign key */
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? IFPP_OK : IFPP_E_IO; /* an unknown EID fails the foreign key */
+    return e;
 }
 
 ifpp_err store_add_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65], const uint8_t proof[64])
@@ -363,32 +1082,32 @@ ifpp_err store_add_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65], 
     return store_transaction(s, store_add_otk_tx, &a);
 }
 
-bool store_has_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65])
+ifpp_err store_find_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65], bool *found)
 {
-    sqlite3_stmt *st = store_prepare(s, "SELECT 1 FROM otk WHERE eid = ? AND otpk = ?");
-    if (!st)
-        return false;
+    STORE_CHECK(s);
+    if (!eid || !otpk || !found)
+        return IFPP_E_ARG;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT 1 FROM otk WHERE eid = ? AND otpk = ?", &st);
+    if (e != IFPP_OK)
+        return e;
     sqlite3_bind_blob(st, 1, eid, 16, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, otpk, 65, SQLITE_STATIC);
-    bool found = sqlite3_step(st) == SQLITE_ROW;
+    int rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        e = store_fail(s, rc, "looking up a One-time Key");
     sqlite3_finalize(st);
-    return found;
+    return e;
+}
+
+bool store_has_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65])
+{
+    bool found = false;
+    return store_find_otk(s, eid, otpk, &found) == IFPP_OK && found;
 }
 
 /* ---- BPPs ------------------------------------------------------------------------------- */
-
-/* "txid=… eid=… state a->b session=… slot=… serial=… reason=…" for the audit log. */
-static void store_describe(char *out, size_t n, const uint8_t *txid, size_t txid_len, const uint8_t *eid,
-                           const char *move, const store_actor *who)
-{
-    char tx[33] = "", e[33] = "";
-    hex_encode(txid, txid_len, tx, sizeof tx);
-    if (eid)
-        hex_encode(eid, 16, e, sizeof e);
-    snprintf(out, n, "txid=%s eid=%s %s session=%s slot=%s serial=%s reason=%s", tx, e, move,
-             who && who->session ? who->session : "-", who && who->slot ? who->slot : "-",
-             who && who->dut_serial ? who->dut_serial : "-", who && who->reason ? who->reason : "-");
-}
 
 typedef struct {
     const store_bpp *b;
@@ -401,10 +1120,11 @@ static ifpp_err store_add_bpp_tx(store *s, void *arg)
 {
     add_bpp_arg *a = arg;
     const store_bpp *b = a->b;
-    char at[32], detail[512];
-    sqlite3_stmt *st = store_prepare(s, "SELECT txid, bpp_hash FROM bpp WHERE txid = ? OR (eid = ? AND otpk = ?)");
-    if (!st)
-        return IFPP_E_IO;
+    char at[32];
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT txid, bpp_hash FROM bpp WHERE txid = ? OR (eid = ? AND otpk = ?)", &st);
+    if (e != IFPP_OK)
+        return e;
     sqlite3_bind_blob(st, 1, b->transaction_id, (int)b->transaction_id_len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, b->eid, 16, SQLITE_STATIC);
     sqlite3_bind_blob(st, 3, b->otpk, 65, SQLITE_STATIC);
@@ -426,11 +1146,15 @@ static ifpp_err store_add_bpp_tx(store *s, void *arg)
         return IFPP_E_ARG;
     }
     sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        e = store_fail(s, rc, "looking up a BPP");
+        err_why(a->why, a->why_len, "%s", store_msg);
+        return e;
+    }
     store_now(at);
-    st = store_prepare(s, "INSERT INTO bpp (txid, eid, otpk, iccid, profile_type, bpp_hash, bpp, vault_id, state,"
-                          " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'available', ?)");
-    if (!st)
-        return IFPP_E_IO;
+    if ((e = store_prepare(s, "INSERT INTO bpp (txid, eid, otpk, iccid, profile_type, bpp_hash, bpp, vault_id, state,"
+                              " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'available', ?)", &st)) != IFPP_OK)
+        return e;
     sqlite3_bind_blob(st, 1, b->transaction_id, (int)b->transaction_id_len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, b->eid, 16, SQLITE_STATIC);
     sqlite3_bind_blob(st, 3, b->otpk, 65, SQLITE_STATIC);
@@ -442,12 +1166,18 @@ static ifpp_err store_add_bpp_tx(store *s, void *arg)
     sqlite3_bind_text(st, 9, at, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
+    if ((rc & 0xFF) == SQLITE_CONSTRAINT) {
         err_why(a->why, a->why_len, "BPP for an unknown eUICC or One-time Key: %s", sqlite3_errmsg(s->db));
         return IFPP_E_ARG;
     }
-    store_describe(detail, sizeof detail, b->transaction_id, b->transaction_id_len, b->eid, "-> available", NULL);
-    return audit_append(s, "bpp_added", detail);
+    if (rc != SQLITE_DONE) {
+        e = store_fail(s, rc, "adding a BPP");
+        err_why(a->why, a->why_len, "%s", store_msg);
+        return e;
+    }
+    audit_fields f = {.event = "bpp_added", .txid = b->transaction_id, .txid_len = b->transaction_id_len,
+                      .eid = b->eid, .to_state = state_names[BPP_AVAILABLE], .object = b->vault_id};
+    return audit_append(s, &f);
 }
 
 ifpp_err store_add_bpp(store *s, const store_bpp *b, bool *duplicate, char *why, size_t why_len)
@@ -458,6 +1188,8 @@ ifpp_err store_add_bpp(store *s, const store_bpp *b, bool *duplicate, char *why,
         return IFPP_E_ARG;
     add_bpp_arg a = {.b = b, .duplicate = &dup, .why = why, .why_len = why_len};
     ifpp_err e = store_transaction(s, store_add_bpp_tx, &a);
+    if (e != IFPP_OK && why && why_len && !*why)
+        err_why(why, why_len, "%s", store_msg);
     if (duplicate)
         *duplicate = dup;
     return e;
@@ -468,8 +1200,10 @@ static ifpp_err store_row_to_bpp(sqlite3_stmt *st, store_bpp *out)
     memset(out, 0, sizeof *out);
     size_t tl = (size_t)sqlite3_column_bytes(st, 0);
     if (tl == 0 || tl > 16 || sqlite3_column_bytes(st, 1) != 16 || sqlite3_column_bytes(st, 2) != 65 ||
-        sqlite3_column_bytes(st, 3) != 10 || sqlite3_column_bytes(st, 5) != 32)
+        sqlite3_column_bytes(st, 3) != 10 || sqlite3_column_bytes(st, 5) != 32) {
+        snprintf(store_msg, sizeof store_msg, "a BPP row is malformed (a field has the wrong size)");
         return IFPP_E_IO;
+    }
     memcpy(out->transaction_id, sqlite3_column_blob(st, 0), tl);
     out->transaction_id_len = tl;
     memcpy(out->eid, sqlite3_column_blob(st, 1), 16);
@@ -479,7 +1213,10 @@ static ifpp_err store_row_to_bpp(sqlite3_stmt *st, store_bpp *out)
     memcpy(out->bpp_hash, sqlite3_column_blob(st, 5), 32);
     snprintf(out->vault_id, sizeof out->vault_id, "%s", (const char *)sqlite3_column_text(st, 6));
     out->bpp_len = (size_t)sqlite3_column_int64(st, 8);
-    return bpp_state_parse((const char *)sqlite3_column_text(st, 7), &out->state) ? IFPP_OK : IFPP_E_IO;
+    if (bpp_state_parse((const char *)sqlite3_column_text(st, 7), &out->state))
+        return IFPP_OK;
+    snprintf(store_msg, sizeof store_msg, "a BPP row has an unknown state");
+    return IFPP_E_IO;
 }
 
 #define BPP_COLUMNS "txid, eid, otpk, iccid, profile_type, bpp_hash, vault_id, state, length(bpp)"
@@ -488,15 +1225,18 @@ static ifpp_err store_row_to_bpp(sqlite3_stmt *st, store_bpp *out)
 static ifpp_err store_move_row(store *s, const uint8_t *txid, size_t txid_len, bpp_state from, bpp_state to,
                                const store_actor *who)
 {
-    char at[32], detail[512], move[64];
-    if (!bpp_transition_allowed(from, to))
+    char at[32];
+    if (!bpp_transition_allowed(from, to)) {
+        snprintf(store_msg, sizeof store_msg, "a BPP cannot move from %s to %s", state_names[from], state_names[to]);
         return IFPP_E_ARG;
+    }
     store_now(at);
-    sqlite3_stmt *st = store_prepare(s, "UPDATE bpp SET state = ?, session = coalesce(?, session),"
-                                        " slot = coalesce(?, slot), dut_serial = coalesce(?, dut_serial),"
-                                        " updated_at = ? WHERE txid = ? AND state = ? RETURNING eid");
-    if (!st)
-        return IFPP_E_IO;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "UPDATE bpp SET state = ?, session = coalesce(?, session),"
+                                  " slot = coalesce(?, slot), dut_serial = coalesce(?, dut_serial),"
+                                  " updated_at = ? WHERE txid = ? AND state = ? RETURNING eid", &st);
+    if (e != IFPP_OK)
+        return e;
     sqlite3_bind_text(st, 1, state_names[to], -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, who ? who->session : NULL, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, who ? who->slot : NULL, -1, SQLITE_STATIC);
@@ -513,12 +1253,15 @@ static ifpp_err store_move_row(store *s, const uint8_t *txid, size_t txid_len, b
         rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
-        return IFPP_E_IO;
-    if (!moved)
-        return IFPP_E_RANGE; /* not in `from` (any more): someone else moved it, or it never was */
-    snprintf(move, sizeof move, "%s -> %s", state_names[from], state_names[to]);
-    store_describe(detail, sizeof detail, txid, txid_len, eid, move, who);
-    return audit_append(s, "bpp_state", detail);
+        return store_fail(s, rc, "moving a BPP");
+    if (!moved) {
+        snprintf(store_msg, sizeof store_msg, "the BPP is not %s (any more): someone else moved it, or it never was",
+                 state_names[from]);
+        return IFPP_E_RANGE;
+    }
+    audit_fields f = {.event = "bpp_state", .txid = txid, .txid_len = txid_len, .eid = eid,
+                      .from_state = state_names[from], .to_state = state_names[to], .who = who};
+    return audit_append(s, &f);
 }
 
 typedef struct {
@@ -537,14 +1280,22 @@ typedef struct {
 static ifpp_err bpp_reserve_tx(store *s, void *arg)
 {
     move_arg *a = arg;
-    sqlite3_stmt *st = store_prepare(s, "SELECT " BPP_COLUMNS " FROM bpp WHERE eid = ? AND state = 'available'"
-                                        " AND (?2 IS NULL OR profile_type = ?2) ORDER BY rowid LIMIT 1");
-    if (!st)
-        return IFPP_E_IO;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT " BPP_COLUMNS " FROM bpp WHERE eid = ? AND state = 'available'"
+                                  " AND (?2 IS NULL OR profile_type = ?2) ORDER BY rowid LIMIT 1", &st);
+    if (e != IFPP_OK)
+        return e;
     sqlite3_bind_blob(st, 1, a->eid, 16, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, a->profile_type, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
-    ifpp_err e = rc == SQLITE_ROW ? store_row_to_bpp(st, a->out) : rc == SQLITE_DONE ? IFPP_E_NOT_FOUND : IFPP_E_IO;
+    if (rc == SQLITE_ROW)
+        e = store_row_to_bpp(st, a->out);
+    else if (rc == SQLITE_DONE) {
+        snprintf(store_msg, sizeof store_msg, "no available BPP for this eUICC%s%s", a->profile_type ? " of type " : "",
+                 a->profile_type ? a->profile_type : "");
+        e = IFPP_E_NOT_FOUND;
+    } else
+        e = store_fail(s, rc, "looking for an available BPP");
     sqlite3_finalize(st);
     if (e != IFPP_OK)
         return e;
@@ -572,7 +1323,8 @@ static ifpp_err bpp_move_tx(store *s, void *arg)
 ifpp_err bpp_move(store *s, const uint8_t *txid, size_t txid_len, bpp_state from, bpp_state to,
                   const store_actor *who)
 {
-    if (!s || !txid || !txid_len || txid_len > 16)
+    if (!s || !txid || !txid_len || txid_len > 16 || (unsigned)from >= BPP_STATE__COUNT ||
+        (unsigned)to >= BPP_STATE__COUNT)
         return IFPP_E_ARG;
     move_arg a = {.txid = txid, .txid_len = txid_len, .from = from, .to = to, .who = who};
     return store_transaction(s, bpp_move_tx, &a);
@@ -586,22 +1338,23 @@ static ifpp_err store_record_pir_tx(store *s, void *arg)
     if (e != IFPP_OK)
         return e;
     store_now(at);
-    sqlite3_stmt *st = store_prepare(s, "INSERT INTO pir (txid, pir, success, received_at) VALUES (?, ?, ?, ?)");
-    if (!st)
-        return IFPP_E_IO;
+    sqlite3_stmt *st;
+    if ((e = store_prepare(s, "INSERT INTO pir (txid, pir, success, received_at) VALUES (?, ?, ?, ?)", &st)) != IFPP_OK)
+        return e;
     sqlite3_bind_blob(st, 1, a->txid, (int)a->txid_len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, a->pir, (int)a->pir_len, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, a->success ? 1 : 0);
     sqlite3_bind_text(st, 4, at, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+    e = store_step_done(s, st, "recording a PIR");
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? IFPP_OK : IFPP_E_IO;
+    return e;
 }
 
 ifpp_err store_record_pir(store *s, const uint8_t *txid, size_t txid_len, const uint8_t *pir, size_t pir_len,
                           bool success, bpp_state from, const store_actor *who)
 {
-    if (!s || !txid || !txid_len || txid_len > 16 || !pir || !pir_len || pir_len > INT32_MAX)
+    if (!s || !txid || !txid_len || txid_len > 16 || !pir || !pir_len || pir_len > INT32_MAX ||
+        (unsigned)from >= BPP_STATE__COUNT)
         return IFPP_E_ARG;
     move_arg a = {.txid = txid, .txid_len = txid_len, .from = from, .who = who, .pir = pir, .pir_len = pir_len,
                   .success = success};
@@ -610,55 +1363,74 @@ ifpp_err store_record_pir(store *s, const uint8_t *txid, size_t txid_len, const 
 
 ifpp_err store_get_bpp(store *s, const uint8_t *txid, size_t txid_len, store_bpp *out)
 {
-    sqlite3_stmt *st = store_prepare(s, "SELECT " BPP_COLUMNS " FROM bpp WHERE txid = ?");
-    if (!st)
-        return IFPP_E_IO;
+    STORE_CHECK(s);
+    if (!txid || !txid_len || txid_len > 16 || !out)
+        return IFPP_E_ARG;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT " BPP_COLUMNS " FROM bpp WHERE txid = ?", &st);
+    if (e != IFPP_OK)
+        return e;
     sqlite3_bind_blob(st, 1, txid, (int)txid_len, SQLITE_STATIC);
     int rc = sqlite3_step(st);
-    ifpp_err e = rc == SQLITE_ROW ? store_row_to_bpp(st, out) : rc == SQLITE_DONE ? IFPP_E_NOT_FOUND : IFPP_E_IO;
+    if (rc == SQLITE_ROW)
+        e = store_row_to_bpp(st, out);
+    else if (rc == SQLITE_DONE) {
+        snprintf(store_msg, sizeof store_msg, "no such BPP in the store");
+        e = IFPP_E_NOT_FOUND;
+    } else
+        e = store_fail(s, rc, "reading a BPP");
     sqlite3_finalize(st);
     return e;
 }
 
 ifpp_err store_bpp_blob(store *s, const uint8_t *txid, size_t txid_len, uint8_t **out, size_t *n)
 {
+    if (!txid || !txid_len || txid_len > 16)
+        return IFPP_E_ARG;
     return store_fetch_blob(s, "SELECT bpp FROM bpp WHERE txid = ?", txid, (int)txid_len, false, out, n);
 }
 
 ifpp_err store_count_bpps(store *s, bpp_state state, size_t *n)
 {
-    sqlite3_stmt *st = store_prepare(s, "SELECT count(*) FROM bpp WHERE state = ?");
-    if (!st)
-        return IFPP_E_IO;
+    STORE_CHECK(s);
+    if (!n)
+        return IFPP_E_ARG;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT count(*) FROM bpp WHERE state = ?", &st);
+    if (e != IFPP_OK)
+        return e;
     sqlite3_bind_text(st, 1, bpp_state_name(state), -1, SQLITE_STATIC);
-    ifpp_err e = sqlite3_step(st) == SQLITE_ROW ? IFPP_OK : IFPP_E_IO;
-    if (e == IFPP_OK)
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
         *n = (size_t)sqlite3_column_int64(st, 0);
+    else
+        e = store_fail(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "counting BPPs");
     sqlite3_finalize(st);
     return e;
 }
 
 ifpp_err store_eid_counts(store *s, const uint8_t eid[16], size_t counts[BPP_STATE__COUNT])
 {
-    if (!s || !eid || !counts)
+    STORE_CHECK(s);
+    if (!eid || !counts)
         return IFPP_E_ARG;
     memset(counts, 0, sizeof(size_t) * BPP_STATE__COUNT);
-    sqlite3_stmt *st = store_prepare(s, "SELECT state, count(*) FROM bpp WHERE eid = ? GROUP BY state");
-    if (!st)
-        return IFPP_E_IO;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT state, count(*) FROM bpp WHERE eid = ? GROUP BY state", &st);
+    if (e != IFPP_OK)
+        return e;
     sqlite3_bind_blob(st, 1, eid, 16, SQLITE_STATIC);
     int rc;
-    ifpp_err e = IFPP_OK;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         bpp_state state;
         if (!bpp_state_parse((const char *)sqlite3_column_text(st, 0), &state)) {
+            snprintf(store_msg, sizeof store_msg, "a BPP row has an unknown state");
             e = IFPP_E_IO;
             break;
         }
         counts[state] = (size_t)sqlite3_column_int64(st, 1);
     }
-    if (e == IFPP_OK && rc != SQLITE_DONE)
-        e = IFPP_E_IO;
+    e = store_loop_end(s, rc, e, "counting an eUICC's BPPs");
     sqlite3_finalize(st);
     return e;
 }
@@ -675,32 +1447,36 @@ typedef struct {
 static ifpp_err store_add_vault_tx(store *s, void *arg)
 {
     vault_arg *a = arg;
-    char at[32], detail[128];
-    sqlite3_stmt *st = store_prepare(s, "SELECT bundle_hash FROM vault WHERE vault_id = ?");
-    if (!st)
-        return IFPP_E_IO;
+    char at[32];
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT bundle_hash FROM vault WHERE vault_id = ?", &st);
+    if (e != IFPP_OK)
+        return e;
     sqlite3_bind_text(st, 1, a->vault_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
         bool same = sqlite3_column_bytes(st, 0) == 32 && memcmp(sqlite3_column_blob(st, 0), a->hash, 32) == 0;
         sqlite3_finalize(st);
         *a->known = true;
         return same ? IFPP_OK : IFPP_E_ARG; /* the same id with other content: a conflicting vault */
     }
     sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return store_fail(s, rc, "looking up a vault");
     store_now(at);
-    st = store_prepare(s, "INSERT INTO vault (vault_id, dpf_pb_cert, bundle_hash, imported_at) VALUES (?, ?, ?, ?)");
-    if (!st)
-        return IFPP_E_IO;
+    if ((e = store_prepare(s, "INSERT INTO vault (vault_id, dpf_pb_cert, bundle_hash, imported_at) VALUES (?, ?, ?, ?)",
+                           &st)) != IFPP_OK)
+        return e;
     sqlite3_bind_text(st, 1, a->vault_id, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, a->cert, (int)a->cert_len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 3, a->hash, 32, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, at, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+    e = store_step_done(s, st, "adding a vault");
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return IFPP_E_IO;
-    snprintf(detail, sizeof detail, "vault=%s", a->vault_id);
-    return audit_append(s, "vault_added", detail);
+    if (e != IFPP_OK)
+        return e;
+    audit_fields f = {.event = "vault_added", .object = a->vault_id};
+    return audit_append(s, &f);
 }
 
 ifpp_err store_add_vault(store *s, const char *vault_id, const uint8_t *dpf_pb_cert, size_t cert_len,
@@ -720,22 +1496,32 @@ ifpp_err store_add_vault(store *s, const char *vault_id, const uint8_t *dpf_pb_c
 static ifpp_err store_fetch_blob(store *s, const char *sql, const void *key, int key_len, bool text, uint8_t **out,
                                  size_t *n)
 {
-    sqlite3_stmt *st = store_prepare(s, sql);
-    if (!st)
-        return IFPP_E_IO;
+    STORE_CHECK(s);
+    if (!key || !out || !n)
+        return IFPP_E_ARG;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, sql, &st);
+    if (e != IFPP_OK)
+        return e;
     if (text)
         sqlite3_bind_text(st, 1, key, key_len, SQLITE_STATIC);
     else
         sqlite3_bind_blob(st, 1, key, key_len, SQLITE_STATIC);
-    ifpp_err e = IFPP_E_NOT_FOUND;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
         size_t len = (size_t)sqlite3_column_bytes(st, 0);
         *out = malloc(len ? len : 1);
         e = *out ? IFPP_OK : IFPP_E_NOMEM;
         if (e == IFPP_OK) {
-            memcpy(*out, sqlite3_column_blob(st, 0), len);
+            if (len)
+                memcpy(*out, sqlite3_column_blob(st, 0), len);
             *n = len;
         }
+    } else if (rc == SQLITE_DONE) {
+        snprintf(store_msg, sizeof store_msg, "no such record in the store");
+        e = IFPP_E_NOT_FOUND;
+    } else {
+        e = store_fail(s, rc, "reading a record");
     }
     sqlite3_finalize(st);
     return e;
@@ -755,23 +1541,34 @@ ifpp_err store_euicc_cert(store *s, const uint8_t eid[16], uint8_t **der, size_t
 static ifpp_err store_txids(store *s, const uint8_t eid[16], const char *states, uint8_t (*txids)[16],
                             size_t *txid_lens, size_t max, size_t *n)
 {
+    STORE_CHECK(s);
+    if (!eid || !n || (max && (!txids || !txid_lens)))
+        return IFPP_E_ARG;
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT txid FROM bpp WHERE eid = ? AND state IN (%s) ORDER BY rowid", states);
-    sqlite3_stmt *st = store_prepare(s, sql);
-    if (!st)
-        return IFPP_E_IO;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, sql, &st);
+    if (e != IFPP_OK)
+        return e;
     sqlite3_bind_blob(st, 1, eid, 16, SQLITE_STATIC);
     *n = 0;
-    while (*n < max && sqlite3_step(st) == SQLITE_ROW) {
+    int rc = SQLITE_DONE;
+    while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         size_t len = (size_t)sqlite3_column_bytes(st, 0);
-        if (len == 0 || len > 16)
-            continue;
+        if (len == 0 || len > 16) {
+            snprintf(store_msg, sizeof store_msg, "a BPP row has a malformed transaction id");
+            e = IFPP_E_IO;
+            break;
+        }
         memcpy(txids[*n], sqlite3_column_blob(st, 0), len);
         txid_lens[*n] = len;
         (*n)++;
     }
+    if (e == IFPP_OK && rc == SQLITE_ROW)
+        rc = SQLITE_DONE; /* stopped at max, by the caller's choice */
+    e = store_loop_end(s, rc, e, "listing an eUICC's BPPs");
     sqlite3_finalize(st);
-    return IFPP_OK;
+    return e;
 }
 
 ifpp_err store_unresolved(store *s, const uint8_t eid[16], uint8_t (*txids)[16], size_t *txid_lens, size_t max,
@@ -786,44 +1583,75 @@ ifpp_err store_available(store *s, const uint8_t eid[16], uint8_t (*txids)[16], 
     return store_txids(s, eid, "'available'", txids, txid_lens, max, n);
 }
 
+static ifpp_err store_add_eum_cert_tx(store *s, void *arg)
+{
+    const struct {
+        const uint8_t *der;
+        size_t n;
+    } *a = arg;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "INSERT OR IGNORE INTO eum_cert (der) VALUES (?)", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_blob(st, 1, a->der, (int)a->n, SQLITE_STATIC);
+    e = store_step_done(s, st, "adding an EUM certificate");
+    sqlite3_finalize(st);
+    return e;
+}
+
 ifpp_err store_add_eum_cert(store *s, const uint8_t *der, size_t n)
 {
     if (!s || !der || !n || n > INT32_MAX)
         return IFPP_E_ARG;
-    sqlite3_stmt *st = store_prepare(s, "INSERT OR IGNORE INTO eum_cert (der) VALUES (?)");
-    if (!st)
-        return IFPP_E_IO;
-    sqlite3_bind_blob(st, 1, der, (int)n, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? IFPP_OK : IFPP_E_IO;
+    struct {
+        const uint8_t *der;
+        size_t n;
+    } a = {der, n};
+    return store_transaction(s, store_add_eum_cert_tx, &a);
 }
 
 ifpp_err store_each_eum_cert(store *s, ifpp_err (*fn)(void *arg, const uint8_t *der, size_t n), void *arg)
 {
-    sqlite3_stmt *st = store_prepare(s, "SELECT der FROM eum_cert ORDER BY rowid");
-    ifpp_err e = st ? IFPP_OK : IFPP_E_IO;
-    while (e == IFPP_OK && sqlite3_step(st) == SQLITE_ROW)
-        e = fn(arg, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+    STORE_CHECK(s);
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT der FROM eum_cert ORDER BY rowid", &st);
+    if (e != IFPP_OK)
+        return e;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW &&
+           (e = fn(arg, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0))) == IFPP_OK)
+        ;
+    e = store_loop_end(s, rc, e, "reading the EUM certificates");
     sqlite3_finalize(st);
     return e;
 }
 
 ifpp_err store_each_unbound_key(store *s, ifpp_err (*fn)(void *arg, const store_key_record *k), void *arg)
 {
-    sqlite3_stmt *st = store_prepare(s, "SELECT o.eid, e.cert, e.info2, o.otpk, o.proof FROM otk o JOIN euicc e"
-                                        " ON e.eid = o.eid WHERE NOT EXISTS (SELECT 1 FROM bpp b WHERE b.eid = o.eid"
-                                        " AND b.otpk = o.otpk) ORDER BY o.rowid");
-    ifpp_err e = st ? IFPP_OK : IFPP_E_IO;
-    while (e == IFPP_OK && sqlite3_step(st) == SQLITE_ROW) {
+    STORE_CHECK(s);
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT o.eid, e.cert, e.info2, o.otpk, o.proof FROM otk o JOIN euicc e"
+                                  " ON e.eid = o.eid WHERE NOT EXISTS (SELECT 1 FROM bpp b WHERE b.eid = o.eid"
+                                  " AND b.otpk = o.otpk) ORDER BY o.rowid", &st);
+    if (e != IFPP_OK)
+        return e;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_key_record k = {
             .eid = sqlite3_column_blob(st, 0), .cert = sqlite3_column_blob(st, 1),
             .cert_len = (size_t)sqlite3_column_bytes(st, 1), .info2 = sqlite3_column_blob(st, 2),
             .info2_len = (size_t)sqlite3_column_bytes(st, 2), .otpk = sqlite3_column_blob(st, 3),
             .proof = sqlite3_column_blob(st, 4),
         };
-        e = fn(arg, &k);
+        if (sqlite3_column_bytes(st, 0) != 16 || sqlite3_column_bytes(st, 3) != 65 || sqlite3_column_bytes(st, 4) != 64) {
+            snprintf(store_msg, sizeof store_msg, "a One-time Key row is malformed");
+            e = IFPP_E_IO;
+            break;
+        }
+        if ((e = fn(arg, &k)) != IFPP_OK)
+            break;
     }
+    e = store_loop_end(s, rc, e, "reading the One-time Keys");
     sqlite3_finalize(st);
     return e;
 }
@@ -831,14 +1659,18 @@ ifpp_err store_each_unbound_key(store *s, ifpp_err (*fn)(void *arg, const store_
 ifpp_err store_each_result(store *s, const char *day, ifpp_err (*fn)(void *arg, const store_result_record *r),
                            void *arg)
 {
-    sqlite3_stmt *st = store_prepare(s, "SELECT b.txid, b.eid, p.pir, e.cert, b.state, b.dut_serial, b.updated_at"
-                                        " FROM bpp b JOIN euicc e ON e.eid = b.eid LEFT JOIN pir p ON p.txid = b.txid"
-                                        " WHERE b.state IN ('installed', 'failed', 'deleted')"
-                                        " AND (?1 IS NULL OR substr(b.updated_at, 1, 10) = ?1) ORDER BY b.updated_at, b.rowid");
-    ifpp_err e = st ? IFPP_OK : IFPP_E_IO;
-    if (st)
-        sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
-    while (e == IFPP_OK && sqlite3_step(st) == SQLITE_ROW) {
+    STORE_CHECK(s);
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT b.txid, b.eid, p.pir, e.cert, b.state, b.dut_serial, b.updated_at"
+                                  " FROM bpp b JOIN euicc e ON e.eid = b.eid LEFT JOIN pir p ON p.txid = b.txid"
+                                  " WHERE b.state IN ('installed', 'failed', 'deleted')"
+                                  " AND (?1 IS NULL OR substr(b.updated_at, 1, 10) = ?1) ORDER BY b.updated_at, b.rowid",
+                               &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_result_record r = {
             .txid = sqlite3_column_blob(st, 0), .txid_len = (size_t)sqlite3_column_bytes(st, 0),
             .eid = sqlite3_column_blob(st, 1), .pir = sqlite3_column_blob(st, 2),
@@ -847,12 +1679,15 @@ ifpp_err store_each_result(store *s, const char *day, ifpp_err (*fn)(void *arg, 
             .dut_serial = (const char *)sqlite3_column_text(st, 5), .updated_at = (const char *)sqlite3_column_text(st, 6),
         };
         if (!bpp_state_parse((const char *)sqlite3_column_text(st, 4), &r.state) ||
-            sqlite3_column_bytes(st, 1) != 16) {
+            sqlite3_column_bytes(st, 1) != 16 || r.txid_len == 0 || r.txid_len > 16) {
+            snprintf(store_msg, sizeof store_msg, "a result row is malformed");
             e = IFPP_E_IO;
             break;
         }
-        e = fn(arg, &r);
+        if ((e = fn(arg, &r)) != IFPP_OK)
+            break;
     }
+    e = store_loop_end(s, rc, e, "reading the results");
     sqlite3_finalize(st);
     return e;
 }

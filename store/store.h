@@ -16,7 +16,14 @@
  * before the caller takes the next step, naming the session, slot, EID and DUT serial. The
  * move is a conditional UPDATE on the state the caller expects, so two sessions can never
  * both reserve one BPP, and the audit row for the move is written in the same transaction,
- * chained to the previous row by SHA-256, so a gap or an edit shows.
+ * chained to the previous row by SHA-256, so a gap or an edit shows; the chain's head (entry
+ * number and hash) travels in every signed bundle the station exports, so a rewrite or a
+ * truncation of the whole tail shows too (docs/store.md).
+ *
+ * Threads: a store* is one SQLite connection and belongs to the thread that opened it; every
+ * call from another thread is refused with IFPP_E_ARG. Each slot thread opens its own.
+ * Errors: IFPP_E_BUSY when another process holds the write lock past the busy timeout,
+ * IFPP_E_IO for a damaged, unreadable or full store; store_errmsg() says which, with the path.
  */
 #ifndef IFPP_STORE_H
 #define IFPP_STORE_H
@@ -69,8 +76,30 @@ typedef struct {
     bpp_state state;
 } store_bpp;
 
-/* Opens (creating or migrating) the store at path: WAL, synchronous=FULL, foreign keys on. */
+/*
+ * Opens (creating or migrating) the store at path for the calling thread: WAL, synchronous=FULL,
+ * foreign keys on, a quick integrity check when the file is small enough for it to be cheap.
+ * Creation and migration are safe against other processes opening the same path at once.
+ */
 ifpp_err store_open(const char *path, store **out, char *why, size_t why_len);
+
+/*
+ * Opens an existing store read-only (for status, audit, report): never creates one (IFPP_E_NOT_FOUND
+ * for a missing path), never migrates (IFPP_E_RANGE for another schema), works on a read-only mount.
+ */
+ifpp_err store_open_readonly(const char *path, store **out, char *why, size_t why_len);
+
+/* The calling thread's last store failure, naming the store and what was being done ("" if none). */
+const char *store_errmsg(const store *s);
+
+/* How long a call waits for another process's write lock before IFPP_E_BUSY (default 15 s). */
+void store_set_busy_timeout(store *s, int ms);
+
+/* Runs PRAGMA quick_check over the whole file; IFPP_E_IO with why naming the damage. */
+ifpp_err store_check_integrity(store *s, char *why, size_t why_len);
+
+/* True if path is the store's file or its -wal, -shm or -journal (same inode): never write an output there. */
+bool store_owns_path(const store *s, const char *path);
 
 /* Closes the store (NULL is fine). */
 void store_close(store *s);
@@ -84,6 +113,9 @@ int store_schema_version(store *s);
  */
 ifpp_err store_transaction(store *s, ifpp_err (*fn)(store *s, void *arg), void *arg);
 
+/* Runs fn inside one read transaction (a consistent snapshot; nothing may be written). */
+ifpp_err store_read(store *s, ifpp_err (*fn)(store *s, void *arg), void *arg);
+
 /* Adds an eUICC (idempotent for identical data; IFPP_E_ARG if the EID exists with other data). */
 ifpp_err store_add_euicc(store *s, const uint8_t eid[16], const uint8_t *cert, size_t cert_len, const uint8_t *info2,
                          size_t info2_len);
@@ -91,8 +123,11 @@ ifpp_err store_add_euicc(store *s, const uint8_t eid[16], const uint8_t *cert, s
 /* Adds a One-time public Key of an eUICC with its proof (idempotent). */
 ifpp_err store_add_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65], const uint8_t proof[64]);
 
-/* True if the store knows this otPK for this eUICC. */
+/* True if the store knows this otPK for this eUICC (false also on a store error: prefer store_find_otk). */
 bool store_has_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65]);
+
+/* *found = whether the store knows this otPK for this eUICC; a store error is an error. */
+ifpp_err store_find_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65], bool *found);
 
 /*
  * Adds a BPP as available. IFPP_OK if new; IFPP_E_ARG (with why) if its transaction id or its
@@ -179,5 +214,22 @@ ifpp_err store_count_bpps(store *s, bpp_state st, size_t *n);
 
 /* Walks the audit log and checks every hash link; *entries gets the count. */
 ifpp_err store_audit_verify(store *s, size_t *entries, char *why, size_t why_len);
+
+/* The audit chain's head: its last entry's number and hash (0 and zeros for an empty log). */
+typedef struct {
+    uint64_t entry;
+    uint8_t hash[32];
+} store_anchor;
+
+/* The head of the audit chain now, to be carried in a signed bundle. */
+ifpp_err store_audit_head(store *s, store_anchor *head);
+
+/*
+ * Checks the audit log against an anchor read back from a signed bundle (NULL: links only): every
+ * link, the anchored entry present with the anchored hash (a rewritten or truncated log fails),
+ * and every BPP row's state equal to the state its audit entries replay to (an edited state fails).
+ * IFPP_E_SIGNATURE with why naming the entry or BPP; IFPP_E_IO/IFPP_E_BUSY if it cannot be read whole.
+ */
+ifpp_err store_audit_check(store *s, const store_anchor *anchor, size_t *entries, char *why, size_t why_len);
 
 #endif

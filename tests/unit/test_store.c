@@ -90,7 +90,7 @@ static store_bpp make_bpp(const fixture *f, int key, const char *type, uint8_t t
 static void test_schema_and_pragmas(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(store_schema_version(f->s), 2);
+    assert_int_equal(store_schema_version(f->s), 3);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     sqlite3_stmt *st;
@@ -102,10 +102,10 @@ static void test_schema_and_pragmas(void **state)
     /* reopening keeps the version and migrates nothing again */
     store_close(f->s);
     assert_int_equal(store_open(f->path, &f->s, NULL, 0), IFPP_OK);
-    assert_int_equal(store_schema_version(f->s), 2);
+    assert_int_equal(store_schema_version(f->s), 3);
     size_t n;
     assert_int_equal(store_audit_verify(f->s, &n, NULL, 0), IFPP_OK);
-    assert_int_equal(n, 3); /* migrate x2, euicc_added */
+    assert_int_equal(n, 4); /* migrate x3, euicc_added */
 }
 
 static void test_add_bpp_rules(void **state)
@@ -239,12 +239,268 @@ static void test_audit_chain_detects_tampering(void **state)
     assert_int_equal(bpp_reserve(f->s, f->eid, NULL, &who, &got), IFPP_OK);
     char why[256];
     assert_int_equal(store_audit_verify(f->s, NULL, why, sizeof why), IFPP_OK);
-    tamper(f->path, "UPDATE audit SET detail = replace(detail, 'session=s-1', 'session=s-X') WHERE id = 5");
+    tamper(f->path, "UPDATE audit SET session = 's-X' WHERE session = 's-1'");
     assert_int_equal(store_audit_verify(f->s, NULL, why, sizeof why), IFPP_E_SIGNATURE);
-    assert_non_null(strstr(why, "entry 5"));
+    assert_non_null(strstr(why, "entry 6"));
     tamper(f->path, "DELETE FROM audit WHERE id = 2");
     assert_int_equal(store_audit_verify(f->s, NULL, why, sizeof why), IFPP_E_SIGNATURE);
     assert_non_null(strstr(why, "entry 2 missing"));
+}
+
+
+/* A store written before schema 3: text audit rows (form 1) still verify after the migration. */
+static void test_old_rows_verify_after_migration(void **state)
+{
+    fixture *f = *state;
+    store_close(f->s);
+    f->s = NULL;
+    char *old = tu_path(f->dir, "old.db");
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(old, &db), SQLITE_OK);
+    /* what schema 2 left: the same tables, two text audit rows chained as the old code chained them */
+    assert_int_equal(sqlite3_exec(db,
+        "CREATE TABLE euicc (eid BLOB PRIMARY KEY, cert BLOB NOT NULL, info2 BLOB NOT NULL, added_at TEXT NOT NULL);"
+        "CREATE TABLE otk (eid BLOB NOT NULL, otpk BLOB NOT NULL, proof BLOB NOT NULL, PRIMARY KEY (eid, otpk));"
+        "CREATE TABLE bpp (txid BLOB PRIMARY KEY, eid BLOB NOT NULL, otpk BLOB NOT NULL, iccid BLOB NOT NULL,"
+        " profile_type TEXT NOT NULL, bpp_hash BLOB NOT NULL, bpp BLOB NOT NULL, vault_id TEXT NOT NULL,"
+        " state TEXT NOT NULL, session TEXT, slot TEXT, dut_serial TEXT, updated_at TEXT NOT NULL);"
+        "CREATE TABLE pir (txid BLOB PRIMARY KEY, pir BLOB NOT NULL, success INTEGER NOT NULL, received_at TEXT NOT NULL);"
+        "CREATE TABLE audit (id INTEGER PRIMARY KEY, at TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL,"
+        " prev BLOB NOT NULL, hash BLOB NOT NULL);"
+        "CREATE TABLE vault (vault_id TEXT PRIMARY KEY, dpf_pb_cert BLOB NOT NULL, bundle_hash BLOB NOT NULL,"
+        " imported_at TEXT NOT NULL);"
+        "CREATE TABLE eum_cert (der BLOB PRIMARY KEY);"
+        "INSERT INTO bpp VALUES (x'01', zeroblob(16), zeroblob(65), zeroblob(10), 'a', zeroblob(32), x'00', 'v',"
+        " 'reserved', NULL, NULL, NULL, 'now');"
+        "PRAGMA user_version = 2;", NULL, NULL, NULL), SQLITE_OK);
+    /* the form-1 hash: SHA-256(prev || id(8, BE) || at NUL || event NUL || detail) */
+    const char *rows[2][3] = {
+        {"2026-01-01T00:00:00Z", "bpp_added", "txid=01 eid=00000000000000000000000000000000 -> available session=-"},
+        {"2026-01-01T00:00:01Z", "bpp_state",
+         "txid=01 eid=00000000000000000000000000000000 available -> reserved session=s slot=- serial=- reason=-"},
+    };
+    uint8_t prev[32] = {0};
+    for (int i = 0; i < 2; i++) {
+        uint8_t buf[512], h[32];
+        size_t n = 0;
+        memcpy(buf, prev, 32);
+        n = 32;
+        for (int k = 0; k < 8; k++)
+            buf[n++] = (uint8_t)(k == 7 ? i + 1 : 0);
+        for (int k = 0; k < 3; k++) {
+            size_t l = strlen(rows[i][k]) + (k < 2 ? 1 : 0);
+            memcpy(buf + n, rows[i][k], l);
+            n += l;
+        }
+        crypto_sha256(buf, n, h);
+        sqlite3_stmt *st;
+        sqlite3_prepare_v2(db, "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?)", -1, &st, NULL);
+        sqlite3_bind_int(st, 1, i + 1);
+        for (int k = 0; k < 3; k++)
+            sqlite3_bind_text(st, 2 + k, rows[i][k], -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 5, prev, 32, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 6, h, 32, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_finalize(st);
+        memcpy(prev, h, 32);
+    }
+    sqlite3_close(db);
+    char why[256] = "";
+    store *s;
+    assert_int_equal(store_open(old, &s, why, sizeof why), IFPP_OK);
+    assert_int_equal(store_schema_version(s), 3);
+    size_t n;
+    assert_int_equal(store_audit_check(s, NULL, &n, why, sizeof why), IFPP_OK);
+    assert_int_equal(n, 3); /* two old rows and the migration to 3 */
+    tamper(old, "UPDATE bpp SET state = 'available'"); /* the replay reads the old text rows too */
+    assert_int_equal(store_audit_check(s, NULL, &n, why, sizeof why), IFPP_E_SIGNATURE);
+    assert_non_null(strstr(why, "audit log says reserved"));
+    store_close(s);
+    free(old);
+}
+
+/* Issue 8 item 8: deleting the tail of the log and resetting the BPPs to match is found by the anchor. */
+static void test_anchor_detects_truncation(void **state)
+{
+    fixture *f = *state;
+    store_actor who = {.session = "s-1", .dut_serial = "DUT-1"};
+    store_bpp a = make_bpp(f, 0, "operatorA", 1), got;
+    const uint8_t pir[] = {0xBF, 0x37, 0x00};
+    assert_int_equal(store_add_bpp(f->s, &a, NULL, NULL, 0), IFPP_OK);
+    store_anchor before;
+    assert_int_equal(store_audit_head(f->s, &before), IFPP_OK);
+    assert_int_equal(bpp_reserve(f->s, f->eid, NULL, &who, &got), IFPP_OK);
+    assert_int_equal(store_record_pir(f->s, a.transaction_id, 16, pir, sizeof pir, true, BPP_RESERVED, &who), IFPP_OK);
+    store_anchor head;
+    assert_int_equal(store_audit_head(f->s, &head), IFPP_OK); /* what a report signed now would carry */
+    assert_true(head.entry == before.entry + 2);
+    char why[256] = "";
+    size_t n;
+    assert_int_equal(store_audit_check(f->s, &head, &n, why, sizeof why), IFPP_OK);
+    assert_int_equal(n, head.entry);
+    /* someone with the sqlite3 CLI: the last two entries gone, the BPP "available" again, no PIR */
+    char sql[256];
+    snprintf(sql, sizeof sql, "DELETE FROM audit WHERE id > %llu; DELETE FROM pir; UPDATE bpp SET state = 'available'",
+             (unsigned long long)before.entry);
+    tamper(f->path, sql);
+    assert_int_equal(store_audit_verify(f->s, NULL, why, sizeof why), IFPP_OK);   /* the links alone: "intact" */
+    assert_int_equal(store_audit_check(f->s, NULL, NULL, why, sizeof why), IFPP_OK); /* and consistent */
+    assert_int_equal(store_audit_check(f->s, &head, NULL, why, sizeof why), IFPP_E_SIGNATURE);
+    assert_non_null(strstr(why, "deleted"));
+    /* rewriting instead of deleting: the anchored entry's hash differs */
+    store_anchor forged = head;
+    forged.entry = before.entry;
+    assert_int_equal(store_audit_check(f->s, &forged, NULL, why, sizeof why), IFPP_E_SIGNATURE);
+    assert_non_null(strstr(why, "differs from the anchor"));
+}
+
+/* Issue 8 item 8: a BPP state edited with raw SQL is found by replaying the log. */
+static void test_edited_bpp_state_detected(void **state)
+{
+    fixture *f = *state;
+    store_actor who = {.session = "s-1"};
+    store_bpp a = make_bpp(f, 0, "operatorA", 1), got;
+    const uint8_t pir[] = {0xBF, 0x37, 0x00};
+    assert_int_equal(store_add_bpp(f->s, &a, NULL, NULL, 0), IFPP_OK);
+    assert_int_equal(bpp_reserve(f->s, f->eid, NULL, &who, &got), IFPP_OK);
+    assert_int_equal(store_record_pir(f->s, a.transaction_id, 16, pir, sizeof pir, true, BPP_RESERVED, &who), IFPP_OK);
+    char why[256] = "";
+    assert_int_equal(store_audit_check(f->s, NULL, NULL, why, sizeof why), IFPP_OK);
+    tamper(f->path, "UPDATE bpp SET state = 'available'");
+    assert_int_equal(store_audit_verify(f->s, NULL, why, sizeof why), IFPP_OK); /* the old check saw nothing */
+    assert_int_equal(store_audit_check(f->s, NULL, NULL, why, sizeof why), IFPP_E_SIGNATURE);
+    assert_non_null(strstr(why, "is available in the table but the audit log says installed"));
+}
+
+/* Issue 9 item 2: a damaged page is an error, never "0 results" or "0 entries, intact". */
+static void test_damaged_page_is_an_error(void **state)
+{
+    fixture *f = *state;
+    for (int i = 0; i < 3; i++) {
+        store_bpp b = make_bpp(f, i, "operatorA", (uint8_t)(i + 1));
+        assert_int_equal(store_add_bpp(f->s, &b, NULL, NULL, 0), IFPP_OK);
+    }
+    store_close(f->s);
+    f->s = NULL;
+    /* fold the WAL into the file, then overwrite one page of it (page 3: a table's b-tree) */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    size_t n;
+    uint8_t *file = tu_read_file(f->path, &n);
+    assert_non_null(file);
+    assert_true(n >= 4 * 4096);
+    for (size_t i = 2 * 4096; i < 3 * 4096; i++)
+        file[i] = (uint8_t)(0xA5 ^ i);
+    for (int p = 3; (size_t)(p + 1) * 4096 <= n; p++)
+        memset(file + (size_t)p * 4096, 0xEE, 4096);
+    assert_int_equal(tu_write_file(f->path, file, n), 0);
+    free(file);
+    char why[256] = "";
+    ifpp_err e = store_open(f->path, &f->s, why, sizeof why);
+    fprintf(stderr, "open of a damaged store: %s: %s\n", err_name(e), why);
+    assert_int_equal(e, IFPP_E_IO);
+    assert_non_null(strstr(why, "damaged"));
+    assert_non_null(strstr(why, f->path));
+    e = store_open_readonly(f->path, &f->s, why, sizeof why);
+    assert_int_equal(e, IFPP_E_IO);
+    assert_null(f->s);
+}
+
+/* Issue 9 item 11: a path that cannot hold a store says why, with errno and the path. */
+static void test_bad_paths(void **state)
+{
+    fixture *f = *state;
+    store *s = NULL;
+    char why[256] = "";
+    assert_int_equal(store_open(f->dir, &s, why, sizeof why), IFPP_E_ARG);
+    assert_non_null(strstr(why, "is a directory"));
+    char *missing = tu_path(f->dir, "no/such/dir/station.db");
+    assert_int_equal(store_open(missing, &s, why, sizeof why), IFPP_E_IO);
+    assert_non_null(strstr(why, "No such file or directory"));
+    assert_non_null(strstr(why, missing));
+    free(missing);
+    /* read-only: never creates */
+    char *absent = tu_path(f->dir, "absent.db");
+    assert_int_equal(store_open_readonly(absent, &s, why, sizeof why), IFPP_E_NOT_FOUND);
+    assert_non_null(strstr(why, absent));
+    assert_int_equal(access(absent, F_OK), -1);
+    free(absent);
+    /* schema version -1 is not "newer" */
+    tamper(f->path, "PRAGMA user_version = -1");
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(store_open(f->path, &s, why, sizeof why), IFPP_E_RANGE);
+    assert_null(strstr(why, "newer"));
+    assert_non_null(strstr(why, "not a station store or is damaged"));
+    tamper(f->path, "PRAGMA user_version = 3");
+    assert_int_equal(store_open(f->path, &f->s, why, sizeof why), IFPP_OK);
+}
+
+/* Issue 9 item 11: read-only commands read without writing, and cannot write. */
+static void test_readonly(void **state)
+{
+    fixture *f = *state;
+    store_bpp a = make_bpp(f, 0, "operatorA", 1), got;
+    assert_int_equal(store_add_bpp(f->s, &a, NULL, NULL, 0), IFPP_OK);
+    store *ro;
+    char why[256] = "";
+    assert_int_equal(store_open_readonly(f->path, &ro, why, sizeof why), IFPP_OK);
+    size_t n;
+    assert_int_equal(store_count_bpps(ro, BPP_AVAILABLE, &n), IFPP_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_audit_check(ro, NULL, &n, why, sizeof why), IFPP_OK);
+    assert_int_equal(bpp_reserve(ro, f->eid, NULL, NULL, &got), IFPP_E_ARG);
+    assert_non_null(strstr(store_errmsg(ro), "read-only"));
+    store_close(ro);
+}
+
+static ifpp_err count_result(void *arg, const store_result_record *r)
+{
+    (void)r;
+    (*(size_t *)arg)++;
+    return IFPP_OK;
+}
+
+/*
+ * Issue 9 item 2, on an open store: pages damaged after store_open's check (or in a store too large
+ * for it) make every reader fail, never answer "0 results", "0 entries" or zero counts.
+ */
+static void test_damage_under_an_open_store(void **state)
+{
+    fixture *f = *state;
+    store_actor who = {.session = "s-1"};
+    const uint8_t pir[] = {0xBF, 0x37, 0x00};
+    for (int i = 0; i < 3; i++) {
+        store_bpp b = make_bpp(f, i, "operatorA", (uint8_t)(i + 1)), got;
+        assert_int_equal(store_add_bpp(f->s, &b, NULL, NULL, 0), IFPP_OK);
+        assert_int_equal(bpp_reserve(f->s, f->eid, NULL, &who, &got), IFPP_OK);
+        assert_int_equal(store_record_pir(f->s, got.transaction_id, 16, pir, sizeof pir, true, BPP_RESERVED, &who),
+                         IFPP_OK);
+    }
+    /* another connection folds the WAL into the file (so our cache is stale), then the disk rots */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    size_t n;
+    uint8_t *file = tu_read_file(f->path, &n);
+    assert_non_null(file);
+    for (size_t p = 2; (p + 1) * 4096 <= n; p++)
+        memset(file + p * 4096, 0xEE, 4096);
+    assert_int_equal(tu_write_file(f->path, file, n), 0);
+    free(file);
+    size_t results = 0, count = 0, entries = 0;
+    char why[256] = "";
+    ifpp_err e1 = store_each_result(f->s, NULL, count_result, &results);
+    ifpp_err e2 = store_count_bpps(f->s, BPP_INSTALLED, &count);
+    ifpp_err e3 = store_audit_verify(f->s, &entries, why, sizeof why);
+    fprintf(stderr, "damaged under us: results %s (%zu), count %s (%zu), audit %s (%zu entries): %s\n", err_name(e1),
+            results, err_name(e2), count, err_name(e3), entries, why);
+    assert_int_not_equal(e1, IFPP_OK);
+    assert_int_not_equal(e2, IFPP_OK);
+    assert_int_not_equal(e3, IFPP_OK);
 }
 
 int main(void)
@@ -256,6 +512,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_double_reservation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reservation_survives_sigkill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_chain_detects_tampering, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_rows_verify_after_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_anchor_detects_truncation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edited_bpp_state_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_page_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_under_an_open_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
