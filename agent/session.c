@@ -453,10 +453,11 @@ static ifpp_err session_reserve(session_ctx *c, const char *eid_hex, const char 
         err_why(r->message, sizeof r->message, "no available BPP for eUICC %s%s%s", eid_hex,
                 profile_type ? " and profile type " : "", profile_type ? profile_type : "");
     else if (e == IFPP_E_BUSY)
-        err_why(r->message, sizeof r->message, "store busy (held by another writer): no BPP reserved for eUICC %s",
-                eid_hex);
+        err_why(r->message, sizeof r->message, "store busy: no BPP reserved for eUICC %s (%s); scan again", eid_hex,
+                store_errmsg(c->st));
     else if (e != IFPP_OK)
-        err_why(r->message, sizeof r->message, "store: reserving a BPP for eUICC %s failed (%s)", eid_hex, err_str(e));
+        err_why(r->message, sizeof r->message, "store: reserving a BPP for eUICC %s failed (%s: %s)", eid_hex,
+                err_str(e), store_errmsg(c->st));
     return e;
 }
 

@@ -66,7 +66,7 @@
     X(IFPP_E_NO_CARD,          "no eUICC in the reader, or it was removed")          \
     X(IFPP_E_CARD_RESET,       "the eUICC was reset by someone else during the session") \
     X(IFPP_E_TRANSPORT,        "the transport to the eUICC failed")               \
-    X(IFPP_E_BUSY,             "the reader is held by another session or process") \
+    X(IFPP_E_BUSY,             "held by another session or process (a reader, or the store's write lock)") \
     X(IFPP_E_TIMEOUT,          "a configured time ran out (an eUICC's answer, a DUT's arrival or removal)")
 
 typedef enum {
