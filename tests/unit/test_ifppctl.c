@@ -224,6 +224,26 @@ static void test_product_has_no_virtual_backend(void **state)
     assert_null(strstr(f->out, "DUT-000001 PASS"));
 }
 
+/*
+ * Issue 9, item 13: the demo checks every write it makes. A file-size limit (SIGXFSZ ignored, so the
+ * write fails with EFBIG) lets the small files through and stops the vault: the demo must say it could
+ * not write it and stop, exit 1, with nothing leaked (the sanitizer build's LeakSanitizer would change
+ * the exit code). The old demo printed "bpp-vault.der: 2 BPP(s), 533295 bytes" and went on to import it.
+ */
+static void test_demo_checks_its_writes(void **state)
+{
+    fx *f = *state;
+    char *d = tu_path(f->dir, "full-disk"), cmd[8192];
+    snprintf(cmd, sizeof cmd, "trap '' XFSZ; ulimit -f 256; exec '%s' demo --dir '%s' --duts 1 --profile-size 262144 2>&1",
+             rehearse(), d);
+    assert_int_equal(RUN(f, "/bin/sh", "-c", cmd), STATION_EXIT_FAILURE);
+    assert_non_null(strstr(f->out, "cannot write"));
+    assert_non_null(strstr(f->out, "bpp-vault.der"));
+    assert_null(strstr(f->out, "== 6."));
+    assert_non_null(strstr(f->out, "demo FAILED"));
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_day_and_duts_validated),
         cmocka_unit_test(test_version_help_and_usage),
         cmocka_unit_test(test_product_has_no_virtual_backend),
+        cmocka_unit_test(test_demo_checks_its_writes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
