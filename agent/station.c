@@ -244,6 +244,8 @@ ifpp_err station_slot_parse(const char *spec, station_slot_options *o, char *why
             ok = pass = station_slot_ms(v, vlen, 1, 3600000, &o->apdu_timeout_ms);
         } else if (ok && nlen > 0) {
             pass = true; /* the backend's own option: it checks it */
+        } else {
+            ok = false;
         }
         if (ok && pass && !station_slot_pass_on(o, name, len)) {
             err_why(why, why_len, "--slot '%s': the backend's options are too long", spec);

@@ -65,7 +65,7 @@ static int demo_usage(FILE *f, int rc)
 
 static int demo_parse(int argc, char **argv, demo_opts *o)
 {
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* --name VALUE pairs */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
             return demo_usage(stdout, STATION_EXIT_OK);
@@ -85,7 +85,6 @@ static int demo_parse(int argc, char **argv, demo_opts *o)
             fprintf(stderr, "ifpp-rehearse: demo: unknown option %s\n", a);
             return demo_usage(stderr, STATION_EXIT_USAGE);
         }
-        i++;
     }
     return -1;
 }
