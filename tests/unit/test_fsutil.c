@@ -41,6 +41,9 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     char why[256] = "";
+    *state = f; /* teardown frees it, set up or not */
+    if (!f)
+        return -1;
     f->dir = tu_mkdtemp("ifpp-fsutil");
     f->pki = tu_path(f->dir, "pki");
     testpki_opts o = {.out_dir = f->pki, .curve = CRYPTO_CURVE_P256, .n_eids = 1, .days = 30};
@@ -52,10 +55,7 @@ static int setup(void **state)
     f->link_cert = tu_path(f->dir, "link.cert.pem");
     f->key = tu_path(f->pki, "station.key.pem");
     f->cert = tu_path(f->pki, "ci.cert.pem");
-    if (mkfifo(f->fifo, 0600) != 0 || symlink(f->cert, f->link_cert) != 0)
-        return -1;
-    *state = f;
-    return 0;
+    return mkfifo(f->fifo, 0600) == 0 && symlink(f->cert, f->link_cert) == 0 ? 0 : -1;
 }
 
 static int teardown(void **state)

@@ -39,6 +39,9 @@ static const char *rehearse(void)
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
+    *state = f; /* teardown frees it, set up or not */
+    if (!f)
+        return -1;
     f->dir = tu_mkdtemp("ifpp-ctl");
     f->demo = tu_path(f->dir, "line");
     f->db = tu_path(f->demo, "station.db");
@@ -49,7 +52,6 @@ static int setup(void **state)
         fprintf(stderr, "demo: rc %d\n%s\n", rc, f->out);
         return -1;
     }
-    *state = f;
     return 0;
 }
 
