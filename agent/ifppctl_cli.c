@@ -34,6 +34,9 @@ typedef struct {
 /* Option codes that any command takes (where the station's files are). */
 #define GLOBAL_OPTS "spICRFKST"
 
+/* Every command but an import works on a store that exists: none of them may create one by a typo. */
+#define STORE_EXISTING (STATION_NEED_STORE | STATION_STORE_MUST_EXIST)
+
 typedef struct ifppctl_cmd ifppctl_cmd;
 struct ifppctl_cmd {
     const char *name, *args, *what;
@@ -213,20 +216,20 @@ static const ifppctl_cmd commands[] = {
     {"import-vault", "FILE", "import the SM-DPf's signed BPP vault (ESBPP01): SM-DPf chain, signature, every BPP",
      "", STATION_NEED_STORE | STATION_NEED_CI, true, cmd_import},
     {"request", "--out FILE [--profile-type T]", "write the signed BPP request for the SM-DPf (ESBPP02)", "ot",
-     STATION_NEED_STORE | STATION_NEED_STATION_KEY, false, cmd_request},
+     STORE_EXISTING | STATION_NEED_STATION_KEY, false, cmd_request},
     {"provision", "--slot BACKEND:TARGET[,key=value...] --serial S [--profile-type T] [--complete] "
                   "[--additional-profile] [--logical-channel]",
      "provision the DUT in the slot with one BPP (SGP.41 §5.1 steps 9-14); --complete deletes its remaining "
      "One-time Keys (DMF03)",
-     "lntcLA", STATION_NEED_STORE | STATION_NEED_DM_FPA, false, cmd_provision},
+     "lntcLA", STORE_EXISTING | STATION_NEED_DM_FPA, false, cmd_provision},
     {"recover", "--slot BACKEND:TARGET[,key=value...] [--logical-channel]",
      "resolve the slot's eUICC's reserved or in-doubt BPPs from the card's own evidence", "lL",
-     STATION_NEED_STORE | STATION_NEED_DM_FPA, false, cmd_recover},
+     STORE_EXISTING | STATION_NEED_DM_FPA, false, cmd_recover},
     {"report", "--out FILE [--day YYYY-MM-DD]",
      "write the signed Profile Loading Report (ESBPP03), read it back and verify it before it replaces FILE", "od",
-     STATION_NEED_STORE | STATION_NEED_STATION_KEY | STATION_NEED_DM_ROOT, false, cmd_report},
-    {"audit", "", "verify the hash-chained audit log", "", STATION_NEED_STORE, false, cmd_audit},
-    {"status", "", "BPPs per state", "", STATION_NEED_STORE, false, cmd_status},
+     STORE_EXISTING | STATION_NEED_STATION_KEY | STATION_NEED_DM_ROOT, false, cmd_report},
+    {"audit", "", "verify the hash-chained audit log", "", STORE_EXISTING, false, cmd_audit},
+    {"status", "", "BPPs per state", "", STORE_EXISTING, false, cmd_status},
 };
 
 static const struct option ifppctl_opts[] = {
@@ -270,7 +273,7 @@ static int usage(FILE *f, int rc)
 static int command_help(const ifppctl_cmd *c)
 {
     printf("usage: ifppctl [options] %s %s\n  %s\n", c->name, c->args, c->what);
-    if (c->needs & ~STATION_NEED_STORE)
+    if (c->needs & ~STORE_EXISTING)
         printf("needs:%s%s%s%s (each by its option or from --pki DIR)\n", c->needs & STATION_NEED_CI ? " --ci" : "",
                c->needs & STATION_NEED_DM_ROOT ? " --dm-root" : "",
                c->needs & STATION_NEED_DM_FPA ? " --dm-fpa-cert --dm-fpa-key" : "",

@@ -86,6 +86,13 @@ ifpp_err station_open(const station_config *cfg, unsigned needs, station **out, 
         (e = station_cert(cfg, cfg->station_cert, "station-cert", "station", &s->station_cert, why, why_len)) ==
             IFPP_OK)
         e = station_key(cfg, cfg->station_key, "station-key", "station", &s->station_key, why, why_len);
+    struct stat st;
+    if (e == IFPP_OK && (needs & STATION_NEED_STORE) && (needs & STATION_STORE_MUST_EXIST) &&
+        stat(s->store_path, &st) != 0) { /* `--store statoin.db status` must not answer zeros from a new store */
+        err_why(why, why_len, "store %s: %s (a store begins with import-euicc; is --store right?)", s->store_path,
+                strerror(errno));
+        e = IFPP_E_NOT_FOUND;
+    }
     if (e == IFPP_OK && (needs & STATION_NEED_STORE)) { /* last: a bad key file never touches the store */
         char inner[512] = "";
         if ((e = store_open(s->store_path, &s->st, inner, sizeof inner)) != IFPP_OK)

@@ -40,6 +40,7 @@ enum {
     STATION_NEED_DM_ROOT = 1u << 2,   /* the Device Manufacturer's root: reading back a signed report */
     STATION_NEED_DM_FPA = 1u << 3,    /* the DM's FPA-authorisation key and certificate (EUICCF02) */
     STATION_NEED_STATION_KEY = 1u << 4, /* the station's signing key and certificate (ESBPP02, ESBPP03) */
+    STATION_STORE_MUST_EXIST = 1u << 5, /* refuse to create the store: only an import may start a new one */
 };
 
 typedef struct {

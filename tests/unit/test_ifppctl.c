@@ -200,6 +200,17 @@ static void test_version_help_and_usage(void **state)
     char *typo = tu_path(f->dir, "statoin.db");
     assert_int_equal(RUN(f, (char *)product(), "--store", typo, "stauts"), STATION_EXIT_USAGE);
     assert_int_equal(access(typo, F_OK), -1);
+    /* issue 9, item 10: only an import starts a store; a mistyped --store answers no zeros */
+    const char *no_new_store[] = {"status", "audit"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(RUN(f, (char *)product(), "--store", typo, (char *)no_new_store[i]), STATION_EXIT_FAILURE);
+        assert_int_equal(access(typo, F_OK), -1);
+    }
+    char *rep = tu_path(f->dir, "typo-report.der");
+    assert_int_equal(RUN(f, (char *)product(), "--store", typo, "--pki", f->pki, "report", "--out", rep),
+                     STATION_EXIT_FAILURE);
+    assert_int_equal(access(typo, F_OK), -1);
+    free(rep);
     assert_int_equal(RUN(f, (char *)product(), "--store", f->db, "status", "vault.der"), STATION_EXIT_USAGE);
     assert_int_equal(RUN(f, (char *)product(), "--store", f->db, "status", "--day", "2024-01-01"), STATION_EXIT_USAGE);
     free(typo);
