@@ -18,6 +18,7 @@
 
 #include "bundle_stream.h"
 #include "crypto.h"
+#include "fsutil.h"
 #include "hex.h"
 #include "label.h"
 #include "tlv.h"
@@ -384,18 +385,12 @@ static ifpp_err import_buffer(store *s, const uint8_t *buf, size_t n, bundle_typ
 static ifpp_err import_file(store *s, const char *path, bundle_type t, const cert *ci, import_summary *sum, char *why,
                             size_t why_len)
 {
-    struct stat st;
-    FILE *f = path ? fopen(path, "rb") : NULL;
-    if (!f) {
-        err_why(why, why_len, "cannot open %s: %s", path ? path : "(none)", strerror(errno));
-        return IFPP_E_IO;
-    }
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        err_why(why, why_len, "%s is not a regular file", path);
-        return IFPP_E_IO;
-    }
-    ifpp_err e = import_stream(s, f, (size_t)st.st_size, t, ci, sum, why, why_len);
+    FILE *f;
+    size_t size;
+    ifpp_err e = fs_fopen_regular(path, &f, &size, why, why_len); /* no FIFO, device or symlink (issue 9, item 3) */
+    if (e != IFPP_OK)
+        return e;
+    e = import_stream(s, f, size, t, ci, sum, why, why_len);
     fclose(f);
     return e;
 }

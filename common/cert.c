@@ -134,18 +134,38 @@ ifpp_err cert_parse_der(const uint8_t *der, size_t n, cert **out)
     return IFPP_OK;
 }
 
-ifpp_err cert_load_pem(const char *path, cert **out)
+/* OpenSSL's default PEM callback prompts on the terminal; a station must never wait on one. */
+static int cert_no_passphrase(char *buf, int size, int rwflag, void *u)
 {
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return -1;
+}
+
+ifpp_err cert_load_pem_why(const char *path, cert **out, char *why, size_t why_len)
+{
+    uint8_t *pem;
+    size_t n;
     if (!path || !out)
         return IFPP_E_ARG;
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return IFPP_E_IO;
-    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
-    fclose(f);
-    if (!x)
+    ifpp_err e = fs_read_all_why(path, 16 * CERT_MAX_DER, &pem, &n, why, why_len);
+    if (e != IFPP_OK)
+        return e;
+    BIO *bio = BIO_new_mem_buf(pem, (int)n);
+    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, cert_no_passphrase, NULL) : NULL;
+    BIO_free(bio);
+    free(pem);
+    if (!x) {
+        err_why(why, why_len, "%s: no PEM certificate in it", path);
         return IFPP_E_CERT_PARSE;
-    return cert_wrap(x, out);
+    }
+    if ((e = cert_wrap(x, out)) != IFPP_OK)
+        err_why(why, why_len, "%s: %s", path, err_str(e));
+    return e;
+}
+
+ifpp_err cert_load_pem(const char *path, cert **out)
+{
+    return cert_load_pem_why(path, out, NULL, 0);
 }
 
 ifpp_err cert_save_pem(const cert *c, const char *path)

@@ -48,8 +48,11 @@ const char *cert_role_oid(cert_role r);
 /* Parses exactly n bytes of DER; anything else (trailing data too) is IFPP_E_CERT_PARSE. */
 ifpp_err cert_parse_der(const uint8_t *der, size_t n, cert **out);
 
-/* Loads the first certificate of a PEM file. */
+/* Loads the first certificate of a PEM file (a regular file only, fs_open_regular; never prompts). */
 ifpp_err cert_load_pem(const char *path, cert **out);
+
+/* cert_load_pem, with why naming the path and the cause. */
+ifpp_err cert_load_pem_why(const char *path, cert **out, char *why, size_t why_len);
 
 /* Writes the certificate as PEM (0644), atomically. */
 ifpp_err cert_save_pem(const cert *c, const char *path);

@@ -11,6 +11,7 @@
  * Nothing here logs, and private halves never leave an EVP_PKEY except through the
  * explicit PEM writer (SGP.41 GENS10).
  */
+#define _GNU_SOURCE /* memmem */
 #include "crypto.h"
 
 #include <openssl/bn.h>
@@ -302,22 +303,62 @@ ifpp_err crypto_key_from_spki(const uint8_t *der, size_t n, crypto_key **out)
     return IFPP_OK;
 }
 
-ifpp_err crypto_key_load_pem(const char *path, crypto_key **out)
+/* Fails every passphrase request: OpenSSL's default would prompt on the terminal (a station never waits on one). */
+static int crypto_no_passphrase(char *buf, int size, int rwflag, void *asked)
 {
+    (void)buf, (void)size, (void)rwflag;
+    *(bool *)asked = true;
+    return -1;
+}
+
+#define CRYPTO_MAX_PEM 65536
+
+ifpp_err crypto_key_load_pem_why(const char *path, crypto_key **out, char *why, size_t why_len)
+{
+    uint8_t *pem;
+    size_t n;
     if (!path || !out)
         return IFPP_E_ARG;
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return IFPP_E_IO;
-    EVP_PKEY *pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-    if (!pkey) {
-        rewind(f);
-        pkey = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+    char open_why[512] = "";
+    ifpp_err e = fs_read_private(path, CRYPTO_MAX_PEM, &pem, &n, open_why, sizeof open_why);
+    bool too_open = e == IFPP_E_ARG;
+    if (too_open) /* still fine for a public key: read it again without the owner-only rule */
+        e = fs_read_all_why(path, CRYPTO_MAX_PEM, &pem, &n, why, why_len);
+    else if (e != IFPP_OK)
+        err_why(why, why_len, "%s", open_why);
+    if (e != IFPP_OK)
+        return e;
+    bool is_private = memmem(pem, n, "PRIVATE KEY", 11) != NULL, asked = false;
+    EVP_PKEY *pkey = NULL;
+    if (too_open && is_private) {
+        err_why(why, why_len, "%s", open_why);
+        e = IFPP_E_ARG;
+    } else {
+        BIO *bio = BIO_new_mem_buf(pem, (int)n);
+        if (bio && is_private)
+            pkey = PEM_read_bio_PrivateKey(bio, NULL, crypto_no_passphrase, &asked);
+        else if (bio)
+            pkey = PEM_read_bio_PUBKEY(bio, NULL, crypto_no_passphrase, &asked);
+        BIO_free(bio);
+        e = pkey ? IFPP_OK : IFPP_E_BAD_KEY;
+        if (!pkey && asked)
+            err_why(why, why_len, "%s: the key is encrypted; the station never asks for a passphrase "
+                                  "(store it unencrypted, mode 0600, or behind a token)", path);
+        else if (!pkey)
+            err_why(why, why_len, "%s: no PEM %s key in it", path, is_private ? "private" : "public");
     }
-    fclose(f);
-    if (!pkey)
-        return IFPP_E_BAD_KEY;
-    return crypto_key_from_evp_owned(pkey, out);
+    crypto_wipe(pem, n);
+    free(pem);
+    if (e != IFPP_OK)
+        return e;
+    if ((e = crypto_key_from_evp_owned(pkey, out)) != IFPP_OK)
+        err_why(why, why_len, "%s: %s", path, err_str(e));
+    return e;
+}
+
+ifpp_err crypto_key_load_pem(const char *path, crypto_key **out)
+{
+    return crypto_key_load_pem_why(path, out, NULL, 0);
 }
 
 /* Wraps an EVP_PKEY whose reference the caller hands over, after checking the key. */

@@ -85,8 +85,15 @@ ifpp_err crypto_key_from_public(crypto_curve c, const uint8_t *pub, size_t n, cr
 /* Parses a DER SubjectPublicKeyInfo; refuses curves other than the two above. */
 ifpp_err crypto_key_from_spki(const uint8_t *der, size_t n, crypto_key **out);
 
-/* Loads a PEM private key (PKCS#8 or SEC1) or public key (SPKI) from a file. */
+/*
+ * Loads a PEM private key (PKCS#8 or SEC1) or public key (SPKI) from a regular file
+ * (fs_open_regular). A private key file that group or others may read is refused, as ssh
+ * refuses one; an encrypted key is refused without prompting for a passphrase.
+ */
 ifpp_err crypto_key_load_pem(const char *path, crypto_key **out);
+
+/* crypto_key_load_pem, with why naming the path and the cause. */
+ifpp_err crypto_key_load_pem_why(const char *path, crypto_key **out, char *why, size_t why_len);
 
 /* Writes the private key as unencrypted PKCS#8 PEM to path, mode 0600, atomically. */
 ifpp_err crypto_key_save_private_pem(const crypto_key *k, const char *path);

@@ -1,24 +1,70 @@
-/* fpa.c -- the backend registry and the wrappers of fpa.h. */
+/*
+ * fpa.c -- the backend registry and the wrappers of fpa.h.
+ *
+ * The real backends are built in as the build chose them (IFPP_WITH_PCSC, IFPP_WITH_AT,
+ * IFPP_WITH_USB), so that a backend's library is linked only where it is built; others (the
+ * simulator's `virtual` backend, for tests and line rehearsal) register at start-up.
+ */
 #include "fpa.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "apdu.h"
 
-extern const fpa_ops fpa_virtual_ops;
+#ifdef IFPP_WITH_PCSC
 extern const fpa_ops fpa_pcsc_ops;
+#endif
 
-static const fpa_ops *const backends[] = {
-    &fpa_virtual_ops,
+static const fpa_ops *const builtin[] = {
+#ifdef IFPP_WITH_PCSC
     &fpa_pcsc_ops,
+#endif
+    NULL, /* keeps the array non-empty when no backend is built in */
 };
+
+#define FPA_MAX_REGISTERED 8
+static const fpa_ops *registered[FPA_MAX_REGISTERED];
+static size_t n_registered;
+
+ifpp_err fpa_register(const fpa_ops *ops)
+{
+    if (!ops || !ops->name || !ops->open || !ops->close || !ops->reset || !ops->transmit)
+        return IFPP_E_ARG;
+    const fpa_ops *have = fpa_find(ops->name);
+    if (have)
+        return have == ops ? IFPP_OK : IFPP_E_ARG;
+    if (n_registered == FPA_MAX_REGISTERED)
+        return IFPP_E_RANGE;
+    registered[n_registered++] = ops;
+    return IFPP_OK;
+}
 
 const fpa_ops *fpa_find(const char *name)
 {
-    for (size_t i = 0; name && i < sizeof backends / sizeof backends[0]; i++)
-        if (strcmp(backends[i]->name, name) == 0)
-            return backends[i];
+    for (size_t i = 0; name && i < sizeof builtin / sizeof builtin[0]; i++)
+        if (builtin[i] && strcmp(builtin[i]->name, name) == 0)
+            return builtin[i];
+    for (size_t i = 0; name && i < n_registered; i++)
+        if (strcmp(registered[i]->name, name) == 0)
+            return registered[i];
     return NULL;
+}
+
+size_t fpa_backend_names(char *out, size_t cap)
+{
+    size_t n = 0, len = 0;
+    if (cap)
+        out[0] = '\0';
+    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0] + n_registered; i++) {
+        const fpa_ops *o = i < sizeof builtin / sizeof builtin[0] ? builtin[i] : registered[i - sizeof builtin / sizeof builtin[0]];
+        if (!o)
+            continue;
+        if (cap > len)
+            len += (size_t)snprintf(out + len, cap - len, "%s%s", n ? ", " : "", o->name);
+        n++;
+    }
+    return n;
 }
 
 ifpp_err fpa_open(const char *backend, const char *target, fpa_slot *slot, char *why, size_t why_len)
@@ -28,7 +74,10 @@ ifpp_err fpa_open(const char *backend, const char *target, fpa_slot *slot, char 
     memset(slot, 0, sizeof *slot);
     const fpa_ops *ops = fpa_find(backend);
     if (!ops) {
-        err_why(why, why_len, "unknown FPA backend '%s' (known: virtual, pcsc)", backend ? backend : "(none)");
+        char known[128];
+        fpa_backend_names(known, sizeof known);
+        err_why(why, why_len, "unknown FPA backend '%s' (built in: %s)", backend ? backend : "(none)",
+                *known ? known : "none");
         return IFPP_E_ARG;
     }
     ifpp_err e = ops->open(target, &slot->ctx, why, why_len);

@@ -8,8 +8,10 @@
  * (agent/session.h) -- is written once. Optional ops are NULL; callers use the fpa_*()
  * wrappers, which give a defined answer when a backend lacks one.
  *
- * Backends: "virtual" (the in-process software eUICC, for the demo and tests), "pcsc" (a PC/SC
- * reader through PCSC-lite, drivers/fpa_pcsc.c); "at" and "usb" arrive with their issues.
+ * Backends: "pcsc" (a PC/SC reader through PCSC-lite, drivers/fpa_pcsc.c), built in when the
+ * build has IFPP_WITH_PCSC; "at" and "usb" arrive with their issues (IFPP_WITH_AT, IFPP_WITH_USB).
+ * "virtual" (the software eUICC, tests/sim/fpa_virtual.c) is no part of the product: the tests,
+ * the demo and the line-rehearsal tool register it with fpa_register().
  */
 #ifndef IFPP_FPA_H
 #define IFPP_FPA_H
@@ -65,8 +67,17 @@ typedef struct {
     void *ctx;
 } fpa_slot;
 
-/* The backend registered under name ("virtual", ...), or NULL. */
+/*
+ * Adds a backend to the registry (at start-up, before any slot opens: the registry takes no
+ * lock). Registering the same ops twice is fine; another backend under a taken name is IFPP_E_ARG.
+ */
+ifpp_err fpa_register(const fpa_ops *ops);
+
+/* The backend built in or registered under name ("pcsc", ...), or NULL. */
 const fpa_ops *fpa_find(const char *name);
+
+/* Writes the known backends' names ("pcsc, virtual") into out; returns how many there are. */
+size_t fpa_backend_names(char *out, size_t cap);
 
 /* Opens target with the named backend; why says what went wrong (unknown backend, no card, ...). */
 ifpp_err fpa_open(const char *backend, const char *target, fpa_slot *slot, char *why, size_t why_len);

@@ -3,8 +3,9 @@
 #
 #   1. installs the build and test dependencies (apt-get; needs root, skipped with IFPP_NO_INSTALL=1)
 #   2. static checks (cppcheck) on the project's own C code
-#   3. normal build (-Werror) + every cmocka/integration test through CTest, then the ASN.1
-#      contract check (tests/asn1/check.sh: docs/ifpp.asn through asn1c, the demo's objects round-tripped)
+#   3. normal build (-Werror) + every cmocka/integration test through CTest; the ASN.1 contract check
+#      (tests/asn1/check.sh: docs/ifpp.asn through asn1c, the demo's objects round-tripped); the product
+#      built alone (-DIFPP_TESTS=OFF), and every product binary checked with nm for simulator and test-PKI symbols
 #   4. ASan+UBSan build + the same tests
 #   5. clang/libFuzzer build + every fuzz target for IFPP_FUZZ_SECONDS (default 30) each
 #
@@ -68,6 +69,26 @@ run_ctest build/ci-normal normal
 # (every bundle and every ES10f request/response) round-trip through it byte for byte.
 step "ASN.1 contract: docs/ifpp.asn compiled by asn1c, the demo line's objects round-tripped"
 bash tests/asn1/check.sh build/ci-normal
+
+# The product carries no test code (issue 8): no software eUICC, test EUM, test SM-DPf, test PKI,
+# BPP protection (GENS09: the station never decrypts a BPP) or virtual backend in a shipped binary.
+PRODUCT_BINARIES="agent/ifppctl"
+check_product_symbols() { # build dir
+  local bin found
+  for bin in $PRODUCT_BINARIES; do
+    found=$(nm "$1/$bin" | awk '{print $NF}' |
+            grep -E '^(euicc_sim|smdpf|eum|testpki|bsp)_|fpa_virtual|crypto_aes128_cbc_decrypt' || true)
+    if [ -n "$found" ]; then
+      echo "run.sh: $1/$bin holds test code:" >&2; echo "$found" | head -20 >&2; exit 1
+    fi
+    echo "$1/$bin: no simulator, test-PKI or BPP-decryption symbol"
+  done
+}
+step "product build without tests (-DIFPP_TESTS=OFF) and its symbols"
+cmake -S . -B build/ci-product -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIFPP_TESTS=OFF >/dev/null
+ninja -C build/ci-product -j"$JOBS"
+check_product_symbols build/ci-product
+check_product_symbols build/ci-normal
 
 step "sanitizer build (ASan + UBSan)"
 cmake -S . -B build/ci-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DIFPP_SANITIZE=ON >/dev/null

@@ -2,11 +2,11 @@
 # tests/asn1/check.sh -- docs/ifpp.asn is the contract: compile it with a real ASN.1 compiler
 # (Debian's asn1c 0.9.28) and round-trip every IFPP-only object a simulated demo line writes.
 #
-#   tests/asn1/check.sh BUILD_DIR      (BUILD_DIR holds agent/ifppctl, e.g. build/dev)
+#   tests/asn1/check.sh BUILD_DIR      (BUILD_DIR holds tests/ifpp-rehearse, e.g. build/dev)
 #
 # Steps, all in a temporary directory: asn1c compiles docs/ifpp.asn with the SGP.22 and PKIX types
 # it imports (rsp-subset.asn, pkix-subset.asn); roundtrip.c is built against the generated code;
-# `ifppctl demo` runs a whole simulated line with IFPP_SIM_TRACE_DIR set, so the software eUICC
+# `ifpp-rehearse demo` runs a whole simulated line with IFPP_SIM_TRACE_DIR set, so the software eUICC
 # writes each ES10f request and response it gets; then every bundle the demo wrote (eUICC data
 # package, BPP request, BPP vault, Profile Loading Report: every record kind inside them) and every
 # traced ES10f object is BER-decoded as its type, constraint-checked, DER-encoded and compared
@@ -20,8 +20,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${1:?usage: tests/asn1/check.sh BUILD_DIR}
-ifppctl="$build/agent/ifppctl"
-[ -x "$ifppctl" ] || { echo "asn1 check: no $ifppctl (build first)" >&2; exit 1; }
+rehearse="$build/tests/ifpp-rehearse"
+[ -x "$rehearse" ] || { echo "asn1 check: no $rehearse (build first)" >&2; exit 1; }
 command -v asn1c >/dev/null || { echo "asn1 check: asn1c not installed (packaging/install-build-deps.sh)" >&2; exit 1; }
 
 work=$(mktemp -d)
@@ -34,7 +34,7 @@ rm -f "$work/gen/converter-sample.c"
 # The generated code is asn1c's, not ours: built without the project's warning flags.
 cc -std=gnu11 -O1 -w -I"$work/gen" -o "$work/roundtrip" "$work"/gen/*.c "$here/roundtrip.c"
 
-IFPP_SIM_TRACE_DIR="$work/trace" "$ifppctl" demo --dir "$work/demo" --duts 2 >"$work/demo.log" 2>&1 ||
+IFPP_SIM_TRACE_DIR="$work/trace" "$rehearse" demo --dir "$work/demo" --duts 2 >"$work/demo.log" 2>&1 ||
   { tail -n 30 "$work/demo.log" >&2; echo "asn1 check: the demo line failed" >&2; exit 1; }
 
 for t in AuthoriseFpaServices PrepareBppLoad GetOneTimeKeyInfo DeleteOneTimeKeys; do

@@ -7,8 +7,9 @@
  * order, and the CBC ICV is derived from a counter of segments, so a segment cannot be
  * dropped, replayed or moved without the eUICC noticing.
  *
- * The station itself never calls the unprotect side: it forwards BPPs unopened
- * (GENS09/GENS10). The SM-DPf simulator protects, the software eUICC unprotects.
+ * The station never protects or unprotects a BPP: it forwards BPPs unopened (GENS09/GENS10),
+ * so this code lives with the simulators under tests/ and no product binary links it (issue 8,
+ * item 2). The SM-DPf simulator protects, the software eUICC unprotects.
  */
 #ifndef IFPP_BSP_H
 #define IFPP_BSP_H
