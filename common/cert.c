@@ -350,7 +350,7 @@ static void cert_hierarchy(cert_role leaf, int *root_role, int *issuer_role)
     case CERT_ROLE_EUICC: *root_role = CERT_ROLE_CI; *issuer_role = CERT_ROLE_EUM; break;
     case CERT_ROLE_EUM: *root_role = CERT_ROLE_CI; *issuer_role = CERT_ROLE_CI; break;
     case CERT_ROLE_DPF_AUTH:
-    case CERT_ROLE_DPF_PB: *root_role = CERT_ROLE_CI; *issuer_role = CERT_ROLE_CI; break; /* never an EUM */
+    case CERT_ROLE_DPF_PB: *root_role = CERT_ROLE_CI; *issuer_role = CERT_ROLE_CI; break; /* or a DP sub-CA; never an EUM */
     case CERT_ROLE_DM_FPA:
     case CERT_ROLE_STATION: *root_role = CERT_ROLE_DM_ROOT; *issuer_role = CERT_ROLE_DM_ROOT; break;
     case CERT_ROLE_DM_ROOT: *root_role = CERT_ROLE_DM_ROOT; break;
@@ -411,6 +411,12 @@ ifpp_err cert_verify_chain(const cert *root, const cert *const *intermediates, s
     int depth = chain ? sk_X509_num(chain) : 0;
     int root_role, issuer_role;
     cert_hierarchy(leaf_role, &root_role, &issuer_role);
+    if ((leaf_role == CERT_ROLE_DPF_AUTH || leaf_role == CERT_ROLE_DPF_PB) && depth > 3) {
+        err_why(why, why_len, "'%s': an SM-DPf chain is the CI, at most one SM-DP sub-CA, then the certificate",
+                cert_subject_cn(leaf));
+        e = IFPP_E_CERT_CHAIN;
+        goto out;
+    }
     bool leaf_is_ca_role = leaf_role == CERT_ROLE_CI || leaf_role == CERT_ROLE_EUM || leaf_role == CERT_ROLE_DM_ROOT;
     for (int i = 0; i < depth; i++) {
         cert *c = NULL;
@@ -422,7 +428,18 @@ ifpp_err cert_verify_chain(const cert *root, const cert *const *intermediates, s
                      cert_roles[leaf_role].name);
             e = IFPP_E_CERT_ROLE;
         }
-        if (e == IFPP_OK && i == 1 && issuer_role >= 0 && !cert_has_policy(c, cert_roles[issuer_role].oid)) {
+        /*
+         * An SM-DPf certificate under an SM-DP sub-CA (SGP.22 v3 CERT.DPSubCA, SGP.26 variant A): the sub-CA
+         * is issued by the CI itself and carries the role of the certificates it issues in its own
+         * certificatePolicies, so that neither an EUM nor any other CA under the CI can issue SM-DPf certificates.
+         */
+        bool dp_sub_ca = (leaf_role == CERT_ROLE_DPF_AUTH || leaf_role == CERT_ROLE_DPF_PB) && depth == 3 && i == 1;
+        if (e == IFPP_OK && dp_sub_ca && !cert_has_policy(c, cert_roles[leaf_role].oid)) {
+            err_why(why, why_len, "'%s': an SM-DP sub-CA must hold the %s role of the certificates it issues", c->cn,
+                     cert_roles[leaf_role].name);
+            e = IFPP_E_CERT_ROLE;
+        } else if (e == IFPP_OK && i == 1 && !dp_sub_ca && issuer_role >= 0 &&
+                   !cert_has_policy(c, cert_roles[issuer_role].oid)) {
             err_why(why, why_len, "'%s': the issuer of a %s certificate must hold the %s role", c->cn,
                      cert_roles[leaf_role].name, cert_roles[issuer_role].name);
             e = IFPP_E_CERT_ROLE;
@@ -443,6 +460,30 @@ out:
     X509_STORE_CTX_free(ctx);
     X509_STORE_free(store);
     return e;
+}
+
+bool cert_issued_by(const cert *c, const cert *issuer)
+{
+    return c && issuer && X509_check_issued(issuer->x, c->x) == X509_V_OK;
+}
+
+void cert_issuer_cn(const cert *c, char *out, size_t cap)
+{
+    if (!out || !cap)
+        return;
+    snprintf(out, cap, "(no CN)");
+    X509_NAME *name = c ? X509_get_issuer_name(c->x) : NULL;
+    int i = name ? X509_NAME_get_index_by_NID(name, NID_commonName, -1) : -1;
+    ASN1_STRING *s = i >= 0 ? X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)) : NULL;
+    unsigned char *utf8 = NULL;
+    int len = s ? ASN1_STRING_to_UTF8(&utf8, s) : -1;
+    if (len < 0)
+        return;
+    snprintf(out, cap, "%.*s", len, (const char *)utf8);
+    for (char *p = out; *p; p++) /* names reach logs: keep them printable */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    OPENSSL_free(utf8);
 }
 
 ifpp_err cert_registered_id(const cert *c, uint8_t *oid, size_t cap, size_t *n)

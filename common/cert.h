@@ -18,6 +18,7 @@
 #ifndef IFPP_CERT_H
 #define IFPP_CERT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -97,12 +98,20 @@ void *cert_x509(const cert *c);
 /* Wraps an X509* (takes one reference of its own). */
 ifpp_err cert_from_x509(void *x509, cert **out);
 
+/* True if issuer's subject (and key identifier) names it as c's issuer; no signature is checked. */
+bool cert_issued_by(const cert *c, const cert *issuer);
+
+/* The issuer's commonName (or "(no CN)"), printable, into out; for messages. */
+void cert_issuer_cn(const cert *c, char *out, size_t cap);
+
 /*
  * Verifies leaf against root (the only trust anchor) through the given intermediates at time
  * now: signatures, validity, ecdsa-with-SHA256 and the two curves on every certificate, CA
  * flag and keyCertSign on every issuer, digitalSignature on the leaf, the leaf's role policy
  * and the issuer roles the hierarchy requires (eUICC <- EUM <- CI; SM-DPf <- CI; DM FPA and
- * station <- DM root). why (if given) names the certificate and cause.
+ * station <- DM root). An SM-DPf certificate may instead hang under one SM-DP sub-CA
+ * (CI -> sub-CA -> SM-DPf, SGP.22 v3 CERT.DPSubCA) that the CI issued and whose certificatePolicies
+ * carries the leaf's role. why (if given) names the certificate and cause.
  */
 ifpp_err cert_verify_chain(const cert *root, const cert *const *intermediates, size_t n_inter, const cert *leaf,
                            cert_role leaf_role, time_t now, char *why, size_t why_len);
