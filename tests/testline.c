@@ -36,7 +36,7 @@ int test_line_make(test_line *L, const char *dir, const test_line_opts *o, char 
         return line_fail(why, why_len, "paths", IFPP_E_NOMEM);
 
     testpki_opts po = {.out_dir = L->pki, .curve = CRYPTO_CURVE_P256, .n_eids = o->n_cards,
-                       .days = o->days ? o->days : 30};
+                       .days = o->days ? o->days : 30, .dpf_sub_ca = o->dpf_sub_ca};
     char(*eids)[TESTPKI_EID_LEN + 1] = NULL;
     size_t n_eids = 0;
     if ((e = testpki_make(&po, why, why_len)) != IFPP_OK)

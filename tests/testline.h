@@ -27,6 +27,7 @@ typedef struct {
     const char *card_name;                  /* card file name stem in dir ("card" -> card-0, card-1, ...) */
     bool import_vault;                      /* also import the vault into the store */
     unsigned days;                          /* certificate validity; 0 means 30 */
+    bool dpf_sub_ca;                        /* the SM-DPf under an SM-DP sub-CA (testpki_opts.dpf_sub_ca) */
 } test_line_opts;
 
 typedef struct {

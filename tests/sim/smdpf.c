@@ -16,10 +16,12 @@
 
 #define SMDPF_MAX_BPP (1u << 20)
 
-/* Appends the plaintext as consecutive protected segments of `tag` (MAC only for 88). */
-static ifpp_err smdpf_put_segments(tlv_builder *b, bsp_ctx *c, uint8_t tag, const uint8_t *pt, size_t n)
+/* Appends the plaintext as consecutive protected segments of `tag` (MAC only for 88), at most `max` bytes each (0: BSP's limit). */
+static ifpp_err smdpf_put_segments(tlv_builder *b, bsp_ctx *c, uint8_t tag, const uint8_t *pt, size_t n, size_t max)
 {
     size_t chunk = tag == 0x88 ? BSP_MAX_PLAIN_MAC_ONLY : BSP_MAX_PLAIN_ENCRYPTED;
+    if (max && max < chunk)
+        chunk = max;
     uint8_t seg[BSP_MAX_SEGMENT];
     size_t sl;
     for (size_t off = 0; off < n; off += chunk) {
@@ -201,7 +203,7 @@ ifpp_err smdpf_make_bpp(const smdpf_bpp_params *p, uint8_t **bpp, size_t *n)
 
     /* A0: ConfigureISDP, encrypted. */
     tlv_begin(&b, 0xA0);
-    smdpf_put_segments(&b, &c, 0x87, (const uint8_t *)"\xbf\x24\x00", 3);
+    smdpf_put_segments(&b, &c, 0x87, (const uint8_t *)"\xbf\x24\x00", 3, 0);
     tlv_end(&b);
 
     /* A1: StoreMetadata, MAC only (the eUICC must read it before it can decide anything). */
@@ -215,7 +217,7 @@ ifpp_err smdpf_make_bpp(const smdpf_bpp_params *p, uint8_t **bpp, size_t *n)
     if ((e = tlv_builder_finish(&md, &md_der, &md_len)) != IFPP_OK)
         goto out;
     tlv_begin(&b, 0xA1);
-    smdpf_put_segments(&b, &c, 0x88, md_der, md_len);
+    smdpf_put_segments(&b, &c, 0x88, md_der, md_len, 0);
     tlv_end(&b);
 
     /* A2: ReplaceSessionKeys, if asked: fresh keys for the profile segments. */
@@ -234,7 +236,7 @@ ifpp_err smdpf_make_bpp(const smdpf_bpp_params *p, uint8_t **bpp, size_t *n)
         e = tlv_builder_finish(&kb, &rsk_der, &rsk_len);
         tlv_begin(&b, 0xA2);
         if (e == IFPP_OK)
-            e = smdpf_put_segments(&b, &c, 0x87, rsk_der, rsk_len);
+            e = smdpf_put_segments(&b, &c, 0x87, rsk_der, rsk_len, 0);
         tlv_end(&b);
         bsp_init(&c, keys + 16, keys + 32, keys);
         crypto_wipe(keys, sizeof keys);
@@ -248,7 +250,7 @@ ifpp_err smdpf_make_bpp(const smdpf_bpp_params *p, uint8_t **bpp, size_t *n)
     if ((e = smdpf_make_profile(p->profile_iccid ? p->profile_iccid : p->iccid, p->profile_name, p->content_len, &content, &content_n)) != IFPP_OK)
         goto out;
     tlv_begin(&b, 0xA3);
-    smdpf_put_segments(&b, &c, 0x86, content, content_n);
+    smdpf_put_segments(&b, &c, 0x86, content, content_n, p->segment_plain);
     tlv_end(&b);
     tlv_end(&b);
     if ((e = tlv_builder_finish(&b, &out, &out_len)) != IFPP_OK)
@@ -344,8 +346,26 @@ static ifpp_err smdpf_check_item(const cert *ci, cert *const *eums, size_t n_eum
 ifpp_err smdpf_make_vault(const char *pki_dir, const uint8_t *request, size_t request_len, size_t content_len,
                           uint8_t **vault, size_t *vault_len, smdpf_vault_summary *sum, char *why, size_t why_len)
 {
-    cert *dm_root = NULL, *ci = NULL, *pb = NULL, *auth = NULL, *eums[SMDPF_MAX_EUMS] = {NULL};
+    smdpf_vault_opts o = {.pki_dir = pki_dir, .content_len = content_len};
+    return smdpf_make_vault_opts(&o, request, request_len, vault, vault_len, sum, why, why_len);
+}
+
+/* The SM-DP sub-CA of the PKI in dir, if its SM-DPf hangs under one (dpf-subca, and pb not issued by the CI). */
+static ifpp_err smdpf_load_sub_ca(const char *dir, const cert *ci, const cert *pb, cert **sub_ca)
+{
+    *sub_ca = NULL;
+    if (cert_issued_by(pb, ci))
+        return IFPP_OK;
+    return testpki_load(dir, "dpf-subca", sub_ca, NULL);
+}
+
+ifpp_err smdpf_make_vault_opts(const smdpf_vault_opts *o, const uint8_t *request, size_t request_len, uint8_t **vault,
+                               size_t *vault_len, smdpf_vault_summary *sum, char *why, size_t why_len)
+{
+    cert *dm_root = NULL, *ci = NULL, *pb = NULL, *auth = NULL, *sub_ca = NULL, *eums[SMDPF_MAX_EUMS] = {NULL};
     crypto_key *pb_key = NULL, *auth_key = NULL;
+    const char *pki_dir = o->pki_dir;
+    size_t content_len = o->content_len;
     size_t n_eums = 0;
     bundle_view v = {0};
     tlv_builder b;
@@ -356,7 +376,8 @@ ifpp_err smdpf_make_vault(const char *pki_dir, const uint8_t *request, size_t re
     if ((e = testpki_load(pki_dir, "dm-root", &dm_root, NULL)) != IFPP_OK ||
         (e = testpki_load(pki_dir, "ci", &ci, NULL)) != IFPP_OK ||
         (e = testpki_load(pki_dir, "dpf-pb", &pb, &pb_key)) != IFPP_OK ||
-        (e = testpki_load(pki_dir, "dpf-auth", &auth, &auth_key)) != IFPP_OK) {
+        (e = testpki_load(pki_dir, "dpf-auth", &auth, &auth_key)) != IFPP_OK ||
+        (e = smdpf_load_sub_ca(pki_dir, ci, pb, &sub_ca)) != IFPP_OK) {
         err_why(why, why_len, "test PKI in %s incomplete: %s", pki_dir, err_str(e));
         goto out;
     }
@@ -379,6 +400,13 @@ ifpp_err smdpf_make_vault(const char *pki_dir, const uint8_t *request, size_t re
     tlv_put_uint(&b, 0x02, 1);
     tlv_put(&b, 0x04, vault_id, sizeof vault_id);
     tlv_put_raw(&b, der, der_len);
+    const cert *in_vault = o->sub_ca_instead ? o->sub_ca_instead : o->omit_sub_ca ? NULL : sub_ca;
+    if (in_vault) { /* smdpSubCaCertificates [1]: the issuer of CERT.DPpb first */
+        cert_der(in_vault, &der, &der_len);
+        tlv_begin(&b, 0xA1);
+        tlv_put_raw(&b, der, der_len);
+        tlv_end(&b);
+    }
     tlv_begin(&b, 0x30);
     while ((e = tlv_reader_next(&ir, &item)) == IFPP_OK) {
         tlv eid, ec, info2, otk, otpk, proof, type;
@@ -411,6 +439,7 @@ ifpp_err smdpf_make_vault(const char *pki_dir, const uint8_t *request, size_t re
             .dpf_pb_key = pb_key, .euicc_otpk = otpk.value, .curve = crypto_key_curve(pb_key), .eid = eid.value,
             .transaction_id = txid, .transaction_id_len = 16, .iccid = iccid, .service_provider = sp,
             .profile_name = name, .content_len = content_len, .replace_session_keys = sum->bpps % 2 == 1,
+            .segment_plain = sum->items == o->many_segments_item ? 16 : 0,
         };
         {
             crypto_key *probe = NULL; /* the One-time Key's curve is that of the eUICC certificate */
@@ -429,6 +458,8 @@ ifpp_err smdpf_make_vault(const char *pki_dir, const uint8_t *request, size_t re
         tlv_put(&b, 0x80, txid, sizeof txid);
         tlv_put_raw(&b, eid.raw, eid.raw_len);
         tlv_put_raw(&b, otpk.raw, otpk.raw_len);
+        if (sum->items == o->bad_iccid_item)
+            iccid[9] ^= 0x01; /* the last digit (the Luhn digit, or the 20th): the record no longer names an ICCID */
         tlv_put(&b, 0x81, iccid, sizeof iccid);
         tlv_put_raw(&b, type.raw, type.raw_len);
         tlv_put(&b, 0x82, hash, sizeof hash);
@@ -446,15 +477,15 @@ ifpp_err smdpf_make_vault(const char *pki_dir, const uint8_t *request, size_t re
     const uint8_t *content;
     size_t content_n;
     if ((e = tlv_builder_finish(&b, &content, &content_n)) == IFPP_OK) {
-        const cert *chain[1] = {auth};
-        e = bundle_seal(BUNDLE_BPP_VAULT, content, content_n, auth_key, chain, 1, vault, vault_len);
+        const cert *chain[2] = {auth, sub_ca}; /* the signer's chain up to (not including) the CI */
+        e = bundle_seal(BUNDLE_BPP_VAULT, content, content_n, auth_key, chain, sub_ca ? 2 : 1, vault, vault_len);
     }
 out:
     tlv_builder_free(&b);
     bundle_view_free(&v);
     for (size_t i = 0; i < n_eums; i++)
         cert_free(eums[i]);
-    cert_free(dm_root); cert_free(ci); cert_free(pb); cert_free(auth);
+    cert_free(dm_root); cert_free(ci); cert_free(pb); cert_free(auth); cert_free(sub_ca);
     crypto_key_free(pb_key);
     crypto_key_free(auth_key);
     return e;

@@ -31,6 +31,7 @@ typedef struct {
     size_t content_len;           /* profile size, SGP.41 test sizes 8..64 KiB (smdpf_make_profile) */
     bool replace_session_keys;    /* include A2 ReplaceSessionKeys */
     const uint8_t *profile_iccid; /* negative tests: the profile's ICCID if not iccid (NULL: iccid) */
+    size_t segment_plain;         /* negative tests: profile bytes per '86' segment (0: as many as BSP takes) */
 } smdpf_bpp_params;
 
 /* A fresh random ICCID, "8949" + 14 random digits + the Luhn digit, in EF.ICCID form. */
@@ -64,6 +65,25 @@ typedef struct {
 ifpp_err smdpf_make_vault(const char *pki_dir, const uint8_t *request, size_t request_len, size_t content_len,
                           uint8_t **vault, size_t *vault_len, smdpf_vault_summary *summary, char *why,
                           size_t why_len);
+
+/*
+ * How the SM-DPf makes a vault. An SM-DPf whose certificates hang under an SM-DP sub-CA (the PKI
+ * has dpf-subca, ifpp-testpki --dpf-sub-ca) puts the sub-CA into the vault's smdpSubCaCertificates
+ * and into the bundle's signer chain, as SGP.22 v3 sends CERT.DPSubCA with CERT.DPpb. The rest makes
+ * deliberately wrong vaults for negative tests.
+ */
+typedef struct {
+    const char *pki_dir;
+    size_t content_len;          /* profile size per BPP */
+    bool omit_sub_ca;            /* leave smdpSubCaCertificates out although the SM-DPf is under a sub-CA */
+    const cert *sub_ca_instead;  /* put this certificate into smdpSubCaCertificates instead */
+    size_t bad_iccid_item;       /* 1-based item whose vault record gets an ICCID with a broken Luhn digit (0: none) */
+    size_t many_segments_item;   /* 1-based item whose BPP gets 16-byte profile segments, more commands than a session loads */
+} smdpf_vault_opts;
+
+/* smdpf_make_vault as o says. */
+ifpp_err smdpf_make_vault_opts(const smdpf_vault_opts *o, const uint8_t *request, size_t request_len, uint8_t **vault,
+                               size_t *vault_len, smdpf_vault_summary *summary, char *why, size_t why_len);
 
 typedef struct {
     size_t results;      /* LoadingResult records */

@@ -11,9 +11,10 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: ifpp-testpki --out DIR [--curve p256|brainpool] [--eid EID]... [--eids N] [--days N]\n"
+            "usage: ifpp-testpki --out DIR [--curve p256|brainpool] [--eid EID]... [--eids N] [--days N] [--dpf-sub-ca]\n"
             "Makes a throw-away certificate hierarchy for tests and demos: CI, EUM, one eUICC per EID,\n"
             "SM-DPf (auth, binding), Device Manufacturer root, FPA authorisation and station.\n"
+            "--dpf-sub-ca puts the SM-DPf under an SM-DP sub-CA (CI -> sub-CA -> SM-DPf, SGP.22 v3).\n"
             "Keys are written 0600 into DIR; nothing in the product trusts them unless configured.\n");
 }
 
@@ -36,13 +37,14 @@ static int run(int argc, char **argv, const char **eids)
         {"out", required_argument, NULL, 'o'},  {"curve", required_argument, NULL, 'c'},
         {"eid", required_argument, NULL, 'e'},  {"eids", required_argument, NULL, 'n'},
         {"days", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'},
+        {"dpf-sub-ca", no_argument, NULL, 's'},
         {NULL, 0, NULL, 0},
     };
     testpki_opts o = {.curve = CRYPTO_CURVE_P256, .n_eids = 2, .days = 365};
     size_t n_given = 0;
     int c;
     char *end;
-    while ((c = getopt_long(argc, argv, "o:c:e:n:d:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:c:e:n:d:sh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': o.out_dir = optarg; break;
         case 'c':
@@ -66,6 +68,7 @@ static int run(int argc, char **argv, const char **eids)
                 return 2;
             }
             break;
+        case 's': o.dpf_sub_ca = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -85,6 +88,7 @@ static int run(int argc, char **argv, const char **eids)
         fprintf(stderr, "ifpp-testpki: %s\n", *why ? why : err_str(e));
         return 1;
     }
-    printf("ifpp-testpki: test PKI (%s) written to %s\n", crypto_curve_name(o.curve), o.out_dir);
+    printf("ifpp-testpki: test PKI (%s%s) written to %s\n", crypto_curve_name(o.curve),
+           o.dpf_sub_ca ? ", SM-DPf under a sub-CA" : "", o.out_dir);
     return 0;
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fsutil.h"
 
@@ -30,16 +31,19 @@ static bool pki_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
     return ok == 1;
 }
 
-/* certificatePolicies with the role OID, critical as SGP.22 writes it (no config database needed). */
-static bool pki_add_policy(X509 *x, const char *oid)
+/* certificatePolicies with the role OIDs, critical as SGP.22 writes it (no config database needed). */
+static bool pki_add_policies(X509 *x, cert_role role, const cert_role *more, size_t n_more)
 {
     CERTIFICATEPOLICIES *pols = CERTIFICATEPOLICIES_new();
-    POLICYINFO *pi = POLICYINFO_new();
-    bool ok = pols && pi && (pi->policyid = OBJ_txt2obj(oid, 1)) != NULL && sk_POLICYINFO_push(pols, pi);
-    if (ok)
-        pi = NULL;
+    bool ok = pols != NULL;
+    for (size_t i = 0; ok && i <= n_more; i++) {
+        POLICYINFO *pi = POLICYINFO_new();
+        const char *oid = cert_role_oid(i == 0 ? role : more[i - 1]);
+        ok = pi && oid && (pi->policyid = OBJ_txt2obj(oid, 1)) != NULL && sk_POLICYINFO_push(pols, pi);
+        if (!ok)
+            POLICYINFO_free(pi);
+    }
     ok = ok && X509_add1_ext_i2d(x, NID_certificate_policies, pols, 1, X509V3_ADD_DEFAULT) == 1;
-    POLICYINFO_free(pi);
     CERTIFICATEPOLICIES_free(pols);
     return ok;
 }
@@ -79,7 +83,7 @@ ifpp_err testpki_make_cert(const testpki_cert_spec *s, cert **out)
     if (ok && s->issuer)
         ok = pki_add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
     if (ok && !s->no_policy)
-        ok = pki_add_policy(x, cert_role_oid(s->role));
+        ok = pki_add_policies(x, s->role, s->more_roles, s->n_more_roles);
     if (ok && s->registered_id) { /* SGP.22 certificate profile: the SM-DP+ OID, non-critical */
         snprintf(ext, sizeof ext, "RID:%s", s->registered_id);
         ok = pki_add_ext(x, issuer, NID_subject_alt_name, ext);
@@ -163,10 +167,12 @@ ifpp_err testpki_load(const char *dir, const char *name, cert **c, crypto_key **
     return e;
 }
 
-/* One party: a fresh key, its certificate under issuer (NULL: self-signed), both written out. */
-static ifpp_err pki_party(const testpki_opts *o, const char *name, const char *cn, cert_role role, bool ca,
-                          int path_len, const cert *issuer, const crypto_key *issuer_key, const char *serial,
-                          const char *registered_id, cert **c_out, crypto_key **k_out, char *why, size_t why_len)
+/* One party: a fresh key, its certificate under issuer (NULL: self-signed) with role and more_roles, both written out. */
+static ifpp_err pki_party_roles(const testpki_opts *o, const char *name, const char *cn, cert_role role,
+                                const cert_role *more_roles, size_t n_more_roles, bool ca, int path_len,
+                                const cert *issuer, const crypto_key *issuer_key, const char *serial,
+                                const char *registered_id, cert **c_out, crypto_key **k_out, char *why,
+                                size_t why_len)
 {
     crypto_key *k = NULL;
     cert *c = NULL;
@@ -176,7 +182,7 @@ static ifpp_err pki_party(const testpki_opts *o, const char *name, const char *c
             .cn = cn, .role = role, .ca = ca, .path_len = path_len, .subject_pkey = crypto_key_evp(k),
             .issuer_pkey = issuer_key ? crypto_key_evp(issuer_key) : NULL, .issuer = issuer,
             .not_before = -3600, .not_after = (long)(o->days ? o->days : 365) * 86400, .serial_number = serial,
-            .registered_id = registered_id,
+            .registered_id = registered_id, .more_roles = more_roles, .n_more_roles = n_more_roles,
         };
         e = testpki_make_cert(&s, &c);
     }
@@ -195,6 +201,15 @@ static ifpp_err pki_party(const testpki_opts *o, const char *name, const char *c
     cert_free(c);
     crypto_key_free(k);
     return e;
+}
+
+/* pki_party_roles with one role. */
+static ifpp_err pki_party(const testpki_opts *o, const char *name, const char *cn, cert_role role, bool ca,
+                          int path_len, const cert *issuer, const crypto_key *issuer_key, const char *serial,
+                          const char *registered_id, cert **c_out, crypto_key **k_out, char *why, size_t why_len)
+{
+    return pki_party_roles(o, name, cn, role, NULL, 0, ca, path_len, issuer, issuer_key, serial, registered_id, c_out,
+                           k_out, why, why_len);
 }
 
 /* mkdir -p: the output directory and any missing parents. */
@@ -219,8 +234,9 @@ static ifpp_err pki_mkdir(const char *path, char *why, size_t why_len)
 
 ifpp_err testpki_make(const testpki_opts *o, char *why, size_t why_len)
 {
-    cert *ci = NULL, *eum = NULL, *dm = NULL;
-    crypto_key *ci_k = NULL, *eum_k = NULL, *dm_k = NULL;
+    cert *ci = NULL, *eum = NULL, *dm = NULL, *dp_ca = NULL;
+    crypto_key *ci_k = NULL, *eum_k = NULL, *dm_k = NULL, *dp_ca_k = NULL;
+    static const cert_role dp_sub_ca_more[] = {CERT_ROLE_DPF_PB};
     char **eids = NULL;
     size_t n_eids = o && o->eids ? o->n_eids : (o && o->n_eids ? o->n_eids : 2);
     char path[4096];
@@ -258,10 +274,13 @@ ifpp_err testpki_make(const testpki_opts *o, char *why, size_t why_len)
                        NULL, NULL, &ci, &ci_k, why, why_len)) != IFPP_OK ||
         (e = pki_party(o, "eum", "Test EUM", CERT_ROLE_EUM, true, 0, ci, ci_k, NULL, NULL, &eum, &eum_k, why, why_len)) !=
             IFPP_OK ||
-        (e = pki_party(o, "dpf-auth", "Test SM-DPf auth", CERT_ROLE_DPF_AUTH, false, -1, ci, ci_k, NULL, TESTPKI_SMDPF_OID, NULL, NULL,
-                       why, why_len)) != IFPP_OK ||
-        (e = pki_party(o, "dpf-pb", "Test SM-DPf binding", CERT_ROLE_DPF_PB, false, -1, ci, ci_k, NULL, TESTPKI_SMDPF_OID, NULL, NULL,
-                       why, why_len)) != IFPP_OK ||
+        (o->dpf_sub_ca &&
+         (e = pki_party_roles(o, "dpf-subca", "Test SM-DP sub-CA", CERT_ROLE_DPF_AUTH, dp_sub_ca_more, 1, true, 0, ci,
+                              ci_k, NULL, NULL, &dp_ca, &dp_ca_k, why, why_len)) != IFPP_OK) ||
+        (e = pki_party(o, "dpf-auth", "Test SM-DPf auth", CERT_ROLE_DPF_AUTH, false, -1, dp_ca ? dp_ca : ci,
+                       dp_ca ? dp_ca_k : ci_k, NULL, TESTPKI_SMDPF_OID, NULL, NULL, why, why_len)) != IFPP_OK ||
+        (e = pki_party(o, "dpf-pb", "Test SM-DPf binding", CERT_ROLE_DPF_PB, false, -1, dp_ca ? dp_ca : ci,
+                       dp_ca ? dp_ca_k : ci_k, NULL, TESTPKI_SMDPF_OID, NULL, NULL, why, why_len)) != IFPP_OK ||
         (e = pki_party(o, "dm-root", "Test Device Manufacturer root", CERT_ROLE_DM_ROOT, true, 0, NULL, NULL, NULL,
                        NULL, &dm, &dm_k, why, why_len)) != IFPP_OK ||
         (e = pki_party(o, "dm-fpa", "Test DM FPA authorisation", CERT_ROLE_DM_FPA, false, -1, dm, dm_k, NULL, NULL,
@@ -269,6 +288,12 @@ ifpp_err testpki_make(const testpki_opts *o, char *why, size_t why_len)
         (e = pki_party(o, "station", "Test station", CERT_ROLE_STATION, false, -1, dm, dm_k, NULL, NULL, NULL, NULL, why,
                        why_len)) != IFPP_OK)
         goto out;
+    if (!o->dpf_sub_ca) { /* a directory made again without the sub-CA must not keep an old one */
+        snprintf(path, sizeof path, "%s/dpf-subca.cert.pem", o->out_dir);
+        (void)unlink(path);
+        snprintf(path, sizeof path, "%s/dpf-subca.key.pem", o->out_dir);
+        (void)unlink(path);
+    }
     for (size_t i = 0; i < n_eids; i++) {
         char name[64], cn[64];
         snprintf(name, sizeof name, "euicc/%s", eids[i]);
@@ -306,6 +331,8 @@ out:
     cert_free(ci);
     cert_free(eum);
     cert_free(dm);
+    cert_free(dp_ca);
+    crypto_key_free(dp_ca_k);
     crypto_key_free(ci_k);
     crypto_key_free(eum_k);
     crypto_key_free(dm_k);

@@ -4,9 +4,11 @@
  * Makes what the four parties of SGP.41 hold, on P-256 or brainpoolP256r1, following the
  * SGP.22 certificate profile (v3, ecdsa-with-SHA256, SKI/AKI, critical basicConstraints and
  * keyUsage, the role in certificatePolicies):
- *   ci            GSMA CI stand-in (root)          dpf-auth, dpf-pb   SM-DPf, under the CI
+ *   ci            GSMA CI stand-in (root)          dpf-auth, dpf-pb   SM-DPf, under the CI (or dpf-subca)
  *   eum           EUM, under the CI (pathLen 0)     dm-root            Device Manufacturer root
  *   euicc/<EID>   one per eUICC, under the EUM      dm-fpa, station    under dm-root
+ * With dpf_sub_ca, an SM-DP sub-CA (dpf-subca, SGP.22 v3 CERT.DPSubCA, SGP.26 variant A) sits between
+ * the CI and the SM-DPf: a CA under the CI (pathLen 0) holding the dp-auth and dp-pb roles it issues.
  * The SM-DPf's two certificates carry its OID (TESTPKI_SMDPF_OID) as subjectAltName registeredID.
  * Keys stay in the directory it writes (0600). Nothing in the product trusts them unless a
  * configuration names them. testpki_make_cert() also makes deliberately wrong certificates
@@ -46,6 +48,8 @@ typedef struct {
     bool no_policy;            /* omit certificatePolicies */
     bool no_key_cert_sign;     /* a CA without keyCertSign */
     bool no_digital_signature; /* an end entity without digitalSignature */
+    const cert_role *more_roles; /* further roles in certificatePolicies (an SM-DP sub-CA's), or NULL */
+    size_t n_more_roles;
 } testpki_cert_spec;
 
 typedef struct {
@@ -54,6 +58,7 @@ typedef struct {
     const char *const *eids; /* NULL: generate n_eids random ones */
     size_t n_eids;
     unsigned days;           /* validity of every certificate */
+    bool dpf_sub_ca;         /* the SM-DPf under an SM-DP sub-CA (dpf-subca): CI -> sub-CA -> dpf-auth, dpf-pb */
 } testpki_opts;
 
 /* Makes one certificate as spec says. */
