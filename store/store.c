@@ -93,6 +93,10 @@ static const char *const migrations[] = {
     "ALTER TABLE audit ADD COLUMN dut_serial TEXT;"
     "ALTER TABLE audit ADD COLUMN reason TEXT;"
     "ALTER TABLE audit ADD COLUMN object TEXT;",
+    /* 4: the SM-DP sub-CA certificates of a vault, sent with its CERT.DPpb in PrepareBppLoad (issuer first) */
+    "CREATE TABLE vault_sub_ca ("
+    "  vault_id TEXT NOT NULL REFERENCES vault(vault_id), position INTEGER NOT NULL CHECK (position >= 0),"
+    "  der BLOB NOT NULL, PRIMARY KEY (vault_id, position));",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -1441,6 +1445,8 @@ typedef struct {
     const char *vault_id;
     const uint8_t *cert, *hash;
     size_t cert_len;
+    const store_der *sub_cas;
+    size_t n_sub;
     bool *known;
 } vault_arg;
 
@@ -1473,6 +1479,15 @@ static ifpp_err store_add_vault_tx(store *s, void *arg)
     sqlite3_bind_text(st, 4, at, -1, SQLITE_STATIC);
     e = store_step_done(s, st, "adding a vault");
     sqlite3_finalize(st);
+    for (size_t i = 0; e == IFPP_OK && i < a->n_sub; i++) {
+        if ((e = store_prepare(s, "INSERT INTO vault_sub_ca (vault_id, position, der) VALUES (?, ?, ?)", &st)) != IFPP_OK)
+            return e;
+        sqlite3_bind_text(st, 1, a->vault_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+        sqlite3_bind_blob(st, 3, a->sub_cas[i].der, (int)a->sub_cas[i].len, SQLITE_STATIC);
+        e = store_step_done(s, st, "adding a vault's sub-CA certificate");
+        sqlite3_finalize(st);
+    }
     if (e != IFPP_OK)
         return e;
     audit_fields f = {.event = "vault_added", .object = a->vault_id};
@@ -1480,12 +1495,17 @@ static ifpp_err store_add_vault_tx(store *s, void *arg)
 }
 
 ifpp_err store_add_vault(store *s, const char *vault_id, const uint8_t *dpf_pb_cert, size_t cert_len,
-                         const uint8_t bundle_hash[32], bool *known)
+                         const store_der *sub_cas, size_t n_sub, const uint8_t bundle_hash[32], bool *known)
 {
     bool k = false;
-    if (!s || !vault_id || !dpf_pb_cert || !cert_len || cert_len > INT32_MAX || !bundle_hash)
+    if (!s || !vault_id || !dpf_pb_cert || !cert_len || cert_len > INT32_MAX || !bundle_hash || (n_sub && !sub_cas) ||
+        n_sub > STORE_MAX_SUB_CAS)
         return IFPP_E_ARG;
-    vault_arg a = {.vault_id = vault_id, .cert = dpf_pb_cert, .cert_len = cert_len, .hash = bundle_hash, .known = &k};
+    for (size_t i = 0; i < n_sub; i++)
+        if (!sub_cas[i].der || !sub_cas[i].len || sub_cas[i].len > INT32_MAX)
+            return IFPP_E_ARG;
+    vault_arg a = {.vault_id = vault_id, .cert = dpf_pb_cert, .cert_len = cert_len, .hash = bundle_hash,
+                   .sub_cas = sub_cas, .n_sub = n_sub, .known = &k};
     ifpp_err e = store_transaction(s, store_add_vault_tx, &a);
     if (known)
         *known = k;
@@ -1530,6 +1550,49 @@ static ifpp_err store_fetch_blob(store *s, const char *sql, const void *key, int
 ifpp_err store_vault_pb_cert(store *s, const char *vault_id, uint8_t **der, size_t *n)
 {
     return store_fetch_blob(s, "SELECT dpf_pb_cert FROM vault WHERE vault_id = ?", vault_id, -1, true, der, n);
+}
+
+ifpp_err store_vault_sub_cas(store *s, const char *vault_id, store_der *out, size_t max, size_t *n)
+{
+    STORE_CHECK(s);
+    if (!vault_id || !out || !n)
+        return IFPP_E_ARG;
+    *n = 0;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT der FROM vault_sub_ca WHERE vault_id = ? ORDER BY position", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_text(st, 1, vault_id, -1, SQLITE_STATIC);
+    int rc = SQLITE_DONE;
+    while (e == IFPP_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(st, 0);
+        if (*n == max || len == 0) {
+            snprintf(store_msg, sizeof store_msg, "vault %s: %s", vault_id,
+                     len ? "more sub-CA certificates than a session sends" : "an empty sub-CA certificate");
+            e = IFPP_E_RANGE;
+        } else if (!(out[*n].der = malloc(len))) {
+            e = IFPP_E_NOMEM;
+        } else {
+            memcpy(out[*n].der, sqlite3_column_blob(st, 0), len);
+            out[(*n)++].len = len;
+        }
+    }
+    e = store_loop_end(s, rc, e, "reading a vault's sub-CA certificates");
+    sqlite3_finalize(st);
+    if (e != IFPP_OK) {
+        store_der_free(out, *n);
+        *n = 0;
+    }
+    return e;
+}
+
+void store_der_free(store_der *d, size_t n)
+{
+    for (size_t i = 0; d && i < n; i++) {
+        free(d[i].der);
+        d[i].der = NULL;
+        d[i].len = 0;
+    }
 }
 
 ifpp_err store_euicc_cert(store *s, const uint8_t eid[16], uint8_t **der, size_t *n)

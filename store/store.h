@@ -157,16 +157,31 @@ ifpp_err store_get_bpp(store *s, const uint8_t *txid, size_t txid_len, store_bpp
 /* Copies a BPP's blob into a malloc'd buffer. */
 ifpp_err store_bpp_blob(store *s, const uint8_t *txid, size_t txid_len, uint8_t **out, size_t *n);
 
+/* One certificate's DER (malloc'd when the store hands it out). */
+typedef struct {
+    uint8_t *der;
+    size_t len;
+} store_der;
+
+#define STORE_MAX_SUB_CAS 4 /* SM-DP sub-CA certificates kept with one vault */
+
 /*
- * Records an imported vault and the SM-DPf binding certificate its BPPs are forwarded with.
+ * Records an imported vault, the SM-DPf binding certificate its BPPs are forwarded with and the
+ * n_sub (0..STORE_MAX_SUB_CAS) SM-DP sub-CA certificates sent with it, issuer first.
  * *known = true if the id was already there: IFPP_OK for the same bundle (a re-import is a
  * no-op), IFPP_E_ARG for a different one under the same id (a conflicting vault).
  */
 ifpp_err store_add_vault(store *s, const char *vault_id, const uint8_t *dpf_pb_cert, size_t cert_len,
-                         const uint8_t bundle_hash[32], bool *known);
+                         const store_der *sub_cas, size_t n_sub, const uint8_t bundle_hash[32], bool *known);
 
 /* The CERT.DPpb (DER, malloc'd) of a vault. */
 ifpp_err store_vault_pb_cert(store *s, const char *vault_id, uint8_t **der, size_t *n);
+
+/* A vault's sub-CA certificates in order (at most max; more is IFPP_E_RANGE); free them with store_der_free. */
+ifpp_err store_vault_sub_cas(store *s, const char *vault_id, store_der *out, size_t max, size_t *n);
+
+/* Frees the DERs of n certificates from store_vault_sub_cas (not the array). */
+void store_der_free(store_der *d, size_t n);
 
 /* The eUICC certificate (DER, malloc'd) the EUM's package delivered for eid. */
 ifpp_err store_euicc_cert(store *s, const uint8_t eid[16], uint8_t **der, size_t *n);
