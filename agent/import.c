@@ -18,8 +18,10 @@
 
 #include "bundle_stream.h"
 #include "crypto.h"
+#include "es10.h"
 #include "fsutil.h"
 #include "hex.h"
+#include "iccid.h"
 #include "label.h"
 #include "tlv.h"
 
@@ -35,6 +37,7 @@ typedef struct {
     bool dry;           /* checking pass: parse and check everything, write nothing, no write lock */
     bool checked;       /* writing pass: the checking pass checked these very bytes (digest compared at the end) */
     uint8_t checked_digest[32];
+    es10f_bpp_command *cmds; /* ES10_MAX_BPP_COMMANDS, for the check that a session can load each BPP */
 } import_ctx;
 
 /* Reads version 1 and the 16-byte id at the head of the content. */
@@ -194,13 +197,35 @@ static ifpp_err import_euicc_tx(store *s, void *arg)
 
 /* ---- BPP vault (ESBPP01) ---------------------------------------------------------------------- */
 
-/* One vault item: hash, eUICC and key known, then stored available. */
+/*
+ * The BPP splits into the SGP.22 ES10b.LoadBoundProfilePackage commands, and into no more of them
+ * than a session sends (ES10_MAX_BPP_COMMANDS, the limit es10_load_bpp loads with): a BPP no DUT
+ * could take is refused here, once, not at every DUT that reserves it.
+ */
+static ifpp_err import_bpp_loadable(import_ctx *c, const tlv *bpp, size_t index, const char *txid_hex)
+{
+    size_t count = 0;
+    if (!c->cmds && !(c->cmds = calloc(ES10_MAX_BPP_COMMANDS, sizeof *c->cmds)))
+        return IFPP_E_NOMEM;
+    ifpp_err e = es10f_bpp_split(bpp->raw, bpp->raw_len, c->cmds, ES10_MAX_BPP_COMMANDS, &count);
+    if (e == IFPP_E_RANGE)
+        err_why(c->why, c->why_len, "vault item %zu (transaction %s): the BPP needs more than %d load commands, the "
+                "most a session sends: no DUT could load it", index, txid_hex, ES10_MAX_BPP_COMMANDS);
+    else if (e != IFPP_OK)
+        err_why(c->why, c->why_len, "vault item %zu (transaction %s): the BPP is not shaped as SGP.22 "
+                "LoadBoundProfilePackage needs (BF36: BF23, A0, A1 of 88, [A2], A3 of 86): %s", index, txid_hex,
+                err_str(e));
+    return e;
+}
+
+/* One vault item: ICCID, hash, loadable shape, eUICC and key known, then stored available. */
 static ifpp_err import_vault_item(store *s, import_ctx *c, const tlv *item, const char *vault_id, size_t index)
 {
     tlv tx, eid, otpk, iccid, type, hash, bpp;
     tlv_reader top, r;
     store_bpp b;
     uint8_t h[32];
+    char txid_hex[33], iccid_text[ICCID_TEXT_LEN];
     ifpp_err e;
     tlv_reader_init(&top, item->raw, item->raw_len, TLV_DER);
     if (item->tag != 0x30 || (e = tlv_reader_enter(&top, item, &r)) != IFPP_OK ||
@@ -212,6 +237,13 @@ static ifpp_err import_vault_item(store *s, import_ctx *c, const tlv *item, cons
         err_why(c->why, c->why_len, "vault item %zu: malformed", index);
         return IFPP_E_TLV_UNEXPECTED_TAG;
     }
+    hex_encode(tx.value, tx.len, txid_hex, sizeof txid_hex);
+    if (iccid_to_text(iccid.value, iccid_text) != IFPP_OK) {
+        /* it goes into reports and is checked against every PIR: a record must name a real ICCID */
+        err_why(c->why, c->why_len, "vault item %zu (transaction %s): ICCID %s is not an ICCID (19 or 20 decimal "
+                "digits, the last a valid Luhn check digit, in EF.ICCID form)", index, txid_hex, iccid_text);
+        return IFPP_E_RANGE;
+    }
     if (!label_valid((const char *)type.value, type.len)) {
         /* shown to operators, stored, and used in reports: only a plain name (common/label.h) */
         err_why(c->why, c->why_len, "vault item %zu: profile type is not a plain name (1..%d of A-Z a-z 0-9 . _ -)",
@@ -222,6 +254,8 @@ static ifpp_err import_vault_item(store *s, import_ctx *c, const tlv *item, cons
         err_why(c->why, c->why_len, "vault item %zu: the BPP does not match its hash (altered)", index);
         return IFPP_E_SIGNATURE;
     }
+    if (!c->checked && (e = import_bpp_loadable(c, &bpp, index, txid_hex)) != IFPP_OK)
+        return e;
     bool known_key = false;
     if ((e = store_find_otk(s, eid.value, otpk.value, &known_key)) != IFPP_OK) {
         err_why(c->why, c->why_len, "vault item %zu: %s", index, store_errmsg(s));
@@ -262,6 +296,75 @@ static ifpp_err import_vault_item(store *s, import_ctx *c, const tlv *item, cons
     return IFPP_OK;
 }
 
+/*
+ * The SM-DPf binding certificate's chain as the eUICC will check it (PrepareBppLoad): the vault's
+ * sub-CA certificates, the issuer of CERT.DPpb first and each one's issuer after it, the last
+ * issued by the CI; then cert_verify_chain over exactly these. A missing or stray sub-CA is named.
+ */
+static ifpp_err import_vault_chain(import_ctx *c, const cert *pb, cert *const *subs, size_t n)
+{
+    char cwhy[256] = "", issuer[128];
+    const cert *child = pb;
+    for (size_t i = 0; i < n; i++) {
+        if (!cert_issued_by(child, subs[i])) {
+            cert_issuer_cn(child, issuer, sizeof issuer);
+            err_why(c->why, c->why_len, "BPP vault: sub-CA certificate %zu ('%s') is not the issuer of '%s' (issued by "
+                    "'%s'): smdpSubCaCertificates lists the binding certificate's issuer first, then each issuer's",
+                    i + 1, cert_subject_cn(subs[i]), cert_subject_cn(child), issuer);
+            return IFPP_E_CERT_CHAIN;
+        }
+        child = subs[i];
+    }
+    if (!cert_issued_by(child, c->ci)) {
+        cert_issuer_cn(child, issuer, sizeof issuer);
+        if (n == 0)
+            err_why(c->why, c->why_len, "BPP vault: the SM-DPf binding certificate '%s' is issued by '%s', not by the "
+                    "CI '%s', and the vault carries no sub-CA certificate (smdpSubCaCertificates) for it",
+                    cert_subject_cn(pb), issuer, cert_subject_cn(c->ci));
+        else
+            err_why(c->why, c->why_len, "BPP vault: sub-CA certificate %zu ('%s') is issued by '%s', not by the CI '%s'",
+                    n, cert_subject_cn(child), issuer, cert_subject_cn(c->ci));
+        return IFPP_E_CERT_CHAIN;
+    }
+    ifpp_err e = cert_verify_chain(c->ci, (const cert *const *)subs, n, pb, CERT_ROLE_DPF_PB, time(NULL), cwhy,
+                                   sizeof cwhy);
+    if (e != IFPP_OK)
+        err_why(c->why, c->why_len, "BPP vault: SM-DPf binding certificate not trusted: %s%s%s", err_str(e),
+                *cwhy ? ": " : "", cwhy);
+    return e;
+}
+
+/* Reads smdpSubCaCertificates ('A1', each a Certificate) into subs (at most STORE_MAX_SUB_CAS). */
+static ifpp_err import_sub_cas(import_ctx *c, const tlv *list, cert **subs, size_t *n)
+{
+    tlv_reader top, r;
+    tlv t;
+    ifpp_err e;
+    *n = 0;
+    tlv_reader_init(&top, list->raw, list->raw_len, TLV_DER);
+    if ((e = tlv_reader_enter(&top, list, &r)) != IFPP_OK) {
+        err_why(c->why, c->why_len, "BPP vault: sub-CA certificates malformed (%s)", err_str(e));
+        return e;
+    }
+    while ((e = tlv_reader_next(&r, &t)) == IFPP_OK) {
+        if (*n == STORE_MAX_SUB_CAS) {
+            err_why(c->why, c->why_len, "BPP vault: more than %d sub-CA certificates", STORE_MAX_SUB_CAS);
+            return IFPP_E_RANGE;
+        }
+        if ((e = cert_parse_der(t.raw, t.raw_len, &subs[*n])) != IFPP_OK) {
+            err_why(c->why, c->why_len, "BPP vault: sub-CA certificate %zu unreadable (%s)", *n + 1, err_str(e));
+            return e;
+        }
+        (*n)++;
+    }
+    if (e != IFPP_E_TLV_END || *n == 0) {
+        err_why(c->why, c->why_len, "BPP vault: sub-CA certificates malformed (%s)",
+                err_str(*n == 0 && e == IFPP_E_TLV_END ? IFPP_E_TLV_MISSING : e));
+        return e == IFPP_E_TLV_END ? IFPP_E_TLV_MISSING : e;
+    }
+    return IFPP_OK;
+}
+
 static ifpp_err import_vault_tx(store *s, void *arg)
 {
     import_ctx *c = arg;
@@ -269,36 +372,35 @@ static ifpp_err import_vault_tx(store *s, void *arg)
     char vault_id[33];
     tlv pb, t;
     bool entered;
+    cert *pbc = NULL, *subs[STORE_MAX_SUB_CAS] = {NULL};
+    store_der sub_der[STORE_MAX_SUB_CAS];
+    size_t n_sub = 0;
     ifpp_err e;
     if ((e = import_head(c, id)) != IFPP_OK || (e = bundle_stream_next(c->bs, &pb)) != IFPP_OK || pb.tag != 0x30) {
         err_why(c->why, c->why_len, "BPP vault: content malformed (%s)", err_str(e ? e : IFPP_E_TLV_UNEXPECTED_TAG));
         return e ? e : IFPP_E_TLV_UNEXPECTED_TAG;
     }
-    /* The binding certificate must chain to the CI the eUICCs trust, or no eUICC will take these BPPs. */
-    cert *pbc = NULL;
-    char cwhy[256] = "";
-    if ((e = cert_parse_der(pb.raw, pb.raw_len, &pbc)) == IFPP_OK)
-        e = cert_verify_chain(c->ci, NULL, 0, pbc, CERT_ROLE_DPF_PB, time(NULL), cwhy, sizeof cwhy);
-    uint8_t *pb_der = NULL;
-    size_t pb_len = 0;
-    if (e == IFPP_OK) {
-        const uint8_t *d;
-        cert_der(pbc, &d, &pb_len);
-        if ((pb_der = malloc(pb_len)) != NULL)
-            memcpy(pb_der, d, pb_len); /* pb lives in the stream's buffer, which the items reuse */
-        else
-            e = IFPP_E_NOMEM;
-    }
-    cert_free(pbc);
-    if (e != IFPP_OK) {
-        err_why(c->why, c->why_len, "BPP vault: SM-DPf binding certificate not trusted: %s%s%s", err_str(e),
-                *cwhy ? ": " : "", cwhy);
+    /* pb lives in the stream's buffer, which the next element reuses: the parsed certificate keeps its own copy */
+    if ((e = cert_parse_der(pb.raw, pb.raw_len, &pbc)) != IFPP_OK) {
+        err_why(c->why, c->why_len, "BPP vault: SM-DPf binding certificate unreadable (%s)", err_str(e));
         return e;
     }
     hex_encode(id, 16, vault_id, sizeof vault_id);
     /* optional sub-CAs ([1]) before the item list */
-    if ((e = bundle_stream_enter_or_next(c->bs, 0x30, &t, &entered)) == IFPP_OK && !entered)
-        e = t.tag == 0xA1 ? bundle_stream_enter(c->bs, 0x30) : IFPP_E_TLV_UNEXPECTED_TAG;
+    if ((e = bundle_stream_enter_or_next(c->bs, 0x30, &t, &entered)) == IFPP_OK && !entered) {
+        if (t.tag != 0xA1)
+            e = IFPP_E_TLV_UNEXPECTED_TAG;
+        else if ((e = import_sub_cas(c, &t, subs, &n_sub)) == IFPP_OK)
+            e = bundle_stream_enter(c->bs, 0x30);
+    }
+    if (e != IFPP_OK) {
+        if (!*c->why)
+            err_why(c->why, c->why_len, "BPP vault: content malformed after the binding certificate (%s)", err_str(e));
+        goto out;
+    }
+    /* The binding certificate must chain to the CI the eUICCs trust, or no eUICC will take these BPPs. */
+    if ((e = import_vault_chain(c, pbc, subs, n_sub)) != IFPP_OK)
+        goto out;
     while (e == IFPP_OK && (e = bundle_stream_next(c->bs, &t)) == IFPP_OK)
         e = import_vault_item(s, c, &t, vault_id, ++c->sum->records);
     if (e == IFPP_E_TLV_END && (e = bundle_stream_next(c->bs, &t)) == IFPP_E_TLV_END)
@@ -307,11 +409,23 @@ static ifpp_err import_vault_tx(store *s, void *arg)
         err_why(c->why, c->why_len, "BPP vault: item %zu malformed (%s)", c->sum->records + 1,
                 err_str(e == IFPP_OK || e == IFPP_E_TLV_END ? IFPP_E_TLV_TRAILING : e));
     if (e == IFPP_OK && !c->dry) {
+        const uint8_t *pb_der;
+        size_t pb_len;
         bool known = false;
-        if ((e = store_add_vault(s, vault_id, pb_der, pb_len, content_hash, &known)) != IFPP_OK)
-            err_why(c->why, c->why_len, "BPP vault %s: a different vault with this id was imported before", vault_id);
+        cert_der(pbc, &pb_der, &pb_len);
+        for (size_t i = 0; i < n_sub; i++) {
+            const uint8_t *d;
+            cert_der(subs[i], &d, &sub_der[i].len);
+            sub_der[i].der = (uint8_t *)d; /* borrowed: store_add_vault only reads them */
+        }
+        if ((e = store_add_vault(s, vault_id, pb_der, pb_len, sub_der, n_sub, content_hash, &known)) != IFPP_OK)
+            err_why(c->why, c->why_len, "BPP vault %s: %s", vault_id,
+                    e == IFPP_E_ARG && known ? "a different vault with this id was imported before" : store_errmsg(s));
     }
-    free(pb_der);
+out:
+    cert_free(pbc);
+    for (size_t i = 0; i < n_sub; i++)
+        cert_free(subs[i]);
     return e == IFPP_E_TLV_END ? IFPP_E_TLV_TRAILING : e;
 }
 
@@ -365,6 +479,7 @@ static ifpp_err import_stream(store *s, FILE *f, size_t size, bundle_type t, con
         e = import_pass(s, f, size, t, &c);
     }
     cert_free(signer);
+    free(c.cmds);
     return e;
 }
 

@@ -468,7 +468,9 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
     char session_id[40], eid_hex[33], words[96];
     uint8_t rnd[8];
     store_bpp b;
-    cert *pb = NULL;
+    cert *pb = NULL, *subs[STORE_MAX_SUB_CAS] = {NULL};
+    store_der sub_der[STORE_MAX_SUB_CAS];
+    size_t n_sub = 0;
     es10_chan k = {.result = ES10_NO_RESULT};
     bool sent = false;
     pir_info info;
@@ -513,14 +515,24 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
     r->final_state = BPP_RESERVED;
 
     step(c, SESSION_STEP_PREPARE, NULL);
+    /* CERT.DPpb and the SM-DP sub-CAs up to the CI, as SGP.22 PrepareDownload sends them (issuer first) */
     if ((e = store_vault_pb_cert(c->st, b.vault_id, &pb_der, &pb_len)) != IFPP_OK ||
-        (e = cert_parse_der(pb_der, pb_len, &pb)) != IFPP_OK) {
+        (e = cert_parse_der(pb_der, pb_len, &pb)) != IFPP_OK ||
+        (e = store_vault_sub_cas(c->st, b.vault_id, sub_der, STORE_MAX_SUB_CAS, &n_sub)) != IFPP_OK) {
         err_why(r->message, sizeof r->message, "the BPP's SM-DPf certificate is unreadable in the store (%s)",
                 err_str(e));
         session_release(c, r, &who); /* nothing went to the card */
         goto done;
     }
-    if ((e = es10_prepare_bpp_load(&k, b.transaction_id, b.transaction_id_len, b.otpk, pb, NULL, 0)) != IFPP_OK) {
+    for (size_t i = 0; i < n_sub && e == IFPP_OK; i++)
+        if ((e = cert_parse_der(sub_der[i].der, sub_der[i].len, &subs[i])) != IFPP_OK) {
+            err_why(r->message, sizeof r->message, "the BPP's SM-DP sub-CA certificate %zu is unreadable in the store (%s)",
+                    i + 1, err_str(e));
+            session_release(c, r, &who);
+            goto done;
+        }
+    if ((e = es10_prepare_bpp_load(&k, b.transaction_id, b.transaction_id_len, b.otpk, pb, (const cert *const *)subs,
+                                   n_sub)) != IFPP_OK) {
         session_card_said(r, &k);
         err_why(r->message, sizeof r->message, "the eUICC refused the SM-DPf certificate or key (%s)",
                 session_card_words(&k, e, es10_prepare_result_str, words, sizeof words));
@@ -599,6 +611,9 @@ done:
     }
     session_close_channel(c);
     cert_free(pb);
+    for (size_t i = 0; i < n_sub; i++)
+        cert_free(subs[i]);
+    store_der_free(sub_der, n_sub);
     free(pb_der);
     free(bpp);
     free(resp);
