@@ -4,7 +4,8 @@
  * is hostile -- a compromised or buggy EUM or SM-DPf. fuzz_es10 covers the signed shell; a fuzzer
  * cannot forge a signature, so this target signs what it mutates with the test producer's key.
  *
- * At start-up it makes a small test line (tests/testline.h: one eUICC, two One-time Keys) and
+ * At start-up it makes a small test line (tests/testline.h: one eUICC, two One-time Keys, the SM-DPf
+ * under a sub-CA, so the vault carries smdpSubCaCertificates) and
  * keeps the two bundles' contents. Each input is a recipe: byte 0 picks the bundle and whether to
  * truncate; then (offset high, offset low, value) triples overwrite content bytes. The result is
  * sealed by the EUM (package) or the SM-DPf (vault) and imported into a fresh in-memory store --
@@ -33,13 +34,15 @@ static struct {
     size_t content_len[2];
     crypto_key *key[2];  /* the EUM's and the SM-DPf's signing keys */
     cert *signer[2];
+    cert *sub_ca;        /* the SM-DPf's sub-CA: the vault carries it ([1]) and its signer chain does */
 } F;
 
 /* The line and both contents, once per process; aborts if the test tools cannot make them. */
 static void fuzz_setup(void)
 {
     char why[512] = "";
-    test_line_opts o = {.n_cards = 1, .n_otks = {2}, .profile_size = 1024};
+    /* the SM-DPf under a sub-CA, so that smdpSubCaCertificates and its chain checks are fuzzed too */
+    test_line_opts o = {.n_cards = 1, .n_otks = {2}, .profile_size = 1024, .dpf_sub_ca = true};
     char *dir = tu_mkdtemp("ifpp-fuzz-import");
     if (!dir || test_line_make(&F.line, dir, &o, why, sizeof why) != 0) {
         fprintf(stderr, "fuzz_import: setup: %s\n", why);
@@ -62,6 +65,10 @@ static void fuzz_setup(void)
         memcpy(F.content[i], v.content, v.content_len);
         F.content_len[i] = v.content_len;
         bundle_view_free(&v);
+    }
+    if (testpki_load(F.line.pki, "dpf-subca", &F.sub_ca, NULL) != IFPP_OK) {
+        fprintf(stderr, "fuzz_import: setup: no SM-DP sub-CA in %s\n", F.line.pki);
+        abort();
     }
     tu_rmrf(dir); /* everything needed is in memory now */
     free(dir);
@@ -110,11 +117,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         n = ((size_t)data[1] << 8 | data[2]) % n + 1;
     uint8_t *sealed = NULL;
     size_t sealed_len = 0;
-    const cert *chain[1] = {F.signer[which]};
+    const cert *chain[2] = {F.signer[which], F.sub_ca};
     store *s = NULL;
     import_summary sum;
     char why[512];
-    if (bundle_seal(which ? BUNDLE_BPP_VAULT : BUNDLE_EUICC_DATA, c, n, F.key[which], chain, 1, &sealed, &sealed_len) ==
+    if (bundle_seal(which ? BUNDLE_BPP_VAULT : BUNDLE_EUICC_DATA, c, n, F.key[which], chain, which ? 2 : 1, &sealed,
+                    &sealed_len) ==
             IFPP_OK &&
         store_open(":memory:", &s, NULL, 0) == IFPP_OK) {
         if (which == 0) {
