@@ -6,7 +6,8 @@
  *       one software eUICC per EID of DIR/pki.conf, K One-time Keys each (default 2), written as
  *       OUT/<EID>.card, and the signed eUICC data package OUT/euicc-data.der (ESED201)
  *   ifpp-test-sim smdpf-vault --pki DIR --request FILE --out FILE [--profile-size BYTES]
- *       reads a signed BPP request (ESBPP02) and writes the signed BPP vault (ESBPP01)
+ *       reads a signed BPP request (ESBPP02) and writes the signed BPP vault (ESBPP01); with a PKI made
+ *       by `ifpp-testpki --dpf-sub-ca` the vault carries the SM-DP sub-CA (smdpSubCaCertificates)
  *   ifpp-test-sim smdpf-verify-report --pki DIR --report FILE
  *       verifies a Profile Loading Report as an SM-DPf must (DPFF06) and prints a summary
  */
@@ -27,7 +28,8 @@ static int usage(FILE *f, int rc)
     fprintf(f, "usage: ifpp-test-sim eum --pki DIR --out DIR [--otks K]\n"
                "       ifpp-test-sim smdpf-vault --pki DIR --request FILE --out FILE [--profile-size BYTES]\n"
                "       ifpp-test-sim smdpf-verify-report --pki DIR --report FILE\n"
-               "Test EUM and test SM-DPf over the throw-away PKI of ifpp-testpki. Not for production.\n");
+               "Test EUM and test SM-DPf over the throw-away PKI of ifpp-testpki. Not for production.\n"
+               "An SM-DPf under a sub-CA (ifpp-testpki --dpf-sub-ca) puts the sub-CA into its vaults.\n");
     return rc;
 }
 

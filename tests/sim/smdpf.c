@@ -460,6 +460,10 @@ ifpp_err smdpf_make_vault_opts(const smdpf_vault_opts *o, const uint8_t *request
         tlv_put_raw(&b, otpk.raw, otpk.raw_len);
         if (sum->items == o->bad_iccid_item)
             iccid[9] ^= 0x01; /* the last digit (the Luhn digit, or the 20th): the record no longer names an ICCID */
+        if (sum->items == o->other_iccid_item && (e = smdpf_random_iccid(iccid)) != IFPP_OK) {
+            free(bpp);
+            goto out;
+        }
         tlv_put(&b, 0x81, iccid, sizeof iccid);
         tlv_put_raw(&b, type.raw, type.raw_len);
         tlv_put(&b, 0x82, hash, sizeof hash);

@@ -78,6 +78,7 @@ typedef struct {
     bool omit_sub_ca;            /* leave smdpSubCaCertificates out although the SM-DPf is under a sub-CA */
     const cert *sub_ca_instead;  /* put this certificate into smdpSubCaCertificates instead */
     size_t bad_iccid_item;       /* 1-based item whose vault record gets an ICCID with a broken Luhn digit (0: none) */
+    size_t other_iccid_item;     /* 1-based item whose vault record names another valid ICCID than its BPP (0: none) */
     size_t many_segments_item;   /* 1-based item whose BPP gets 16-byte profile segments, more commands than a session loads */
 } smdpf_vault_opts;
 

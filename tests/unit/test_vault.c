@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "es10.h"
 #include "euicc_sim.h"
@@ -206,15 +207,97 @@ static void test_unloadable_bpp_refused(void **state)
     refused(&Plain, vault, n, "vault item 1 (transaction ");
     refused(&Plain, vault, n, expect);
     free(vault);
-    /* the same line's honest vault still imports: the refusals above were about those records alone */
+}
+
+/*
+ * A record whose ICCID is valid but not the one its BPP installs: it imports (the station never opens
+ * a BPP, GENS09), and the eUICC's PIR, naming the installed ICCID, is not taken as this record's
+ * result (pir_match_vault): the BPP stays in doubt and the message names both ICCIDs.
+ */
+static void test_pir_iccid_checked(void **state)
+{
+    (void)state;
+    uint8_t *vault;
+    size_t n, doubt = 0;
     store *s;
     import_summary sum;
+    fpa_slot slot;
+    session_result r;
     char why[512] = "";
+    smdpf_vault_opts o = {.other_iccid_item = 1, .content_len = 4096};
+    make_vault(&Plain, &o, &vault, &n);
     assert_int_equal(store_open(Plain.db, &s, why, sizeof why), IFPP_OK);
-    if (import_vault(s, Plain.vault, Plain.vault_len, Plain.ci, &sum, why, sizeof why) != IFPP_OK)
-        fail_msg("honest vault refused: %s", why);
+    if (import_vault(s, vault, n, Plain.ci, &sum, why, sizeof why) != IFPP_OK)
+        fail_msg("a vault of valid ICCIDs refused: %s", why);
+    free(vault);
     assert_int_equal(sum.added, 2);
+    assert_int_equal(fpa_open("virtual", Plain.card[0], &slot, why, sizeof why), IFPP_OK);
+    session_ctx c = {.st = s, .slot = &slot, .slot_name = "fixture-plain", .dm_fpa_key = Plain.dm_fpa_key,
+                     .dm_fpa_cert = Plain.dm_fpa};
+    (void)session_provision(&c, "DUT-ICCID-1", NULL, &r); /* the first BPP is item 1's */
+    fpa_close(&slot);
+    printf("session: %s\n", r.message);
+    assert_false(r.installed);
+    assert_int_equal(r.final_state, BPP_IN_DOUBT);
+    assert_non_null(strstr(r.message, "the PIR names ICCID"));
+    assert_non_null(strstr(r.message, "but the vault's record is for ICCID"));
+    assert_int_equal(store_count_bpps(s, BPP_IN_DOUBT, &doubt), IFPP_OK);
+    assert_int_equal(doubt, 1);
     store_close(s);
+}
+
+/* cert.c's rule for an SM-DP sub-CA: issued by the CI, holding the role it issues; never deeper, never an EUM. */
+static void test_sub_ca_role_rules(void **state)
+{
+    (void)state;
+    cert *ci = NULL, *eum = NULL, *pb = NULL, *sub = NULL, *subsub = NULL, *pb2 = NULL, *pb3 = NULL;
+    crypto_key *ci_key = NULL, *eum_key = NULL, *k = NULL, *sub_key = NULL, *subsub_key = NULL;
+    static const cert_role pb_role[] = {CERT_ROLE_DPF_PB};
+    char why[256];
+    assert_int_equal(testpki_load(Sub.pki, "ci", &ci, &ci_key), IFPP_OK);
+    assert_int_equal(testpki_load(Sub.pki, "eum", &eum, &eum_key), IFPP_OK);
+    assert_int_equal(crypto_key_generate(CRYPTO_CURVE_P256, &k), IFPP_OK);
+    assert_int_equal(crypto_key_generate(CRYPTO_CURVE_P256, &sub_key), IFPP_OK);
+    assert_int_equal(crypto_key_generate(CRYPTO_CURVE_P256, &subsub_key), IFPP_OK);
+    /* an EUM (a CA under the CI, but not an SM-DP's) issuing a binding certificate */
+    testpki_cert_spec leaf = {.cn = "pb under the EUM", .role = CERT_ROLE_DPF_PB, .path_len = -1,
+                              .subject_pkey = crypto_key_evp(k), .issuer_pkey = crypto_key_evp(eum_key),
+                              .issuer = eum, .not_before = -60, .not_after = 86400};
+    assert_int_equal(testpki_make_cert(&leaf, &pb), IFPP_OK);
+    const cert *inter[2] = {eum, NULL};
+    assert_int_equal(cert_verify_chain(ci, inter, 1, pb, CERT_ROLE_DPF_PB, time(NULL), why, sizeof why),
+                     IFPP_E_CERT_ROLE);
+    assert_non_null(strstr(why, "must hold the SM-DPf binding role"));
+    /* a proper sub-CA, then a sub-CA under it: one level only */
+    testpki_cert_spec ca = {.cn = "DP sub-CA", .role = CERT_ROLE_DPF_AUTH, .ca = true, .path_len = 1,
+                            .subject_pkey = crypto_key_evp(sub_key), .issuer_pkey = crypto_key_evp(ci_key),
+                            .issuer = ci, .not_before = -60, .not_after = 86400, .more_roles = pb_role,
+                            .n_more_roles = 1};
+    assert_int_equal(testpki_make_cert(&ca, &sub), IFPP_OK);
+    leaf.cn = "pb under the sub-CA";
+    leaf.issuer = sub;
+    leaf.issuer_pkey = crypto_key_evp(sub_key);
+    assert_int_equal(testpki_make_cert(&leaf, &pb2), IFPP_OK);
+    inter[0] = sub;
+    assert_int_equal(cert_verify_chain(ci, inter, 1, pb2, CERT_ROLE_DPF_PB, time(NULL), why, sizeof why), IFPP_OK);
+    ca.cn = "DP sub-sub-CA";
+    ca.issuer = sub;
+    ca.issuer_pkey = crypto_key_evp(sub_key);
+    ca.subject_pkey = crypto_key_evp(subsub_key);
+    ca.path_len = 0;
+    assert_int_equal(testpki_make_cert(&ca, &subsub), IFPP_OK);
+    leaf.cn = "pb two levels down";
+    leaf.issuer = subsub;
+    leaf.issuer_pkey = crypto_key_evp(subsub_key);
+    assert_int_equal(testpki_make_cert(&leaf, &pb3), IFPP_OK);
+    inter[0] = subsub;
+    inter[1] = sub;
+    assert_int_equal(cert_verify_chain(ci, inter, 2, pb3, CERT_ROLE_DPF_PB, time(NULL), why, sizeof why),
+                     IFPP_E_CERT_CHAIN);
+    assert_non_null(strstr(why, "at most one SM-DP sub-CA"));
+    cert_free(ci); cert_free(eum); cert_free(pb); cert_free(sub); cert_free(subsub); cert_free(pb2); cert_free(pb3);
+    crypto_key_free(ci_key); crypto_key_free(eum_key); crypto_key_free(k); crypto_key_free(sub_key);
+    crypto_key_free(subsub_key);
 }
 
 int main(void)
@@ -224,6 +307,8 @@ int main(void)
         cmocka_unit_test(test_sub_ca_not_the_issuer),
         cmocka_unit_test(test_bad_iccid_refused),
         cmocka_unit_test(test_unloadable_bpp_refused),
+        cmocka_unit_test(test_pir_iccid_checked),
+        cmocka_unit_test(test_sub_ca_role_rules),
         cmocka_unit_test(test_sub_ca_line_provisions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
