@@ -5,9 +5,12 @@
  * Order of trust: the bundle's structure, type, signer chain with its role and signature, before
  * a record is parsed or the store's write lock taken (an unsigned file costs one hash), then
  * every record's own checks (each eUICC certificate under the signing EUM, each One-time Key
- * proof by its eUICC: GENS12; each BPP's hash, its eUICC and One-time Key known to the store
- * and never used by another BPP: GENS08), then one store write per record inside one
- * transaction. Any refusal names the record and leaves the store as it was.
+ * proof by its eUICC: GENS12; the vault's CERT.DPpb chained to the CI through the vault's SM-DP
+ * sub-CAs, issuer first, which are kept with the vault for PrepareBppLoad; each vault record's ICCID
+ * (common/iccid.h), each BPP's hash and shape -- no more load commands than a session sends,
+ * ES10_MAX_BPP_COMMANDS -- its eUICC and One-time Key known to the store and never used by another
+ * BPP: GENS08), then one store write per record inside one transaction. Any refusal names the
+ * record and leaves the store as it was.
  *
  * Both are read one record at a time (common/bundle_stream.h) inside one store transaction that
  * commits only after the bundle's chain and signature verified at its end: memory is bounded by
