@@ -46,9 +46,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)pir_command_str(pir.bpp_command_id);
     }
 
-    es10f_bpp_command cmds[512];
+    es10f_bpp_command cmds[ES10_MAX_BPP_COMMANDS];
     size_t count;
-    if (es10f_bpp_split(data, size, cmds, 512, &count) == IFPP_OK) {
+    if (es10f_bpp_split(data, size, cmds, ES10_MAX_BPP_COMMANDS, &count) == IFPP_OK) {
         const uint8_t *at = data;
         for (size_t i = 0; i < count; i++) {
             if (cmds[i].data < at || cmds[i].data + cmds[i].len > data + size || cmds[i].len == 0)
