@@ -195,7 +195,7 @@ static void test_version_help_and_usage(void **state)
         assert_int_equal(RUN(f, (char *)product(), (char *)cmds[i], "--help"), 0);
         snprintf(want, sizeof want, "usage: ifppctl [options] %s", cmds[i]);
         assert_non_null(strstr(f->out, want));
-        assert_non_null(strstr(f->out, "exit codes:"));
+        assert_non_null(strstr(f->out, "Exit codes:"));
     }
     char *typo = tu_path(f->dir, "statoin.db");
     assert_int_equal(RUN(f, (char *)product(), "--store", typo, "stauts"), STATION_EXIT_USAGE);
