@@ -608,9 +608,10 @@ static void print_opt(FILE *f, const opt_doc *d)
 
 static int usage(const options *o, FILE *f, int rc)
 {
-    fprintf(f, "usage: %s [options] COMMAND [args]    (%s COMMAND --help for one command)\n"
+    fprintf(f, "Usage: %s [options] COMMAND [args]\n\n"
                "The station of SGP.41 In-Factory Profile Provisioning: imports, BPP request, provisioning,\n"
-               "recovery, the Profile Loading Report, the audit log.\n\nCommands:\n",
+               "recovery, the Profile Loading Report, the audit log. %s COMMAND --help explains one command.\n\n"
+               "Commands:\n",
             o->prog, o->prog);
     for (size_t i = 0; i < N_CMDS; i++)
         fprintf(f, "  %s %s\n      %s\n", commands[i].name, commands[i].args, commands[i].what);
