@@ -119,8 +119,12 @@ static int cmd_import(const ifppctl_cmd *c, options *o, station *st, const char 
     bool vault = !strcmp(c->name, "import-vault");
     ifpp_err e = vault ? import_vault_file(st->st, file, st->ci, &sum, why, sizeof why)
                        : import_euicc_data_file(st->st, file, st->ci, &sum, why, sizeof why);
-    if (e != IFPP_OK) {
-        fprintf(stderr, "ifppctl: %s refused, nothing imported: %s\n", file, *why ? why : err_str(e));
+    if (e != IFPP_OK) { /* a full disk or a damaged store is the station's failure, not the bundle's fault */
+        if (exit_of(e) == STATION_EXIT_FAILURE)
+            fprintf(stderr, "%s: %s: nothing imported from %s, the station failed (not the bundle): %s\n", o->prog,
+                    c->name, file, *why ? why : err_str(e));
+        else
+            fprintf(stderr, "%s: %s refused, nothing imported: %s\n", o->prog, file, *why ? why : err_str(e));
         return exit_of(e);
     }
     if (vault)

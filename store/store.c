@@ -162,9 +162,12 @@ static ifpp_err store_fail(store *s, int rc, const char *what)
     case SQLITE_CONSTRAINT:
         snprintf(store_msg, sizeof store_msg, "store %s: %s refused: %s", path, what, msg);
         return IFPP_E_ARG;
-    default:
-        snprintf(store_msg, sizeof store_msg, "store %s: %s failed: %s", path, what, msg);
+    default: { /* an I/O error: the system's errno says which (no space, read-only, gone) */
+        int sys = s && s->db ? sqlite3_system_errno(s->db) : 0;
+        snprintf(store_msg, sizeof store_msg, "store %s: %s failed: %s%s%s%s", path, what, msg, sys ? " (" : "",
+                 sys ? strerror(sys) : "", sys ? ")" : "");
         return IFPP_E_IO;
+    }
     }
 }
 
