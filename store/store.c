@@ -1856,7 +1856,7 @@ static ifpp_err store_each_audit_read(store *s, void *arg)
 ifpp_err store_each_audit(store *s, const store_audit_filter *filter,
                           ifpp_err (*fn)(void *arg, const store_audit_entry *e), void *arg, size_t *matched)
 {
-    size_t dummy;
+    size_t dummy = 0;
     store_audit_filter any = {0};
     audit_list_arg a = {.f = filter ? filter : &any, .fn = fn, .arg = arg, .matched = matched ? matched : &dummy};
     if (!fn || (a.f->txid && (a.f->txid_len == 0 || a.f->txid_len > 16)))
