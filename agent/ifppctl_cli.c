@@ -758,7 +758,8 @@ static int check_usage(const ifppctl_cmd *c, const options *o, const char *arg)
     if (o->day && !valid_day(o->day))
         return usage_error(c, o, "--day ", o->day, ": not a calendar day YYYY-MM-DD from 2000-01-01");
     if (o->additional_profile && !o->profile_type)
-        return usage_error(c, o, "", "--additional-profile", " needs --profile-type T: the further profile asked for (use case A.3)");
+        return usage_error(c, o, "", "--additional-profile",
+                           " needs --profile-type T: the further profile asked for (use case A.3)");
     if (!strcmp(c->name, "audit")) {
         if (o->anchor && o->list)
             return usage_error(c, o, "", "--anchor and --list", ": one or the other");
@@ -770,7 +771,8 @@ static int check_usage(const ifppctl_cmd *c, const options *o, const char *arg)
         if (o->event && !label_valid(o->event, strlen(o->event)))
             return usage_error(c, o, "--event ", o->event, ": an event name (bpp_added, bpp_state, migrate, ...)");
         if (o->serial && !dut_serial_valid(o->serial))
-            return usage_error(c, o, "--serial ", o->serial, ": not a DUT serial (1..64 printable characters, no space)");
+            return usage_error(c, o, "--serial ", o->serial,
+                               ": not a DUT serial (1..64 printable characters, no space)");
         if (o->eid && !parse_hex_arg(o->eid, buf, 16, 16, &n))
             return usage_error(c, o, "--eid ", o->eid, ": an EID is 32 hex digits");
         if (o->txid && !parse_hex_arg(o->txid, buf, 1, 16, &n))
