@@ -495,21 +495,44 @@ static int audit_list(options *o, station *st)
     return STATION_EXIT_OK;
 }
 
+/*
+ * The anchor (the audit chain's head when it was signed) in a report or BPP request this station
+ * exported, its signature checked under the DM root; why names the file and errno.
+ */
+static ifpp_err read_anchor(const char *path, const cert *root, store_anchor *a, char *why, size_t why_len)
+{
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    char inner[512] = "";
+    ifpp_err e = fs_read_all_why(path, 1u << 30, &buf, &n, inner, sizeof inner);
+    if (e != IFPP_OK) {
+        err_why(why, why_len, "--anchor: %s", *inner ? inner : err_str(e));
+        return e;
+    }
+    if ((e = export_read_anchor(buf, n, root, a, inner, sizeof inner)) != IFPP_OK)
+        err_why(why, why_len, "--anchor %s: %s", path, *inner ? inner : err_str(e));
+    free(buf);
+    return e;
+}
+
 static int cmd_audit(const ifppctl_cmd *c, options *o, station *st, const char *arg)
 {
     size_t n;
+    store_anchor anchor;
     char why[768] = "", path[300];
     if (o->list)
         return audit_list(o, st);
-    ifpp_err e = o->anchor ? export_audit_check(st->st, o->anchor, st->dm_root, &n, why, sizeof why)
-                           : store_audit_check(st->st, NULL, &n, why, sizeof why);
+    ifpp_err e = o->anchor ? read_anchor(o->anchor, st->dm_root, &anchor, why, sizeof why) : IFPP_OK;
+    if (e != IFPP_OK)
+        return fail(exit_of(e), "audit", e, why);
+    e = store_audit_check(st->st, o->anchor ? &anchor : NULL, &n, why, sizeof why);
     if (e != IFPP_OK)
         return fail(STATION_EXIT_FAILURE, o->anchor ? "audit log against the anchor" : "audit log", e, why);
     printf("audit log: %zu entries, hash chain intact, every BPP's state as its entries replay\n", n);
     if (o->anchor)
-        printf("anchored: the log holds the entry %s carries (signed by this station, verified under the DM root): "
+        printf("anchored: entry %llu, as %s carries it (signed by this station, verified under the DM root): "
                "nothing up to it was cut or rewritten\n",
-               safe(o->anchor, path, sizeof path));
+               (unsigned long long)anchor.entry, safe(o->anchor, path, sizeof path));
     else
         printf("NOT anchored: no signed report or request given, so a rewrite of the whole log would not show; "
                "`ifppctl audit --anchor FILE` checks against the last one exported\n");

@@ -445,7 +445,11 @@ static void test_audit_anchor_finds_a_cut_log(void **state)
     assert_int_equal(RUN(f, (char *)product(), "--store", f->db, "--pki", f->pki, "report", "--out", rep), 0);
     assert_int_equal(RUN(f, (char *)product(), "--store", f->db, "--pki", f->pki, "audit", "--anchor", rep), 0);
     assert_non_null(strstr(f->out, "hash chain intact"));
-    assert_non_null(strstr(f->out, "anchored:"));
+    assert_non_null(strstr(f->out, "anchored: entry "));
+    assert_int_equal(sh(f, "'%s' --store '%s' --pki '%s' audit --anchor '%s.missing'", product(), f->db, f->pki, rep),
+                     STATION_EXIT_FAILURE);
+    assert_non_null(strstr(f->out, "--anchor"));
+    assert_non_null(strstr(f->out, "No such file or directory"));
     assert_int_equal(RUN(f, (char *)product(), "--store", f->db, "audit"), 0);
     assert_non_null(strstr(f->out, "NOT anchored"));
     assert_int_equal(sh(f, "sqlite3 '%s' \"DELETE FROM audit WHERE id >= (SELECT min(id) FROM audit WHERE event = "
