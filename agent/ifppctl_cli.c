@@ -14,10 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "export.h"
 #include "fsutil.h"
+#include "hex.h"
 #include "import.h"
+#include "label.h"
 #include "station.h"
 
 #ifndef IFPP_VERSION
@@ -26,25 +29,72 @@
 
 typedef struct {
     station_config cfg;
-    const char *out, *slot, *serial, *profile_type, *day;
-    bool complete, logical_channel, additional_profile;
+    const char *out, *slot, *serial, *profile_type, *day, *anchor, *since, *event, *eid, *txid, *limit;
+    bool complete, logical_channel, additional_profile, list;
     char given[32]; /* the command options given, as their short codes */
+    const char *prog; /* the program's name as invoked (ifppctl, ifpp-rehearse) */
 } options;
 
 /* Option codes that any command takes (where the station's files are). */
 #define GLOBAL_OPTS "spICRFKST"
+/* audit's filters: only with --list */
+#define AUDIT_FILTERS "yeEXNn"
 
 /* Every command but an import works on a store that exists: none of them may create one by a typo. */
 #define STORE_EXISTING (STATION_NEED_STORE | STATION_STORE_MUST_EXIST)
 
+/* Reads: the store opened read-only (never created, works on a read-only mount, issue 9 items 10, 11). */
+#define STORE_READ (STATION_NEED_STORE | STATION_STORE_MUST_EXIST | STATION_STORE_READONLY)
+
 typedef struct ifppctl_cmd ifppctl_cmd;
 struct ifppctl_cmd {
     const char *name, *args, *what;
-    const char *opts; /* the command options it takes (short codes) */
-    unsigned needs;   /* station_open's STATION_NEED_* */
+    const char *opts;     /* the command options it takes (short codes) */
+    const char *required; /* of which it cannot do without */
+    unsigned needs;       /* station_open's STATION_NEED_* */
     bool file_arg;
     int (*run)(const ifppctl_cmd *c, options *o, station *st, const char *arg);
 };
+
+/*
+ * A string from the store, a card or the operator, fit for a terminal: every byte outside
+ * printable ASCII as \xNN, at most cap-1 bytes (a serial with ESC[2J cannot clear the screen or
+ * fake a PASS line, issue 9 item 5). NULL reads "-".
+ */
+static const char *safe(const char *in, char *out, size_t cap)
+{
+    static const char hexd[] = "0123456789abcdef";
+    size_t n = 0;
+    if (!in)
+        in = "-";
+    if (cap < 9)
+        return "";
+    for (; *in && n + 8 < cap; in++) { /* room left for one \xNN, "..." and the NUL */
+        unsigned char ch = (unsigned char)*in;
+        if (ch >= 0x20 && ch < 0x7F && ch != '\\') {
+            out[n++] = (char)ch;
+        } else {
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hexd[ch >> 4];
+            out[n++] = hexd[ch & 15];
+        }
+    }
+    if (*in) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* Bytes as hex into out (cap >= 2n+1), for transaction ids and EIDs. */
+static const char *hexs(const uint8_t *b, size_t n, char *out, size_t cap)
+{
+    if (!b || !n || hex_encode(b, n, out, cap) != IFPP_OK)
+        snprintf(out, cap, "-");
+    return out;
+}
 
 static int fail(int rc, const char *what, ifpp_err e, const char *why)
 {
@@ -69,8 +119,12 @@ static int cmd_import(const ifppctl_cmd *c, options *o, station *st, const char 
     bool vault = !strcmp(c->name, "import-vault");
     ifpp_err e = vault ? import_vault_file(st->st, file, st->ci, &sum, why, sizeof why)
                        : import_euicc_data_file(st->st, file, st->ci, &sum, why, sizeof why);
-    if (e != IFPP_OK) {
-        fprintf(stderr, "ifppctl: %s refused, nothing imported: %s\n", file, *why ? why : err_str(e));
+    if (e != IFPP_OK) { /* a full disk or a damaged store is the station's failure, not the bundle's fault */
+        if (exit_of(e) == STATION_EXIT_FAILURE)
+            fprintf(stderr, "%s: %s: nothing imported from %s, the station failed (not the bundle): %s\n", o->prog,
+                    c->name, file, *why ? why : err_str(e));
+        else
+            fprintf(stderr, "%s: %s refused, nothing imported: %s\n", o->prog, file, *why ? why : err_str(e));
         return exit_of(e);
     }
     if (vault)
@@ -101,10 +155,11 @@ static int cmd_request(const ifppctl_cmd *c, options *o, station *st, const char
 
 static void print_progress(void *arg, session_step step, const char *detail)
 {
-    const char *serial = arg;
+    const char *serial = arg; /* already made safe */
+    char d[256];
     if (step == SESSION_STEP_DONE)
         return;
-    printf("  [%s] %s%s%s\n", serial, session_step_name(step), detail ? ": " : "", detail ? detail : "");
+    printf("  [%s] %s%s%s\n", serial, session_step_name(step), detail ? ": " : "", detail ? safe(detail, d, sizeof d) : "");
     fflush(stdout);
 }
 
@@ -126,15 +181,37 @@ static int open_slot(const options *o, station_slot *sl)
 static int cmd_provision(const ifppctl_cmd *c, options *o, station *st, const char *arg)
 {
     station_slot sl;
+    char serial[160], msg[600];
     int rc = open_slot(o, &sl);
     if (rc >= 0)
         return rc;
     session_result r;
     unsigned flags = (o->complete ? STATION_COMPLETE : 0) | (o->additional_profile ? STATION_ADDITIONAL_PROFILE : 0);
-    station_verdict v = station_provision(st, &sl, o->serial, o->profile_type, flags, print_progress, (void *)o->serial, &r);
-    printf("%s %s: %s\n", o->serial, station_verdict_name(v), r.message);
+    safe(o->serial, serial, sizeof serial); /* the session refuses a bad serial; the screen never shows it raw */
+    station_verdict v = station_provision(st, &sl, o->serial, o->profile_type, flags, print_progress, serial, &r);
+    printf("%s %s: %s\n", serial, station_verdict_name(v), safe(r.message, msg, sizeof msg));
     station_slot_close(&sl);
     return station_exit_code(v);
+}
+
+#define RECOVER_LINES_MAX 256 /* outcome lines kept (SESSION_MAX_UNRESOLVED and retired keys fit) */
+
+typedef struct {
+    char *line[RECOVER_LINES_MAX];
+    size_t n, dropped;
+} recover_log;
+
+/* What recover decided for one BPP, as the session tells it: kept to print after the count. */
+static void note_outcome(void *arg, const uint8_t *txid, size_t txid_len, bpp_state to, const char *why)
+{
+    recover_log *l = arg;
+    char tx[33], w[400], line[512];
+    snprintf(line, sizeof line, "  BPP %s -> %s: %s", hexs(txid, txid_len, tx, sizeof tx),
+             to == BPP_IN_DOUBT ? "stays in_doubt" : bpp_state_name(to), safe(why, w, sizeof w));
+    if (l->n < RECOVER_LINES_MAX && (l->line[l->n] = strdup(line)))
+        l->n++;
+    else
+        l->dropped++;
 }
 
 static int cmd_recover(const ifppctl_cmd *c, options *o, station *st, const char *arg)
@@ -142,15 +219,30 @@ static int cmd_recover(const ifppctl_cmd *c, options *o, station *st, const char
     station_slot sl;
     size_t resolved = 0;
     char why[512] = "";
+    recover_log *l = calloc(1, sizeof *l);
+    if (!l)
+        return fail(STATION_EXIT_FAILURE, "recover", IFPP_E_NOMEM, NULL);
     int rc = open_slot(o, &sl);
-    if (rc >= 0)
-        return rc;
-    ifpp_err e = station_recover(st, &sl, &resolved, why, sizeof why);
-    station_slot_close(&sl);
-    if (e != IFPP_OK)
-        return fail(exit_of(e) == STATION_EXIT_FAILURE ? STATION_EXIT_FAILURE : STATION_EXIT_DUT_FAIL, "recover", e, why);
-    printf("%s: %zu BPP(s) resolved from the eUICC's evidence\n", o->slot, resolved);
-    return STATION_EXIT_OK;
+    if (rc < 0) {
+        ifpp_err e = station_recover(st, &sl, &resolved, note_outcome, l, why, sizeof why);
+        station_slot_close(&sl);
+        if (e == IFPP_OK) {
+            printf("%s: %zu BPP(s) resolved from the eUICC's evidence\n", o->slot, resolved);
+            rc = STATION_EXIT_OK;
+        } else {
+            rc = fail(exit_of(e) == STATION_EXIT_FAILURE ? STATION_EXIT_FAILURE : STATION_EXIT_DUT_FAIL, "recover", e, why);
+        }
+        for (size_t i = 0; i < l->n; i++) /* each BPP's outcome and why, also after a failure part-way */
+            printf("%s\n", l->line[i]);
+        if (l->dropped)
+            printf("  ... and %zu more (ifppctl audit --list --event bpp_state)\n", l->dropped);
+        if (e == IFPP_OK && l->n + l->dropped == 0)
+            printf("  nothing to resolve: this eUICC has no reserved or in-doubt BPP\n");
+    }
+    for (size_t i = 0; i < l->n; i++)
+        free(l->line[i]);
+    free(l);
+    return rc;
 }
 
 /* A real calendar day YYYY-MM-DD, from 2000-01-01 (before any eUICC of this kind existed). */
@@ -169,6 +261,37 @@ static bool valid_day(const char *d)
     return day <= mdays[m - 1] + (m == 2 && leap);
 }
 
+/* A UTC time as the store writes it: a day, or YYYY-MM-DDTHH:MM:SSZ. */
+static bool valid_since(const char *t)
+{
+    char day[11];
+    size_t n = strlen(t);
+    if (n == 10)
+        return valid_day(t);
+    if (n != 20 || t[10] != 'T' || t[13] != ':' || t[16] != ':' || t[19] != 'Z')
+        return false;
+    memcpy(day, t, 10);
+    day[10] = '\0';
+    for (int i = 11; i < 19; i++)
+        if (i != 13 && i != 16 && (t[i] < '0' || t[i] > '9'))
+            return false;
+    return valid_day(day) && atoi(t + 11) < 24 && atoi(t + 14) < 60 && atoi(t + 17) < 60;
+}
+
+/* Seconds since the epoch of "YYYY-MM-DDTHH:MM:SSZ" (the store's times); -1 if it is not one. */
+static long long utc_seconds(const char *t)
+{
+    int y, mo, d, h, mi, se;
+    if (!t || sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2dZ", &y, &mo, &d, &h, &mi, &se) != 6 || mo < 1 || mo > 12)
+        return -1;
+    /* days from civil (proleptic Gregorian), as in H. Hinnant's date algorithms */
+    y -= mo <= 2;
+    long long era = (y >= 0 ? y : y - 399) / 400;
+    long long yoe = y - era * 400, doy = (153LL * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return ((era * 146097 + doe - 719468) * 24 + h) * 3600 + mi * 60LL + se;
+}
+
 static int cmd_report(const ifppctl_cmd *c, options *o, station *st, const char *arg)
 {
     export_summary sum;
@@ -185,111 +308,416 @@ static int cmd_report(const ifppctl_cmd *c, options *o, station *st, const char 
     return STATION_EXIT_OK;
 }
 
+/* ---- status: one consistent snapshot of the store, then printed ------------------------------ */
+
+#define STATUS_TYPES_MAX 64 /* profile types shown (a line has few) */
+#define STATUS_OPEN_MAX 20  /* reserved / in-doubt BPPs shown one by one */
+
+typedef struct {
+    char type[LABEL_MAX + 1];
+    size_t n;
+} status_stock;
+
+typedef struct {
+    char txid[33], slot[200], serial[160], at[32];
+    bpp_state state;
+} status_open;
+
+typedef struct {
+    size_t counts[BPP_STATE__COUNT], today[BPP_STATE__COUNT];
+    status_stock stock[STATUS_TYPES_MAX];
+    size_t n_stock, more_stock, n_open, open_total;
+    status_open open[STATUS_OPEN_MAX];
+    char day[11];
+} status_view;
+
+static ifpp_err status_stock_one(void *arg, const char *type, size_t n)
+{
+    status_view *v = arg;
+    if (v->n_stock == STATUS_TYPES_MAX) {
+        v->more_stock += n;
+        return IFPP_OK;
+    }
+    status_stock *s = &v->stock[v->n_stock++];
+    safe(type, s->type, sizeof s->type);
+    s->n = n;
+    return IFPP_OK;
+}
+
+static ifpp_err status_open_one(void *arg, const store_open_record *r)
+{
+    status_view *v = arg;
+    status_open *x = &v->open[v->n_open++];
+    hexs(r->txid, r->txid_len, x->txid, sizeof x->txid);
+    safe(r->slot, x->slot, sizeof x->slot);
+    safe(r->dut_serial, x->serial, sizeof x->serial);
+    safe(r->updated_at, x->at, sizeof x->at);
+    x->state = r->state;
+    return IFPP_OK;
+}
+
+static ifpp_err status_read(store *s, void *arg)
+{
+    status_view *v = arg;
+    ifpp_err e = IFPP_OK;
+    for (int i = 0; i < BPP_STATE__COUNT && e == IFPP_OK; i++)
+        e = store_count_bpps(s, (bpp_state)i, &v->counts[i]);
+    if (e == IFPP_OK)
+        e = store_each_stock(s, status_stock_one, v);
+    if (e == IFPP_OK)
+        e = store_each_open_bpp(s, STATUS_OPEN_MAX, status_open_one, v, &v->open_total);
+    if (e == IFPP_OK)
+        e = store_day_counts(s, v->day, v->today);
+    return e;
+}
+
+static void print_age(long long secs)
+{
+    if (secs < 0)
+        printf("age unknown");
+    else if (secs < 3600)
+        printf("age %lldm%02llds", secs / 60, secs % 60);
+    else if (secs < 86400)
+        printf("age %lldh%02lldm", secs / 3600, secs / 60 % 60);
+    else
+        printf("age %lldd%02lldh", secs / 86400, secs / 3600 % 24);
+}
+
 static int cmd_status(const ifppctl_cmd *c, options *o, station *st, const char *arg)
 {
-    size_t counts[BPP_STATE__COUNT];
-    for (int s = 0; s < BPP_STATE__COUNT; s++) {
-        ifpp_err e = store_count_bpps(st->st, (bpp_state)s, &counts[s]);
-        if (e != IFPP_OK) /* a damaged store is not a store of zeros */
-            return fail(STATION_EXIT_FAILURE, "status", e, NULL);
+    status_view *v = calloc(1, sizeof *v);
+    if (!v)
+        return fail(STATION_EXIT_FAILURE, "status", IFPP_E_NOMEM, NULL);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(v->day, sizeof v->day, "%Y-%m-%d", &tm);
+    ifpp_err e = store_read(st->st, status_read, v);
+    if (e != IFPP_OK) { /* a damaged or unreadable store is not a store of zeros (issue 9 item 2) */
+        free(v);
+        return fail(STATION_EXIT_FAILURE, "status: cannot read the store", e, store_errmsg(st->st));
     }
+    char path[300];
+    printf("store %s\n", safe(st->store_path, path, sizeof path));
+    if (v->n_stock == 0)
+        printf("stock: no available BPP (import a vault: ifppctl import-vault FILE)\n");
+    else
+        printf("stock (available BPPs) per profile type:\n");
+    for (size_t i = 0; i < v->n_stock; i++)
+        printf("  %-24s %zu\n", v->stock[i].type, v->stock[i].n);
+    if (v->more_stock)
+        printf("  (other types)            %zu\n", v->more_stock);
     printf("BPPs by state:");
     for (int s = 0; s < BPP_STATE__COUNT; s++)
-        printf(" %s %zu%s", bpp_state_name((bpp_state)s), counts[s], s + 1 < BPP_STATE__COUNT ? "," : "\n");
+        printf(" %s %zu%s", bpp_state_name((bpp_state)s), v->counts[s], s + 1 < BPP_STATE__COUNT ? "," : "\n");
+    if (v->open_total == 0)
+        printf("reserved or in_doubt: none\n");
+    else
+        printf("reserved or in_doubt: %zu (each waits for `ifppctl recover --slot SLOT` with its DUT):\n", v->open_total);
+    for (size_t i = 0; i < v->n_open; i++) {
+        const status_open *x = &v->open[i];
+        printf("  %-8s BPP %s slot %s serial %s since %s, ", bpp_state_name(x->state), x->txid, x->slot, x->serial,
+               x->at);
+        print_age(utc_seconds(x->at) < 0 ? -1 : (long long)now - utc_seconds(x->at));
+        printf("\n");
+    }
+    if (v->open_total > v->n_open)
+        printf("  ... and %zu more (ifppctl audit --list --event bpp_state)\n", v->open_total - v->n_open);
+    printf("today (%s UTC): PASS %zu (profiles installed), FAIL %zu (profiles failed), %zu left in doubt\n", v->day,
+           v->today[BPP_INSTALLED], v->today[BPP_FAILED], v->today[BPP_IN_DOUBT]);
+    free(v);
     return STATION_EXIT_OK;
+}
+
+/* ---- audit: verify (anchored or not), or list ------------------------------------------------ */
+
+static ifpp_err print_audit_entry(void *arg, const store_audit_entry *x)
+{
+    char tx[33], eid[33], b[7][300];
+    (void)arg;
+    if (x->form == 1) {
+        printf("#%llu %s %s %s\n", (unsigned long long)x->id, safe(x->at, b[0], sizeof b[0]),
+               safe(x->event, b[1], sizeof b[1]), safe(x->detail, b[2], sizeof b[2]));
+        return IFPP_OK;
+    }
+    printf("#%llu %s %s", (unsigned long long)x->id, safe(x->at, b[0], sizeof b[0]), safe(x->event, b[1], sizeof b[1]));
+    if (x->txid)
+        printf(" txid=%s", hexs(x->txid, x->txid_len, tx, sizeof tx));
+    if (x->eid)
+        printf(" eid=%s", hexs(x->eid, x->eid_len, eid, sizeof eid));
+    if (x->to_state)
+        printf(" %s -> %s", x->from_state ? safe(x->from_state, b[2], sizeof b[2]) : "(new)",
+               safe(x->to_state, b[3], sizeof b[3]));
+    if (x->dut_serial)
+        printf(" serial=%s", safe(x->dut_serial, b[4], sizeof b[4]));
+    if (x->slot)
+        printf(" slot=%s", safe(x->slot, b[5], sizeof b[5]));
+    if (x->session)
+        printf(" session=%s", safe(x->session, b[6], sizeof b[6]));
+    if (x->object)
+        printf(" object=%s", safe(x->object, b[2], sizeof b[2]));
+    if (x->reason)
+        printf(" reason=\"%s\"", safe(x->reason, b[3], sizeof b[3]));
+    printf("\n");
+    return IFPP_OK;
+}
+
+/* Hex of exactly lo..hi bytes into out; false if it is not. */
+static bool parse_hex_arg(const char *h, uint8_t *out, size_t lo, size_t hi, size_t *n)
+{
+    size_t len = strlen(h);
+    return len >= 2 * lo && len <= 2 * hi && len % 2 == 0 && hex_decode(h, out, hi, n) == IFPP_OK && *n >= lo;
+}
+
+static int audit_list(options *o, station *st)
+{
+    uint8_t eid[16], txid[16];
+    size_t eid_len = 0, matched = 0;
+    store_audit_filter f = {.since = o->since, .event = o->event, .dut_serial = o->serial, .limit = 100};
+    if (o->eid)
+        f.eid = eid; /* parsed by check_usage */
+    if (o->txid)
+        f.txid = txid;
+    if (o->eid)
+        (void)parse_hex_arg(o->eid, eid, 16, 16, &eid_len);
+    if (o->txid)
+        (void)parse_hex_arg(o->txid, txid, 1, 16, &f.txid_len);
+    if (o->limit)
+        f.limit = (size_t)strtoul(o->limit, NULL, 10);
+    ifpp_err e = store_each_audit(st->st, &f, print_audit_entry, NULL, &matched);
+    if (e != IFPP_OK)
+        return fail(STATION_EXIT_FAILURE, "audit log", e, store_errmsg(st->st));
+    if (matched > f.limit)
+        printf("(the newest %zu of %zu matching entries; --limit N shows more, --since narrows)\n", f.limit, matched);
+    else
+        printf("(%zu matching entr%s; the listing verifies nothing: `ifppctl audit --anchor FILE` does)\n", matched,
+               matched == 1 ? "y" : "ies");
+    return STATION_EXIT_OK;
+}
+
+/*
+ * The anchor (the audit chain's head when it was signed) in a report or BPP request this station
+ * exported, its signature checked under the DM root; why names the file and errno.
+ */
+static ifpp_err read_anchor(const char *path, const cert *root, store_anchor *a, char *why, size_t why_len)
+{
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    char inner[512] = "";
+    ifpp_err e = fs_read_all_why(path, 1u << 30, &buf, &n, inner, sizeof inner);
+    if (e != IFPP_OK) {
+        err_why(why, why_len, "--anchor: %s", *inner ? inner : err_str(e));
+        return e;
+    }
+    if ((e = export_read_anchor(buf, n, root, a, inner, sizeof inner)) != IFPP_OK)
+        err_why(why, why_len, "--anchor %s: %s", path, *inner ? inner : err_str(e));
+    free(buf);
+    return e;
 }
 
 static int cmd_audit(const ifppctl_cmd *c, options *o, station *st, const char *arg)
 {
     size_t n;
-    char why[512] = "";
-    ifpp_err e = store_audit_verify(st->st, &n, why, sizeof why);
+    store_anchor anchor;
+    char why[768] = "", path[300];
+    if (o->list)
+        return audit_list(o, st);
+    ifpp_err e = o->anchor ? read_anchor(o->anchor, st->dm_root, &anchor, why, sizeof why) : IFPP_OK;
     if (e != IFPP_OK)
-        return fail(STATION_EXIT_FAILURE, "audit log", e, why);
-    printf("audit log: %zu entries, hash chain intact\n", n);
+        return fail(exit_of(e), "audit", e, why);
+    e = store_audit_check(st->st, o->anchor ? &anchor : NULL, &n, why, sizeof why);
+    if (e != IFPP_OK)
+        return fail(STATION_EXIT_FAILURE, o->anchor ? "audit log against the anchor" : "audit log", e, why);
+    printf("audit log: %zu entries, hash chain intact, every BPP's state as its entries replay\n", n);
+    if (o->anchor)
+        printf("anchored: entry %llu, as %s carries it (signed by this station, verified under the DM root): "
+               "nothing up to it was cut or rewritten\n",
+               (unsigned long long)anchor.entry, safe(o->anchor, path, sizeof path));
+    else
+        printf("NOT anchored: no signed report or request given, so a rewrite of the whole log would not show; "
+               "`ifppctl audit --anchor FILE` checks against the last one exported\n");
     return STATION_EXIT_OK;
 }
 
+/* ---- the commands and options: one table each, for parsing, --help, the man page and completion -- */
+
 static const ifppctl_cmd commands[] = {
     {"import-euicc", "FILE", "import the EUM's signed eUICC data package (ESED201): EUM chain, every One-time Key proof",
-     "", STATION_NEED_STORE | STATION_NEED_CI, true, cmd_import},
+     "", "", STATION_NEED_STORE | STATION_NEED_CI, true, cmd_import},
     {"import-vault", "FILE", "import the SM-DPf's signed BPP vault (ESBPP01): SM-DPf chain, signature, every BPP",
-     "", STATION_NEED_STORE | STATION_NEED_CI, true, cmd_import},
-    {"request", "--out FILE [--profile-type T]", "write the signed BPP request for the SM-DPf (ESBPP02)", "ot",
-     STORE_EXISTING | STATION_NEED_STATION_KEY, false, cmd_request},
-    {"provision", "--slot BACKEND:TARGET[,key=value...] --serial S [--profile-type T] [--complete] "
-                  "[--additional-profile] [--logical-channel]",
-     "provision the DUT in the slot with one BPP (SGP.41 §5.1 steps 9-14); --complete deletes its remaining "
-     "One-time Keys (DMF03)",
-     "lntcLA", STORE_EXISTING | STATION_NEED_DM_FPA, false, cmd_provision},
+     "", "", STATION_NEED_STORE | STATION_NEED_CI, true, cmd_import},
+    {"request", "--out FILE [--profile-type T]", "write the signed BPP request for the SM-DPf (ESBPP02)", "ot", "o",
+     STORE_READ | STATION_NEED_STATION_KEY, false, cmd_request},
+    {"provision", "--slot BACKEND:TARGET[,key=value...] --serial S [--complete] "
+                  "[--additional-profile --profile-type T] [--logical-channel]",
+     "provision the DUT in the slot with one BPP (SGP.41 5.1 steps 9-14); --complete deletes its remaining "
+     "One-time Keys (DMF03); a DUT that has a profile gets another only with --additional-profile and the "
+     "--profile-type it asks for (use case A.3)",
+     "lntcLA", "ln", STORE_EXISTING | STATION_NEED_DM_FPA, false, cmd_provision},
     {"recover", "--slot BACKEND:TARGET[,key=value...] [--logical-channel]",
-     "resolve the slot's eUICC's reserved or in-doubt BPPs from the card's own evidence", "lL",
-     STORE_EXISTING | STATION_NEED_DM_FPA, false, cmd_recover},
+     "resolve the slot's eUICC's reserved or in-doubt BPPs from the card's own evidence, printing each BPP's "
+     "outcome and why", "lL", "l", STORE_EXISTING | STATION_NEED_DM_FPA, false, cmd_recover},
     {"report", "--out FILE [--day YYYY-MM-DD]",
-     "write the signed Profile Loading Report (ESBPP03), read it back and verify it before it replaces FILE", "od",
-     STORE_EXISTING | STATION_NEED_STATION_KEY | STATION_NEED_DM_ROOT, false, cmd_report},
-    {"audit", "", "verify the hash-chained audit log", "", STORE_EXISTING, false, cmd_audit},
-    {"status", "", "BPPs per state", "", STORE_EXISTING, false, cmd_status},
+     "write the signed Profile Loading Report (ESBPP03), read it back and verify it before it replaces FILE", "od", "o",
+     STORE_READ | STATION_NEED_STATION_KEY | STATION_NEED_DM_ROOT, false, cmd_report},
+    {"audit", "[--anchor FILE | --list [--since T] [--event E] [--serial S] [--eid EID] [--txid TXID] [--limit N]]",
+     "verify the hash-chained audit log and replay every BPP's state from it; --anchor checks it against the "
+     "anchor in a signed report or BPP request this station exported; --list lists entries instead (newest N)",
+     "ax" AUDIT_FILTERS, "", STORE_READ, false, cmd_audit},
+    {"status", "", "stock per profile type, BPPs per state, the reserved and in-doubt BPPs with slot, serial and age, "
+     "today's PASS/FAIL counts", "", "", STORE_READ, false, cmd_status},
 };
 
-static const struct option ifppctl_opts[] = {
-    {"store", required_argument, NULL, 's'},        {"pki", required_argument, NULL, 'p'},
-    {"station-id", required_argument, NULL, 'I'},   {"ci", required_argument, NULL, 'C'},
-    {"dm-root", required_argument, NULL, 'R'},      {"dm-fpa-cert", required_argument, NULL, 'F'},
-    {"dm-fpa-key", required_argument, NULL, 'K'},   {"station-cert", required_argument, NULL, 'S'},
-    {"station-key", required_argument, NULL, 'T'},  {"out", required_argument, NULL, 'o'},
-    {"slot", required_argument, NULL, 'l'},         {"serial", required_argument, NULL, 'n'},
-    {"profile-type", required_argument, NULL, 't'}, {"complete", no_argument, NULL, 'c'},
-    {"day", required_argument, NULL, 'd'},          {"logical-channel", no_argument, NULL, 'L'},
-    {"additional-profile", no_argument, NULL, 'A'}, {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},            {NULL, 0, NULL, 0},
-};
+/* Every option: getopt's table is built from this, and --help, the man page and completion print it. */
+typedef struct {
+    const char *name;
+    int code;
+    const char *arg; /* its argument (NULL: a flag) */
+    const char *what;
+} opt_doc;
 
-static const char *opt_name(int code)
+static const opt_doc opt_docs[] = {
+    {"store", 's', "FILE", "the station's store (default station.db); only an import creates one"},
+    {"station-id", 'I', "NAME", "the station's name in bundles (default station-01)"},
+    {"pki", 'p', "DIR", "every certificate and key below from DIR, as ifpp-testpki lays it out"},
+    {"ci", 'C', "FILE", "the GSMA CI root certificate (PEM): imports"},
+    {"dm-root", 'R', "FILE", "the Device Manufacturer's root certificate (PEM): reading back a report, --anchor"},
+    {"dm-fpa-cert", 'F', "FILE", "the DM's FPA-authorisation certificate (PEM): provision, recover"},
+    {"dm-fpa-key", 'K', "FILE", "its private key (PEM, mode 0600)"},
+    {"station-cert", 'S', "FILE", "the station's certificate (PEM): request, report"},
+    {"station-key", 'T', "FILE", "its private key (PEM, mode 0600)"},
+    {"out", 'o', "FILE", "request, report: the file to write (never the store or its journal)"},
+    {"profile-type", 't', "T", "request, provision: the profile type (a plain name)"},
+    {"slot", 'l', "BACKEND:TARGET[,key=value...]", "provision, recover: the fixture slot"},
+    {"serial", 'n', "S", "provision: the DUT's serial as scanned; audit --list: entries of this DUT"},
+    {"complete", 'c', NULL, "provision: the DUT gets no further profile, delete its One-time Keys (DMF03)"},
+    {"additional-profile", 'A', NULL, "provision: a DUT that has a profile gets one more, of --profile-type (A.3)"},
+    {"logical-channel", 'L', NULL, "provision, recover: the ISD-R on a logical channel (as the slot's channel=logical)"},
+    {"day", 'd', "YYYY-MM-DD", "report: only that day's results (UTC)"},
+    {"anchor", 'a', "FILE", "audit: check against the anchor in this signed report or BPP request"},
+    {"list", 'x', NULL, "audit: list entries (the newest --limit) instead of verifying"},
+    {"since", 'y', "YYYY-MM-DD[THH:MM:SSZ]", "audit --list: entries from then on (UTC)"},
+    {"event", 'e', "E", "audit --list: entries of this event (bpp_added, bpp_state, migrate, ...)"},
+    {"eid", 'E', "EID", "audit --list: entries of this eUICC (32 hex digits)"},
+    {"txid", 'X', "TXID", "audit --list: entries of this BPP (its transaction id in hex)"},
+    {"limit", 'N', "N", "audit --list: at most N entries, the newest (1..10000, default 100)"},
+    {"help", 'h', NULL, "this help; COMMAND --help for one command"},
+    {"version", 'V', NULL, "the version"},
+};
+#define N_OPTS (sizeof opt_docs / sizeof opt_docs[0])
+#define N_CMDS (sizeof commands / sizeof commands[0])
+
+static const opt_doc *opt_of(int code)
 {
-    for (const struct option *x = ifppctl_opts; x->name; x++)
-        if (x->val == code)
-            return x->name;
-    return "?";
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (opt_docs[i].code == code)
+            return &opt_docs[i];
+    return NULL;
 }
 
 static const char exit_codes[] =
-    "exit codes: 0 PASS or done, 1 the station failed (store, files, keys, disk, reader), 2 bad usage,\n"
-    "            3 refused (a bad bundle, no BPP for this DUT), 4 the DUT failed (its card refused or answered wrongly)\n";
+    "Exit codes:\n"
+    "  0  PASS or done\n"
+    "  1  the station failed (store, files, keys, disk, reader)\n"
+    "  2  bad usage (unknown command or option, a missing or malformed argument)\n"
+    "  3  refused (a bad bundle, no BPP for this DUT)\n"
+    "  4  the DUT failed (its card refused or answered wrongly)\n";
 
-static int usage(FILE *f, int rc)
+static void print_opt(FILE *f, const opt_doc *d)
 {
-    fprintf(f, "usage: ifppctl [options] COMMAND [args]    (ifppctl COMMAND --help for one command)\ncommands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].args);
-    fprintf(f,
-            "options:  --store FILE (default station.db), --station-id NAME, --pki DIR (ifpp-testpki layout) or\n"
-            "          --ci, --dm-root, --dm-fpa-cert, --dm-fpa-key, --station-cert, --station-key FILE\n"
-            "          --version, --help\n%s",
+    char head[64];
+    snprintf(head, sizeof head, "--%s%s%s", d->name, d->arg ? " " : "", d->arg ? d->arg : "");
+    if (strlen(head) < 30)
+        fprintf(f, "  %-30s %s\n", head, d->what);
+    else
+        fprintf(f, "  %s\n  %-30s %s\n", head, "", d->what);
+}
+
+static int usage(const options *o, FILE *f, int rc)
+{
+    fprintf(f, "Usage: %s [options] COMMAND [args]\n\n"
+               "The station of SGP.41 In-Factory Profile Provisioning: imports, BPP request, provisioning,\n"
+               "recovery, the Profile Loading Report, the audit log. %s COMMAND --help explains one command.\n\n"
+               "Commands:\n",
+            o->prog, o->prog);
+    for (size_t i = 0; i < N_CMDS; i++)
+        fprintf(f, "  %s %s\n      %s\n", commands[i].name, commands[i].args, commands[i].what);
+    fprintf(f, "\nOptions for every command:\n");
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (strchr(GLOBAL_OPTS "hV", opt_docs[i].code))
+            print_opt(f, &opt_docs[i]);
+    fprintf(f, "\nCommand options:\n");
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (!strchr(GLOBAL_OPTS "hV", opt_docs[i].code))
+            print_opt(f, &opt_docs[i]);
+    fprintf(f, "\nSlot options (--slot BACKEND:TARGET,key=value...): aid=HEX (the ISD-R AID), channel=basic|logical,\n"
+               "card-wait=MS, apdu-timeout=MS, and the backend's own (pcsc: READER-PATTERN[#N], ext=auto|on|off).\n\n%s",
             exit_codes);
     return rc;
 }
 
-static int command_help(const ifppctl_cmd *c)
+static int command_help(const options *o, const ifppctl_cmd *c)
 {
-    printf("usage: ifppctl [options] %s %s\n  %s\n", c->name, c->args, c->what);
-    if (c->needs & ~STORE_EXISTING)
+    printf("usage: %s [options] %s %s\n  %s\n", o->prog, c->name, c->args, c->what);
+    if (*c->opts) {
+        printf("options:\n");
+        for (const char *k = c->opts; *k; k++)
+            print_opt(stdout, opt_of(*k));
+    }
+    if (c->needs & ~(STORE_EXISTING | STATION_STORE_READONLY))
         printf("needs:%s%s%s%s (each by its option or from --pki DIR)\n", c->needs & STATION_NEED_CI ? " --ci" : "",
                c->needs & STATION_NEED_DM_ROOT ? " --dm-root" : "",
                c->needs & STATION_NEED_DM_FPA ? " --dm-fpa-cert --dm-fpa-key" : "",
                c->needs & STATION_NEED_STATION_KEY ? " --station-cert --station-key" : "");
-    if (!strcmp(c->name, "provision") || !strcmp(c->name, "recover"))
+    if (c->needs & STATION_STORE_READONLY)
+        printf("opens the store read-only: it never creates one and works on a read-only mount\n");
+    if (strchr(c->opts, 'l'))
         printf("slot options: aid=HEX (the ISD-R AID), channel=basic|logical, card-wait=MS, apdu-timeout=MS,\n"
                "              and the backend's own (pcsc: READER-PATTERN[#N], ext=auto|on|off)\n");
     printf("%s", exit_codes);
     return STATION_EXIT_OK;
 }
 
+/*
+ * For the build's bash completion (packaging/): one line per command, "COMMAND OPTION...", and
+ * "* OPTION..." for the options of every command; an option that takes a value ends in '='.
+ * Hidden from --help: it is for the build, not for people.
+ */
+static int complete_words(void)
+{
+    printf("*");
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (strchr(GLOBAL_OPTS "hV", opt_docs[i].code))
+            printf(" --%s%s", opt_docs[i].name, opt_docs[i].arg ? "=" : "");
+    printf("\n");
+    for (size_t i = 0; i < N_CMDS; i++) {
+        printf("%s%s", commands[i].name, commands[i].file_arg ? " FILE" : "");
+        for (const char *k = commands[i].opts; *k; k++)
+            printf(" --%s%s", opt_of(*k)->name, opt_of(*k)->arg ? "=" : "");
+        printf("\n");
+    }
+    return STATION_EXIT_OK;
+}
+
+#define OPT_COMPLETE_WORDS 1000
+
+/* getopt's table, from opt_docs. */
+static void long_options(struct option *t)
+{
+    for (size_t i = 0; i < N_OPTS; i++)
+        t[i] = (struct option){opt_docs[i].name, opt_docs[i].arg ? required_argument : no_argument, NULL,
+                               opt_docs[i].code};
+    t[N_OPTS] = (struct option){"complete-words", no_argument, NULL, OPT_COMPLETE_WORDS};
+    t[N_OPTS + 1] = (struct option){NULL, 0, NULL, 0};
+}
+
 /* Parses options up to the next non-option word; returns -1 to go on, else an exit code. */
 static int parse_options(int argc, char **argv, options *o, bool *help)
 {
+    struct option t[N_OPTS + 2];
     int c;
-    while ((c = getopt_long(argc, argv, "+h", ifppctl_opts, NULL)) != -1) {
+    long_options(t);
+    while ((c = getopt_long(argc, argv, "+h", t, NULL)) != -1) {
         switch (c) {
         case 's': o->cfg.store_path = optarg; break;
         case 'p': o->cfg.pki_dir = optarg; break;
@@ -308,9 +736,17 @@ static int parse_options(int argc, char **argv, options *o, bool *help)
         case 'L': o->logical_channel = true; break;
         case 'A': o->additional_profile = true; break;
         case 'd': o->day = optarg; break;
+        case 'a': o->anchor = optarg; break;
+        case 'x': o->list = true; break;
+        case 'y': o->since = optarg; break;
+        case 'e': o->event = optarg; break;
+        case 'E': o->eid = optarg; break;
+        case 'X': o->txid = optarg; break;
+        case 'N': o->limit = optarg; break;
         case 'h': *help = true; break;
-        case 'V': printf("ifppctl %s\n", IFPP_VERSION); return STATION_EXIT_OK;
-        default: return usage(stderr, STATION_EXIT_USAGE);
+        case 'V': printf("%s %s\n", o->prog, IFPP_VERSION); return STATION_EXIT_OK;
+        case OPT_COMPLETE_WORDS: return complete_words();
+        default: return usage(o, stderr, STATION_EXIT_USAGE);
         }
         if (!strchr(GLOBAL_OPTS "hV", c) && !strchr(o->given, c) && strlen(o->given) + 1 < sizeof o->given)
             o->given[strlen(o->given)] = (char)c;
@@ -318,68 +754,102 @@ static int parse_options(int argc, char **argv, options *o, bool *help)
     return -1;
 }
 
+/* "PROG: COMMAND: <pre><what, made safe><post> (PROG COMMAND --help)"; exit code 2. */
+static int usage_error(const ifppctl_cmd *c, const options *o, const char *pre, const char *what, const char *post)
+{
+    char w[300];
+    fprintf(stderr, "%s: %s: %s%s%s (%s %s --help)\n", o->prog, c->name, pre, safe(what, w, sizeof w), post, o->prog,
+            c->name);
+    return STATION_EXIT_USAGE;
+}
+
 /* The command's own usage rules, checked before any file or the store is opened. */
 static int check_usage(const ifppctl_cmd *c, const options *o, const char *arg)
 {
+    uint8_t buf[16];
+    size_t n;
     for (const char *g = o->given; *g; g++)
-        if (!strchr(c->opts, *g)) {
-            fprintf(stderr, "ifppctl: %s: --%s does not apply here (ifppctl %s --help)\n", c->name, opt_name(*g),
-                    c->name);
-            return STATION_EXIT_USAGE;
+        if (!strchr(c->opts, *g))
+            return usage_error(c, o, "--", opt_of(*g)->name, " does not apply here");
+    if (c->file_arg && !arg)
+        return usage_error(c, o, "", "FILE", " is required");
+    for (const char *r = c->required; *r; r++)
+        if (!strchr(o->given, *r))
+            return usage_error(c, o, "--", opt_of(*r)->name, " is required");
+    if (!c->file_arg && arg)
+        return usage_error(c, o, "unexpected argument '", arg, "'");
+    if (o->day && !valid_day(o->day))
+        return usage_error(c, o, "--day ", o->day, ": not a calendar day YYYY-MM-DD from 2000-01-01");
+    if (o->additional_profile && !o->profile_type)
+        return usage_error(c, o, "", "--additional-profile",
+                           " needs --profile-type T: the further profile asked for (use case A.3)");
+    if (!strcmp(c->name, "audit")) {
+        if (o->anchor && o->list)
+            return usage_error(c, o, "", "--anchor and --list", ": one or the other");
+        for (const char *g = o->given; *g; g++)
+            if (strchr(AUDIT_FILTERS, *g) && !o->list)
+                return usage_error(c, o, "--", opt_of(*g)->name, " filters --list; add --list");
+        if (o->since && !valid_since(o->since))
+            return usage_error(c, o, "--since ", o->since, ": a UTC day YYYY-MM-DD or time YYYY-MM-DDTHH:MM:SSZ");
+        if (o->event && !label_valid(o->event, strlen(o->event)))
+            return usage_error(c, o, "--event ", o->event, ": an event name (bpp_added, bpp_state, migrate, ...)");
+        if (o->serial && !dut_serial_valid(o->serial))
+            return usage_error(c, o, "--serial ", o->serial,
+                               ": not a DUT serial (1..64 printable characters, no space)");
+        if (o->eid && !parse_hex_arg(o->eid, buf, 16, 16, &n))
+            return usage_error(c, o, "--eid ", o->eid, ": an EID is 32 hex digits");
+        if (o->txid && !parse_hex_arg(o->txid, buf, 1, 16, &n))
+            return usage_error(c, o, "--txid ", o->txid, ": a transaction id is 2..32 hex digits");
+        if (o->limit) {
+            char *end;
+            unsigned long l = strtoul(o->limit, &end, 10);
+            if (o->limit[0] < '0' || o->limit[0] > '9' || *end || l < 1 || l > STORE_AUDIT_LIST_MAX)
+                return usage_error(c, o, "--limit ", o->limit, ": a number from 1 to 10000");
         }
-    const char *missing = c->file_arg && !arg                     ? "FILE"
-                          : strchr(c->opts, 'o') && !o->out       ? "--out FILE"
-                          : strchr(c->opts, 'l') && !o->slot      ? "--slot BACKEND:TARGET"
-                          : strchr(c->opts, 'n') && !o->serial    ? "--serial S (the DUT's serial as scanned)"
-                                                                  : NULL;
-    if (missing) {
-        fprintf(stderr, "ifppctl: %s: %s is required (ifppctl %s --help)\n", c->name, missing, c->name);
-        return STATION_EXIT_USAGE;
-    }
-    if (!c->file_arg && arg) {
-        fprintf(stderr, "ifppctl: %s: unexpected argument '%s' (ifppctl %s --help)\n", c->name, arg, c->name);
-        return STATION_EXIT_USAGE;
-    }
-    if (o->day && !valid_day(o->day)) {
-        fprintf(stderr, "ifppctl: --day %s: not a calendar day YYYY-MM-DD from 2000-01-01\n", o->day);
-        return STATION_EXIT_USAGE;
     }
     return -1;
 }
 
+/* The program's name as invoked, for usage lines (ifppctl, or the rehearsal tool). */
+static const char *prog_name(const char *argv0)
+{
+    const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
+    return slash ? slash + 1 : argv0 && *argv0 ? argv0 : "ifppctl";
+}
+
 int ifppctl_main(int argc, char **argv)
 {
-    options o = {.cfg = {.store_path = "station.db", .station_id = "station-01"}};
+    options o = {.cfg = {.store_path = "station.db", .station_id = "station-01"}, .prog = prog_name(argv[0])};
     bool help = false;
     optind = 0; /* GNU getopt: start afresh (the rehearsal tool calls this more than once) */
     int rc = parse_options(argc, argv, &o, &help);
     if (rc >= 0)
         return rc;
     if (optind >= argc)
-        return help ? usage(stdout, STATION_EXIT_OK) : usage(stderr, STATION_EXIT_USAGE);
+        return help ? usage(&o, stdout, STATION_EXIT_OK) : usage(&o, stderr, STATION_EXIT_USAGE);
     const char *name = argv[optind++];
     const char *arg = optind < argc && argv[optind][0] != '-' ? argv[optind++] : NULL;
     if ((rc = parse_options(argc, argv, &o, &help)) >= 0) /* options may follow the command word too */
         return rc;
     const ifppctl_cmd *c = NULL;
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    for (size_t i = 0; i < N_CMDS; i++)
         if (!strcmp(commands[i].name, name))
             c = &commands[i];
     if (!c) {
-        fprintf(stderr, "ifppctl: unknown command '%s'\n", name);
-        return usage(stderr, STATION_EXIT_USAGE);
+        char w[200];
+        fprintf(stderr, "%s: unknown command '%s'\n", o.prog, safe(name, w, sizeof w));
+        return usage(&o, stderr, STATION_EXIT_USAGE);
     }
     if (help)
-        return command_help(c);
-    if (optind < argc) {
-        fprintf(stderr, "ifppctl: %s: unexpected argument '%s' (ifppctl %s --help)\n", c->name, argv[optind], c->name);
-        return STATION_EXIT_USAGE;
-    }
+        return command_help(&o, c);
+    if (optind < argc)
+        return usage_error(c, &o, "unexpected argument '", argv[optind], "'");
     if ((rc = check_usage(c, &o, arg)) >= 0)
         return rc;
     station *st;
     char why[1024] = "";
-    ifpp_err e = station_open(&o.cfg, c->needs, &st, why, sizeof why);
+    unsigned needs = c->needs | (o.anchor ? STATION_NEED_DM_ROOT : 0);
+    ifpp_err e = station_open(&o.cfg, needs, &st, why, sizeof why);
     if (e != IFPP_OK)
         return fail(STATION_EXIT_FAILURE, c->name, e, why);
     rc = c->run(c, &o, st, arg);

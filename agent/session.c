@@ -216,6 +216,13 @@ static bool session_store_holds_pir(session_ctx *c, const uint8_t *txid, size_t 
            (b.state == BPP_INSTALLED || b.state == BPP_FAILED);
 }
 
+/* Tells whoever asked (ifppctl recover) what became of one BPP, and why. */
+static void session_outcome(const session_ctx *c, const uint8_t *txid, size_t txid_len, bpp_state to, const char *why)
+{
+    if (c->outcome)
+        c->outcome(c->outcome_arg, txid, txid_len, to, why);
+}
+
 /*
  * Available BPPs of this eUICC whose One-time Key is no longer on it can never be loaded: they
  * go to deleted (after DeleteOneTimeKeys, DMF03), so the report can say so and nothing waits
@@ -231,8 +238,10 @@ static size_t session_retire_keyless(session_ctx *c, const uint8_t eid[16], cons
     for (size_t i = 0; i < n; i++) {
         store_bpp b;
         if (store_get_bpp(c->st, txids[i], lens[i], &b) == IFPP_OK && !es10_otk_present(k, b.otpk) &&
-            bpp_move(c->st, txids[i], lens[i], BPP_AVAILABLE, BPP_DELETED, &who) == IFPP_OK)
+            bpp_move(c->st, txids[i], lens[i], BPP_AVAILABLE, BPP_DELETED, &who) == IFPP_OK) {
             retired++;
+            session_outcome(c, txids[i], lens[i], BPP_DELETED, reason);
+        }
     }
     return retired;
 }
@@ -319,6 +328,7 @@ static ifpp_err session_resolve(session_ctx *c, es10_chan *k, const uint8_t eid[
             if (store_record_pir(c->st, txids[i], lens[i], pirs[p].raw, pirs[p].raw_len, info.success, BPP_IN_DOUBT,
                                  &who) == IFPP_OK) {
                 (*resolved)++;
+                session_outcome(c, txids[i], lens[i], info.success ? BPP_INSTALLED : BPP_FAILED, who.reason);
                 lens[i] = 0; /* done */
             }
         }
@@ -330,19 +340,34 @@ static ifpp_err session_resolve(session_ctx *c, es10_chan *k, const uint8_t eid[
     if ((e = es10_get_otk_info(k, keys)) != IFPP_OK) {
         err_why(why, why_len, "recovery: cannot read the eUICC's One-time Keys (%s)",
                 session_card_words(k, e, NULL, words, sizeof words));
+        for (size_t i = 0; i < n; i++)
+            if (lens[i])
+                session_outcome(c, txids[i], lens[i], BPP_IN_DOUBT, why);
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
         store_bpp b;
-        if (lens[i] == 0 || store_get_bpp(c->st, txids[i], lens[i], &b) != IFPP_OK)
+        if (lens[i] == 0)
             continue;
+        if (store_get_bpp(c->st, txids[i], lens[i], &b) != IFPP_OK) {
+            session_outcome(c, txids[i], lens[i], BPP_IN_DOUBT, store_errmsg(c->st));
+            continue;
+        }
         bool present = es10_otk_present(keys, b.otpk);
-        if (!present && !list_read)
-            continue; /* a kept PIR may exist that could not be read: no decision */
+        if (!present && !list_read) { /* a kept PIR may exist that could not be read: no decision */
+            session_outcome(c, txids[i], lens[i], BPP_IN_DOUBT,
+                            "One-time Key gone but the card's kept PIRs could not be read: a success PIR may be there");
+            continue;
+        }
         who.reason = present ? "recovery: One-time Key still on the eUICC, nothing installed"
                              : "recovery: One-time Key gone and no PIR kept";
-        if (bpp_move(c->st, txids[i], lens[i], BPP_IN_DOUBT, present ? BPP_AVAILABLE : BPP_FAILED, &who) == IFPP_OK)
+        bpp_state to = present ? BPP_AVAILABLE : BPP_FAILED;
+        if (bpp_move(c->st, txids[i], lens[i], BPP_IN_DOUBT, to, &who) == IFPP_OK) {
             (*resolved)++;
+            session_outcome(c, txids[i], lens[i], to, who.reason);
+        } else {
+            session_outcome(c, txids[i], lens[i], BPP_IN_DOUBT, store_errmsg(c->st));
+        }
     }
     /* A session killed between DeleteOneTimeKeys and its bookkeeping: finish the bookkeeping. */
     *resolved += session_retire_keyless(c, eid, keys, "recovery: One-time Key no longer on the eUICC");

@@ -61,6 +61,10 @@ typedef struct {
     session_step current;         /* set by the session: the step under way (for session_result.failed_step) */
     void (*progress)(void *arg, session_step step, const char *detail);
     void *progress_arg;
+    /* Each unresolved BPP's outcome as the card's evidence decided it, and why (to == BPP_IN_DOUBT:
+       left in doubt); also BPPs retired to deleted. NULL: nobody asks (ifppctl recover prints them). */
+    void (*outcome)(void *arg, const uint8_t *txid, size_t txid_len, bpp_state to, const char *why);
+    void *outcome_arg;
 } session_ctx;
 
 typedef struct {

@@ -95,8 +95,10 @@ ifpp_err station_open(const station_config *cfg, unsigned needs, station **out, 
     }
     if (e == IFPP_OK && (needs & STATION_NEED_STORE)) { /* last: a bad key file never touches the store */
         char inner[512] = "";
-        if ((e = store_open(s->store_path, &s->st, inner, sizeof inner)) != IFPP_OK)
-            err_why(why, why_len, "store %s: %s", s->store_path, *inner ? inner : err_str(e));
+        e = needs & STATION_STORE_READONLY ? store_open_readonly(s->store_path, &s->st, inner, sizeof inner)
+                                           : store_open(s->store_path, &s->st, inner, sizeof inner);
+        if (e != IFPP_OK) /* the store's messages name the store */
+            err_why(why, why_len, "%s", *inner ? inner : err_str(e));
     }
     if (e != IFPP_OK) {
         station_close(s);
@@ -359,12 +361,15 @@ station_verdict station_provision(station *s, station_slot *sl, const char *seri
     return station_verdict_of(r);
 }
 
-ifpp_err station_recover(station *s, station_slot *sl, size_t *resolved, char *why, size_t why_len)
+ifpp_err station_recover(station *s, station_slot *sl, size_t *resolved,
+                         void (*outcome)(void *arg, const uint8_t *txid, size_t txid_len, bpp_state to, const char *why),
+                         void *outcome_arg, char *why, size_t why_len)
 {
     if (!s || !s->st || !sl || !s->dm_fpa_key || !s->dm_fpa_cert)
         return IFPP_E_ARG;
     session_ctx c = {.st = s->st, .slot = &sl->fpa, .slot_name = sl->opt.spec, .dm_fpa_key = s->dm_fpa_key,
                      .dm_fpa_cert = s->dm_fpa_cert, .isdr_aid = sl->opt.isdr_aid_len ? sl->opt.isdr_aid : NULL,
-                     .isdr_aid_len = sl->opt.isdr_aid_len, .logical_channel = sl->opt.logical_channel};
+                     .isdr_aid_len = sl->opt.isdr_aid_len, .logical_channel = sl->opt.logical_channel,
+                     .outcome = outcome, .outcome_arg = outcome_arg};
     return session_recover(&c, resolved, why, why_len);
 }

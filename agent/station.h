@@ -41,6 +41,8 @@ enum {
     STATION_NEED_DM_FPA = 1u << 3,    /* the DM's FPA-authorisation key and certificate (EUICCF02) */
     STATION_NEED_STATION_KEY = 1u << 4, /* the station's signing key and certificate (ESBPP02, ESBPP03) */
     STATION_STORE_MUST_EXIST = 1u << 5, /* refuse to create the store: only an import may start a new one */
+    STATION_STORE_READONLY = 1u << 6,   /* open the store read-only (store_open_readonly): status, audit,
+                                           report, request; never creates, works on a read-only mount */
 };
 
 typedef struct {
@@ -126,7 +128,12 @@ station_verdict station_provision(station *s, station_slot *sl, const char *seri
                                   void (*progress)(void *arg, session_step step, const char *detail),
                                   void *progress_arg, session_result *r);
 
-/* Resolves the slot's eUICC's unresolved BPPs from the card's evidence (session_recover). */
-ifpp_err station_recover(station *s, station_slot *sl, size_t *resolved, char *why, size_t why_len);
+/*
+ * Resolves the slot's eUICC's unresolved BPPs from the card's evidence (session_recover); outcome
+ * (NULL: none) hears each BPP's outcome and why, as session_ctx.outcome does.
+ */
+ifpp_err station_recover(station *s, station_slot *sl, size_t *resolved,
+                         void (*outcome)(void *arg, const uint8_t *txid, size_t txid_len, bpp_state to, const char *why),
+                         void *outcome_arg, char *why, size_t why_len);
 
 #endif

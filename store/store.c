@@ -166,9 +166,12 @@ static ifpp_err store_fail(store *s, int rc, const char *what)
     case SQLITE_CONSTRAINT:
         snprintf(store_msg, sizeof store_msg, "store %s: %s refused: %s", path, what, msg);
         return IFPP_E_ARG;
-    default:
-        snprintf(store_msg, sizeof store_msg, "store %s: %s failed: %s", path, what, msg);
+    default: { /* an I/O error: the system's errno says which (no space, read-only, gone) */
+        int sys = s && s->db ? sqlite3_system_errno(s->db) : 0;
+        snprintf(store_msg, sizeof store_msg, "store %s: %s failed: %s%s%s%s", path, what, msg, sys ? " (" : "",
+                 sys ? strerror(sys) : "", sys ? ")" : "");
         return IFPP_E_IO;
+    }
     }
 }
 
@@ -1753,4 +1756,174 @@ ifpp_err store_each_result(store *s, const char *day, ifpp_err (*fn)(void *arg, 
     e = store_loop_end(s, rc, e, "reading the results");
     sqlite3_finalize(st);
     return e;
+}
+
+/* ---- what the operator reads: stock, open BPPs, the day's results, the audit log ------------ */
+
+ifpp_err store_each_stock(store *s, ifpp_err (*fn)(void *arg, const char *profile_type, size_t available), void *arg)
+{
+    STORE_CHECK(s);
+    if (!fn)
+        return IFPP_E_ARG;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT profile_type, count(*) FROM bpp WHERE state = 'available'"
+                                  " GROUP BY profile_type ORDER BY profile_type", &st);
+    if (e != IFPP_OK)
+        return e;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *type = (const char *)sqlite3_column_text(st, 0);
+        if (!type) {
+            snprintf(store_msg, sizeof store_msg, "store %s: a BPP row has no profile type", s->path);
+            e = IFPP_E_IO;
+            break;
+        }
+        if ((e = fn(arg, type, (size_t)sqlite3_column_int64(st, 1))) != IFPP_OK)
+            break;
+    }
+    e = store_loop_end(s, rc, e, "counting the stock per profile type");
+    sqlite3_finalize(st);
+    return e;
+}
+
+ifpp_err store_each_open_bpp(store *s, size_t max, ifpp_err (*fn)(void *arg, const store_open_record *r), void *arg,
+                             size_t *total)
+{
+    STORE_CHECK(s);
+    if (!fn || !total)
+        return IFPP_E_ARG;
+    *total = 0;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT txid, eid, state, profile_type, slot, dut_serial, updated_at FROM bpp"
+                                  " WHERE state IN ('reserved', 'in_doubt') ORDER BY updated_at, rowid", &st);
+    if (e != IFPP_OK)
+        return e;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_open_record r = {
+            .txid = sqlite3_column_blob(st, 0), .txid_len = (size_t)sqlite3_column_bytes(st, 0),
+            .eid = sqlite3_column_blob(st, 1), .profile_type = (const char *)sqlite3_column_text(st, 3),
+            .slot = (const char *)sqlite3_column_text(st, 4), .dut_serial = (const char *)sqlite3_column_text(st, 5),
+            .updated_at = (const char *)sqlite3_column_text(st, 6),
+        };
+        if (!bpp_state_parse((const char *)sqlite3_column_text(st, 2), &r.state) || r.txid_len == 0 ||
+            r.txid_len > 16 || sqlite3_column_bytes(st, 1) != 16 || !r.updated_at) {
+            snprintf(store_msg, sizeof store_msg, "store %s: a reserved or in-doubt BPP row is malformed", s->path);
+            e = IFPP_E_IO;
+            break;
+        }
+        if ((*total)++ < max && (e = fn(arg, &r)) != IFPP_OK)
+            break;
+    }
+    e = store_loop_end(s, rc, e, "listing the reserved and in-doubt BPPs");
+    sqlite3_finalize(st);
+    return e;
+}
+
+ifpp_err store_day_counts(store *s, const char *day, size_t counts[BPP_STATE__COUNT])
+{
+    STORE_CHECK(s);
+    if (!day || strlen(day) != 10 || !counts)
+        return IFPP_E_ARG;
+    memset(counts, 0, sizeof(size_t) * BPP_STATE__COUNT);
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT state, count(*) FROM bpp WHERE substr(updated_at, 1, 10) = ?"
+                                  " GROUP BY state", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        bpp_state state;
+        if (!bpp_state_parse((const char *)sqlite3_column_text(st, 0), &state)) {
+            snprintf(store_msg, sizeof store_msg, "store %s: a BPP row has an unknown state", s->path);
+            e = IFPP_E_IO;
+            break;
+        }
+        counts[state] = (size_t)sqlite3_column_int64(st, 1);
+    }
+    e = store_loop_end(s, rc, e, "counting the day's results");
+    sqlite3_finalize(st);
+    return e;
+}
+
+#define AUDIT_FILTER_SQL                                                                                               \
+    " WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR event = ?2) AND (?3 IS NULL OR dut_serial = ?3)"              \
+    " AND (?4 IS NULL OR eid = ?4) AND (?5 IS NULL OR txid = ?5)"
+
+static void store_bind_audit_filter(sqlite3_stmt *st, const store_audit_filter *f)
+{
+    sqlite3_bind_text(st, 1, f->since, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, f->event, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, f->dut_serial, -1, SQLITE_STATIC);
+    if (f->eid)
+        sqlite3_bind_blob(st, 4, f->eid, 16, SQLITE_STATIC);
+    if (f->txid && f->txid_len)
+        sqlite3_bind_blob(st, 5, f->txid, (int)f->txid_len, SQLITE_STATIC);
+}
+
+typedef struct {
+    const store_audit_filter *f;
+    ifpp_err (*fn)(void *arg, const store_audit_entry *e);
+    void *arg;
+    size_t *matched;
+} audit_list_arg;
+
+static ifpp_err store_each_audit_read(store *s, void *arg)
+{
+    audit_list_arg *a = arg;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT count(*) FROM audit" AUDIT_FILTER_SQL, &st);
+    if (e != IFPP_OK)
+        return e;
+    store_bind_audit_filter(st, a->f);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *a->matched = (size_t)sqlite3_column_int64(st, 0);
+    else
+        e = store_fail(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "counting audit entries");
+    sqlite3_finalize(st);
+    if (e != IFPP_OK)
+        return e;
+    if ((e = store_prepare(s, "SELECT * FROM (SELECT id, form, detail, " AUDIT_V2_COLUMNS " FROM audit" AUDIT_FILTER_SQL
+                              " ORDER BY id DESC LIMIT ?6) ORDER BY id", &st)) != IFPP_OK)
+        return e;
+    store_bind_audit_filter(st, a->f);
+    size_t limit = a->f->limit && a->f->limit < STORE_AUDIT_LIST_MAX ? a->f->limit : STORE_AUDIT_LIST_MAX;
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+#define COL_TEXT(i) ((const char *)sqlite3_column_text(st, (i)))
+        store_audit_entry x = {
+            .id = (uint64_t)sqlite3_column_int64(st, 0), .form = sqlite3_column_int(st, 1), .detail = COL_TEXT(2),
+            .at = COL_TEXT(3), .event = COL_TEXT(4), .txid = sqlite3_column_blob(st, 5),
+            .txid_len = (size_t)sqlite3_column_bytes(st, 5), .eid = sqlite3_column_blob(st, 6),
+            .eid_len = (size_t)sqlite3_column_bytes(st, 6), .from_state = COL_TEXT(7), .to_state = COL_TEXT(8),
+            .session = COL_TEXT(9), .slot = COL_TEXT(10), .dut_serial = COL_TEXT(11), .reason = COL_TEXT(12),
+            .object = COL_TEXT(13),
+        };
+#undef COL_TEXT
+        if (!x.at || !x.event || (x.form != 1 && x.form != 2)) {
+            snprintf(store_msg, sizeof store_msg, "store %s: audit entry %llu is malformed", s->path,
+                     (unsigned long long)x.id);
+            e = IFPP_E_IO;
+            break;
+        }
+        if ((e = a->fn(a->arg, &x)) != IFPP_OK)
+            break;
+    }
+    e = store_loop_end(s, rc, e, "listing the audit log");
+    sqlite3_finalize(st);
+    return e;
+}
+
+ifpp_err store_each_audit(store *s, const store_audit_filter *filter,
+                          ifpp_err (*fn)(void *arg, const store_audit_entry *e), void *arg, size_t *matched)
+{
+    size_t dummy = 0;
+    store_audit_filter any = {0};
+    audit_list_arg a = {.f = filter ? filter : &any, .fn = fn, .arg = arg, .matched = matched ? matched : &dummy};
+    if (!fn || (a.f->txid && (a.f->txid_len == 0 || a.f->txid_len > 16)))
+        return IFPP_E_ARG;
+    *a.matched = 0;
+    return store_read(s, store_each_audit_read, &a); /* one snapshot: the count and the rows agree */
 }

@@ -247,4 +247,53 @@ ifpp_err store_audit_head(store *s, store_anchor *head);
  */
 ifpp_err store_audit_check(store *s, const store_anchor *anchor, size_t *entries, char *why, size_t why_len);
 
+/* ---- what the operator reads: stock, open BPPs, the day's results, the audit log (ifppctl status, audit --list) */
+
+/* Calls fn for each profile type with available BPPs and their count, by type name; stops at fn's first error. */
+ifpp_err store_each_stock(store *s, ifpp_err (*fn)(void *arg, const char *profile_type, size_t available), void *arg);
+
+/* One BPP left reserved or in_doubt (pointers valid during the callback; slot and serial may be NULL). */
+typedef struct {
+    const uint8_t *txid, *eid;
+    size_t txid_len;
+    bpp_state state;
+    const char *profile_type, *slot, *dut_serial, *updated_at; /* updated_at: "YYYY-MM-DDTHH:MM:SSZ" */
+} store_open_record;
+
+/* Calls fn for every BPP reserved or in_doubt, the oldest move first; *total counts them all, fn sees up to max. */
+ifpp_err store_each_open_bpp(store *s, size_t max, ifpp_err (*fn)(void *arg, const store_open_record *r), void *arg,
+                             size_t *total);
+
+/* Counts the BPPs per state whose last move was on day ("YYYY-MM-DD", UTC): counts[state]. */
+ifpp_err store_day_counts(store *s, const char *day, size_t counts[BPP_STATE__COUNT]);
+
+/* Which audit entries store_each_audit lists: every given field must match (NULL / 0: any). */
+typedef struct {
+    const char *since;      /* entries at or after this UTC time ("YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SSZ") */
+    const char *event;      /* "bpp_state", "bpp_added", "migrate", ... */
+    const char *dut_serial;
+    const uint8_t *eid;     /* 16 bytes */
+    const uint8_t *txid;
+    size_t txid_len;
+    size_t limit;           /* at most this many, the newest (0: STORE_AUDIT_LIST_MAX) */
+} store_audit_filter;
+
+#define STORE_AUDIT_LIST_MAX 10000
+
+/* One audit entry's fields as stored (pointers valid during the callback; absent fields NULL). */
+typedef struct {
+    uint64_t id;
+    int form;               /* 1: an older text entry (detail), 2: fields */
+    const char *at, *event, *from_state, *to_state, *session, *slot, *dut_serial, *reason, *object, *detail;
+    const uint8_t *txid, *eid;
+    size_t txid_len, eid_len;
+} store_audit_entry;
+
+/*
+ * Calls fn for the newest filter->limit entries matching filter, oldest of them first; *matched
+ * counts every match. Lists only: store_audit_check is what verifies the chain.
+ */
+ifpp_err store_each_audit(store *s, const store_audit_filter *filter,
+                          ifpp_err (*fn)(void *arg, const store_audit_entry *e), void *arg, size_t *matched);
+
 #endif

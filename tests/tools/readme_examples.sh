@@ -20,6 +20,8 @@ fi
 out=$(bash -euo pipefail -c "$block" 2>&1) || { echo "$out"; echo "readme_examples: the README's example failed" >&2; exit 1; }
 echo "$out"
 # the example's own claims, as an operator reads them
-for want in "DUT-0001 PASS" "written, read back, verified" "report accepted" "hash chain intact"; do
+for want in "DUT-0001 PASS" "written, read back, verified" "report accepted" "hash chain intact" "anchored:" \
+  "reserved -> installed serial=DUT-0001" "stock (available BPPs) per profile type:" "PASS 1 (profiles installed)" \
+  "nothing to resolve"; do
   grep -qF "$want" <<<"$out" || { echo "readme_examples: no '$want' in the output" >&2; exit 1; }
 done

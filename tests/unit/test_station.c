@@ -172,6 +172,24 @@ static void test_open_names_the_file(void **state)
     cfg.pki_dir = NULL;
     assert_int_equal(station_open(&cfg, STATION_NEED_CI, &st, why, sizeof why), IFPP_E_ARG);
     assert_non_null(strstr(why, "--ci"));
+
+    /* issue 9, items 10 and 11: a reading command opens the store read-only, never creates one */
+    unsigned reads = STATION_NEED_STORE | STATION_STORE_MUST_EXIST | STATION_STORE_READONLY;
+    char wal[4200], shm[4200];
+    snprintf(wal, sizeof wal, "%s-wal", db);
+    snprintf(shm, sizeof shm, "%s-shm", db);
+    assert_int_equal(station_open(&cfg, reads, &st, why, sizeof why), IFPP_E_NOT_FOUND);
+    assert_non_null(strstr(why, db));
+    assert_int_equal(access(db, F_OK), -1);
+    assert_int_equal(access(wal, F_OK), -1);
+    assert_int_equal(access(shm, F_OK), -1);
+    assert_int_equal(station_open(&cfg, STATION_NEED_STORE, &st, why, sizeof why), IFPP_OK); /* an import's open */
+    station_close(st);
+    assert_int_equal(station_open(&cfg, reads, &st, why, sizeof why), IFPP_OK);
+    const uint8_t der[] = {0x30, 0x00};
+    assert_int_equal(store_add_eum_cert(st->st, der, sizeof der), IFPP_E_ARG); /* read-only: no change possible */
+    assert_non_null(strstr(store_errmsg(st->st), "read-only"));
+    station_close(st);
     tu_rmrf(dir);
     free(dir);
     free(pki);
