@@ -10,10 +10,13 @@
  */
 #include "fpa_virtual.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "euicc_sim.h"
+#include "fsutil.h"
 
 static ifpp_err virtual_open(const char *target, void **ctx, char *why, size_t why_len)
 {
@@ -25,7 +28,15 @@ static ifpp_err virtual_open(const char *target, void **ctx, char *why, size_t w
     }
     ifpp_err e = euicc_sim_open(target, &card);
     if (e != IFPP_OK) {
-        err_why(why, why_len, "virtual eUICC %s: %s (no card in this slot?)", target, err_str(e));
+        /* the card file's own trouble (missing, a FIFO, a link, a directory) names itself; else its content */
+        char cause[300] = "";
+        int fd;
+        size_t size;
+        if (fs_open_regular(target, &fd, &size, cause, sizeof cause) == IFPP_OK) {
+            close(fd);
+            snprintf(cause, sizeof cause, "%s: not a software eUICC's card file (%s)", target, err_str(e));
+        }
+        err_why(why, why_len, "virtual eUICC: %s", cause);
         return e;
     }
     *ctx = card;

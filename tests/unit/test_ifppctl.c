@@ -196,6 +196,11 @@ static void test_fifo_inputs_refused(void **state)
     assert_int_not_equal(RUN(f, (char *)rehearse(), "--store", f->db, "--pki", f->pki, "provision", "--slot", slot,
                              "--serial", "DUT-FIFO"), 0);
     assert_store_same(f, before, n);
+    /* the operator reads why: the card file is a FIFO, not an "input/output error" */
+    assert_int_not_equal(sh(f, "'%s' --store '%s' --pki '%s' provision --slot '%s' --serial DUT-FIFO", rehearse(), f->db,
+                            f->pki, slot), 0);
+    assert_non_null(strstr(f->out, "is a FIFO"));
+    assert_null(strstr(f->out, "input/output error"));
     unlink(fifo);
     free(fifo);
     free(before);
