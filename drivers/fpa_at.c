@@ -431,8 +431,9 @@ static ifpp_err at_command(at_slot *s, const char *cmd, const char *prefix, bool
         ifpp_err e = at_rx_line(&s->rx, s->line, sizeof s->line, &ln);
         if (e == IFPP_E_NOT_FOUND) {
             if ((e = at_read_some(s, deadline)) == IFPP_E_TIMEOUT) {
-                snprintf(s->last, sizeof s->last, "modem on '%s' gave no final result to %.*s within %ld ms%s", s->name,
-                         nl, cmd, timeout_ms, s->rx.len ? " (a line began and never ended)" : " (silence)");
+                snprintf(s->last, sizeof s->last, "modem on '%s' gave no final result to %.*s within %ld ms (%s; %s)",
+                         s->name, nl, cmd, timeout_ms, timeout_ms == s->apdu_timeout_ms ? "apdu-timeout" : "at-timeout",
+                         s->rx.len ? "a line began and never ended" : "silence");
                 return e;
             }
             if (e == IFPP_E_RANGE)
