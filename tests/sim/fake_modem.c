@@ -27,7 +27,7 @@
  *                       station's channel is N+1: CLA encodings past channel 3)
  *   --baud N            bytes are paced as a UART at N baud would (10 bits a byte) both ways
  *   --line-max N        commands longer than N characters are refused (default 4096)
- *   --log FILE          every command line and APDU count appended to FILE (for the benchmark)
+ *   --log FILE          appends per APDU "apdu N BYTES" and per command "cmd IN OUT" (bytes each way)
  */
 #define _DEFAULT_SOURCE
 #include <errno.h>
@@ -53,7 +53,7 @@ static struct {
     euicc_sim *card;
     bool powered, echo, always_echo, urc, split, probe_silent, ccho_bare, no_cchc, no_ccho, upper_only, silent;
     long delay_ms, slow_at, slow_ms, garbage_at, silence_at, reset_at, error_at, hold, baud, line_max;
-    unsigned long apdus;
+    unsigned long apdus, out_bytes;
     double wire_free; /* monotonic seconds at which the paced line is free again */
     FILE *log;
 } M;
@@ -101,6 +101,7 @@ static void fm_write(const char *p, size_t n)
             continue;
         if (w <= 0)
             return;
+        M.out_bytes += (size_t)w;
         p += w;
         n -= (size_t)w;
         if (M.split && n)
@@ -320,8 +321,6 @@ static bool fm_starts(const char *line, const char *prefix)
 /* One command line from the station. */
 static void fm_command(char *line)
 {
-    if (M.log)
-        fprintf(M.log, "cmd %zu\n", strlen(line) + 1);
     if (M.silent)
         return;
     if (M.echo) {
@@ -465,7 +464,10 @@ int main(int argc, char **argv)
                 line[len] = '\0';
                 if (len) {
                     fm_sleep_until(M.wire_free);
+                    unsigned long before = M.out_bytes;
                     fm_command(line);
+                    if (M.log) /* the command with its CR, and all that answered it */
+                        fprintf(M.log, "cmd %zu %lu\n", len + 1, M.out_bytes - before);
                 }
                 len = 0;
             } else if (len + 1 < sizeof line) {
