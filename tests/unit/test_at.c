@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "at_parse.h"
 #include "fake_modem_proc.h"
 #include "session.h"
 #include "station.h"
@@ -203,7 +204,7 @@ static int teardown(void **state)
 static void test_basic_channel(void **state)
 {
     (void)state;
-    static const run_opts o = {.opts = ""};
+    static const run_opts o = {.opts = "baud=9600,flow=none,dtr=on,rts=off"};
     P.load_at = 0;
     must_install("basic channel", &o);
     printf("    the BPP load began after APDU %lu; %lu APDUs in all\n", P.load_at, logged_apdus());
@@ -289,6 +290,68 @@ static void test_quirks_that_fail(void **state)
     must_fail("the port vanishes in the BPP", &gone, IFPP_E_NO_READER, BPP_IN_DOUBT, "vanished");
 }
 
+/* The modem-line parser alone: lines split anywhere, every kind of line, strict +CSIM and lenient +CCHO. */
+static void test_line_parser(void **state)
+{
+    (void)state;
+    static at_rx rx;
+    char line[64];
+    uint8_t out[8];
+    size_t n = 0, dn = 0;
+    unsigned long id;
+    static const char stream[] = "\r\nAT+CSIM=10,\"00A4040000\"\r\r\n+CSIM: 4,\"6a82\"\r\n+CREG: 1\n\nOK\r\n+CME";
+    rx.len = 0;
+    for (size_t i = 0; i < sizeof stream - 1; i++) /* one byte a read: the worst split there is */
+        assert_int_equal(at_rx_feed(&rx, stream + i, 1), IFPP_OK);
+    const at_line_kind want[] = {AT_LINE_ECHO, AT_LINE_TEXT, AT_LINE_TEXT, AT_LINE_OK};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(at_rx_line(&rx, line, sizeof line, &n), IFPP_OK);
+        assert_int_equal(at_line_classify(line, n), want[i]);
+        if (i == 1) {
+            assert_int_equal(at_parse_hex_reply(line, n, "+CSIM:", out, sizeof out, &dn), IFPP_OK);
+            assert_int_equal(dn, 2);
+            assert_int_equal(out[0], 0x6A);
+            assert_int_equal(out[1], 0x82);
+        }
+    }
+    assert_int_equal(at_rx_line(&rx, line, sizeof line, &n), IFPP_E_NOT_FOUND); /* "+CME" has not ended */
+    assert_int_equal(at_line_classify("+CME ERROR: SIM failure", 23), AT_LINE_CME);
+    assert_int_equal(at_line_classify("+CMS ERROR: 500", 15), AT_LINE_CMS);
+    assert_int_equal(at_line_classify("RDY", 3), AT_LINE_RESTART);
+    assert_int_equal(at_line_classify("^SYSSTART", 9), AT_LINE_RESTART);
+    assert_int_equal(at_line_classify("+CSIM: \x01", 8), AT_LINE_GARBAGE);
+    /* a length that disagrees with the hex, odd hex, junk after it, no comma: malformed */
+    const char *bad[] = {"+CSIM: 6,\"9000\"", "+CSIM: 3,\"900\"", "+CSIM: 4,\"9000\" x", "+CSIM: 4\"9000\"",
+                         "+CSIM: ,\"9000\"", "+CSIM: 4,\"9000", "+CSIM: 4,\"90G0\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(at_parse_hex_reply(bad[i], strlen(bad[i]), "+CSIM:", out, sizeof out, &dn),
+                         IFPP_E_APDU_MALFORMED);
+    assert_int_equal(at_parse_hex_reply("+CSIM: 4,9000", 13, "+CSIM:", out, sizeof out, &dn), IFPP_OK); /* unquoted */
+    assert_int_equal(at_parse_hex_reply("+CSIM: 20,\"00112233445566778899\"", 32, "+CSIM:", out, sizeof out, &dn),
+                     IFPP_E_APDU_TOO_LONG);
+    assert_int_equal(at_parse_session_id("+CCHO: 3", 8, &id), IFPP_OK);
+    assert_int_equal(id, 3);
+    assert_int_equal(at_parse_session_id("7", 1, &id), IFPP_OK); /* the bare number some modems send */
+    assert_int_equal(id, 7);
+    assert_int_equal(at_parse_session_id("+CCHO: 3x", 9, &id), IFPP_E_APDU_MALFORMED);
+    assert_int_equal(at_parse_session_id("1234567890", 10, &id), IFPP_E_APDU_MALFORMED); /* more than 9 digits */
+    /* a line that never ends fills the buffer once, is dropped and reported, and the stream goes on */
+    static char flood[AT_RX_MAX];
+    memset(flood, 'A', sizeof flood);
+    rx.len = 0;
+    assert_int_equal(at_rx_feed(&rx, flood, sizeof flood), IFPP_OK);
+    assert_int_equal(at_rx_feed(&rx, "x", 1), IFPP_E_RANGE);
+    assert_int_equal(at_rx_line(&rx, line, sizeof line, &n), IFPP_E_RANGE);
+    assert_int_equal(at_rx_feed(&rx, "\r\nOK\r\n", 6), IFPP_OK);
+    assert_int_equal(at_rx_line(&rx, line, sizeof line, &n), IFPP_OK);
+    assert_int_equal(at_line_classify(line, n), AT_LINE_OK);
+    /* a line longer than the caller's buffer is dropped, and the next one comes whole */
+    assert_int_equal(at_rx_feed(&rx, "0123456789\r\nOK\r\n", 16), IFPP_OK);
+    assert_int_equal(at_rx_line(&rx, line, 5, &n), IFPP_E_RANGE);
+    assert_int_equal(at_rx_line(&rx, line, 5, &n), IFPP_OK);
+    assert_string_equal(line, "OK");
+}
+
 /* Bad slot options are named, with what they may be; nothing is opened. */
 static void test_bad_options(void **state)
 {
@@ -321,6 +384,7 @@ static void test_bad_options(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_line_parser),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_basic_channel),
         cmocka_unit_test(test_logical_channels),
