@@ -4,7 +4,7 @@
  * libserialport 0.1.x opens only ports it finds under /sys/class/tty (a pty has no entry there)
  * and reads the modem-control lines with TIOCMGET (a pty has none: ENOTTY), so on a pty sp_open()
  * fails before a byte moves. A USB modem's port has both. This file, linked into a test
- * executable, interposes the three libc calls involved, for /dev/pts/N only: __lxstat/readlink
+ * executable, interposes the libc calls involved, for /dev/pts/N only: __lxstat (or lstat)/readlink
  * give the pty a sysfs identity (a virtual tty, as libserialport would see a native port), and
  * TIOCMGET/TIOCMSET/TIOCMBIS/TIOCMBIC keep DTR/RTS in a table instead of failing (CTS, DSR and
  * CD read as asserted, as a modem holding its lines up). Everything else -- termios, reads,
@@ -61,20 +61,37 @@ int ioctl(int fd, unsigned long req, ...)
     return real(fd, req, arg);
 }
 
+/* True (and *st a symbolic link) for the pty's would-be sysfs entry. */
+static int shim_sysfs_link(const char *path, struct stat *st)
+{
+    if (!path || strncmp(path, SHIM_SYSFS, strlen(SHIM_SYSFS)) != 0)
+        return 0;
+    memset(st, 0, sizeof *st);
+    st->st_mode = S_IFLNK | 0777;
+    return 1;
+}
+
+/* libserialport built against glibc < 2.33 (Debian 12's) calls __lxstat ... */
 int __lxstat(int ver, const char *path, struct stat *st);
 int __lxstat(int ver, const char *path, struct stat *st)
 {
     static int (*real)(int, const char *, struct stat *);
+    if (shim_sysfs_link(path, st))
+        return 0;
     if (!real)
         real = (int (*)(int, const char *, struct stat *))dlsym(RTLD_NEXT, "__lxstat");
-    if (path && !strncmp(path, SHIM_SYSFS, strlen(SHIM_SYSFS))) {
-        memset(st, 0, sizeof *st);
-        st->st_mode = S_IFLNK | 0777;
+    return real ? real(ver, path, st) : -1;
+}
+
+/* ... and built against a newer one, lstat. */
+int lstat(const char *restrict path, struct stat *restrict st)
+{
+    static int (*real)(const char *, struct stat *);
+    if (shim_sysfs_link(path, st))
         return 0;
-    }
-    if (real)
-        return real(ver, path, st);
-    return lstat(path, st);
+    if (!real)
+        real = (int (*)(const char *, struct stat *))dlsym(RTLD_NEXT, "lstat");
+    return real ? real(path, st) : -1;
 }
 
 ssize_t readlink(const char *path, char *buf, size_t cap)

@@ -44,6 +44,7 @@ typedef struct {
     const char *opts;          /* the slot's options after the port ("" for none) */
     bool recover;
     bool kill_at_load;         /* the modem process dies as the BPP goes: the port vanishes */
+    bool keep_modem;           /* the modem stays up for the next session (the recovery goes through it) */
 } run_opts;
 
 static const run_opts *current;
@@ -90,9 +91,11 @@ static ifpp_err run(const run_opts *o, session_result *r, size_t *resolved, char
     size_t n = 2;
     for (size_t i = 0; o->modem && o->modem[i] && n < 23; i++)
         args[n++] = o->modem[i];
-    remove(P.log);
-    if (fake_modem_start(&P.modem, IFPP_FAKE_MODEM_DEFAULT, P.card, args) != 0)
-        fail_msg("the fake modem did not start");
+    if (P.modem.pid <= 0) { /* else the last session's modem, kept up */
+        remove(P.log);
+        if (fake_modem_start(&P.modem, IFPP_FAKE_MODEM_DEFAULT, P.card, args) != 0)
+            fail_msg("the fake modem did not start");
+    }
     char spec[512];
     snprintf(spec, sizeof spec, "at:%s%s%s", P.modem.port, *o->opts ? "," : "", o->opts);
     station_slot_options so;
@@ -119,11 +122,15 @@ static ifpp_err run(const run_opts *o, session_result *r, size_t *resolved, char
         station_slot_close(&sl);
     }
     store_close(s);
-    fake_modem_stop(&P.modem);
+    if (!o->keep_modem)
+        fake_modem_stop(&P.modem);
     return e;
 }
 
-/* The BPP left in_doubt is settled by `recover` on a well-behaved modem: the card says what happened. */
+/*
+ * The BPP left in_doubt is settled by `recover` on a well-behaved modem (or on the one that failed, if the
+ * session kept it up: a modem after its restart, echo on again): the card says what happened.
+ */
 static void recover_on_a_good_modem(void)
 {
     static const run_opts recover = {.opts = "", .recover = true};
@@ -236,7 +243,7 @@ static void test_quirks_that_still_provision(void **state)
                              *const slow[] = {"--delay-ms", "20", NULL},
                              *const probe[] = {"--probe-silent", NULL}, *const bare[] = {"--ccho-bare", NULL},
                              *const no_cchc[] = {"--no-cchc", NULL}, *const no_ccho[] = {"--no-ccho", NULL},
-                             *const upper[] = {"--upper-only", NULL};
+                             *const upper[] = {"--upper-only", NULL}, *const short_lines[] = {"--line-max", "560", NULL};
     char seg_at[16];
     snprintf(seg_at, sizeof seg_at, "%lu", P.load_at + 2);
     /* "tens of seconds" scaled to 1.5 s: far past at-timeout, well inside apdu-timeout */
@@ -252,6 +259,7 @@ static void test_quirks_that_still_provision(void **state)
         {"AT+CCHO=? answered by silence", {.modem = probe, .opts = "channel=logical,at-timeout=200"}},
         {"AT+CCHO answered with a bare number",
          {.modem = bare, .opts = "channel=logical,aid=A0000005591010FFFFFFFF8900000100"}},
+        {"a modem that takes 560 characters a line", {.modem = short_lines, .opts = "channel=logical,line-max=560"}},
         {"reset=none: channels closed by AT+CCHC, no SIM power cycle", {.opts = "channel=logical,reset=none"}},
         {"no AT+CCHC while AT+CCHO works", {.modem = no_cchc, .opts = "channel=logical"}},
         {"no AT+CCHO/AT+CGLA at all", {.modem = no_ccho, .opts = "channel=logical"}},
@@ -282,8 +290,9 @@ static void test_quirks_that_fail(void **state)
     must_fail("garbage in the BPP", &noise, IFPP_E_APDU_MALFORMED, BPP_IN_DOUBT, "not text");
     const run_opts quiet = {.modem = silence, .opts = "apdu-timeout=300"};
     must_fail("silence in the BPP", &quiet, IFPP_E_TIMEOUT, BPP_IN_DOUBT, "within 300 ms");
-    const run_opts restart = {.modem = reset, .opts = ""};
-    must_fail("modem reset in the BPP", &restart, IFPP_E_CARD_RESET, BPP_IN_DOUBT, "RDY");
+    const run_opts restart = {.modem = reset, .opts = "", .keep_modem = true};
+    must_fail("modem reset in the BPP, recovered through the same modem", &restart, IFPP_E_CARD_RESET, BPP_IN_DOUBT,
+              "RDY");
     const run_opts err = {.modem = error, .opts = "channel=logical"};
     must_fail("ERROR to one AT+CGLA in the BPP", &err, IFPP_E_TRANSPORT, BPP_IN_DOUBT, "AT+CGLA with 'ERROR'");
     const run_opts too_slow = {.modem = slow, .opts = "apdu-timeout=400"};
