@@ -6,6 +6,7 @@
  */
 #include "at_parse.h"
 
+#include <stdio.h>
 #include <string.h>
 
 ifpp_err at_rx_feed(at_rx *rx, const void *data, size_t n)
@@ -160,4 +161,77 @@ ifpp_err at_parse_session_id(const char *line, size_t n, unsigned long *session)
         return IFPP_E_APDU_MALFORMED;
     at_spaces(line, n, &i);
     return i == n ? IFPP_OK : IFPP_E_APDU_MALFORMED;
+}
+
+/* n hex digits at p as a number; false if any is not one. */
+static bool at_hex_field(const char *p, size_t n, unsigned *v)
+{
+    *v = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = at_hex_digit(p[i]);
+        if (d < 0)
+            return false;
+        *v = *v << 4 | (unsigned)d;
+    }
+    return true;
+}
+
+ifpp_err at_parse_usb_id(const char *spec, size_t n, at_usb_id *id, char *why, size_t why_len)
+{
+    memset(id, 0, sizeof *id);
+    id->iface = -1;
+    if (n < 13 || strncmp(spec, "usb=", 4) != 0 || spec[8] != ':' || !at_hex_field(spec + 4, 4, &id->vid) ||
+        !at_hex_field(spec + 9, 4, &id->pid) || (n > 13 && spec[13] != ':')) {
+        err_why(why, why_len, "at: '%.*s': expected usb=VID:PID[:IFACE][:SERIAL], VID and PID 4 hex digits each",
+                (int)(n > 200 ? 200 : n), spec);
+        return IFPP_E_ARG;
+    }
+    if (n == 13)
+        return IFPP_OK;
+    if (n == 14) {
+        err_why(why, why_len, "at: '%.*s': nothing after the last ':'", (int)n, spec);
+        return IFPP_E_ARG;
+    }
+    const char *p = spec + 14, *end = spec + n, *colon = memchr(p, ':', (size_t)(end - p));
+    size_t i = 0, ilen = colon ? (size_t)(colon - p) : (size_t)(end - p);
+    unsigned long iface;
+    if (ilen > 0) {
+        if (!at_number(p, ilen, &i, &iface) || i != ilen || iface > 255) {
+            err_why(why, why_len, "at: '%.*s': the USB interface is a number 0..255", (int)(n > 200 ? 200 : n), spec);
+            return IFPP_E_ARG;
+        }
+        id->iface = (int)iface;
+    }
+    if (colon) {
+        size_t slen = (size_t)(end - colon - 1);
+        if (slen == 0 || slen >= sizeof id->serial || memchr(colon + 1, ',', slen)) {
+            err_why(why, why_len, "at: '%.*s': the serial must be 1..%zu characters", (int)(n > 200 ? 200 : n), spec,
+                    sizeof id->serial - 1);
+            return IFPP_E_ARG;
+        }
+        memcpy(id->serial, colon + 1, slen);
+    }
+    return IFPP_OK;
+}
+
+int at_usb_interface_of_path(const char *path)
+{
+    size_t end = strlen(path);
+    while (end > 0) {
+        size_t start = end;
+        while (start > 0 && path[start - 1] != '/')
+            start--;
+        /* BUS-PORT...:CONFIG.IFACE -- digits, '-', '.', one ':' */
+        const char *c = memchr(path + start, ':', end - start);
+        if (c && path[start] >= '0' && path[start] <= '9' && memchr(path + start, '-', (size_t)(c - path - start))) {
+            const char *dot = memchr(c, '.', (size_t)(path + end - c));
+            size_t i = 0, len = dot ? (size_t)(path + end - dot - 1) : 0;
+            unsigned long v;
+            if (dot && at_number(dot + 1, len, &i, &v) && i == len && v <= 255)
+                return (int)v;
+            return -1;
+        }
+        end = start > 0 ? start - 1 : 0;
+    }
+    return -1;
 }

@@ -62,4 +62,23 @@ ifpp_err at_parse_hex_reply(const char *line, size_t n, const char *prefix, uint
 /* Parses AT+CCHO's answer, `+CCHO: <n>` or a bare `<n>` (some modems), into *session (0..2^31-1). */
 ifpp_err at_parse_session_id(const char *line, size_t n, unsigned long *session);
 
+/* A modem's USB identity as a slot names it: usb=VID:PID[:IFACE][:SERIAL]. */
+typedef struct {
+    unsigned vid, pid;
+    int iface;        /* -1: any */
+    char serial[128]; /* "": any */
+} at_usb_id;
+
+/*
+ * Parses "usb=VID:PID[:IFACE][:SERIAL]" (n characters; VID and PID 4 hex digits, IFACE 0..255, SERIAL
+ * 1..127 characters); IFPP_E_ARG with why naming the part that is wrong.
+ */
+ifpp_err at_parse_usb_id(const char *spec, size_t n, at_usb_id *id, char *why, size_t why_len);
+
+/*
+ * The USB interface number in a tty's resolved sysfs device path: the last component of the form
+ * BUS-PORT[.PORT...]:CONFIG.IFACE ("/sys/devices/.../1-1.4:1.2/ttyUSB2" and ".../1-1:1.3" give 2 and 3), or -1.
+ */
+int at_usb_interface_of_path(const char *path);
+
 #endif

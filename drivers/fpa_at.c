@@ -16,6 +16,7 @@
  *   apdu-timeout=MS  at-timeout=MS  card-wait=MS  chan=auto|cgla|csim  reset=cfun|none
  * The line-length limit and the hex case are properties of the modem, so they are options.
  */
+#define _DEFAULT_SOURCE /* realpath */
 #include <libserialport.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -206,58 +207,26 @@ static bool at_option(at_slot *s, const char *name, size_t len, const char **rul
     return false;
 }
 
-/* The USB interface number of a Linux tty from its sysfs device link ("...:1.2" is interface 2), or -1. */
-static long at_usb_interface(const char *port_name)
+/* The USB interface a Linux tty belongs to, from its resolved sysfs device path, or -1. */
+static int at_usb_interface(const char *port_name)
 {
-    char link[512], target[512];
+    char link[512], *real;
     const char *base = strrchr(port_name, '/');
     snprintf(link, sizeof link, "/sys/class/tty/%s/device", base ? base + 1 : port_name);
-    ssize_t n = readlink(link, target, sizeof target - 1);
-    if (n <= 0)
+    if (!(real = realpath(link, NULL)))
         return -1;
-    target[n] = '\0';
-    const char *colon = strrchr(target, ':'), *dot = colon ? strchr(colon, '.') : NULL;
-    long iface;
-    return dot && at_number(dot + 1, strlen(dot + 1), 0, 255, &iface) ? iface : -1;
+    int iface = at_usb_interface_of_path(real);
+    free(real);
+    return iface;
 }
 
 /* "usb=VID:PID[:IFACE][:SERIAL]": the one port libserialport lists with that identity. */
 static ifpp_err at_find_usb(const char *spec, size_t len, char *name, size_t cap, char *why, size_t why_len)
 {
-    long vid, pid, iface = -1;
-    char serial[128] = "";
-    const char *p = spec + 4, *end = spec + len;
-    if (end - p < 9 || p[4] != ':' || !(end - p == 9 || p[9] == ':')) {
-        err_why(why, why_len, "at: '%.*s': expected usb=VID:PID[:IFACE][:SERIAL] (VID, PID: 4 hex digits)", (int)len, spec);
-        return IFPP_E_ARG;
-    }
-    char hex[5] = "";
-    memcpy(hex, p, 4);
-    vid = strtol(hex, NULL, 16);
-    memcpy(hex, p + 5, 4);
-    pid = strtol(hex, NULL, 16);
-    for (int i = 0; i < 9; i++)
-        if (i != 4 && !((p[i] >= '0' && p[i] <= '9') || ((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'f'))) {
-            err_why(why, why_len, "at: '%.*s': VID and PID are 4 hex digits each", (int)len, spec);
-            return IFPP_E_ARG;
-        }
-    p += 9;
-    if (p < end) {
-        const char *q = memchr(p + 1, ':', (size_t)(end - p - 1));
-        size_t ilen = q ? (size_t)(q - p - 1) : (size_t)(end - p - 1);
-        if (ilen > 0 && !at_number(p + 1, ilen, 0, 255, &iface)) {
-            err_why(why, why_len, "at: '%.*s': the interface is a number 0..255", (int)len, spec);
-            return IFPP_E_ARG;
-        }
-        if (q) {
-            if ((size_t)(end - q - 1) >= sizeof serial || end - q - 1 == 0) {
-                err_why(why, why_len, "at: '%.*s': the serial must be 1..%zu characters", (int)len, spec,
-                        sizeof serial - 1);
-                return IFPP_E_ARG;
-            }
-            memcpy(serial, q + 1, (size_t)(end - q - 1));
-        }
-    }
+    at_usb_id id;
+    ifpp_err e = at_parse_usb_id(spec, len, &id, why, why_len);
+    if (e != IFPP_OK)
+        return e;
     struct sp_port **ports = NULL;
     if (sp_list_ports(&ports) != SP_OK) {
         err_why(why, why_len, "at: cannot list serial ports: %s", sp_last_error_message());
@@ -269,8 +238,8 @@ static ifpp_err at_find_usb(const char *spec, size_t len, char *name, size_t cap
         int v, d;
         const char *pn = sp_get_port_name(ports[i]), *sn = sp_get_port_usb_serial(ports[i]);
         if (sp_get_port_transport(ports[i]) != SP_TRANSPORT_USB || sp_get_port_usb_vid_pid(ports[i], &v, &d) != SP_OK ||
-            v != vid || d != pid || (*serial && (!sn || strcmp(sn, serial))) ||
-            (iface >= 0 && at_usb_interface(pn) != iface))
+            v != (int)id.vid || d != (int)id.pid || (*id.serial && (!sn || strcmp(sn, id.serial))) ||
+            (id.iface >= 0 && at_usb_interface(pn) != id.iface))
             continue;
         if (matches++ == 0)
             snprintf(name, cap, "%s", pn);

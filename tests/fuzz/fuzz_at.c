@@ -3,7 +3,8 @@
  * AT port sends -- split anywhere, with URCs, noise, lines that never end -- goes through the same
  * calls the at backend makes. Properties: nothing reads or writes out of bounds, every line handed
  * out fits its buffer and holds no CR/LF, a +CSIM/+CGLA reply decodes to exactly half its stated
- * hex length, and a channel number parsed is one the line spells.
+ * hex length, a channel number parsed is one the line spells; the same lines also go through the
+ * slot's USB identity parser and the sysfs interface reader.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort(); /* the data came from the line, and its length is the one the line states */
             unsigned long id;
             if (at_parse_session_id(line, n, &id) == IFPP_OK && id > 999999999UL)
+                abort();
+            at_usb_id usb;
+            char why[300];
+            if (at_parse_usb_id(line, n, &usb, why, sizeof why) == IFPP_OK &&
+                (usb.vid > 0xFFFF || usb.pid > 0xFFFF || usb.iface > 255 || strlen(usb.serial) >= sizeof usb.serial))
+                abort();
+            if (at_usb_interface_of_path(line) > 255)
                 abort();
         }
         if (rx.len > sizeof rx.buf)

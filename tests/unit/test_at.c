@@ -363,6 +363,38 @@ static void test_line_parser(void **state)
     assert_string_equal(line, "OK");
 }
 
+/* A modem's USB identity as a slot names it, and the interface a tty hangs off in sysfs. */
+static void test_usb_identity(void **state)
+{
+    (void)state;
+    at_usb_id id;
+    char why[256];
+    assert_int_equal(at_parse_usb_id("usb=2c7c:0125", 13, &id, why, sizeof why), IFPP_OK);
+    assert_int_equal(id.vid, 0x2c7c);
+    assert_int_equal(id.pid, 0x0125);
+    assert_int_equal(id.iface, -1);
+    assert_string_equal(id.serial, "");
+    assert_int_equal(at_parse_usb_id("usb=2C7C:0125:2:SN-0042", 23, &id, why, sizeof why), IFPP_OK);
+    assert_int_equal(id.iface, 2);
+    assert_string_equal(id.serial, "SN-0042");
+    assert_int_equal(at_parse_usb_id("usb=2c7c:0125::SN1", 18, &id, why, sizeof why), IFPP_OK);
+    assert_int_equal(id.iface, -1);
+    assert_string_equal(id.serial, "SN1");
+    const char *bad[] = {"usb=2c7c", "usb=2c7c-0125", "usb=2c7c:012", "usb=2c7c:0125x", "usb=2c7c:0125:256",
+                         "usb=2c7c:0125:1:", "usb=2c7c:0125:-1", "usb=2c7c:0125:1:a,b"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why[0] = '\0';
+        assert_int_equal(at_parse_usb_id(bad[i], strlen(bad[i]), &id, why, sizeof why), IFPP_E_ARG);
+        assert_true(why[0] != '\0');
+    }
+    /* ttyUSB (usb-serial: the tty's device sits below the interface) and ttyACM (the interface itself) */
+    assert_int_equal(at_usb_interface_of_path("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1.4/1-1.4:1.2/ttyUSB2"), 2);
+    assert_int_equal(at_usb_interface_of_path("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.3"), 3);
+    assert_int_equal(at_usb_interface_of_path("/sys/devices/pnp0/00:00/00:00:0/00:00:0.0"), -1); /* not USB */
+    assert_int_equal(at_usb_interface_of_path("/sys/devices/virtual/tty/ptmx"), -1);
+    assert_int_equal(at_usb_interface_of_path(""), -1);
+}
+
 /* Bad slot options are named, with what they may be; nothing is opened. */
 static void test_bad_options(void **state)
 {
@@ -378,6 +410,8 @@ static void test_bad_options(void **state)
         {"/dev/null,chan=maybe", "chan=auto|cgla|csim", IFPP_E_ARG},
         {"/dev/null,colour=blue", "colour=blue", IFPP_E_ARG},
         {"usb=12G4:0001", "4 hex digits", IFPP_E_ARG},
+        {"usb=1234:5678:x", "interface is a number", IFPP_E_ARG},
+        {"usb=1234:5678:", "nothing after", IFPP_E_ARG},
         {"usb=1234:5678:2:SN1", "no serial port has USB identity", IFPP_E_NO_READER},
         {"/dev/ifpp-no-such-port", "no serial port", IFPP_E_NO_READER},
     };
@@ -396,6 +430,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_line_parser),
+        cmocka_unit_test(test_usb_identity),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_basic_channel),
         cmocka_unit_test(test_logical_channels),
