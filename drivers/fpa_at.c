@@ -64,6 +64,15 @@ static long at_now_ms(void)
     return (long)t.tv_sec * 1000L + t.tv_nsec / 1000000L;
 }
 
+/* libserialport's words for its last error, copied (its API wants the message freed). */
+static const char *at_sp_error(char *buf, size_t cap)
+{
+    char *m = sp_last_error_message();
+    snprintf(buf, cap, "%s", m ? m : "unknown error");
+    sp_free_error_message(m);
+    return buf;
+}
+
 /* The command's name for messages: "AT+CSIM" of "AT+CSIM=...". */
 static int at_cmd_name_len(const char *cmd)
 {
@@ -228,8 +237,9 @@ static ifpp_err at_find_usb(const char *spec, size_t len, char *name, size_t cap
     if (e != IFPP_OK)
         return e;
     struct sp_port **ports = NULL;
+    char spe[128];
     if (sp_list_ports(&ports) != SP_OK) {
-        err_why(why, why_len, "at: cannot list serial ports: %s", sp_last_error_message());
+        err_why(why, why_len, "at: cannot list serial ports: %s", at_sp_error(spe, sizeof spe));
         return IFPP_E_NO_READER;
     }
     size_t matches = 0;
@@ -298,6 +308,7 @@ static ifpp_err at_parse_target(const char *target, at_slot *s, char *why, size_
 static ifpp_err at_open(const char *target, void **out, char *why, size_t why_len)
 {
     at_slot *s = calloc(1, sizeof *s);
+    char spe[128];
     if (!s)
         return IFPP_E_NOMEM;
     ifpp_err e = at_parse_target(target, s, why, why_len);
@@ -311,7 +322,7 @@ static ifpp_err at_open(const char *target, void **out, char *why, size_t why_le
     }
     if (sp_get_port_by_name(s->name, &s->port) != SP_OK) {
         s->port = NULL;
-        err_why(why, why_len, "at: no serial port '%s' (%s)", s->name, sp_last_error_message());
+        err_why(why, why_len, "at: no serial port '%s' (%s)", s->name, at_sp_error(spe, sizeof spe));
         at_close(s);
         return IFPP_E_NO_READER;
     }
@@ -331,7 +342,7 @@ static ifpp_err at_open(const char *target, void **out, char *why, size_t why_le
                                : sp_set_rts(s->port, s->rts ? SP_RTS_ON : SP_RTS_OFF)) == SP_OK)
         r = sp_new_event_set(&s->ev) == SP_OK ? sp_add_port_events(s->ev, s->port, SP_EVENT_RX_READY) : SP_ERR_MEM;
     if (r != SP_OK) {
-        err_why(why, why_len, "at: port '%s': %s failed (%s)", s->name, step, sp_last_error_message());
+        err_why(why, why_len, "at: port '%s': %s failed (%s)", s->name, step, at_sp_error(spe, sizeof spe));
         at_close(s);
         return r == SP_ERR_MEM ? IFPP_E_NOMEM : IFPP_E_NO_READER;
     }
@@ -342,7 +353,7 @@ static ifpp_err at_open(const char *target, void **out, char *why, size_t why_le
 /* Reads what the modem has sent, waiting until deadline at most; IFPP_E_TIMEOUT if nothing came. */
 static ifpp_err at_read_some(at_slot *s, long deadline)
 {
-    char buf[512];
+    char buf[512], spe[128];
     int empty = 0;
     for (;;) {
         long left = deadline - at_now_ms();
@@ -352,7 +363,7 @@ static ifpp_err at_read_some(at_slot *s, long deadline)
         size_t room = sizeof s->rx.buf - s->rx.len;
         int n = sp_nonblocking_read(s->port, buf, room < sizeof buf ? room : sizeof buf);
         if (n < 0) {
-            snprintf(s->last, sizeof s->last, "modem port '%s' vanished (read: %s)", s->name, sp_last_error_message());
+            snprintf(s->last, sizeof s->last, "modem port '%s' vanished (read: %s)", s->name, at_sp_error(spe, sizeof spe));
             return IFPP_E_NO_READER;
         }
         if (n > 0)
@@ -375,6 +386,7 @@ static ifpp_err at_command(at_slot *s, const char *cmd, const char *prefix, bool
 {
     size_t n = strlen(cmd);
     int nl = at_cmd_name_len(cmd);
+    char spe[128];
     long deadline = at_now_ms() + timeout_ms;
     if (got_info)
         *got_info = false;
@@ -387,7 +399,7 @@ static ifpp_err at_command(at_slot *s, const char *cmd, const char *prefix, bool
     s->tx[n] = '\r';
     int w = sp_blocking_write(s->port, s->tx, n + 1, (unsigned)timeout_ms);
     if (w < 0) {
-        snprintf(s->last, sizeof s->last, "modem port '%s' vanished (write: %s)", s->name, sp_last_error_message());
+        snprintf(s->last, sizeof s->last, "modem port '%s' vanished (write: %s)", s->name, at_sp_error(spe, sizeof spe));
         return IFPP_E_NO_READER;
     }
     if ((size_t)w != n + 1) {
