@@ -18,9 +18,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "at_parse.h"
 #include "fake_modem_proc.h"
@@ -45,6 +47,7 @@ typedef struct {
     bool recover;
     bool kill_at_load;         /* the modem process dies as the BPP goes: the port vanishes */
     bool keep_modem;           /* the modem stays up for the next session (the recovery goes through it) */
+    bool kill_while_waiting;   /* the modem dies while the station waits for an answer it will never get */
 } run_opts;
 
 static const run_opts *current;
@@ -72,6 +75,19 @@ static unsigned long logged_apdus(void)
     return n;
 }
 
+static pthread_t killer;
+static bool killer_started;
+
+/* Kills the (by now silent) modem a moment later, while the station is waiting on its read. */
+static void *kill_later(void *arg)
+{
+    (void)arg;
+    struct timespec t = {0, 300 * 1000000L};
+    nanosleep(&t, NULL);
+    fake_modem_stop(&P.modem);
+    return NULL;
+}
+
 static void on_step(void *arg, session_step step, const char *detail)
 {
     (void)arg;
@@ -82,6 +98,8 @@ static void on_step(void *arg, session_step step, const char *detail)
         P.load_at = logged_apdus();
     if (current->kill_at_load)
         fake_modem_stop(&P.modem); /* the DUT's USB cable, or the modem itself, is gone */
+    if (current->kill_while_waiting)
+        killer_started = pthread_create(&killer, NULL, kill_later, NULL) == 0;
 }
 
 /* One session on a fresh fake modem with the given quirks; r (provision) or *resolved (recover). */
@@ -121,6 +139,9 @@ static ifpp_err run(const run_opts *o, session_result *r, size_t *resolved, char
         current = NULL;
         station_slot_close(&sl);
     }
+    if (killer_started)
+        pthread_join(killer, NULL);
+    killer_started = false;
     store_close(s);
     if (!o->keep_modem)
         fake_modem_stop(&P.modem);
@@ -299,6 +320,13 @@ static void test_quirks_that_fail(void **state)
     must_fail("a segment slower than apdu-timeout", &too_slow, IFPP_E_TIMEOUT, BPP_IN_DOUBT, "apdu-timeout");
     const run_opts gone = {.opts = "", .kill_at_load = true};
     must_fail("the port vanishes in the BPP", &gone, IFPP_E_NO_READER, BPP_IN_DOUBT, "vanished");
+    /* silent from the BPP's first APDU on, then gone: the wait ends with the port, not with apdu-timeout */
+    char first[16];
+    snprintf(first, sizeof first, "%lu", P.load_at + 1);
+    const char *const silent_then_gone[] = {"--silence-at", first, NULL};
+    const run_opts gone_waiting = {.modem = silent_then_gone, .opts = "apdu-timeout=600000", .kill_while_waiting = true};
+    must_fail("the port vanishes while the station waits", &gone_waiting, IFPP_E_NO_READER, BPP_IN_DOUBT,
+              "vanished");
 }
 
 /* The modem-line parser alone: lines split anywhere, every kind of line, strict +CSIM and lenient +CCHO. */
