@@ -15,10 +15,16 @@
 #ifdef IFPP_WITH_PCSC
 extern const fpa_ops fpa_pcsc_ops;
 #endif
+#ifdef IFPP_WITH_AT
+extern const fpa_ops fpa_at_ops;
+#endif
 
 static const fpa_ops *const builtin[] = {
 #ifdef IFPP_WITH_PCSC
     &fpa_pcsc_ops,
+#endif
+#ifdef IFPP_WITH_AT
+    &fpa_at_ops,
 #endif
     NULL, /* keeps the array non-empty when no backend is built in */
 };
@@ -153,8 +159,9 @@ ifpp_err fpa_open_channel(fpa_slot *slot, const uint8_t *aid, size_t aid_len, un
     if (!slot || !slot->ops || !aid || aid_len < 5 || aid_len > 16 || !channel || !sw)
         return IFPP_E_ARG;
     *sw = 0;
-    if (slot->ops->open_channel)
-        return slot->ops->open_channel(slot->ctx, aid, aid_len, channel);
+    /* IFPP_E_NOT_FOUND: the backend has no way of its own on this target (a modem without AT+CCHO) */
+    if (slot->ops->open_channel && (e = slot->ops->open_channel(slot->ctx, aid, aid_len, channel)) != IFPP_E_NOT_FOUND)
+        return e;
     apdu_cmd open_ch = {.cla = 0x00, .ins = APDU_INS_MANAGE_CHANNEL, .p1 = 0x00, .p2 = 0x00, .ne = 1};
     if ((e = fpa_plain_apdu(slot, &open_ch, resp, sizeof resp, &dl, sw)) != IFPP_OK)
         return e;
@@ -190,10 +197,8 @@ void fpa_close_channel(fpa_slot *slot, unsigned channel)
     uint16_t sw;
     if (!slot || !slot->ops || channel == 0 || channel > APDU_MAX_CHANNEL)
         return;
-    if (slot->ops->close_channel) {
-        (void)slot->ops->close_channel(slot->ctx, channel);
+    if (slot->ops->close_channel && slot->ops->close_channel(slot->ctx, channel) != IFPP_E_NOT_FOUND)
         return;
-    }
     apdu_cmd close_ch = {.cla = 0x00, .ins = APDU_INS_MANAGE_CHANNEL, .p1 = 0x80, .p2 = (uint8_t)channel};
     (void)fpa_plain_apdu(slot, &close_ch, resp, sizeof resp, &dl, &sw);
 }

@@ -9,7 +9,8 @@
  * wrappers, which give a defined answer when a backend lacks one.
  *
  * Backends: "pcsc" (a PC/SC reader through PCSC-lite, drivers/fpa_pcsc.c), built in when the
- * build has IFPP_WITH_PCSC; "at" and "usb" arrive with their issues (IFPP_WITH_AT, IFPP_WITH_USB).
+ * build has IFPP_WITH_PCSC; "at" (a cellular modem's AT+CSIM/AT+CGLA through libserialport,
+ * drivers/fpa_at.c) with IFPP_WITH_AT; "usb" arrives with its issue (IFPP_WITH_USB).
  * "virtual" (the software eUICC, tests/sim/fpa_virtual.c) is no part of the product: the tests,
  * the demo and the line-rehearsal tool register it with fpa_register().
  */
@@ -48,10 +49,11 @@ typedef struct fpa_ops {
     /*
      * Optional: opens a logical channel with the application aid selected on it, the transport's
      * own way (a modem's AT+CCHO), and gives its number. NULL: fpa_open_channel() sends MANAGE
-     * CHANNEL and SELECT over transmit(), as a reader passes them to the card.
+     * CHANNEL and SELECT over transmit(), as a reader passes them to the card; so does an
+     * IFPP_E_NOT_FOUND answer (the backend has no way of its own on this target).
      */
     ifpp_err (*open_channel)(void *ctx, const uint8_t *aid, size_t aid_len, unsigned *channel);
-    /* Optional: closes a channel open_channel opened (NULL: MANAGE CHANNEL close over transmit()). */
+    /* Optional: closes a channel open_channel opened (NULL or IFPP_E_NOT_FOUND: MANAGE CHANNEL close over transmit()). */
     ifpp_err (*close_channel)(void *ctx, unsigned channel);
     /*
      * Optional: waits up to timeout_ms until a card is in the slot (present) or the slot is empty

@@ -269,23 +269,23 @@ static void test_sub_ca_role_rules(void **state)
                      IFPP_E_CERT_ROLE);
     assert_non_null(strstr(why, "must hold the SM-DPf binding role"));
     /* a proper sub-CA, then a sub-CA under it: one level only */
-    testpki_cert_spec ca = {.cn = "DP sub-CA", .role = CERT_ROLE_DPF_AUTH, .ca = true, .path_len = 1,
+    testpki_cert_spec sub_spec = {.cn = "DP sub-CA", .role = CERT_ROLE_DPF_AUTH, .ca = true, .path_len = 1,
                             .subject_pkey = crypto_key_evp(sub_key), .issuer_pkey = crypto_key_evp(ci_key),
                             .issuer = ci, .not_before = -60, .not_after = 86400, .more_roles = pb_role,
                             .n_more_roles = 1};
-    assert_int_equal(testpki_make_cert(&ca, &sub), IFPP_OK);
+    assert_int_equal(testpki_make_cert(&sub_spec, &sub), IFPP_OK);
     leaf.cn = "pb under the sub-CA";
     leaf.issuer = sub;
     leaf.issuer_pkey = crypto_key_evp(sub_key);
     assert_int_equal(testpki_make_cert(&leaf, &pb2), IFPP_OK);
     inter[0] = sub;
     assert_int_equal(cert_verify_chain(ci, inter, 1, pb2, CERT_ROLE_DPF_PB, time(NULL), why, sizeof why), IFPP_OK);
-    ca.cn = "DP sub-sub-CA";
-    ca.issuer = sub;
-    ca.issuer_pkey = crypto_key_evp(sub_key);
-    ca.subject_pkey = crypto_key_evp(subsub_key);
-    ca.path_len = 0;
-    assert_int_equal(testpki_make_cert(&ca, &subsub), IFPP_OK);
+    sub_spec.cn = "DP sub-sub-CA";
+    sub_spec.issuer = sub;
+    sub_spec.issuer_pkey = crypto_key_evp(sub_key);
+    sub_spec.subject_pkey = crypto_key_evp(subsub_key);
+    sub_spec.path_len = 0;
+    assert_int_equal(testpki_make_cert(&sub_spec, &subsub), IFPP_OK);
     leaf.cn = "pb two levels down";
     leaf.issuer = subsub;
     leaf.issuer_pkey = crypto_key_evp(subsub_key);
