@@ -53,7 +53,7 @@ ifpp_err usbf_parse(const uint8_t *buf, size_t n, usbf_frame *f, char *why, size
 {
     memset(f, 0, sizeof *f);
     if (n < USBF_HEADER) {
-        err_why(why, why_len, "frame of %zu bytes is shorter than its 12-byte header", n);
+        err_why(why, why_len, "frame of %zu bytes is shorter than its 12-byte header (short read)", n);
         return IFPP_E_CARD_PROTOCOL;
     }
     if (buf[0] != 'I' || buf[1] != 'F') {
