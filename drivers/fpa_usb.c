@@ -11,6 +11,7 @@
  *   mode=apdu|bpp        apdu (default): the station sequences; bpp: the device's LOAD_BPP
  *   timeout=MS           each transfer of an APDU, RESET or STATUS exchange (default 5000, 1..600000)
  *   bpp-timeout=MS       each reply of a whole-BPP operation (default 120000, 1..3600000)
+ *   wait=MS              no matching device yet: wait up to MS for one to arrive (hotplug; default 0)
  * A target that matches no device is IFPP_E_NO_READER, one that matches several IFPP_E_ARG (name
  * one by serial= or port=). The device is hostile input: every reply is parsed by usb_frame.c and
  * bounded by this slot's buffers; a stall is cleared, a timeout, short read, wrong sequence number
@@ -47,7 +48,8 @@ typedef struct {
     uint8_t bus, ports[USB_MAX_PORTS];
     int n_ports; /* 0: any */
     bool bpp_mode;
-    unsigned timeout_ms, bpp_timeout_ms;
+    unsigned timeout_ms, bpp_timeout_ms, wait_ms;
+    bool arrived; /* hotplug said a device came */
     /* the exchange */
     uint16_t seq;
     bool resync;  /* the last exchange broke: reset the device before the next */
@@ -180,12 +182,15 @@ static ifpp_err usb_parse_target(const char *target, usb_slot *s, char *why, siz
         } else if (strcmp(opt, "timeout") == 0) {
             ok = usb_number(v, 10, 1, 600000, &u);
             s->timeout_ms = ok ? (unsigned)u : s->timeout_ms;
+        } else if (strcmp(opt, "wait") == 0) {
+            ok = usb_number(v, 10, 0, 3600000, &u);
+            s->wait_ms = ok ? (unsigned)u : s->wait_ms;
         } else if (strcmp(opt, "bpp-timeout") == 0) {
             ok = usb_number(v, 10, 1, 3600000, &u);
             s->bpp_timeout_ms = ok ? (unsigned)u : s->bpp_timeout_ms;
         } else {
             err_why(why, why_len,
-                    "usb option '%s' unknown (vid, pid, serial, port, mode, timeout, bpp-timeout)", opt);
+                    "usb option '%s' unknown (vid, pid, serial, port, mode, timeout, bpp-timeout, wait)", opt);
             return IFPP_E_ARG;
         }
         if (!ok) {
@@ -254,7 +259,30 @@ static int LIBUSB_CALL usb_hotplug_cb(libusb_context *ctx, libusb_device *dev, l
     (void)ctx;
     if (ev == LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT && s->h && libusb_get_device(s->h) == dev)
         s->gone = true;
+    if (ev == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED)
+        s->arrived = true;
     return 0;
+}
+
+static long usb_elapsed_ms(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - t0->tv_sec) * 1000L + (now.tv_nsec - t0->tv_nsec) / 1000000L;
+}
+
+/* Lets libusb deliver hotplug events for up to ms (at most 100 at a time), or sleeps where it has none. */
+static void usb_events(usb_slot *s, long ms)
+{
+    if (ms > 100)
+        ms = 100;
+    if (s->hotplug) {
+        struct timeval tv = {.tv_sec = 0, .tv_usec = ms * 1000};
+        libusb_handle_events_timeout_completed(s->ctx, &tv, NULL);
+    } else {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = ms * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* Finds and opens exactly one matching device and claims its interface. */
@@ -493,14 +521,24 @@ static ifpp_err usb_open(const char *target, void **ctx, char *why, size_t why_l
         e = IFPP_E_TRANSPORT;
         goto fail;
     }
-    if ((e = usb_attach(s, why, why_len)) != IFPP_OK)
-        goto fail;
     if (libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG) &&
-        libusb_hotplug_register_callback(s->ctx, LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT, 0,
-                                         s->vid >= 0 ? s->vid : LIBUSB_HOTPLUG_MATCH_ANY,
+        libusb_hotplug_register_callback(s->ctx, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED | LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT,
+                                         0, s->vid >= 0 ? s->vid : LIBUSB_HOTPLUG_MATCH_ANY,
                                          s->pid >= 0 ? s->pid : LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY,
                                          usb_hotplug_cb, s, &s->hp) == LIBUSB_SUCCESS)
         s->hotplug = true;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* a fixture's DUT may come after the slot opens: each arrival is looked at, within wait= */
+    while ((e = usb_attach(s, why, why_len)) == IFPP_E_NO_READER && usb_elapsed_ms(&t0) < (long)s->wait_ms) {
+        s->arrived = false;
+        while (!s->arrived && usb_elapsed_ms(&t0) < (long)s->wait_ms)
+            usb_events(s, (long)s->wait_ms - usb_elapsed_ms(&t0));
+    }
+    if (e == IFPP_E_NO_READER && s->wait_ms)
+        err_why(why, why_len, "usb: no device with the IFPP interface matched the slot within %u ms", s->wait_ms);
+    if (e != IFPP_OK)
+        goto fail;
     if ((e = usb_status(s)) != IFPP_OK) {
         err_why(why, why_len, "%s", s->last);
         goto fail;
@@ -655,7 +693,7 @@ static const char *usb_last_error(void *ctx)
 static ifpp_err usb_wait_card(void *ctx, bool present, long timeout_ms)
 {
     usb_slot *s = ctx;
-    struct timespec t0, now;
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         if (present) {
@@ -671,19 +709,16 @@ static ifpp_err usb_wait_card(void *ctx, bool present, long timeout_ms)
                 return e;
         } else if (s->gone) {
             return IFPP_OK;
+        } else if (!s->hotplug) { /* no hotplug here: a device that no longer answers has left */
+            usbf_frame f;
+            if (usb_exchange(s, USBF_STATUS, NULL, 0, USBF_STATUS | USBF_REPLY, 0, s->timeout_ms, &f) ==
+                IFPP_E_NO_READER)
+                return IFPP_OK;
         }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long el = (now.tv_sec - t0.tv_sec) * 1000L + (now.tv_nsec - t0.tv_nsec) / 1000000L;
+        long el = usb_elapsed_ms(&t0);
         if (el >= timeout_ms)
             return usb_fail(s, IFPP_E_TIMEOUT, "usb: no %s within %ld ms", present ? "card" : "departure", timeout_ms);
-        long left = timeout_ms - el < 100 ? timeout_ms - el : 100;
-        struct timeval tv = {.tv_sec = 0, .tv_usec = left * 1000};
-        if (s->hotplug)
-            libusb_handle_events_timeout_completed(s->ctx, &tv, NULL);
-        else {
-            struct timespec ts = {.tv_sec = 0, .tv_nsec = left * 1000000L};
-            nanosleep(&ts, NULL);
-        }
+        usb_events(s, timeout_ms - el);
     }
 }
 

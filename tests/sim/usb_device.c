@@ -452,8 +452,12 @@ void usbdev_stop(usbdev *d)
     if (!d)
         return;
     if (d->handler) {
-        umockdev_testbed_detach_ioctl(testbed, d->devnode, NULL);
+        g_mutex_lock(&d->lock);
+        d->gone = true;
+        g_mutex_unlock(&d->lock);
+        umockdev_testbed_uevent(testbed, d->syspath, "remove"); /* libusb's hotplug monitor sees it leave */
         umockdev_testbed_remove_device(testbed, d->syspath);
+        umockdev_testbed_detach_ioctl(testbed, d->devnode, NULL);
         g_object_unref(d->handler);
     }
     g_list_free_full(d->done, (GDestroyNotify)umockdev_ioctl_data_unref);

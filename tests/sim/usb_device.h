@@ -42,7 +42,7 @@ bool usbdev_available(void);
 /* Adds a device (root hub 1 on first use) and starts answering it; NULL on failure. */
 usbdev *usbdev_start(const usbdev_config *cfg);
 
-/* Stops answering and removes the device from the testbed. */
+/* Unplugs the device: a "remove" uevent (libusb's hotplug sees it leave), gone from the testbed. */
 void usbdev_stop(usbdev *d);
 
 /*

@@ -13,6 +13,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,6 +331,40 @@ static void test_unplug_mid_bpp(void **state)
     assert_int_equal(count(BPP_INSTALLED), installed + 1);
 }
 
+static void *open_waiting(void *arg)
+{
+    static ifpp_err e;
+    static char why[300];
+    e = fpa_open("usb", "1209:1f50,wait=120000", arg, why, sizeof why);
+    if (e != IFPP_OK)
+        fprintf(stderr, "    open with wait: %s\n", why);
+    return &e;
+}
+
+/* Hotplug: a slot opened before its device arrives gets it; a departure is seen as it happens. */
+static void test_hotplug_arrival_and_departure(void **state)
+{
+    (void)state;
+    fpa_slot slot = {0};
+    pthread_t t;
+    void *res;
+    usbdev_stop(U.dev);
+    U.dev = NULL;
+    assert_int_equal(pthread_create(&t, NULL, open_waiting, &slot), 0);
+    plug(false); /* before or after the open began to wait: either way it must find it */
+    assert_int_equal(pthread_join(t, &res), 0);
+    assert_int_equal(*(ifpp_err *)res, IFPP_OK);
+    uint8_t atr[64];
+    size_t n;
+    assert_int_equal(fpa_reset(&slot, atr, sizeof atr, &n), IFPP_OK);
+    usbdev_stop(U.dev);
+    U.dev = NULL;
+    assert_int_equal(fpa_wait_card(&slot, false, 120000), IFPP_OK);
+    assert_int_equal(fpa_reset(&slot, atr, sizeof atr, &n), IFPP_E_NO_READER);
+    printf("    after departure: %s\n", fpa_last_error(&slot));
+    fpa_close(&slot);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -385,6 +420,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_newer_version),
         cmocka_unit_test(test_unplug_mid_bpp),
+        cmocka_unit_test(test_hotplug_arrival_and_departure),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
