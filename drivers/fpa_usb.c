@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "es10.h"
 #include "fpa.h"
 #include "usb_frame.h"
 
@@ -620,8 +621,12 @@ static ifpp_err usb_bpp_result(usb_slot *s, const usbf_frame *f, fpa_bpp_job *jo
     job->not_sent = !be.sent && f->status == USBF_REFUSED;
     ifpp_err e = usb_status_error(s, f, "LOAD_BPP");
     size_t l = strlen(s->last);
-    snprintf(s->last + l, sizeof s->last - l, " at %s (SW %04X, result %u%s)", stages[be.stage], be.sw, be.result,
-             be.sent ? ", BPP commands sent" : "");
+    const char *result = be.result == 0xFF ? "none"
+                         : be.stage == 2   ? es10_authorise_result_str(be.result)
+                         : be.stage == 3   ? es10_prepare_result_str(be.result)
+                                           : "";
+    snprintf(s->last + l, sizeof s->last - l, " at %s (SW %04X, result %u %s%s)", stages[be.stage], be.sw, be.result,
+             result, be.sent ? ", BPP commands sent" : "");
     return be.stage == 2 && f->status == USBF_REFUSED ? IFPP_E_SIGNATURE
            : be.stage == 3 && f->status == USBF_REFUSED ? IFPP_E_CERT_CHAIN
                                                        : e;

@@ -36,6 +36,7 @@ static struct {
     usbdev *dev;     /* the current device, on card 0 */
     usbdev_fault arm_at_load; /* armed when the session reaches its LOAD step */
     uint8_t arm_type;
+    bool foreign_signer; /* the station signs with a key that is not the Device Manufacturer's */
 } U;
 
 /* ---- the frame codec ---- */
@@ -157,8 +158,10 @@ static ifpp_err run(const char *target, bool recover, session_result *r, size_t 
     if (e != IFPP_OK)
         return e;
     if ((e = fpa_open("usb", target, &slot, why, len)) == IFPP_OK) {
-        session_ctx c = {.st = s, .slot = &slot, .slot_name = "usb-fixture", .dm_fpa_key = U.line.dm_fpa_key,
-                         .dm_fpa_cert = U.line.dm_fpa, .progress = on_step, .additional_profile = true};
+        session_ctx c = {.st = s, .slot = &slot, .slot_name = "usb-fixture",
+                         .dm_fpa_key = U.foreign_signer ? U.line.station_key : U.line.dm_fpa_key,
+                         .dm_fpa_cert = U.foreign_signer ? U.line.station : U.line.dm_fpa, .progress = on_step,
+                         .additional_profile = true};
         if (recover)
             e = session_recover(&c, resolved, why, len);
         else {
@@ -242,6 +245,29 @@ static void test_provision_whole_bpp(void **state)
     assert_int_equal(usbdev_requests(U.dev, USBF_LOAD_BPP), 1);
     assert_int_equal(usbdev_requests(U.dev, USBF_SIGN_RESPONSE), 1);
     assert_true(usbdev_requests(U.dev, USBF_APDU) > apdus); /* select, EID, acknowledgement stay on the pipe */
+}
+
+/*
+ * The hardware FPA's eUICC refuses the authorisation the station signed (EUICCF02: not the Device
+ * Manufacturer's key): the device says where and that no BPP command went, so the BPP goes back.
+ */
+static void test_whole_bpp_authorisation_refused(void **state)
+{
+    (void)state;
+    session_result r;
+    char why[512] = "";
+    plug(true);
+    size_t available = count(BPP_AVAILABLE);
+    U.foreign_signer = true;
+    ifpp_err e = run("1209:1f50,mode=bpp", false, &r, NULL, why, sizeof why);
+    U.foreign_signer = false;
+    printf("    refused: %s (%s)\n", why, err_name(e));
+    assert_int_equal(e, IFPP_E_SIGNATURE);
+    assert_non_null(strstr(why, "AuthoriseFpaServices"));
+    assert_non_null(strstr(why, "REFUSED"));
+    assert_int_equal(count(BPP_AVAILABLE), available);
+    assert_int_equal(count(BPP_RESERVED) + count(BPP_IN_DOUBT), 0);
+    provision_ok("1209:1f50,mode=bpp"); /* the right signer, the same device */
 }
 
 /* A stall before anything is reserved: halt cleared, store untouched; the next session resets and works. */
@@ -414,6 +440,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_matching),
         cmocka_unit_test(test_provision_apdu_pipe),
         cmocka_unit_test(test_provision_whole_bpp),
+        cmocka_unit_test(test_whole_bpp_authorisation_refused),
         cmocka_unit_test(test_stall),
         cmocka_unit_test(test_short_read),
         cmocka_unit_test(test_wrong_sequence),
