@@ -113,7 +113,7 @@ static bool usb_port_path(const char *v, usb_slot *s)
     if (!(dash = strchr(tmp, '-')))
         return false;
     *dash = '\0';
-    if (!usb_number(tmp, 10, 1, 255, &u))
+    if (dash[1] == '.' || strstr(dash + 1, "..") || !usb_number(tmp, 10, 1, 255, &u))
         return false;
     s->bus = (uint8_t)u;
     s->n_ports = 0;

@@ -108,6 +108,8 @@ static void test_bad_targets(void **state)
         {"1209:1f50,mode=fast", "mode"},    {"1209:1f50,colour=red", "colour"},
         {"1209:1f50,port=1-", "port"},      {"1209:1f50,timeout=0", "timeout"},
         {"*,bpp-timeout=-5", "bpp-timeout"}, {"*,vid=12345", "vid"},
+        {"*,port=1-2..3", "port"},           {"*,port=1-.2", "port"},
+        {"*,wait=soon", "wait"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         fpa_slot slot = {0};
