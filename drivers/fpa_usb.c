@@ -544,9 +544,10 @@ static ifpp_err usb_open(const char *target, void **ctx, char *why, size_t why_l
         err_why(why, why_len, "%s", s->last);
         goto fail;
     }
-    if (!(s->caps & (s->bpp_mode ? USBF_CAP_BPP : USBF_CAP_APDU))) {
+    /* the APDU pipe in both modes: the station reads the EID, acknowledges PIRs and recovers over it */
+    if (!(s->caps & USBF_CAP_APDU) || (s->bpp_mode && !(s->caps & USBF_CAP_BPP))) {
         err_why(why, why_len, "usb: the device does not offer %s (capabilities %02X)",
-                s->bpp_mode ? "whole-BPP operations (mode=bpp)" : "an APDU pipe", s->caps);
+                !(s->caps & USBF_CAP_APDU) ? "an APDU pipe" : "whole-BPP operations (mode=bpp)", s->caps);
         e = IFPP_E_ARG;
         goto fail;
     }
