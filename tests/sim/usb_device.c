@@ -447,27 +447,43 @@ fail:
     return NULL;
 }
 
+/*
+ * A stopped device's struct is kept (reachable, never freed): umockdev's thread may still be
+ * dispatching an ioctl of the still-open slot to it, and a gone device answers those without
+ * touching anything freed below (ENODEV, nothing to reap).
+ */
+static GPtrArray *retired;
+
 void usbdev_stop(usbdev *d)
 {
     if (!d)
         return;
+    g_mutex_lock(&d->lock);
+    d->gone = true;
+    g_mutex_unlock(&d->lock);
     if (d->handler) {
-        g_mutex_lock(&d->lock);
-        d->gone = true;
-        g_mutex_unlock(&d->lock);
         umockdev_testbed_uevent(testbed, d->syspath, "remove"); /* libusb's hotplug monitor sees it leave */
         umockdev_testbed_remove_device(testbed, d->syspath);
         umockdev_testbed_detach_ioctl(testbed, d->devnode, NULL);
-        g_object_unref(d->handler);
+        g_signal_handlers_disconnect_by_data(d->handler, d);
     }
+    g_mutex_lock(&d->lock); /* an ioctl being answered finishes first */
     g_list_free_full(d->done, (GDestroyNotify)umockdev_ioctl_data_unref);
     g_list_free_full(d->flying, (GDestroyNotify)umockdev_ioctl_data_unref);
+    d->done = d->flying = NULL;
     if (d->card)
         euicc_sim_close(d->card);
-    g_mutex_clear(&d->lock);
+    d->card = NULL;
     free(d->reply);
     free(d->op_buf);
-    free(d);
+    d->reply = d->op_buf = NULL;
+    g_mutex_unlock(&d->lock);
+    if (d->handler)
+        g_object_unref(d->handler);
+    d->handler = NULL;
+    if (!retired)
+        retired = g_ptr_array_new();
+    g_ptr_array_add(retired, d);
 }
 
 void usbdev_arm(usbdev *d, usbdev_fault f, unsigned at_request, uint8_t type)
