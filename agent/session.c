@@ -162,6 +162,14 @@ static ifpp_err session_authorise(session_ctx *c, es10_chan *k, const uint8_t ei
     return IFPP_OK;
 }
 
+/* fpa_bpp_job.sign: AuthoriseFpaServices for a hardware FPA's challenge; the DM's key never leaves the station. */
+static ifpp_err session_sign_for_fpa(void *ctx, const uint8_t challenge[16], const uint8_t eid[16], uint8_t *out,
+                                     size_t cap, size_t *n)
+{
+    const session_ctx *c = ctx;
+    return es10_build_authorise(challenge, eid, c->dm_fpa_key, c->dm_fpa_cert, out, cap, n);
+}
+
 /*
  * Checks a PIR for the BPP b: parsed strictly, signed by the eUICC certificate the EUM's package
  * delivered (DMF02), for b's transaction, and naming the ICCID of b's vault record (pir_match_vault).
@@ -488,7 +496,7 @@ static ifpp_err session_reserve(session_ctx *c, const char *eid_hex, const char 
 
 ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *profile_type, session_result *r)
 {
-    uint8_t *resp = NULL, *bpp = NULL, *pb_der = NULL;
+    uint8_t *resp = NULL, *bpp = NULL, *pb_der = NULL, *chain = NULL;
     size_t rn = 0, pb_len, bpp_len;
     char session_id[40], eid_hex[33], words[96];
     uint8_t rnd[8];
@@ -527,8 +535,12 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
     if ((e = session_may_provision(c, &k, eid_hex, r)) != IFPP_OK)
         goto out;
 
-    /* Authorised before a BPP is reserved: a refused authorisation never touches one (issue 9 item 6). */
-    if ((e = session_authorise(c, &k, r->eid, r->message, sizeof r->message)) != IFPP_OK) {
+    /*
+     * Authorised before a BPP is reserved: a refused authorisation never touches one (issue 9 item 6).
+     * An FPA that sequences ES10f itself authorises within its operation, asking us to sign.
+     */
+    bool whole = fpa_can_load_bpp(c->slot);
+    if (!whole && (e = session_authorise(c, &k, r->eid, r->message, sizeof r->message)) != IFPP_OK) {
         session_card_said(r, &k);
         goto out;
     }
@@ -556,7 +568,8 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
             session_release(c, r, &who);
             goto done;
         }
-    if ((e = es10_prepare_bpp_load(&k, b.transaction_id, b.transaction_id_len, b.otpk, pb, (const cert *const *)subs,
+    if (!whole &&
+        (e = es10_prepare_bpp_load(&k, b.transaction_id, b.transaction_id_len, b.otpk, pb, (const cert *const *)subs,
                                    n_sub)) != IFPP_OK) {
         session_card_said(r, &k);
         err_why(r->message, sizeof r->message, "the eUICC refused the SM-DPf certificate or key (%s)",
@@ -575,10 +588,32 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
         session_release(c, r, &who);
         goto done;
     }
-    if (fpa_can_load_bpp(c->slot)) {
-        /* an FPA that runs the ES10f sequence itself */
+    if (whole) {
+        /* an FPA that runs the ES10f sequence itself (SGP.41 §3.2.3); its PIR is checked below like any */
+        /* the chain as fpa_bpp_job says: CERT.DPpb, then its sub-CAs issuer first (as PrepareBppLoad sends them) */
+        size_t chain_len = pb_len;
+        for (size_t i = 0; i < n_sub; i++)
+            chain_len += sub_der[i].len;
+        if (!(chain = malloc(chain_len))) {
+            e = IFPP_E_NOMEM;
+            err_why(r->message, sizeof r->message, "out of memory");
+            session_release(c, r, &who);
+            goto done;
+        }
+        memcpy(chain, pb_der, pb_len);
+        for (size_t i = 0, at = pb_len; i < n_sub; at += sub_der[i].len, i++)
+            memcpy(chain + at, sub_der[i].der, sub_der[i].len);
+        fpa_bpp_job job = {.chain = chain, .chain_len = chain_len, .txid = b.transaction_id,
+                           .txid_len = b.transaction_id_len, .otpk = b.otpk, .bpp = bpp, .bpp_len = bpp_len,
+                           .sign = session_sign_for_fpa, .sign_ctx = c};
+        e = fpa_load_bpp(c->slot, &job, resp, SESSION_RESP, &rn);
+        if (e != IFPP_OK && job.not_sent) {
+            err_why(r->message, sizeof r->message, "the FPA's eUICC refused the BPP before any of it was sent (%s%s%s)",
+                    err_str(e), fpa_last_error(c->slot)[0] ? ": " : "", fpa_last_error(c->slot));
+            session_release(c, r, &who);
+            goto done;
+        }
         sent = true;
-        e = fpa_load_bpp(c->slot, bpp, bpp_len, resp, SESSION_RESP, &rn);
     } else {
         e = es10_load_bpp(&k, bpp, bpp_len, resp, SESSION_RESP, &rn, &sent);
     }
@@ -640,6 +675,7 @@ done:
         cert_free(subs[i]);
     store_der_free(sub_der, n_sub);
     free(pb_der);
+    free(chain);
     free(bpp);
     free(resp);
     return e;

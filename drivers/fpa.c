@@ -18,6 +18,9 @@ extern const fpa_ops fpa_pcsc_ops;
 #ifdef IFPP_WITH_AT
 extern const fpa_ops fpa_at_ops;
 #endif
+#ifdef IFPP_WITH_USB
+extern const fpa_ops fpa_usb_ops;
+#endif
 
 static const fpa_ops *const builtin[] = {
 #ifdef IFPP_WITH_PCSC
@@ -25,6 +28,9 @@ static const fpa_ops *const builtin[] = {
 #endif
 #ifdef IFPP_WITH_AT
     &fpa_at_ops,
+#endif
+#ifdef IFPP_WITH_USB
+    &fpa_usb_ops,
 #endif
     NULL, /* keeps the array non-empty when no backend is built in */
 };
@@ -117,14 +123,14 @@ ifpp_err fpa_transmit(void *s, const uint8_t *cmd, size_t n, uint8_t *resp, size
 
 bool fpa_can_load_bpp(const fpa_slot *slot)
 {
-    return slot && slot->ops && slot->ops->load_bpp;
+    return slot && slot->ops && slot->ops->load_bpp && (!slot->ops->sequences_bpp || slot->ops->sequences_bpp(slot->ctx));
 }
 
-ifpp_err fpa_load_bpp(fpa_slot *slot, const uint8_t *bpp, size_t n, uint8_t *pir, size_t cap, size_t *pir_len)
+ifpp_err fpa_load_bpp(fpa_slot *slot, fpa_bpp_job *job, uint8_t *pir, size_t cap, size_t *pir_len)
 {
     if (!fpa_can_load_bpp(slot))
         return IFPP_E_ARG;
-    return slot->ops->load_bpp(slot->ctx, bpp, n, pir, cap, pir_len);
+    return slot->ops->load_bpp(slot->ctx, job, pir, cap, pir_len);
 }
 
 size_t fpa_max_command_data(const fpa_slot *slot)

@@ -10,7 +10,8 @@
  *
  * Backends: "pcsc" (a PC/SC reader through PCSC-lite, drivers/fpa_pcsc.c), built in when the
  * build has IFPP_WITH_PCSC; "at" (a cellular modem's AT+CSIM/AT+CGLA through libserialport,
- * drivers/fpa_at.c) with IFPP_WITH_AT; "usb" arrives with its issue (IFPP_WITH_USB).
+ * drivers/fpa_at.c) with IFPP_WITH_AT; "usb" (the vendor protocol of docs/usb-protocol.md over
+ * libusb-1.0, drivers/fpa_usb.c) with IFPP_WITH_USB.
  * "virtual" (the software eUICC, tests/sim/fpa_virtual.c) is no part of the product: the tests,
  * the demo and the line-rehearsal tool register it with fpa_register().
  */
@@ -22,6 +23,26 @@
 #include <stdint.h>
 
 #include "err.h"
+
+/*
+ * What an FPA that sequences ES10f itself needs for one BPP (docs/usb-protocol.md §3.3). The Device
+ * Manufacturer's FPA key stays in the station: the FPA calls sign with the eUICC's challenge and
+ * EID and gets the AuthoriseFpaServices command ('BF70') to send.
+ */
+typedef struct fpa_bpp_job {
+    const uint8_t *chain;   /* CERT.DPpb then its sub-CAs, concatenated DER */
+    size_t chain_len;
+    const uint8_t *txid;
+    size_t txid_len;
+    const uint8_t *otpk;    /* the One-time Key the BPP is bound to, 65 bytes */
+    const uint8_t *bpp;
+    size_t bpp_len;
+    ifpp_err (*sign)(void *sign_ctx, const uint8_t challenge[16], const uint8_t eid[16], uint8_t *out, size_t cap,
+                     size_t *n);
+    void *sign_ctx;
+    /* Out: true only if the FPA said, in a well-formed answer, that no BPP command reached the eUICC. */
+    bool not_sent;
+} fpa_bpp_job;
 
 typedef struct fpa_ops {
     const char *name;
@@ -35,10 +56,12 @@ typedef struct fpa_ops {
     ifpp_err (*transmit)(void *ctx, const uint8_t *cmd, size_t n, uint8_t *resp, size_t cap, size_t *resp_len);
     /*
      * Optional (NULL if absent): for an FPA that runs the ES10f BPP sequence itself (SGP.41 §3.2.3,
-     * a hardware FPA): hands it the whole BF36 and gets the PIR back. The engine falls back to
-     * sending the SGP.22 commands one by one over transmit().
+     * a hardware FPA): authorisation, PrepareBppLoad and the whole BF36, from job; the PIR back.
+     * The engine otherwise sends the SGP.22 commands one by one over transmit().
      */
-    ifpp_err (*load_bpp)(void *ctx, const uint8_t *bpp, size_t n, uint8_t *pir, size_t cap, size_t *pir_len);
+    ifpp_err (*load_bpp)(void *ctx, struct fpa_bpp_job *job, uint8_t *pir, size_t cap, size_t *pir_len);
+    /* Optional: whether this slot's load_bpp is in use (a backend with a per-slot mode); NULL: it is. */
+    bool (*sequences_bpp)(void *ctx);
     /*
      * Optional: the largest command data (Nc) one APDU may carry on this slot -- above 255 only
      * where the reader and the card take extended length. NULL means 255 (short APDUs).
@@ -93,8 +116,8 @@ ifpp_err fpa_reset(fpa_slot *slot, uint8_t *atr, size_t cap, size_t *atr_len);
 /* True if the slot's backend sequences a whole BPP itself (fpa_ops.load_bpp). */
 bool fpa_can_load_bpp(const fpa_slot *slot);
 
-/* Hands a whole BPP to an FPA that sequences it itself; IFPP_E_ARG if the backend cannot. */
-ifpp_err fpa_load_bpp(fpa_slot *slot, const uint8_t *bpp, size_t n, uint8_t *pir, size_t cap, size_t *pir_len);
+/* Hands a whole BPP operation to an FPA that sequences it itself; IFPP_E_ARG if the backend cannot. */
+ifpp_err fpa_load_bpp(fpa_slot *slot, fpa_bpp_job *job, uint8_t *pir, size_t cap, size_t *pir_len);
 
 /* The largest Nc one command APDU may carry on the slot (255 unless the backend says more). */
 size_t fpa_max_command_data(const fpa_slot *slot);

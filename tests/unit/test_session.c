@@ -34,6 +34,7 @@
 #include "testline.h"
 #include "testpki.h"
 #include "testutil.h"
+#include "usb_device_fpa.h"
 
 #define N_CARDS 3
 
@@ -319,22 +320,27 @@ static void test_kill_at_every_step(void **state)
 
 /*
  * An FPA that runs the ES10f BPP sequence itself (SGP.41 §3.2.3): the engine hands it the whole
- * BPP through fpa_ops.load_bpp instead of sending the commands. Here it wraps the virtual backend.
+ * BPP operation through fpa_ops.load_bpp (authorisation signed by the station on the FPA's request,
+ * PrepareBppLoad, the BPP) instead of sending the commands. Here the emulated FPA firmware of
+ * tests/sim/usb_device_fpa.c runs over the virtual backend.
  */
 extern const fpa_ops fpa_virtual_ops;
 static int hw_loads;
 
-static ifpp_err hw_load_bpp(void *ctx, const uint8_t *bpp, size_t n, uint8_t *pir, size_t cap, size_t *pir_len)
+static ifpp_err hw_load_bpp(void *ctx, fpa_bpp_job *job, uint8_t *pir, size_t cap, size_t *pir_len)
 {
-    es10f_bpp_command cmds[256];
-    size_t count;
-    uint16_t sw = 0;
-    ifpp_err e = es10f_bpp_split(bpp, n, cmds, 256, &count);
+    hwfpa f;
+    usbf_bpp_error fail;
+    uint8_t bf70[2048];
+    size_t n;
+    usbf_bpp_op op = {.chain = job->chain, .chain_len = job->chain_len, .txid = job->txid,
+                      .txid_len = job->txid_len, .otpk = job->otpk, .bpp = job->bpp, .bpp_len = job->bpp_len};
+    ifpp_err e = hwfpa_begin(&f, fpa_virtual_ops.transmit, ctx, &fail);
     hw_loads++;
     *pir_len = 0;
-    for (size_t i = 0; e == IFPP_OK && i < count && *pir_len == 0; i++)
-        e = es10f_call(fpa_virtual_ops.transmit, ctx, 0, cmds[i].data, cmds[i].len, pir, cap, pir_len, &sw);
-    return e == IFPP_OK && sw != SW_OK ? IFPP_E_IO : e;
+    if (e == IFPP_OK && (e = job->sign(job->sign_ctx, f.challenge, f.eid, bf70, sizeof bf70, &n)) == IFPP_OK)
+        e = hwfpa_finish(&f, &op, bf70, n, pir, cap, pir_len, &fail);
+    return e;
 }
 
 static void test_fpa_with_whole_bpp_operation(void **state)
