@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "hex.h"
+#include "optval.h"
 
 /* Loads one certificate named by its option, or by its file in the PKI directory. */
 static ifpp_err station_cert(const station_config *cfg, const char *explicit_path, const char *opt,
@@ -166,23 +167,6 @@ ifpp_err station_check_output(const station *s, const char *out_path, char *why,
     return IFPP_OK;
 }
 
-/* A decimal number of milliseconds in lo..hi, exactly (no sign, no spaces, no trailing bytes). */
-static bool station_slot_ms(const char *v, size_t len, long lo, long hi, long *out)
-{
-    long n = 0;
-    if (len == 0 || len > 9)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return false;
-        n = n * 10 + (v[i] - '0');
-    }
-    if (n < lo || n > hi)
-        return false;
-    *out = n;
-    return true;
-}
-
 /* Appends ",name=value" (len bytes) to the backend's target. */
 static bool station_slot_pass_on(station_slot_options *o, const char *opt, size_t len)
 {
@@ -247,10 +231,10 @@ ifpp_err station_slot_parse(const char *spec, station_slot_options *o, char *why
                 ok = false;
         } else if (ok && nlen == 9 && !strncmp(name, "card-wait", 9)) {
             rule = "card-wait=MS, 0..3600000";
-            ok = pass = station_slot_ms(v, vlen, 0, 3600000, &o->card_wait_ms);
+            ok = pass = optval_number(v, vlen, 0, 3600000, &o->card_wait_ms);
         } else if (ok && nlen == 12 && !strncmp(name, "apdu-timeout", 12)) {
             rule = "apdu-timeout=MS, 1..3600000";
-            ok = pass = station_slot_ms(v, vlen, 1, 3600000, &o->apdu_timeout_ms);
+            ok = pass = optval_number(v, vlen, 1, 3600000, &o->apdu_timeout_ms);
         } else if (ok && nlen > 0) {
             pass = true; /* the backend's own option: it checks it */
         } else {

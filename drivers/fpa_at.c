@@ -28,6 +28,7 @@
 #include "apdu.h"
 #include "at_parse.h"
 #include "fpa.h"
+#include "optval.h"
 
 #define AT_DEFAULT_BAUD 115200L
 #define AT_DEFAULT_LINE_MAX 1024L
@@ -95,33 +96,11 @@ static void at_close(void *p)
     free(s);
 }
 
-/* A decimal option value in min..max; false if anything else is there. */
-static bool at_number(const char *v, size_t len, long min, long max, long *out)
-{
-    long n = 0;
-    if (len == 0 || len > 9)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return false;
-        n = n * 10 + (v[i] - '0');
-    }
-    if (n < min || n > max)
-        return false;
-    *out = n;
-    return true;
-}
-
-static bool at_word(const char *v, size_t len, const char *w)
-{
-    return len == strlen(w) && !strncmp(v, w, len);
-}
-
 static bool at_on_off(const char *v, size_t len, int *out)
 {
-    if (at_word(v, len, "on"))
+    if (optval_word(v, len, "on"))
         *out = 1;
-    else if (at_word(v, len, "off"))
+    else if (optval_word(v, len, "off"))
         *out = 0;
     else
         return false;
@@ -141,15 +120,15 @@ static bool at_option(at_slot *s, const char *name, size_t len, const char **rul
 #define AT_KEY(k) (nlen == sizeof k - 1 && !strncmp(name, k, nlen))
     if (AT_KEY("baud")) {
         *rule = "baud=N, 1200..4000000";
-        return at_number(v, vlen, 1200, 4000000, &s->baud);
+        return optval_number(v, vlen, 1200, 4000000, &s->baud);
     }
     if (AT_KEY("flow")) {
         *rule = "flow=none|rtscts|xonxoff";
-        if (at_word(v, vlen, "none"))
+        if (optval_word(v, vlen, "none"))
             s->flow = SP_FLOWCONTROL_NONE;
-        else if (at_word(v, vlen, "rtscts"))
+        else if (optval_word(v, vlen, "rtscts"))
             s->flow = SP_FLOWCONTROL_RTSCTS;
-        else if (at_word(v, vlen, "xonxoff"))
+        else if (optval_word(v, vlen, "xonxoff"))
             s->flow = SP_FLOWCONTROL_XONXOFF;
         else
             return false;
@@ -165,13 +144,13 @@ static bool at_option(at_slot *s, const char *name, size_t len, const char **rul
     }
     if (AT_KEY("line-max")) {
         *rule = "line-max=N characters, 16..65536";
-        return at_number(v, vlen, 16, 65536, &s->line_max);
+        return optval_number(v, vlen, 16, 65536, &s->line_max);
     }
     if (AT_KEY("hex-case")) {
         *rule = "hex-case=upper|lower";
-        if (at_word(v, vlen, "upper"))
+        if (optval_word(v, vlen, "upper"))
             s->upper = true;
-        else if (at_word(v, vlen, "lower"))
+        else if (optval_word(v, vlen, "lower"))
             s->upper = false;
         else
             return false;
@@ -179,23 +158,23 @@ static bool at_option(at_slot *s, const char *name, size_t len, const char **rul
     }
     if (AT_KEY("apdu-timeout")) {
         *rule = "apdu-timeout=MS, 1..3600000";
-        return at_number(v, vlen, 1, 3600000, &s->apdu_timeout_ms);
+        return optval_number(v, vlen, 1, 3600000, &s->apdu_timeout_ms);
     }
     if (AT_KEY("at-timeout")) {
         *rule = "at-timeout=MS, 1..600000";
-        return at_number(v, vlen, 1, 600000, &s->at_timeout_ms);
+        return optval_number(v, vlen, 1, 600000, &s->at_timeout_ms);
     }
     if (AT_KEY("card-wait")) {
         *rule = "card-wait=MS, 0..3600000";
-        return at_number(v, vlen, 0, 3600000, &s->card_wait_ms);
+        return optval_number(v, vlen, 0, 3600000, &s->card_wait_ms);
     }
     if (AT_KEY("chan")) {
         *rule = "chan=auto|cgla|csim";
-        if (at_word(v, vlen, "auto"))
+        if (optval_word(v, vlen, "auto"))
             s->chan = AT_CHAN_AUTO;
-        else if (at_word(v, vlen, "cgla"))
+        else if (optval_word(v, vlen, "cgla"))
             s->chan = AT_CHAN_CGLA;
-        else if (at_word(v, vlen, "csim"))
+        else if (optval_word(v, vlen, "csim"))
             s->chan = AT_CHAN_CSIM;
         else
             return false;
@@ -203,9 +182,9 @@ static bool at_option(at_slot *s, const char *name, size_t len, const char **rul
     }
     if (AT_KEY("reset")) {
         *rule = "reset=cfun|none";
-        if (at_word(v, vlen, "cfun"))
+        if (optval_word(v, vlen, "cfun"))
             s->reset_cfun = true;
-        else if (at_word(v, vlen, "none"))
+        else if (optval_word(v, vlen, "none"))
             s->reset_cfun = false;
         else
             return false;

@@ -31,6 +31,7 @@
 
 #include "apdu.h"
 #include "fpa.h"
+#include "optval.h"
 
 #define PCSC_DEFAULT_APDU_TIMEOUT_MS 30000L
 #define PCSC_MAX_EXT_DATA 4096 /* what es10f sends in one block at most: a whole BPP segment */
@@ -96,23 +97,6 @@ static void pcsc_close(void *p)
     free(s);
 }
 
-/* A decimal option value in 0..max; false if anything else is there. */
-static bool pcsc_number(const char *v, size_t len, long max, long *out)
-{
-    long n = 0;
-    if (len == 0 || len > 9)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return false;
-        n = n * 10 + (v[i] - '0');
-    }
-    if (n > max)
-        return false;
-    *out = n;
-    return true;
-}
-
 /* Splits the target into pattern, index and options; why names the offending part. */
 static ifpp_err pcsc_parse_target(const char *target, pcsc_slot *s, char *pattern, size_t cap, unsigned long *index,
                                   char *why, size_t why_len)
@@ -130,7 +114,7 @@ static ifpp_err pcsc_parse_target(const char *target, pcsc_slot *s, char *patter
     pattern[plen] = '\0';
     if (hash) {
         long n;
-        if (!pcsc_number(hash + 1, head - plen - 1, 255, &n)) {
+        if (!optval_number(hash + 1, head - plen - 1, 0, 255, &n)) {
             err_why(why, why_len, "pcsc: '%s': the index after '#' must be a number 0..255", target);
             return IFPP_E_ARG;
         }
@@ -145,9 +129,9 @@ static ifpp_err pcsc_parse_target(const char *target, pcsc_slot *s, char *patter
         const char *v = eq ? eq + 1 : "";
         bool ok = eq != NULL;
         if (ok && nlen == 9 && !strncmp(name, "card-wait", 9))
-            ok = pcsc_number(v, vlen, 3600000, &s->card_wait_ms);
+            ok = optval_number(v, vlen, 0, 3600000, &s->card_wait_ms);
         else if (ok && nlen == 12 && !strncmp(name, "apdu-timeout", 12))
-            ok = pcsc_number(v, vlen, 3600000, &s->apdu_timeout_ms);
+            ok = optval_number(v, vlen, 0, 3600000, &s->apdu_timeout_ms);
         else if (ok && nlen == 3 && !strncmp(name, "ext", 3)) {
             if (vlen == 4 && !strncmp(v, "auto", 4))
                 s->ext = PCSC_EXT_AUTO;

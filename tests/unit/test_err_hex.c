@@ -13,6 +13,7 @@
 #include "err.h"
 #include "label.h"
 #include "hex.h"
+#include "optval.h"
 
 static void test_every_error_has_text(void **state)
 {
@@ -70,12 +71,36 @@ static void test_labels(void **state)
     assert_false(label_valid(NULL, 3));
 }
 
+/* Slot option values: one strict reader for the station and every backend. */
+static void test_option_values(void **state)
+{
+    (void)state;
+    long n = -7;
+    assert_true(optval_number("5000", 4, 0, 3600000, &n));
+    assert_int_equal(n, 5000);
+    assert_true(optval_number("0", 1, 0, 10, &n));
+    assert_int_equal(n, 0);
+    const char *bad[] = {"", "-1", "+5", "5000ms", " 5", "1e3", "1234567890", "0x10"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        n = -7;
+        assert_false(optval_number(bad[i], strlen(bad[i]), 0, 2000000000L, &n));
+        assert_int_equal(n, -7); /* untouched on refusal */
+    }
+    assert_false(optval_number("11", 2, 0, 10, &n));  /* above max */
+    assert_false(optval_number("1199", 4, 1200, 4000000, &n)); /* below min */
+    assert_true(optval_number("5000,ext=on", 4, 0, 10000, &n)); /* a slice of the option string */
+    assert_true(optval_word("on,x", 2, "on"));
+    assert_false(optval_word("onx", 3, "on"));
+    assert_false(optval_word("o", 1, "on"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_error_has_text),
         cmocka_unit_test(test_hex_roundtrip_and_refusals),
         cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_option_values),
     };
     return cmocka_run_group_tests_name("err_hex", tests, NULL, NULL);
 }
