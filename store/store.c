@@ -1754,3 +1754,25 @@ ifpp_err store_each_result(store *s, const char *day, ifpp_err (*fn)(void *arg, 
     sqlite3_finalize(st);
     return e;
 }
+
+ifpp_err store_each_stock(store *s, ifpp_err (*fn)(void *arg, const char *profile_type, size_t available), void *arg)
+{
+    STORE_CHECK(s);
+    if (!fn)
+        return IFPP_E_ARG;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT profile_type, count(*) FROM bpp WHERE state = ? GROUP BY profile_type "
+                                  "ORDER BY profile_type", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_text(st, 1, bpp_state_name(BPP_AVAILABLE), -1, SQLITE_STATIC);
+    int rc = SQLITE_DONE;
+    while (e == IFPP_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *pt = sqlite3_column_text(st, 0);
+        e = fn(arg, pt ? (const char *)pt : "", (size_t)sqlite3_column_int64(st, 1));
+    }
+    if (e == IFPP_OK && rc != SQLITE_DONE)
+        e = store_fail(s, rc, "counting the vault stock per profile type");
+    sqlite3_finalize(st);
+    return e;
+}
