@@ -114,7 +114,9 @@ static ifpp_err slots_wait_card(slot_rec *r, station_slot *sl)
     return IFPP_OK;
 }
 
-static void slots_session(slot_rec *r, station *st, const slot_job *job, const char *spec)
+/* Runs one job; res and eid get its end, for the completion the caller sends once the slot is free again. */
+static station_verdict slots_session(slot_rec *r, station *st, const slot_job *job, const char *spec,
+                                     session_result *out, char eid[33])
 {
     station_slot sl;
     session_result res;
@@ -135,11 +137,12 @@ static void slots_session(slot_rec *r, station *st, const slot_job *job, const c
     if (!cancelled)
         snprintf(r->step, sizeof r->step, "card-wait");
     pthread_mutex_unlock(&r->owner->mu);
-    ifpp_err e = cancelled ? IFPP_E_ARG : station_slot_parse(spec, &sl.opt, why, sizeof why);
+    station_slot_options opt; /* apart from sl: station_slot_open starts by clearing sl */
+    ifpp_err e = cancelled ? IFPP_E_ARG : station_slot_parse(spec, &opt, why, sizeof why);
     if (cancelled)
         snprintf(why, sizeof why, "cancelled before it started");
     if (e == IFPP_OK)
-        e = station_slot_open(&sl.opt, &sl, why, sizeof why);
+        e = station_slot_open(&opt, &sl, why, sizeof why);
     if (e == IFPP_OK && sl.opt.card_wait_ms > 0 && (e = slots_wait_card(r, &sl)) != IFPP_OK)
         snprintf(why, sizeof why, "%s", e == IFPP_E_ARG ? "cancelled while waiting for the DUT's card"
                                                         : "the DUT's card did not arrive in time");
@@ -162,10 +165,10 @@ static void slots_session(slot_rec *r, station *st, const slot_job *job, const c
     }
     station_slot_close(&sl);
 
-    char eid[33] = "";
     static const uint8_t zero[16];
+    eid[0] = 0;
     if (memcmp(res.eid, zero, 16))
-        hex_encode(res.eid, 16, eid, sizeof eid);
+        hex_encode(res.eid, 16, eid, 33);
     pthread_mutex_lock(&r->owner->mu);
     snprintf(r->last_serial, sizeof r->last_serial, "%s", job->serial);
     snprintf(r->last_result, sizeof r->last_result, "%s", station_verdict_name(v));
@@ -178,10 +181,8 @@ static void slots_session(slot_rec *r, station *st, const slot_job *job, const c
          &(alog_fields){r->name, job->serial, eid, res.failed_step < SESSION_STEP__COUNT ?
                                                        session_step_name(res.failed_step) : NULL},
          "work completed: %s: %s", station_verdict_name(v), res.message);
-    slot_event done = {.kind = SLOT_EV_COMPLETED, .job = job, .eid = eid,
-                       .step = res.failed_step < SESSION_STEP__COUNT ? session_step_name(res.failed_step) : "",
-                       .verdict = v, .message = res.message};
-    slots_emit(r, &done);
+    *out = res;
+    return v;
 }
 
 static void *slots_thread(void *arg)
@@ -219,7 +220,9 @@ static void *slots_thread(void *arg)
         r->eid[0] = 0;
         pthread_mutex_unlock(&s->mu);
 
-        slots_session(r, st, &job, spec);
+        session_result res;
+        char eid[33];
+        station_verdict v = slots_session(r, st, &job, spec, &res, eid);
 
         pthread_mutex_lock(&s->mu);
         r->has_job = false;
@@ -235,6 +238,11 @@ static void *slots_thread(void *arg)
             slot_event sev = {.kind = SLOT_EV_STATE, .state = r->state};
             slots_emit(r, &sev);
         }
+        /* WorkCompleted once the slot takes the next DUT: a requester that answers it at once finds it free */
+        slot_event done = {.kind = SLOT_EV_COMPLETED, .job = &job, .eid = eid,
+                           .step = res.failed_step < SESSION_STEP__COUNT ? session_step_name(res.failed_step) : "",
+                           .verdict = v, .message = res.message};
+        slots_emit(r, &done);
         pthread_cond_broadcast(&s->cv);
         pthread_mutex_unlock(&s->mu);
     }
