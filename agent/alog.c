@@ -11,12 +11,13 @@
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
-static bool alog_journal;
+static bool alog_journal, alog_debug;
 
 void alog_init(void)
 {
     /* JOURNAL_STREAM is "DEV:INODE" of the stream systemd connected stderr to (systemd.exec(5)). */
     const char *js = getenv("JOURNAL_STREAM");
+    alog_debug = getenv("IFPP_AGENT_DEBUG") != NULL; /* each session step of each slot: verbose */
     struct stat st;
     unsigned long long dev, ino;
     alog_journal = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
@@ -33,6 +34,8 @@ void alog(log_level lvl, const alog_fields *f, const char *fmt, ...)
     static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
     static const char *const name[] = {"error", "warning", "info", "debug"};
     char msg[1024], line[1400];
+    if (lvl >= LOG_LVL_DEBUG && !alog_debug)
+        return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);

@@ -14,7 +14,7 @@ typedef struct {
     const char *slot, *serial, *eid, *step;
 } alog_fields;
 
-/* Decides once whether stderr is the journal (call before threads start). */
+/* Decides once whether stderr is the journal, and whether debug lines are wanted (IFPP_AGENT_DEBUG). */
 void alog_init(void);
 
 /* Logs one line with its fields (thread-safe: one write per line). */

@@ -149,7 +149,7 @@ static station_verdict slots_session(slot_rec *r, station *st, const slot_job *j
     if (e != IFPP_OK) {
         v = e == IFPP_E_ARG && strstr(why, "cancelled") ? STATION_REFUSED
             : e == IFPP_E_NO_CARD || e == IFPP_E_TIMEOUT ? STATION_DUT_FAIL : STATION_FAILURE;
-        snprintf(res.message, sizeof res.message, "slot %s: %s", r->name, why[0] ? why : err_str(e));
+        snprintf(res.message, sizeof res.message, "slot %s: %.200s", r->name, why[0] ? why : err_str(e));
         if (v == STATION_FAILURE) {
             pthread_mutex_lock(&r->owner->mu);
             snprintf(r->fault, sizeof r->fault, "%s", res.message);
@@ -197,7 +197,7 @@ static void *slots_thread(void *arg)
                               sizeof why);
     if (e != IFPP_OK) {
         pthread_mutex_lock(&s->mu);
-        snprintf(r->fault, sizeof r->fault, "cannot open the station: %s", why[0] ? why : err_str(e));
+        snprintf(r->fault, sizeof r->fault, "cannot open the station: %.200s", why[0] ? why : err_str(e));
         pthread_mutex_unlock(&s->mu);
         alog(LOG_LVL_ERROR, &(alog_fields){.slot = r->name}, "%s", r->fault);
         slot_event fe = {.kind = SLOT_EV_FAULT, .message = r->fault};

@@ -211,9 +211,13 @@ static int fx_setup(void **state)
     char why[512] = "";
     const char *e;
     if ((e = getenv("AGENTD_CARDS")))
-        agentd_cards = strtoul(e, NULL, 10);
+        agentd_cards = strtoul(e, NULL, 10) % 65;
+    if (agentd_cards == 0)
+        agentd_cards = 64;
     if ((e = getenv("AGENTD_OTKS")))
-        agentd_otks = strtoul(e, NULL, 10);
+        agentd_otks = strtoul(e, NULL, 10) % 17; /* a software eUICC holds 16 profiles */
+    if (agentd_otks == 0)
+        agentd_otks = 16;
     fx = calloc(1, sizeof *fx);
     assert_non_null(fx);
     fx->dir = tu_mkdtemp("agentd");
@@ -233,7 +237,9 @@ static int fx_setup(void **state)
     write_conf("50-mes.conf", "mes = { path = \"%s\"; mode = \"0660\"; max_clients = 32; max_line = 1024; "
                               "max_queue = 8192; };\n", fx->sock);
     write_conf("60-timeouts.conf", "timeouts = { shutdown_ms = 600000; stock_low = 5; };\n");
-    FILE *f = fopen(tu_path(fx->conf, "40-slots.conf"), "w"); /* the path leaks once: a test fixture */
+    char *sp = tu_path(fx->conf, "40-slots.conf");
+    FILE *f = fopen(sp, "w");
+    free(sp);
     assert_non_null(f);
     fprintf(f, "slots = (\n");
     for (size_t k = 0; k < AGENTD_SLOTS; k++) {
@@ -516,8 +522,8 @@ static void test_thousand_through_mes(void **state)
     size_t total = agentd_cards * agentd_otks;
     worker w[AGENTD_CLIENTS];
     pthread_t th[AGENTD_CLIENTS];
-    char(*eid_of)[40] = calloc(total, sizeof *eid_of);
-    assert_non_null(eid_of);
+    static char eid_of[64 * 64][40]; /* static: an early failure leaks nothing */
+    assert_true(total <= 64 * 64);
 
     /* a client that subscribes to every event and then never reads: it must be cut, nobody must wait for it */
     client lazy;
@@ -542,23 +548,38 @@ static void test_thousand_through_mes(void **state)
     assert_int_equal(done, total);
     assert_int_equal(pass, total);
 
-    /* the never-reading client was cut (the station counts only the asking client), and said so */
+    /* the never-reading client was cut: what it was owed ends in EOF (a daemon that kept it would leave this
+     * read waiting, and ctest's timeout would fail the test), bounded by max_queue and the socket buffers;
+     * and the daemon said why */
+    size_t owed = 0;
+    for (;;) {
+        char b[4096];
+        ssize_t n = recv(lazy.fd, b, sizeof b, 0);
+        if (n <= 0)
+            break;
+        owed += (size_t)n;
+    }
+    close(lazy.fd);
+    print_message("the client that never read was cut after %zu bytes it had not read\n", owed);
+    assert_true(owed < 1024 * 1024);
+    assert_true(log_has("cut: it does not read"));
     client q;
     assert_int_equal(client_connect(&q), 0);
     client_send(&q, "{\"id\":\"q\",\"op\":\"query\",\"what\":\"station\"}\n");
     json_t *r = client_reply(&q, "q");
     assert_non_null(r);
-    assert_int_equal(json_integer_value(json_object_get(r, "clients")), 1);
     assert_int_equal(json_integer_value(json_object_get(r, "slots_busy")), 0);
+    assert_int_equal(json_integer_value(json_object_get(r, "slots_total")), AGENTD_SLOTS + 1);
     json_decref(r);
-    assert_true(log_has("cut: it does not read"));
-    close(lazy.fd);
 
     /* the stock: what is left per profile type equals the store's available count */
     client_send(&q, "{\"id\":\"st\",\"op\":\"stock\"}\n");
     assert_non_null(r = client_reply(&q, "st"));
-    json_t *stock = json_object_get(r, "stock");
+    json_t *stock = json_object_get(r, "stock"), *v;
     assert_true(json_is_object(stock));
+    const char *pt;
+    size_t stock_sum = 0, avail;
+    json_object_foreach(stock, pt, v) stock_sum += (size_t)json_integer_value(v);
     json_decref(r);
     close(q.fd);
 
@@ -588,12 +609,13 @@ static void test_thousand_through_mes(void **state)
         assert_int_equal(euicc_sim_profile_count(card), agentd_otks);
         euicc_sim_close(card);
     }
+    assert_int_equal(store_count_bpps(s, BPP_AVAILABLE, &avail), IFPP_OK);
+    assert_int_equal(stock_sum, avail);
     size_t in_doubt;
     assert_int_equal(store_count_bpps(s, BPP_IN_DOUBT, &in_doubt), IFPP_OK);
     assert_int_equal(in_doubt, 0);
     store_close(s);
     free(rw.seen);
-    free(eid_of);
 }
 
 /* ---- SIGHUP and SIGTERM ---- */
