@@ -572,6 +572,16 @@ static void test_thousand_through_mes(void **state)
     assert_int_equal(json_integer_value(json_object_get(r, "slots_total")), AGENTD_SLOTS + 1);
     json_decref(r);
 
+    /* the documented example client (docs/mes_client.py) reads the same station */
+    const char *src = getenv("IFPP_SOURCE_DIR");
+    if (src) {
+        char py[4096], out[65536];
+        snprintf(py, sizeof py, "%s/docs/mes_client.py", src);
+        char *const argv[] = {"python3", py, "--socket", fx->sock, "query", "dut", "DUT-00000", NULL};
+        assert_int_equal(tu_run(argv, out, sizeof out), 0);
+        assert_non_null(strstr(out, "\"result\": \"PASS\""));
+    }
+
     /* the stock: what is left per profile type equals the store's available count */
     client_send(&q, "{\"id\":\"st\",\"op\":\"stock\"}\n");
     assert_non_null(r = client_reply(&q, "st"));
