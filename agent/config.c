@@ -334,13 +334,29 @@ ifpp_err config_load(const char *path, agent_config *c, char *why, size_t why_le
     return e;
 }
 
+/* s in double quotes with libconfig's escapes for '"' and '\\' (values have no control characters). */
+static void config_quote(const char *s, char *out, size_t cap)
+{
+    size_t o = 0;
+    if (cap < 3)
+        return;
+    out[o++] = '"';
+    for (; *s && o + 3 < cap; s++) {
+        if (*s == '"' || *s == '\\')
+            out[o++] = '\\';
+        out[o++] = *s;
+    }
+    out[o++] = '"';
+    out[o] = 0;
+}
+
 /* One key's value as the files write it. */
 static void config_value(const key_def *k, const agent_config *c, char *out, size_t cap)
 {
     const char *src = (const char *)c + k->off;
     switch (k->type) {
     case K_STR:
-        snprintf(out, cap, "\"%s\"", src);
+        config_quote(src, out, cap);
         break;
     case K_MODE:
         snprintf(out, cap, "\"0%03o\"", *(const unsigned *)(const void *)src);
@@ -357,7 +373,7 @@ static void config_value(const key_def *k, const agent_config *c, char *out, siz
 void config_print(const agent_config *c, FILE *f)
 {
     const char *group = NULL;
-    char v[CONFIG_PATH_MAX + 8];
+    char v[2 * CONFIG_PATH_MAX + 8], n[80], sp[2 * sizeof c->slots[0].spec + 4];
     for (size_t k = 0; k < N_KEYS; k++) {
         const key_def *d = &config_keys[k];
         if (d->type == K_STR && !((const char *)c + d->off)[0])
@@ -374,9 +390,11 @@ void config_print(const agent_config *c, FILE *f)
     if (group)
         fprintf(f, "};\n");
     fprintf(f, "slots = (\n");
-    for (size_t i = 0; i < c->n_slots; i++)
-        fprintf(f, "  { name = \"%s\"; spec = \"%s\"; }%s   # %s\n", c->slots[i].name, c->slots[i].spec,
-                i + 1 < c->n_slots ? "," : "", c->slots[i].where);
+    for (size_t i = 0; i < c->n_slots; i++) {
+        config_quote(c->slots[i].name, n, sizeof n);
+        config_quote(c->slots[i].spec, sp, sizeof sp);
+        fprintf(f, "  { name = %s; spec = %s; }%s   # %s\n", n, sp, i + 1 < c->n_slots ? "," : "", c->slots[i].where);
+    }
     fprintf(f, ");\n");
 }
 
@@ -401,7 +419,7 @@ void config_station(const agent_config *c, station_config *sc)
 
 size_t config_diff(const agent_config *a, const agent_config *b, void (*line)(void *arg, const char *text), void *arg)
 {
-    char va[CONFIG_PATH_MAX + 8], vb[CONFIG_PATH_MAX + 8], msg[3 * CONFIG_PATH_MAX];
+    char va[2 * CONFIG_PATH_MAX + 8], vb[2 * CONFIG_PATH_MAX + 8], msg[5 * CONFIG_PATH_MAX];
     size_t n = 0;
     for (size_t k = 0; k < N_KEYS; k++) {
         config_value(&config_keys[k], a, va, sizeof va);

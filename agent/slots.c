@@ -127,7 +127,7 @@ static station_verdict slots_session(slot_rec *r, station *st, const slot_job *j
     res.card_result = -1;
     res.failed_step = SESSION_STEP__COUNT;
 
-    alog(LOG_LVL_INFO, &(alog_fields){r->name, job->serial, NULL, NULL}, "work started (request %s, profile type %s)",
+    alog(LOG_LVL_INFO, &(alog_fields){.slot = r->name, .serial = job->serial}, "work started (request %s, profile type %s)",
          job->id, job->profile_type[0] ? job->profile_type : "any");
     slot_event ev = {.kind = SLOT_EV_STARTED, .job = job, .eid = ""};
     slots_emit(r, &ev);
@@ -154,7 +154,7 @@ static station_verdict slots_session(slot_rec *r, station *st, const slot_job *j
             pthread_mutex_lock(&r->owner->mu);
             snprintf(r->fault, sizeof r->fault, "%s", res.message);
             pthread_mutex_unlock(&r->owner->mu);
-            alog(LOG_LVL_ERROR, &(alog_fields){r->name, job->serial, NULL, NULL}, "fault: %s", res.message);
+            alog(LOG_LVL_ERROR, &(alog_fields){.slot = r->name, .serial = job->serial}, "fault: %s", res.message);
             slot_event fe = {.kind = SLOT_EV_FAULT, .message = res.message};
             slots_emit(r, &fe);
         }

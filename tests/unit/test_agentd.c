@@ -740,6 +740,12 @@ static void test_config_errors(void **state)
     free(d);
 }
 
+static void count_diff(void *arg, const char *text)
+{
+    (*(size_t *)arg)++;
+    print_message("differs: %s\n", text);
+}
+
 static void test_config_examples(void **state)
 {
     (void)state;
@@ -753,6 +759,25 @@ static void test_config_examples(void **state)
         fail_msg("%s", why);
     assert_int_equal(c->n_slots, 2);
     assert_int_equal(c->mes_mode, 0660);
+    /* the printed merge reads back as the same configuration (config check's output is a valid file) */
+    snprintf(c->station_id, sizeof c->station_id, "line \"7\" \\ west");
+    char *d = tu_mkdtemp("agentd-print");
+    char *pf = tu_path(d, "merged.conf");
+    FILE *f = fopen(pf, "w");
+    assert_non_null(f);
+    config_print(c, f);
+    assert_int_equal(fclose(f), 0);
+    agent_config *back = malloc(sizeof *back);
+    if (config_load(pf, back, why, sizeof why) != IFPP_OK)
+        fail_msg("%s", why);
+    static size_t diffs;
+    diffs = 0;
+    assert_int_equal(config_diff(c, back, count_diff, &diffs), 0);
+    assert_string_equal(back->station_id, "line \"7\" \\ west");
+    free(back);
+    free(pf);
+    tu_rmrf(d);
+    free(d);
     static const char *const ex[] = {"slots-virtual.conf", "slots-at.conf", "slots-usb.conf"};
     for (size_t i = 0; i < 3; i++) {
         snprintf(path, sizeof path, "%s/station.conf.d/examples/%s", src, ex[i]);
