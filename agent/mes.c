@@ -680,10 +680,11 @@ static void mes_handle(mes *m, size_t i, const char *line, size_t n)
     }
 }
 
-/* Reads what the client sent and handles each complete line; false if it was cut. */
+/* Reads what the client sent and handles each complete line; false if it was cut. A few reads per round at
+ * most, so that a client that keeps sending cannot keep the loop from the others. */
 static bool mes_read(mes *m, size_t i)
 {
-    for (;;) {
+    for (int round = 0; round < 8; round++) {
         mes_client *c = &m->cl[i];
         ssize_t r = recv(c->fd, c->in + c->in_len, c->in_cap + 1 - c->in_len, MSG_DONTWAIT);
         if (r == 0) {
@@ -723,6 +724,7 @@ static bool mes_read(mes *m, size_t i)
             return false;
         }
     }
+    return true;
 }
 
 static void mes_accept(mes *m)

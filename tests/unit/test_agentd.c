@@ -285,8 +285,24 @@ static void test_bad_requests(void **state)
 {
     (void)state;
     client c;
-    assert_int_equal(client_connect(&c), 0);
     json_t *r;
+
+    /* mes.max_clients = 32: the 33rd connection is told so and closed (the first test: nobody else is connected) */
+    static client many[33];
+    for (size_t i = 0; i < 33; i++)
+        assert_int_equal(client_connect(&many[i]), 0);
+    assert_non_null(r = client_read(&many[32]));
+    assert_string_equal(js(r, "error"), "too-many-clients");
+    json_decref(r);
+    assert_null(client_read(&many[32]));
+    client_send(&many[31], "{\"id\":\"m\",\"op\":\"ping\"}\n"); /* the 32nd is served */
+    assert_non_null(r = client_reply(&many[31], "m"));
+    assert_true(json_is_true(json_object_get(r, "ok")));
+    json_decref(r);
+    for (size_t i = 0; i < 33; i++)
+        close(many[i].fd);
+
+    assert_int_equal(client_connect(&c), 0);
 
     client_send(&c, "{\"id\":\"a\",\"op\":\"provision\",\"serial\":\n");
     assert_non_null(r = client_reply(&c, "null"));
