@@ -150,10 +150,7 @@ int agentd_main(int argc, char **argv)
         goto out;
     }
     /* The station must open as configured before anything is announced: a wrong key or store fails here. */
-    station_config sc;
-    config_station(cfg, &sc);
-    if (station_open(&sc, STATION_NEED_STORE | STATION_NEED_DM_FPA | STATION_STORE_MUST_EXIST, &probe, why,
-                     sizeof why) != IFPP_OK) {
+    if (slots_station_open(cfg, &probe, why, sizeof why) != IFPP_OK) {
         alog(LOG_LVL_ERROR, NULL, "cannot open the station: %s", why);
         goto out;
     }

@@ -38,6 +38,7 @@ static const key_def config_keys[] = {
     KS("trust", "dm_fpa_key", dm_fpa_key, true),
     KS("trust", "station_cert", station_cert, true),
     KS("trust", "station_key", station_key, true),
+    KS("trust", "pkcs11_module", pkcs11_module, true),
     KS("mes", "path", mes_path, true),
     {"mes", "mode", K_MODE, offsetof(agent_config, mes_mode), 0, 0, 0777, false},
     KS("mes", "group", mes_group, false),

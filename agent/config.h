@@ -8,7 +8,8 @@
  * Groups (each key at most once over all files; slots from every file are appended):
  *   station  { id; }                                      the station's identity (its reports and records)
  *   store    { path; busy_timeout_ms; }                   the SQLite store the daemon owns
- *   trust    { pki_dir; ci; dm_root; dm_fpa_cert; dm_fpa_key; station_cert; station_key; }
+ *   trust    { pki_dir; ci; dm_root; dm_fpa_cert; dm_fpa_key; station_cert; station_key; pkcs11_module; }
+ *            dm_fpa_key may be a PKCS#11 URI (RFC 7512, "pkcs11:token=...;object=...?pin-source=..."): p11key.h
  *   slots    ( { name; spec; }, ... )                     spec: station.h's "BACKEND:TARGET[,key=value]"
  *   mes      { path; mode; group; max_clients; max_line; max_queue; }
  *   reports  { dir; }                                     where `report` writes Profile Loading Reports
@@ -42,6 +43,7 @@ typedef struct {
     char pki_dir[CONFIG_PATH_MAX];
     char ci[CONFIG_PATH_MAX], dm_root[CONFIG_PATH_MAX], dm_fpa_cert[CONFIG_PATH_MAX], dm_fpa_key[CONFIG_PATH_MAX],
         station_cert[CONFIG_PATH_MAX], station_key[CONFIG_PATH_MAX];
+    char pkcs11_module[CONFIG_PATH_MAX]; /* "" : the pkcs11 engine's default module (Debian: p11-kit's proxy) */
     config_slot slots[CONFIG_MAX_SLOTS];
     size_t n_slots;
     char mes_path[108];            /* sun_path's size */

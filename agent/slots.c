@@ -17,6 +17,7 @@
 
 #include "alog.h"
 #include "hex.h"
+#include "p11key.h"
 
 typedef struct {
     struct slots *owner;
@@ -185,16 +186,42 @@ static station_verdict slots_session(slot_rec *r, station *st, const slot_job *j
     return v;
 }
 
+ifpp_err slots_station_open(const agent_config *c, station **out, char *why, size_t why_len)
+{
+    station_config sc;
+    unsigned needs = STATION_NEED_STORE | STATION_STORE_MUST_EXIST;
+    config_station(c, &sc);
+    if (!p11key_is_uri(c->dm_fpa_key))
+        return station_open(&sc, needs | STATION_NEED_DM_FPA, out, why, why_len);
+    if (!c->dm_fpa_cert[0]) {
+        err_why(why, why_len, "trust.dm_fpa_key is a PKCS#11 URI: name its certificate with trust.dm_fpa_cert");
+        return IFPP_E_ARG;
+    }
+    station *st = NULL;
+    ifpp_err e = station_open(&sc, needs, &st, why, why_len);
+    if (e == IFPP_OK)
+        e = cert_load_pem_why(c->dm_fpa_cert, &st->dm_fpa_cert, why, why_len);
+    crypto_key *cert_pub = NULL;
+    if (e == IFPP_OK && (e = cert_public_key(st->dm_fpa_cert, &cert_pub)) != IFPP_OK)
+        err_why(why, why_len, "%s: its public key: %s", c->dm_fpa_cert, err_str(e));
+    if (e == IFPP_OK)
+        e = p11key_load(c->dm_fpa_key, c->pkcs11_module, cert_pub, &st->dm_fpa_key, why, why_len);
+    crypto_key_free(cert_pub);
+    if (e != IFPP_OK) {
+        station_close(st);
+        return e;
+    }
+    *out = st;
+    return IFPP_OK;
+}
+
 static void *slots_thread(void *arg)
 {
     slot_rec *r = arg;
     slots *s = r->owner;
     station *st = NULL;
-    station_config sc;
     char why[512] = "";
-    config_station(&s->cfg, &sc);
-    ifpp_err e = station_open(&sc, STATION_NEED_STORE | STATION_NEED_DM_FPA | STATION_STORE_MUST_EXIST, &st, why,
-                              sizeof why);
+    ifpp_err e = slots_station_open(&s->cfg, &st, why, sizeof why);
     if (e != IFPP_OK) {
         pthread_mutex_lock(&s->mu);
         snprintf(r->fault, sizeof r->fault, "cannot open the station: %.200s", why[0] ? why : err_str(e));

@@ -56,6 +56,12 @@ typedef struct {
     unsigned long long pass, fail;
 } slot_info;
 
+/*
+ * Opens the station as the daemon runs it (store that must exist, DM FPA certificate and key): the key from a
+ * file, or from a token when trust.dm_fpa_key is a PKCS#11 URI (p11key.h). Every slot thread calls it.
+ */
+ifpp_err slots_station_open(const agent_config *c, station **out, char *why, size_t why_len);
+
 /* Starts one thread per configured slot; each opens its own store connection and keys. */
 ifpp_err slots_start(const agent_config *c, slots_event_fn fn, void *arg, slots **out, char *why, size_t why_len);
 

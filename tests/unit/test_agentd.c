@@ -34,10 +34,12 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "cert.h"
 #include "config.h"
 #include "euicc_sim.h"
 #include "hex.h"
 #include "mes.h"
+#include "p11key.h"
 #include "store.h"
 #include "testline.h"
 #include "testutil.h"
@@ -206,18 +208,19 @@ static int stop_daemon(void)
     return st;
 }
 
-static int fx_setup(void **state)
+static bool log_has(const char *needle)
+{
+    size_t n;
+    uint8_t *b = tu_read_file(fx->log, &n);
+    bool found = b && memmem(b, n, needle, strlen(needle));
+    free(b);
+    return found;
+}
+
+/* The fixture's directory, its line (cards x otks), and the configuration every daemon here shares. */
+static void fx_make(size_t cards, size_t otks)
 {
     char why[512] = "";
-    const char *e;
-    if ((e = getenv("AGENTD_CARDS")))
-        agentd_cards = strtoul(e, NULL, 10) % 65;
-    if (agentd_cards == 0)
-        agentd_cards = 64;
-    if ((e = getenv("AGENTD_OTKS")))
-        agentd_otks = strtoul(e, NULL, 10) % 17; /* a software eUICC holds 16 profiles */
-    if (agentd_otks == 0)
-        agentd_otks = 16;
     fx = calloc(1, sizeof *fx);
     assert_non_null(fx);
     fx->dir = tu_mkdtemp("agentd");
@@ -227,16 +230,30 @@ static int fx_setup(void **state)
     fx->notify = tu_path(fx->dir, "notify");
     assert_int_equal(mkdir(fx->conf, 0700), 0);
     chmod(fx->dir, 0755); /* the wrong-peer test's other user must reach the socket to be refused by its mode */
-    test_line_opts o = {.n_cards = agentd_cards, .profile_size = 1024, .import_vault = true};
-    for (size_t i = 0; i < agentd_cards; i++)
-        o.n_otks[i] = agentd_otks;
+    test_line_opts o = {.n_cards = cards, .profile_size = 1024, .import_vault = true};
+    for (size_t i = 0; i < cards; i++)
+        o.n_otks[i] = otks;
     if (test_line_make(&fx->L, fx->dir, &o, why, sizeof why) != 0)
         fail_msg("%s", why);
-    write_conf("10-station.conf", "station = { id = \"agentd-test\"; };\nstore = { path = \"%s\"; };\n"
-                                  "trust = { pki_dir = \"%s\"; };\n", fx->L.db, fx->L.pki);
+    write_conf("10-station.conf", "station = { id = \"agentd-test\"; };\nstore = { path = \"%s\"; };\n", fx->L.db);
     write_conf("50-mes.conf", "mes = { path = \"%s\"; mode = \"0660\"; max_clients = 32; max_line = 1024; "
                               "max_queue = 8192; };\n", fx->sock);
     write_conf("60-timeouts.conf", "timeouts = { shutdown_ms = 600000; stock_low = 5; };\n");
+}
+
+static int fx_setup(void **state)
+{
+    const char *e;
+    if ((e = getenv("AGENTD_CARDS")))
+        agentd_cards = strtoul(e, NULL, 10) % 65;
+    if (agentd_cards == 0)
+        agentd_cards = 64;
+    if ((e = getenv("AGENTD_OTKS")))
+        agentd_otks = strtoul(e, NULL, 10) % 17; /* a software eUICC holds 16 profiles */
+    if (agentd_otks == 0)
+        agentd_otks = 16;
+    fx_make(agentd_cards, agentd_otks);
+    write_conf("30-trust.conf", "trust = { pki_dir = \"%s\"; };\n", fx->L.pki);
     char *sp = tu_path(fx->conf, "40-slots.conf");
     FILE *f = fopen(sp, "w");
     free(sp);
@@ -252,6 +269,102 @@ static int fx_setup(void **state)
     start_daemon();
     *state = fx;
     return 0;
+}
+
+/*
+ * The DM FPA key in a SoftHSM2 token, named by a PKCS#11 URI, reached through the pkcs11 engine and p11-kit's
+ * proxy (SoftHSM2 registers itself with p11-kit): the demo's key imported into a fresh token in the fixture.
+ */
+#define P11_URI "pkcs11:token=ifpp-test;object=dm-fpa;type=private"
+
+static int p11_setup(void **state)
+{
+    char cmd[8192], out[4096];
+    if (tu_run((char *const[]){"softhsm2-util", "--version", NULL}, out, sizeof out) != 0) {
+        print_message("softhsm2-util not found: the PKCS#11 tests are skipped (Debian: softhsm2)\n");
+        *state = NULL;
+        return 0;
+    }
+    fx_make(1, 2);
+    char *conf = tu_path(fx->dir, "softhsm2.conf"), *tokens = tu_path(fx->dir, "tokens");
+    assert_int_equal(mkdir(tokens, 0700), 0);
+    snprintf(cmd, sizeof cmd, "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n", tokens);
+    assert_int_equal(tu_write_file(conf, (const uint8_t *)cmd, strlen(cmd)), 0);
+    setenv("SOFTHSM2_CONF", conf, 1); /* the daemon inherits it; p11-kit's proxy loads SoftHSM2 with it */
+    snprintf(cmd, sizeof cmd, "%s/dm-fpa.key.pem", fx->L.pki);
+    assert_int_equal(tu_run((char *const[]){"softhsm2-util", "--init-token", "--free", "--label", "ifpp-test", "--pin",
+                                            "Pin-4711-q", "--so-pin", "12345678", NULL}, out, sizeof out), 0);
+    assert_int_equal(tu_run((char *const[]){"softhsm2-util", "--import", cmd, "--token", "ifpp-test", "--label",
+                                            "dm-fpa", "--id", "01", "--pin", "Pin-4711-q", NULL}, out, sizeof out), 0);
+    write_conf("30-trust.conf", "trust = { pki_dir = \"%s\"; dm_fpa_cert = \"%s/dm-fpa.cert.pem\";\n"
+                                "  dm_fpa_key = \"" P11_URI "?pin-value=Pin-4711-q\"; };\n", fx->L.pki, fx->L.pki);
+    char *sp = slot_card(0);
+    write_conf("40-slots.conf", "slots = ( { name = \"slot-00\"; spec = \"virtual:%s\"; } );\n", sp);
+    assert_int_equal(rename(fx->L.card[0], sp), 0);
+    free(sp);
+    free(conf);
+    free(tokens);
+    start_daemon();
+    *state = fx;
+    return 0;
+}
+
+static void test_p11_provision(void **state)
+{
+    if (!*state)
+        skip();
+    client c;
+    assert_int_equal(client_connect(&c), 0);
+    client_send(&c, "{\"id\":\"t\",\"op\":\"provision\",\"serial\":\"TOKEN-1\",\"slot\":\"slot-00\"}\n");
+    json_t *r = client_reply(&c, "t");
+    assert_non_null(r);
+    assert_string_equal(js(r, "status"), "accepted");
+    json_decref(r);
+    assert_non_null(r = client_reply(&c, "t"));
+    if (strcmp(js(r, "result"), "PASS"))
+        fail_msg("%s: %s", js(r, "result"), js(r, "message"));
+    json_decref(r);
+    close(c.fd);
+    assert_false(log_has("Pin-4711")); /* the PIN is never logged */
+}
+
+static void test_p11_wrong_key_and_pin(void **state)
+{
+    if (!*state)
+        skip();
+    char why[512] = "", path[4096];
+    cert *c = NULL;
+    crypto_key *pub = NULL, *k = NULL;
+    /* a wrong PIN: refused, the message names the URI's path and not the PIN */
+    snprintf(path, sizeof path, "%s/dm-fpa.cert.pem", fx->L.pki);
+    assert_int_equal(cert_load_pem(path, &c), IFPP_OK);
+    assert_int_equal(cert_public_key(c, &pub), IFPP_OK);
+    char *errf = tu_path(fx->dir, "stderr");
+    int saved = dup(2), fd = open(errf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, 2); /* what the engine itself might print goes here, to be read */
+    ifpp_err e = p11key_load(P11_URI "?pin-value=9999", NULL, pub, &k, why, sizeof why);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    assert_int_not_equal(e, IFPP_OK);
+    assert_non_null(strstr(why, P11_URI ": "));
+    assert_null(strstr(why, "9999"));
+    size_t n;
+    uint8_t *said = tu_read_file(errf, &n);
+    assert_true(!said || !memmem(said, n, "9999", 4));
+    free(said);
+    free(errf);
+    crypto_key_free(pub);
+    cert_free(c);
+    /* the token's key checked against another certificate: named as not the certificate's */
+    snprintf(path, sizeof path, "%s/station.cert.pem", fx->L.pki);
+    assert_int_equal(cert_load_pem(path, &c), IFPP_OK);
+    assert_int_equal(cert_public_key(c, &pub), IFPP_OK);
+    assert_int_equal(p11key_load(P11_URI "?pin-value=Pin-4711-q", NULL, pub, &k, why, sizeof why), IFPP_E_BAD_KEY);
+    assert_non_null(strstr(why, "not the certificate's"));
+    crypto_key_free(pub);
+    cert_free(c);
 }
 
 static int fx_teardown(void **state)
@@ -270,14 +383,15 @@ static int fx_teardown(void **state)
     return 0;
 }
 
-static bool log_has(const char *needle)
+static int p11_teardown(void **state)
 {
-    size_t n;
-    uint8_t *b = tu_read_file(fx->log, &n);
-    bool found = b && memmem(b, n, needle, strlen(needle));
-    free(b);
-    return found;
+    if (!*state)
+        return 0;
+    int rc = fx_teardown(state);
+    unsetenv("SOFTHSM2_CONF");
+    return rc;
 }
+
 
 /* ---- hostile clients; the slots keep working ---- */
 
@@ -843,6 +957,12 @@ int main(void)
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_sigterm_lets_session_end),
     };
+    const struct CMUnitTest p11[] = {
+        cmocka_unit_test(test_p11_provision),
+        cmocka_unit_test(test_p11_wrong_key_and_pin),
+    };
     int rc = cmocka_run_group_tests_name("config and parser", pure, NULL, NULL);
-    return rc | cmocka_run_group_tests_name("ifpp-agent", daemon, fx_setup, fx_teardown);
+    rc |= cmocka_run_group_tests_name("ifpp-agent", daemon, fx_setup, fx_teardown);
+    return rc | cmocka_run_group_tests_name("ifpp-agent with the DM FPA key in a PKCS#11 token", p11, p11_setup,
+                                            p11_teardown);
 }
