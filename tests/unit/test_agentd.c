@@ -235,7 +235,10 @@ static void fx_make(size_t cards, size_t otks)
         o.n_otks[i] = otks;
     if (test_line_make(&fx->L, fx->dir, &o, why, sizeof why) != 0)
         fail_msg("%s", why);
-    write_conf("10-station.conf", "station = { id = \"agentd-test\"; };\nstore = { path = \"%s\"; };\n", fx->L.db);
+    /* the store's busy timeout at its maximum: on a loaded machine 33 writers may wait long for the lock, and this
+     * test checks results, not speed (a wait past 5 s would otherwise be a STATION-FAILURE) */
+    write_conf("10-station.conf", "station = { id = \"agentd-test\"; };\nstore = { path = \"%s\"; "
+                                  "busy_timeout_ms = 600000; };\n", fx->L.db);
     write_conf("50-mes.conf", "mes = { path = \"%s\"; mode = \"0660\"; max_clients = 32; max_line = 1024; "
                               "max_queue = 8192; };\n", fx->sock);
     write_conf("60-timeouts.conf", "timeouts = { shutdown_ms = 600000; stock_low = 5; };\n");
