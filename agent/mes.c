@@ -73,7 +73,6 @@ struct mes {
     mes_recent *recent;
     size_t recent_next;
     bool stock_dirty;
-    time_t stock_checked;
     char low[64][72];           /* profile types already reported low */
     size_t n_low;
 };
@@ -490,14 +489,13 @@ static json_t *mes_stock(mes *m, json_t *low, char *why, size_t why_len)
     return w.obj;
 }
 
-/* After completions, at most once a second: a StockLow event for each type newly under the threshold. */
+/* After completions (one query per loop round, however many completed): a StockLow event for each type newly
+ * under the threshold. */
 static void mes_stock_check(mes *m)
 {
-    time_t now = time(NULL);
-    if (!m->stock_dirty || now == m->stock_checked || m->stock_low == 0)
+    if (!m->stock_dirty || m->stock_low == 0)
         return;
     m->stock_dirty = false;
-    m->stock_checked = now;
     char why[256];
     json_t *low = json_array();
     json_t *all = mes_stock(m, low, why, sizeof why);

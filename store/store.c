@@ -1761,7 +1761,8 @@ ifpp_err store_each_stock(store *s, ifpp_err (*fn)(void *arg, const char *profil
     if (!fn)
         return IFPP_E_ARG;
     sqlite3_stmt *st;
-    ifpp_err e = store_prepare(s, "SELECT profile_type, count(*) FROM bpp WHERE state = ? GROUP BY profile_type "
+    /* every profile type the store has seen, an exhausted one with 0: that is when the line must hear of it */
+    ifpp_err e = store_prepare(s, "SELECT profile_type, sum(state = ?) FROM bpp GROUP BY profile_type "
                                   "ORDER BY profile_type", &st);
     if (e != IFPP_OK)
         return e;

@@ -247,7 +247,8 @@ ifpp_err store_audit_head(store *s, store_anchor *head);
  */
 ifpp_err store_audit_check(store *s, const store_anchor *anchor, size_t *entries, char *why, size_t why_len);
 
-/* Calls fn for each profile type with its count of available BPPs (the vault stock), in name order. */
+/* Calls fn for each profile type ever imported with its count of available BPPs (the vault stock; 0 when
+ * exhausted), in name order. */
 ifpp_err store_each_stock(store *s, ifpp_err (*fn)(void *arg, const char *profile_type, size_t available), void *arg);
 
 #endif
