@@ -170,22 +170,29 @@ static void start_daemon(void)
         if (fd < 0 || dup2(fd, 2) < 0)
             _exit(126);
         setenv("NOTIFY_SOCKET", fx->notify, 1);
+        char wpid[32];
+        snprintf(wpid, sizeof wpid, "%ld", (long)getpid());
+        setenv("WATCHDOG_PID", wpid, 1); /* as systemd sets them for a unit with WatchdogSec=1 */
+        setenv("WATCHDOG_USEC", "1000000", 1);
         unsetenv("JOURNAL_STREAM");
         const char *agent = tu_tool("IFPP_AGENT", "ifpp-agent-rehearse");
         execl(agent, agent, "-c", fx->conf, (char *)NULL);
         _exit(127);
     }
     fx->pid = pid;
-    /* READY=1 arrives when the socket listens and every slot thread runs; an early exit is reported */
-    for (;;) {
+    /* READY=1 arrives when the socket listens and every slot thread runs, then STATUS= and, from the main loop,
+     * WATCHDOG=1 (at half of WATCHDOG_USEC); an early exit is reported */
+    bool ready = false, status = false, watchdog = false;
+    while (!ready || !status || !watchdog) {
         char msg[512];
         struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
         setsockopt(ns, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         ssize_t r = recv(ns, msg, sizeof msg - 1, 0);
         if (r > 0) {
             msg[r] = 0;
-            if (strstr(msg, "READY=1"))
-                break;
+            ready |= strstr(msg, "READY=1") != NULL;
+            status |= ready && strstr(msg, "STATUS=running: 0 of ") != NULL;
+            watchdog |= ready && strstr(msg, "WATCHDOG=1") != NULL;
             continue;
         }
         int st;
