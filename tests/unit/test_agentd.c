@@ -505,6 +505,13 @@ static void test_bad_requests(void **state)
     assert_true(fault);
     close(ev.fd);
 
+    /* a finished request cannot be cancelled: named as not running */
+    client_send(&c, "{\"id\":\"x\",\"op\":\"cancel\",\"request\":\"j\"}\n");
+    assert_non_null(r = client_reply(&c, "x"));
+    assert_string_equal(js(r, "error"), "not-found");
+    assert_non_null(strstr(js(r, "message"), "request j: no slot runs it"));
+    json_decref(r);
+
     /* provisioning a busy or unknown slot is refused by name */
     client_send(&c, "{\"id\":\"k\",\"op\":\"provision\",\"serial\":\"X2\",\"slot\":\"slot-99\"}\n");
     assert_non_null(r = client_reply(&c, "k"));
