@@ -430,8 +430,10 @@ bool crypto_key_has_private(const crypto_key *k)
     BIGNUM *d = NULL;
     if (!k || !EVP_PKEY_get_bn_param(k->pkey, OSSL_PKEY_PARAM_PRIV_KEY, &d))
         return false;
+    /* zero is no scalar: OpenSSL reports it for a token's key whose scalar stays in the token (agent/p11key.c) */
+    bool has = !BN_is_zero(d);
     BN_clear_free(d);
-    return true;
+    return has;
 }
 
 void *crypto_key_evp(const crypto_key *k) { return k ? k->pkey : NULL; }

@@ -1766,10 +1766,12 @@ ifpp_err store_each_stock(store *s, ifpp_err (*fn)(void *arg, const char *profil
     if (!fn)
         return IFPP_E_ARG;
     sqlite3_stmt *st;
-    ifpp_err e = store_prepare(s, "SELECT profile_type, count(*) FROM bpp WHERE state = 'available'"
-                                  " GROUP BY profile_type ORDER BY profile_type", &st);
+    /* every profile type the store has seen, an exhausted one with 0: that is when the line must hear of it */
+    ifpp_err e = store_prepare(s, "SELECT profile_type, sum(state = ?) FROM bpp GROUP BY profile_type"
+                                  " ORDER BY profile_type", &st);
     if (e != IFPP_OK)
         return e;
+    sqlite3_bind_text(st, 1, bpp_state_name(BPP_AVAILABLE), -1, SQLITE_STATIC);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *type = (const char *)sqlite3_column_text(st, 0);

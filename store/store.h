@@ -249,7 +249,10 @@ ifpp_err store_audit_check(store *s, const store_anchor *anchor, size_t *entries
 
 /* ---- what the operator reads: stock, open BPPs, the day's results, the audit log (ifppctl status, audit --list) */
 
-/* Calls fn for each profile type with available BPPs and their count, by type name; stops at fn's first error. */
+/*
+ * Calls fn for each profile type ever imported with its count of available BPPs (the vault stock; 0 when
+ * exhausted), in name order; stops at fn's first error.
+ */
 ifpp_err store_each_stock(store *s, ifpp_err (*fn)(void *arg, const char *profile_type, size_t available), void *arg);
 
 /* One BPP left reserved or in_doubt (pointers valid during the callback; slot and serial may be NULL). */

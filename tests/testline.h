@@ -18,7 +18,7 @@
 #include "eum.h"
 #include "testpki.h"
 
-#define TEST_LINE_MAX_CARDS 8
+#define TEST_LINE_MAX_CARDS 64 /* the daemon's 32-slot test uses up to 64 */
 
 typedef struct {
     size_t n_cards;                         /* 1..TEST_LINE_MAX_CARDS */
