@@ -11,10 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bundle.h"
 #include "fsutil.h"
 #include "label.h"
+#include "media.h"
+#include "report_html.h"
 #include "tlv.h"
 
 typedef struct {
@@ -247,29 +250,24 @@ static ifpp_err export_report_read(store *s, void *arg)
     return e;
 }
 
-ifpp_err export_loading_report(store *s, const char *station_id, const char *day, const crypto_key *station_key,
-                               const cert *station_cert, const cert *dm_root, const char *path,
-                               export_summary *sum, char *why, size_t why_len)
+/*
+ * Builds, signs and verifies the day's Profile Loading Report into *out (malloc'd): nothing that
+ * does not verify under dm_root leaves here. what names the destination in messages.
+ */
+static ifpp_err export_build_report(store *s, const char *station_id, const char *day, const crypto_key *station_key,
+                                    const cert *station_cert, const cert *dm_root, const char *what,
+                                    export_summary *sum, uint8_t **out, size_t *out_len, char *why, size_t why_len)
 {
     tlv_builder b;
-    uint8_t *out = NULL, *back = NULL;
-    size_t out_len = 0, back_len = 0;
     char start[16], end[16], day_iso[32];
     report_ctx c = {.b = &b, .sum = sum};
     bundle_view v;
     ifpp_err e;
-    if (!s || !station_id || !station_key || !station_cert || !dm_root || !path || !sum)
-        return IFPP_E_ARG;
     memset(sum, 0, sizeof *sum);
     if (!export_label_ok("the station id", station_id, why, why_len))
         return IFPP_E_ARG;
     if (day && !export_day_ok(day)) {
         err_why(why, why_len, "day '%s' is not a calendar day as YYYY-MM-DD", day);
-        return IFPP_E_ARG;
-    }
-    if (store_owns_path(s, path)) {
-        err_why(why, why_len, "%s is the station store (or its journal): the report would replace it; choose another "
-                "output", path);
         return IFPP_E_ARG;
     }
     if ((e = export_key_matches(station_key, station_cert, why, why_len)) != IFPP_OK)
@@ -293,7 +291,7 @@ ifpp_err export_loading_report(store *s, const char *station_id, const char *day
         tlv_builder_free(&b);
         return e;
     }
-    e = export_seal(&b, BUNDLE_LOADING_REPORT, &r.anchor, station_key, station_cert, &out, &out_len);
+    e = export_seal(&b, BUNDLE_LOADING_REPORT, &r.anchor, station_key, station_cert, out, out_len);
     tlv_builder_free(&b);
     if (e != IFPP_OK) {
         err_why(why, why_len, "cannot build the Profile Loading Report: %s", err_str(e));
@@ -302,14 +300,37 @@ ifpp_err export_loading_report(store *s, const char *station_id, const char *day
     /* Verify what was signed before it may replace anything on the medium (a previous good report). */
     memset(&v, 0, sizeof v);
     char vwhy[256] = "";
-    e = bundle_open(out, out_len, BUNDLE_LOADING_REPORT, dm_root, time(NULL), &v, vwhy, sizeof vwhy);
+    e = bundle_open(*out, *out_len, BUNDLE_LOADING_REPORT, dm_root, time(NULL), &v, vwhy, sizeof vwhy);
     bundle_view_free(&v);
     if (e != IFPP_OK) {
         err_why(why, why_len, "the signed report does not verify under the Device Manufacturer root (%s); %s was not "
-                "touched", vwhy, path);
-        free(out);
-        return e;
+                "touched", vwhy, what);
+        free(*out);
+        *out = NULL;
     }
+    return e;
+}
+
+ifpp_err export_loading_report(store *s, const char *station_id, const char *day, const crypto_key *station_key,
+                               const cert *station_cert, const cert *dm_root, const char *path,
+                               export_summary *sum, char *why, size_t why_len)
+{
+    uint8_t *out = NULL, *back = NULL;
+    size_t out_len = 0, back_len = 0;
+    bundle_view v;
+    ifpp_err e;
+    if (!s || !station_id || !station_key || !station_cert || !dm_root || !path || !sum)
+        return IFPP_E_ARG;
+    memset(sum, 0, sizeof *sum);
+    if (store_owns_path(s, path)) {
+        err_why(why, why_len, "%s is the station store (or its journal): the report would replace it; choose another "
+                "output", path);
+        return IFPP_E_ARG;
+    }
+    e = export_build_report(s, station_id, day, station_key, station_cert, dm_root, path, sum, &out, &out_len, why,
+                            why_len);
+    if (e != IFPP_OK)
+        return e;
     /* Atomically onto the medium, then read back what is really there and verify it. */
     if ((e = fs_write_atomic(path, out, out_len, 0644)) != IFPP_OK) {
         err_why(why, why_len, "cannot write %s: %s", path, err_str(e));
@@ -324,6 +345,62 @@ ifpp_err export_loading_report(store *s, const char *station_id, const char *day
     }
     free(out);
     free(back);
+    return e;
+}
+
+ifpp_err export_day_to_media(store *s, const char *station_id, const char *day, const crypto_key *station_key,
+                             const cert *station_cert, const cert *dm_root, const char *dir, export_day_summary *sum,
+                             char *why, size_t why_len)
+{
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    int dirfd = -1;
+    media_file *f = NULL;
+    ifpp_err e;
+    if (!s || !station_id || !day || !station_key || !station_cert || !dm_root || !dir || !sum)
+        return IFPP_E_ARG;
+    memset(sum, 0, sizeof *sum);
+    if (!export_day_ok(day)) {
+        err_why(why, why_len, "day '%s' is not a calendar day as YYYY-MM-DD", day);
+        return IFPP_E_ARG;
+    }
+    if (!export_label_ok("the station id", station_id, why, why_len))
+        return IFPP_E_ARG;
+    if ((e = media_open_dest(dir, store_path(s), &dirfd, why, why_len)) != IFPP_OK)
+        return e;
+    char mwhy[256] = "";
+    if ((e = media_clean_temps(dirfd, &sum->stale_removed, mwhy, sizeof mwhy)) != IFPP_OK) {
+        err_why(why, why_len, "%s: %s", dir, mwhy);
+        goto out;
+    }
+    e = export_build_report(s, station_id, day, station_key, station_cert, dm_root, dir, &sum->plr, &out, &out_len,
+                            why, why_len);
+    if (e != IFPP_OK)
+        goto out;
+    /* the CSV row of a DUT is a few hundred bytes, less than its record in the signed report with its certificate */
+    if ((e = media_check_space(dirfd, 3 * (uint64_t)out_len + (1u << 20), mwhy, sizeof mwhy)) != IFPP_OK) {
+        err_why(why, why_len, "%s: %s", dir, mwhy);
+        goto out;
+    }
+    snprintf(sum->plr_name, sizeof sum->plr_name, "ifpp-%s-%s-loading-report.der", station_id, day);
+    snprintf(sum->csv_name, sizeof sum->csv_name, "ifpp-%s-%s-duts.csv", station_id, day);
+    snprintf(sum->html_name, sizeof sum->html_name, "ifpp-%s-%s-summary.html", station_id, day);
+    if (!(f = calloc(1, sizeof *f))) {
+        e = IFPP_E_NOMEM;
+        goto out;
+    }
+    /* what was verified above is what must read back (media_file_commit compares SHA-256) */
+    if ((e = media_file_begin(f, dirfd, sum->plr_name, why, why_len)) == IFPP_OK) {
+        media_file_write(f, out, out_len);
+        e = media_file_commit(f, why, why_len);
+    }
+    if (e == IFPP_OK)
+        e = report_write_tables(s, station_id, day, dirfd, sum->csv_name, sum->html_name, &sum->tables, why, why_len);
+out:
+    free(f);
+    free(out);
+    if (dirfd >= 0)
+        close(dirfd);
     return e;
 }
 

@@ -29,7 +29,7 @@
 
 typedef struct {
     station_config cfg;
-    const char *out, *slot, *serial, *profile_type, *day, *anchor, *since, *event, *eid, *txid, *limit;
+    const char *out, *slot, *serial, *profile_type, *day, *anchor, *since, *event, *eid, *txid, *limit, *to;
     bool complete, logical_channel, additional_profile, list;
     char given[32]; /* the command options given, as their short codes */
     const char *prog; /* the program's name as invoked (ifppctl, ifpp-rehearse) */
@@ -292,10 +292,42 @@ static long long utc_seconds(const char *t)
     return ((era * 146097 + doe - 719468) * 24 + h) * 3600 + mi * 60LL + se;
 }
 
+/* report --to DIR: the day's three files onto removable media (issue 15, items 1-2). */
+static int report_to_media(options *o, station *st)
+{
+    export_day_summary sum;
+    char why[512] = "", day[11], d[200];
+    if (o->day) {
+        snprintf(day, sizeof day, "%s", o->day);
+    } else { /* today, UTC */
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(day, sizeof day, "%Y-%m-%d", &tm);
+    }
+    ifpp_err e = export_day_to_media(st->st, st->station_id, day, st->station_key, st->station_cert, st->dm_root, o->to,
+                                     &sum, why, sizeof why);
+    if (e != IFPP_OK)
+        return fail(e == IFPP_E_ARG || e == IFPP_E_NOT_FOUND ? STATION_EXIT_REFUSED : exit_of(e), "report --to", e,
+                    why);
+    safe(o->to, d, sizeof d);
+    if (sum.stale_removed)
+        printf("%s: removed %zu temporary file(s) an interrupted export left\n", d, sum.stale_removed);
+    printf("%s/%s: Profile Loading Report with %zu result(s): %zu PIR(s), %zu without PIR\n", d, sum.plr_name,
+           sum.plr.results, sum.plr.pirs, sum.plr.no_result);
+    printf("%s/%s: %zu DUT row(s): %zu PASS, %zu FAIL, %zu unresolved, %zu BPP(s) not used\n", d, sum.csv_name,
+           sum.tables.rows, sum.tables.pass, sum.tables.fail, sum.tables.unresolved, sum.tables.unused);
+    printf("%s/%s: summary with charts\n", d, sum.html_name);
+    printf("each written, fsync'd, read back and compared, then renamed; the directory synced\n");
+    return STATION_EXIT_OK;
+}
+
 static int cmd_report(const ifppctl_cmd *c, options *o, station *st, const char *arg)
 {
     export_summary sum;
     char why[512] = "";
+    if (o->to)
+        return report_to_media(o, st);
     ifpp_err e = station_check_output(st, o->out, why, sizeof why);
     if (e != IFPP_OK)
         return fail(STATION_EXIT_USAGE, "report", e, why);
@@ -557,8 +589,10 @@ static const ifppctl_cmd commands[] = {
     {"recover", "--slot BACKEND:TARGET[,key=value...] [--logical-channel]",
      "resolve the slot's eUICC's reserved or in-doubt BPPs from the card's own evidence, printing each BPP's "
      "outcome and why", "lL", "l", STORE_EXISTING | STATION_NEED_DM_FPA, false, cmd_recover},
-    {"report", "--out FILE [--day YYYY-MM-DD]",
-     "write the signed Profile Loading Report (ESBPP03), read it back and verify it before it replaces FILE", "od", "o",
+    {"report", "--out FILE [--day YYYY-MM-DD] | --to DIR [--day YYYY-MM-DD]",
+     "write the signed Profile Loading Report (ESBPP03), read it back and verify it before it replaces FILE; --to DIR: "
+     "onto removable media mounted at DIR, that report with a CSV of every DUT and an HTML summary with charts",
+     "odD", "",
      STORE_READ | STATION_NEED_STATION_KEY | STATION_NEED_DM_ROOT, false, cmd_report},
     {"audit", "[--anchor FILE | --list [--since T] [--event E] [--serial S] [--eid EID] [--txid TXID] [--limit N]]",
      "verify the hash-chained audit log and replay every BPP's state from it; --anchor checks it against the "
@@ -587,6 +621,7 @@ static const opt_doc opt_docs[] = {
     {"station-cert", 'S', "FILE", "the station's certificate (PEM): request, report"},
     {"station-key", 'T', "FILE", "its private key (PEM, mode 0600)"},
     {"out", 'o', "FILE", "request, report: the file to write (never the store or its journal)"},
+    {"to", 'D', "DIR", "report: a mounted removable medium (not the store's filesystem) for the day's three files"},
     {"profile-type", 't', "T", "request, provision: the profile type (a plain name)"},
     {"slot", 'l', "BACKEND:TARGET[,key=value...]", "provision, recover: the fixture slot"},
     {"serial", 'n', "S", "provision: the DUT's serial as scanned; audit --list: entries of this DUT"},
@@ -729,6 +764,7 @@ static int parse_options(int argc, char **argv, options *o, bool *help)
         case 'S': o->cfg.station_cert = optarg; break;
         case 'T': o->cfg.station_key = optarg; break;
         case 'o': o->out = optarg; break;
+        case 'D': o->to = optarg; break;
         case 'l': o->slot = optarg; break;
         case 'n': o->serial = optarg; break;
         case 't': o->profile_type = optarg; break;
@@ -780,6 +816,8 @@ static int check_usage(const ifppctl_cmd *c, const options *o, const char *arg)
         return usage_error(c, o, "unexpected argument '", arg, "'");
     if (o->day && !valid_day(o->day))
         return usage_error(c, o, "--day ", o->day, ": not a calendar day YYYY-MM-DD from 2000-01-01");
+    if (!strcmp(c->name, "report") && !o->out == !o->to)
+        return usage_error(c, o, "", "--out FILE or --to DIR", ": one of them is required, not both");
     if (o->additional_profile && !o->profile_type)
         return usage_error(c, o, "", "--additional-profile",
                            " needs --profile-type T: the further profile asked for (use case A.3)");
