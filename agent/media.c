@@ -104,10 +104,13 @@ ifpp_err media_open_dest_at(const char *dir, const char *store_path, const char 
     *dirfd = -1;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
+        int err = errno;
+        struct stat ls;
+        bool link = lstat(dir, &ls) == 0 && S_ISLNK(ls.st_mode); /* O_NOFOLLOW|O_DIRECTORY says ENOTDIR for one */
         err_why(why, why_len, "destination %s: %s", dir,
-                errno == ELOOP ? "is a symbolic link (refused on removable media)"
-                               : errno == ENOTDIR ? "is not a directory" : strerror(errno));
-        return errno == ENOENT ? IFPP_E_NOT_FOUND : IFPP_E_ARG;
+                link ? "is a symbolic link (refused on removable media)"
+                     : err == ENOTDIR ? "is not a directory" : strerror(err));
+        return err == ENOENT ? IFPP_E_NOT_FOUND : IFPP_E_ARG;
     }
     if (fstat(fd, &ds) != 0 || !realpath(dir, real)) {
         err_why(why, why_len, "destination %s: %s", dir, strerror(errno));
