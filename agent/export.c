@@ -17,6 +17,7 @@
 #include "fsutil.h"
 #include "label.h"
 #include "media.h"
+#include "pir.h"
 #include "report_html.h"
 #include "tlv.h"
 
@@ -486,4 +487,149 @@ ifpp_err export_audit_check(store *s, const char *bundle_path, const cert *root,
         return e;
     }
     return store_audit_check(s, &anchor, entries, why, why_len);
+}
+
+/* ---- verify: any exported bundle, offline (issue 15, item 3) -------------------------------- */
+
+#define EXPORT_VERIFY_EUMS 16 /* EUM certificates a report may carry */
+
+/* One LoadingResult: its PIR checked (DPFF06) under the report's EUM certificates and ci, and bound to its txid. */
+static ifpp_err verify_result(tlv_reader *items, const tlv *item, const cert *const *eums, size_t n_eums,
+                              const cert *ci, time_t now, export_verify_summary *sum, char *why, size_t why_len)
+{
+    tlv_reader r;
+    tlv txid, eid, el;
+    char vwhy[256] = "";
+    size_t no = sum->records + 1;
+    ifpp_err e;
+    if ((e = tlv_reader_enter(items, item, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x80, &txid)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x5A, &eid)) != IFPP_OK || (e = tlv_reader_next(&r, &el)) != IFPP_OK) {
+        err_why(why, why_len, "result %zu: malformed (%s)", no, err_str(e));
+        return e;
+    }
+    if (txid.len == 0 || txid.len > 16 || eid.len != 16) {
+        err_why(why, why_len, "result %zu: transaction id or EID of a wrong length", no);
+        return IFPP_E_RANGE;
+    }
+    if (el.tag == 0x81 && (e = tlv_reader_next(&r, &el)) != IFPP_OK) {
+        err_why(why, why_len, "result %zu: nothing after the serial (%s)", no, err_str(e));
+        return e;
+    }
+    if (el.tag == 0xA2) {
+        sum->no_result++;
+    } else if (el.tag == 0x30) {
+        cert *ec = NULL;
+        tlv p;
+        pir_info pir;
+        if ((e = cert_parse_der(el.raw, el.raw_len, &ec)) != IFPP_OK || (e = tlv_reader_expect(&r, 0xBF37, &p)) != IFPP_OK ||
+            (e = pir_parse(p.raw, p.raw_len, &pir)) != IFPP_OK) {
+            cert_free(ec);
+            err_why(why, why_len, "result %zu: the eUICC certificate or PIR does not parse (%s)", no, err_str(e));
+            return e;
+        }
+        if (!ci) {
+            sum->pirs_unchecked++;
+        } else if ((e = pir_check(&pir, ec, eums, n_eums, ci, now, vwhy, sizeof vwhy)) != IFPP_OK) {
+            cert_free(ec);
+            err_why(why, why_len, "result %zu: its PIR does not verify: %s", no, vwhy);
+            return e;
+        } else {
+            sum->pirs++;
+        }
+        cert_free(ec);
+        if (pir.transaction_id_len != txid.len || memcmp(pir.transaction_id, txid.value, txid.len) != 0) {
+            err_why(why, why_len, "result %zu: its PIR is for another BPP (transaction id differs)", no);
+            return IFPP_E_SIGNATURE;
+        }
+    } else {
+        err_why(why, why_len, "result %zu: neither a PIR nor a NoResultRecord (tag %X)", no, (unsigned)el.tag);
+        return IFPP_E_TLV_UNEXPECTED_TAG;
+    }
+    if (!tlv_reader_done(&r)) {
+        err_why(why, why_len, "result %zu: bytes after its outcome", no);
+        return IFPP_E_TLV_TRAILING;
+    }
+    sum->records++;
+    return IFPP_OK;
+}
+
+/* A Profile Loading Report's content: its EUM certificates, then every result. */
+static ifpp_err verify_report_content(const uint8_t *content, size_t n, const cert *ci, time_t now,
+                                      export_verify_summary *sum, char *why, size_t why_len)
+{
+    tlv top, el, list;
+    tlv_reader r0, r, lr;
+    cert *eums[EXPORT_VERIFY_EUMS];
+    size_t n_eums = 0;
+    ifpp_err e;
+    tlv_reader_init(&r0, content, n, TLV_DER);
+    if ((e = tlv_parse_exact(content, n, TLV_DER, &top)) != IFPP_OK || (e = tlv_reader_enter(&r0, &top, &r)) != IFPP_OK)
+        return e;
+    /* version, reportId, stationId, periodStart, periodEnd */
+    static const uint32_t head[] = {0x02, 0x04, 0x0C, 0x18, 0x18};
+    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+        if ((e = tlv_reader_expect(&r, head[i], &el)) != IFPP_OK) {
+            err_why(why, why_len, "the report's header is malformed (%s)", err_str(e));
+            return e;
+        }
+    if ((e = tlv_reader_expect(&r, 0x30, &list)) != IFPP_OK || (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK)
+        return e;
+    while (e == IFPP_OK && (e = tlv_reader_next(&lr, &el)) == IFPP_OK) {
+        if (n_eums == EXPORT_VERIFY_EUMS) {
+            err_why(why, why_len, "the report carries more than %d EUM certificates", EXPORT_VERIFY_EUMS);
+            e = IFPP_E_RANGE;
+        } else if ((e = cert_parse_der(el.raw, el.raw_len, &eums[n_eums])) == IFPP_OK) {
+            n_eums++;
+        } else {
+            err_why(why, why_len, "EUM certificate %zu does not parse", n_eums + 1);
+        }
+    }
+    if (e == IFPP_E_TLV_END)
+        e = IFPP_OK;
+    if (e == IFPP_OK && ((e = tlv_reader_expect(&r, 0x30, &list)) != IFPP_OK ||
+                         (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK))
+        err_why(why, why_len, "the report has no readable result list (%s)", err_str(e));
+    while (e == IFPP_OK && (e = tlv_reader_next(&lr, &el)) == IFPP_OK)
+        e = verify_result(&lr, &el, (const cert *const *)eums, n_eums, ci, now, sum, why, why_len);
+    if (e == IFPP_E_TLV_END)
+        e = IFPP_OK;
+    for (size_t i = 0; i < n_eums; i++)
+        cert_free(eums[i]);
+    return e;
+}
+
+ifpp_err export_verify(const uint8_t *buf, size_t n, const cert *dm_root, const cert *ci, time_t now,
+                       export_verify_summary *sum, char *why, size_t why_len)
+{
+    static const bundle_type types[] = {BUNDLE_LOADING_REPORT, BUNDLE_BPP_REQUEST};
+    char vwhy[256] = "";
+    ifpp_err e = IFPP_E_ARG;
+    if (!buf || !dm_root || !sum)
+        return IFPP_E_ARG;
+    memset(sum, 0, sizeof *sum);
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        bundle_view v;
+        memset(&v, 0, sizeof v);
+        e = bundle_open(buf, n, types[i], dm_root, now, &v, vwhy, sizeof vwhy);
+        if (e == IFPP_E_TLV_UNEXPECTED_TAG) {
+            bundle_view_free(&v);
+            continue; /* another kind of bundle */
+        }
+        if (e != IFPP_OK) {
+            err_why(why, why_len, "the %s's signature or signer chain does not verify: %s", bundle_type_name(types[i]),
+                    vwhy);
+            bundle_view_free(&v);
+            return e;
+        }
+        sum->type = types[i];
+        e = export_parse_anchor(v.content, v.content_len, &sum->anchor);
+        if (e != IFPP_OK)
+            err_why(why, why_len, "the %s carries no readable audit anchor (%s)", bundle_type_name(types[i]), err_str(e));
+        if (e == IFPP_OK && types[i] == BUNDLE_LOADING_REPORT)
+            e = verify_report_content(v.content, v.content_len, ci, now, sum, why, why_len);
+        bundle_view_free(&v);
+        return e;
+    }
+    err_why(why, why_len, "not a station-signed Profile Loading Report or BPP request: %s", vwhy);
+    return e;
 }

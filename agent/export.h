@@ -76,4 +76,25 @@ ifpp_err export_day_to_media(store *s, const char *station_id, const char *day, 
                              const cert *station_cert, const cert *dm_root, const char *dir, export_day_summary *sum,
                              char *why, size_t why_len);
 
+#include "bundle.h"
+
+/* What export_verify found. */
+typedef struct {
+    bundle_type type;
+    size_t records;        /* results in a report */
+    size_t pirs;           /* PIRs checked (DPFF06: eUICC certificate under an EUM certificate under the CI) */
+    size_t pirs_unchecked; /* PIRs only parsed: no CI given */
+    size_t no_result;
+    store_anchor anchor;
+} export_verify_summary;
+
+/*
+ * Checks an exported bundle offline (issue 15 item 3): the station's signature and signer chain
+ * under dm_root at time now, the audit anchor, and in a Profile Loading Report every record, every
+ * PIR against its eUICC certificate and the report's EUM certificates under ci (NULL: PIRs parsed,
+ * counted unchecked) and bound to its record's transaction id. why names the record that failed.
+ */
+ifpp_err export_verify(const uint8_t *buf, size_t n, const cert *dm_root, const cert *ci, time_t now,
+                       export_verify_summary *sum, char *why, size_t why_len);
+
 #endif

@@ -30,7 +30,7 @@
 typedef struct {
     station_config cfg;
     const char *out, *slot, *serial, *profile_type, *day, *anchor, *since, *event, *eid, *txid, *limit, *to;
-    bool complete, logical_channel, additional_profile, list;
+    bool complete, logical_channel, additional_profile, list, store_given;
     char given[32]; /* the command options given, as their short codes */
     const char *prog; /* the program's name as invoked (ifppctl, ifpp-rehearse) */
 } options;
@@ -340,6 +340,39 @@ static int cmd_report(const ifppctl_cmd *c, options *o, station *st, const char 
     return STATION_EXIT_OK;
 }
 
+/* verify FILE: an exported bundle checked offline; with --store also tied to this store's audit chain. */
+static int cmd_verify(const ifppctl_cmd *c, options *o, station *st, const char *file)
+{
+    uint8_t *buf = NULL;
+    size_t n = 0, entries = 0;
+    char why[768] = "", f[200];
+    export_verify_summary sum;
+    safe(file, f, sizeof f);
+    ifpp_err e = fs_read_all_why(file, 1u << 30, &buf, &n, why, sizeof why);
+    if (e != IFPP_OK)
+        return fail(exit_of(e) == STATION_EXIT_FAILURE ? STATION_EXIT_FAILURE : STATION_EXIT_REFUSED, NULL, e, why);
+    e = export_verify(buf, n, st->dm_root, st->ci, time(NULL), &sum, why, sizeof why);
+    free(buf);
+    if (e != IFPP_OK) {
+        fprintf(stderr, "%s: %s: FAILS verification: %s\n", o->prog, f, why);
+        return STATION_EXIT_REFUSED;
+    }
+    printf("%s: %s signed by the station, chain to the Device Manufacturer root: verified\n", f,
+           bundle_type_name(sum.type));
+    if (sum.type == BUNDLE_LOADING_REPORT)
+        printf("%s: %zu result(s): %zu PIR(s) verified under the CI (DPFF06), %zu NoResultRecord(s)\n", f, sum.records,
+               sum.pirs, sum.no_result);
+    printf("%s: audit anchor: entry %llu\n", f, (unsigned long long)sum.anchor.entry);
+    if (st->st) {
+        if ((e = store_audit_check(st->st, &sum.anchor, &entries, why, sizeof why)) != IFPP_OK) {
+            fprintf(stderr, "%s: %s does not tie to the store %s: %s\n", o->prog, f, o->cfg.store_path, why);
+            return exit_of(e) == STATION_EXIT_FAILURE ? STATION_EXIT_FAILURE : STATION_EXIT_REFUSED;
+        }
+        printf("%s: ties to the store: its audit chain of %zu entries holds the anchored entry\n", f, entries);
+    }
+    return STATION_EXIT_OK;
+}
+
 /* ---- status: one consistent snapshot of the store, then printed ------------------------------ */
 
 #define STATUS_TYPES_MAX 64 /* profile types shown (a line has few) */
@@ -594,6 +627,9 @@ static const ifppctl_cmd commands[] = {
      "onto removable media mounted at DIR, that report with a CSV of every DUT and an HTML summary with charts",
      "odD", "",
      STORE_READ | STATION_NEED_STATION_KEY | STATION_NEED_DM_ROOT, false, cmd_report},
+    {"verify", "FILE", "check an exported Profile Loading Report or BPP request offline: signature and chain, every "
+     "PIR under the CI, the audit anchor; with --store, that the anchor ties to that store's audit chain", "", "",
+     STATION_NEED_DM_ROOT | STATION_NEED_CI, true, cmd_verify},
     {"audit", "[--anchor FILE | --list [--since T] [--event E] [--serial S] [--eid EID] [--txid TXID] [--limit N]]",
      "verify the hash-chained audit log and replay every BPP's state from it; --anchor checks it against the "
      "anchor in a signed report or BPP request this station exported; --list lists entries instead (newest N)",
@@ -754,7 +790,7 @@ static int parse_options(int argc, char **argv, options *o, bool *help)
     long_options(t);
     while ((c = getopt_long(argc, argv, "+h", t, NULL)) != -1) {
         switch (c) {
-        case 's': o->cfg.store_path = optarg; break;
+        case 's': o->cfg.store_path = optarg; o->store_given = true; break;
         case 'p': o->cfg.pki_dir = optarg; break;
         case 'I': o->cfg.station_id = optarg; break;
         case 'C': o->cfg.ci = optarg; break;
@@ -887,6 +923,8 @@ int ifppctl_main(int argc, char **argv)
     station *st;
     char why[1024] = "";
     unsigned needs = c->needs | (o.anchor ? STATION_NEED_DM_ROOT : 0);
+    if (c->run == cmd_verify && o.store_given) /* verify ties the bundle to a store only when one is named */
+        needs |= STORE_READ;
     ifpp_err e = station_open(&o.cfg, needs, &st, why, sizeof why);
     if (e != IFPP_OK)
         return fail(STATION_EXIT_FAILURE, c->name, e, why);
