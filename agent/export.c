@@ -7,6 +7,7 @@
  */
 #include "export.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "bundle.h"
+#include "bundle_stream.h"
 #include "fsutil.h"
 #include "label.h"
 #include "media.h"
@@ -349,12 +351,217 @@ ifpp_err export_loading_report(store *s, const char *station_id, const char *day
     return e;
 }
 
+/* ---- the Profile Loading Report streamed onto a medium (bounded memory, issue 15) ------------ */
+
+/*
+ * A SignedBundle is DER: every length comes before its value. So the report is walked twice in one
+ * read snapshot of the store: once to measure every record (each encoded by put_result, the same
+ * encoder as the in-memory report), once to write it, hashing the [0] TLV as it passes; the
+ * signature over that hash and the signer chain come last, as the format puts them. Memory: one
+ * record at a time.
+ */
+#define EXPORT_ROW_BYTES 512 /* room asked for each result's CSV row and its share of the HTML */
+
+typedef struct {
+    media_file *f;          /* NULL in the measuring pass */
+    crypto_sha256_ctx h;    /* the [0] TLV, in the writing pass */
+    uint64_t eums_len, results_len;
+    export_summary sum;
+    ifpp_err err;
+} stream_ctx;
+
+static void stream_emit(stream_ctx *c, const void *p, size_t n, bool hashed)
+{
+    if (!c->f)
+        return;
+    media_file_write(c->f, p, n);
+    if (hashed && crypto_sha256_update(&c->h, p, n) != IFPP_OK && c->err == IFPP_OK)
+        c->err = IFPP_E_CRYPTO;
+}
+
+/* A DER header (tag, definite length) emitted; returns its size. */
+static size_t stream_header(stream_ctx *c, uint32_t tag, uint64_t len, bool hashed)
+{
+    uint8_t h[16];
+    size_t n = 0, t = tlv_tag_size(tag);
+    for (size_t i = t; i > 0; i--)
+        h[n++] = (uint8_t)(tag >> (8 * (i - 1)));
+    n += tlv_encode_length((size_t)len, h + n);
+    stream_emit(c, h, n, hashed);
+    return n;
+}
+
+static uint64_t stream_tlv_size(uint32_t tag, uint64_t len)
+{
+    uint8_t l[16];
+    return tlv_tag_size(tag) + tlv_encode_length((size_t)len, l) + len;
+}
+
+static ifpp_err stream_eum(void *arg, const uint8_t *der, size_t n)
+{
+    stream_ctx *c = arg;
+    c->eums_len += n;
+    stream_emit(c, der, n, true);
+    return c->f ? c->f->err : IFPP_OK;
+}
+
+static ifpp_err stream_result(void *arg, const store_result_record *r)
+{
+    stream_ctx *c = arg;
+    tlv_builder b;
+    report_ctx rc = {.b = &b, .sum = &c->sum};
+    const uint8_t *p;
+    size_t n;
+    tlv_builder_init_dynamic(&b, 1u << 20); /* one record: an eUICC certificate and a PIR */
+    ifpp_err e = put_result(&rc, r);
+    if (e == IFPP_OK && (e = tlv_builder_finish(&b, &p, &n)) == IFPP_OK) {
+        c->results_len += n;
+        stream_emit(c, p, n, true);
+        e = c->f ? c->f->err : IFPP_OK;
+    }
+    tlv_builder_free(&b);
+    return e;
+}
+
+typedef struct {
+    const char *station_id, *day;
+    const crypto_key *key;
+    const cert *station_cert;
+    int dirfd;
+    media_file *f;
+    stream_ctx c;
+    char *why;
+    size_t why_len;
+} stream_job;
+
+/* Both passes in one snapshot (the counts and the bytes agree); the caller commits the file. */
+static ifpp_err stream_read(store *s, void *arg)
+{
+    stream_job *j = arg;
+    stream_ctx *c = &j->c;
+    tlv_builder hb, ab, cb;
+    const uint8_t *head, *anchor_der, *chain;
+    size_t head_n, anchor_n, chain_n;
+    store_anchor anchor;
+    uint8_t oid[32], id[16], sig[CRYPTO_SIG_RAW_LEN], digest[CRYPTO_SHA256_LEN];
+    size_t oid_n = bundle_type_oid(BUNDLE_LOADING_REPORT, oid, sizeof oid), siglen = sizeof sig;
+    char start[16], end[16];
+    ifpp_err e;
+    snprintf(start, sizeof start, "%.4s%.2s%.2s000000Z", j->day, j->day + 5, j->day + 8);
+    snprintf(end, sizeof end, "%.4s%.2s%.2s235959Z", j->day, j->day + 5, j->day + 8);
+    memset(c, 0, sizeof *c);
+    if ((e = store_each_eum_cert(s, stream_eum, c)) != IFPP_OK || (e = store_each_result(s, j->day, stream_result, c)) !=
+        IFPP_OK || (e = store_audit_head(s, &anchor)) != IFPP_OK || (e = crypto_random(id, sizeof id)) != IFPP_OK)
+        return e;
+    uint64_t eums_len = c->eums_len, results_len = c->results_len;
+    memset(&hb, 0, sizeof hb);
+    memset(&ab, 0, sizeof ab);
+    memset(&cb, 0, sizeof cb);
+    tlv_builder_init_dynamic(&hb, 4096); /* version, reportId, stationId, periodStart, periodEnd */
+    tlv_put_uint(&hb, 0x02, 1);
+    tlv_put(&hb, 0x04, id, sizeof id);
+    tlv_put(&hb, 0x0C, j->station_id, strlen(j->station_id));
+    tlv_put(&hb, 0x18, start, 15);
+    tlv_put(&hb, 0x18, end, 15);
+    tlv_builder_init_dynamic(&ab, 256);
+    tlv_begin(&ab, 0xA5);
+    tlv_put_uint(&ab, 0x02, anchor.entry);
+    tlv_put(&ab, 0x04, anchor.hash, sizeof anchor.hash);
+    tlv_end(&ab);
+    tlv_builder_init_dynamic(&cb, 1u << 16);
+    tlv_begin(&cb, 0xA1);
+    const uint8_t *cd;
+    size_t cd_n;
+    cert_der(j->station_cert, &cd, &cd_n);
+    tlv_put_raw(&cb, cd, cd_n);
+    tlv_end(&cb);
+    if ((e = tlv_builder_finish(&hb, &head, &head_n)) != IFPP_OK || (e = tlv_builder_finish(&ab, &anchor_der, &anchor_n)) !=
+        IFPP_OK || (e = tlv_builder_finish(&cb, &chain, &chain_n)) != IFPP_OK || !oid_n)
+        goto out;
+    uint64_t content_len = head_n + stream_tlv_size(0x30, eums_len) + stream_tlv_size(0x30, results_len) + anchor_n;
+    uint64_t wrapped_len = stream_tlv_size(0x30, content_len);
+    uint64_t outer_len = stream_tlv_size(0x06, oid_n) + stream_tlv_size(0xA0, wrapped_len) + chain_n +
+                         stream_tlv_size(0x5F37, CRYPTO_SIG_RAW_LEN);
+    char mwhy[256] = "";
+    if ((e = media_check_space(j->dirfd, stream_tlv_size(0x30, outer_len) + EXPORT_ROW_BYTES * c->sum.results +
+                                                   (1u << 20), mwhy, sizeof mwhy)) !=
+        IFPP_OK) {
+        err_why(j->why, j->why_len, "%s", mwhy);
+        goto out;
+    }
+    /* the writing pass */
+    export_summary counted = c->sum;
+    memset(c, 0, sizeof *c);
+    c->f = j->f;
+    if ((e = crypto_sha256_init(&c->h)) != IFPP_OK)
+        goto out;
+    stream_header(c, 0x30, outer_len, false);
+    stream_header(c, 0x06, oid_n, false);
+    stream_emit(c, oid, oid_n, false);
+    stream_header(c, 0xA0, wrapped_len, true);
+    stream_header(c, 0x30, content_len, true);
+    stream_emit(c, head, head_n, true);
+    stream_header(c, 0x30, eums_len, true);
+    if ((e = store_each_eum_cert(s, stream_eum, c)) == IFPP_OK) {
+        stream_header(c, 0x30, results_len, true);
+        e = store_each_result(s, j->day, stream_result, c);
+    }
+    stream_emit(c, anchor_der, anchor_n, true);
+    if (e == IFPP_OK && (c->eums_len != eums_len || c->results_len != results_len || c->sum.results != counted.results))
+        e = IFPP_E_INTERNAL; /* one snapshot: the two passes cannot differ */
+    if (e == IFPP_OK)
+        e = c->err;
+    if (e != IFPP_OK) {
+        crypto_sha256_abort(&c->h);
+        goto out;
+    }
+    if ((e = crypto_sha256_final(&c->h, digest)) != IFPP_OK ||
+        (e = crypto_ecdsa_sign_digest(j->key, digest, CRYPTO_SIG_RAW, sig, &siglen)) != IFPP_OK)
+        goto out;
+    stream_emit(c, chain, chain_n, false);
+    stream_header(c, 0x5F37, siglen, false);
+    stream_emit(c, sig, siglen, false);
+out:
+    tlv_builder_free(&hb);
+    tlv_builder_free(&ab);
+    tlv_builder_free(&cb);
+    return e;
+}
+
+/* The report as it lies on the medium, read through the streaming reader: every element, the chain, the signature. */
+static ifpp_err stream_check(FILE *in, size_t size, void *arg, char *why, size_t why_len)
+{
+    const cert *root = arg;
+    bundle_stream *bs = NULL;
+    tlv t;
+    uint8_t h[32];
+    ifpp_err e = bundle_stream_open(in, size, BUNDLE_LOADING_REPORT, 1u << 20, &bs, why, why_len);
+    for (int i = 0; e == IFPP_OK && i < 5; i++) /* version, reportId, stationId, periodStart, periodEnd */
+        e = bundle_stream_next(bs, &t);
+    for (int list = 0; e == IFPP_OK && list < 2; list++) { /* the EUM certificates, the results */
+        if ((e = bundle_stream_enter(bs, 0x30)) != IFPP_OK)
+            break;
+        while ((e = bundle_stream_next(bs, &t)) == IFPP_OK) {
+        }
+        if (e == IFPP_E_TLV_END)
+            e = IFPP_OK;
+    }
+    if (e == IFPP_OK && (e = bundle_stream_next(bs, &t)) == IFPP_OK && t.tag != 0xA5)
+        e = IFPP_E_TLV_UNEXPECTED_TAG;
+    if (e == IFPP_OK && (e = bundle_stream_next(bs, &t)) == IFPP_E_TLV_END)
+        e = bundle_stream_finish(bs, root, time(NULL), NULL, h, why, why_len);
+    else if (e == IFPP_OK)
+        e = IFPP_E_TLV_TRAILING;
+    if (e != IFPP_OK && why && !*why)
+        err_why(why, why_len, "the report on the medium does not verify: %s", err_str(e));
+    bundle_stream_free(bs);
+    return e;
+}
+
 ifpp_err export_day_to_media(store *s, const char *station_id, const char *day, const crypto_key *station_key,
                              const cert *station_cert, const cert *dm_root, const char *dir, export_day_summary *sum,
                              char *why, size_t why_len)
 {
-    uint8_t *out = NULL;
-    size_t out_len = 0;
     int dirfd = -1;
     media_file *f = NULL;
     ifpp_err e;
@@ -374,15 +581,8 @@ ifpp_err export_day_to_media(store *s, const char *station_id, const char *day, 
         err_why(why, why_len, "%s: %s", dir, mwhy);
         goto out;
     }
-    e = export_build_report(s, station_id, day, station_key, station_cert, dm_root, dir, &sum->plr, &out, &out_len,
-                            why, why_len);
-    if (e != IFPP_OK)
+    if ((e = export_key_matches(station_key, station_cert, why, why_len)) != IFPP_OK)
         goto out;
-    /* the CSV row of a DUT is a few hundred bytes, less than its record in the signed report with its certificate */
-    if ((e = media_check_space(dirfd, 3 * (uint64_t)out_len + (1u << 20), mwhy, sizeof mwhy)) != IFPP_OK) {
-        err_why(why, why_len, "%s: %s", dir, mwhy);
-        goto out;
-    }
     snprintf(sum->plr_name, sizeof sum->plr_name, "ifpp-%s-%s-loading-report.der", station_id, day);
     snprintf(sum->csv_name, sizeof sum->csv_name, "ifpp-%s-%s-duts.csv", station_id, day);
     snprintf(sum->html_name, sizeof sum->html_name, "ifpp-%s-%s-summary.html", station_id, day);
@@ -390,16 +590,28 @@ ifpp_err export_day_to_media(store *s, const char *station_id, const char *day, 
         e = IFPP_E_NOMEM;
         goto out;
     }
-    /* what was verified above is what must read back (media_file_commit compares SHA-256) */
-    if ((e = media_file_begin(f, dirfd, sum->plr_name, why, why_len)) == IFPP_OK) {
-        media_file_write(f, out, out_len);
-        e = media_file_commit(f, why, why_len);
+    /* the report streamed onto the medium, then read back (SHA-256) and verified there before it is renamed */
+    if ((e = media_file_begin(f, dirfd, sum->plr_name, why, why_len)) != IFPP_OK)
+        goto out;
+    stream_job j = {.station_id = station_id, .day = day, .key = station_key, .station_cert = station_cert,
+                    .dirfd = dirfd, .f = f, .why = why, .why_len = why_len};
+    why[0] = '\0';
+    e = store_read(s, stream_read, &j);
+    if (e != IFPP_OK) {
+        if (!*why)
+            err_why(why, why_len, "cannot write the Profile Loading Report: %s",
+                    f->err ? (f->sys_errno ? strerror(f->sys_errno) : err_str(f->err))
+                           : *store_errmsg(s) ? store_errmsg(s) : err_str(e));
+        media_file_abort(f);
+        goto out;
     }
+    sum->plr = j.c.sum;
+    if ((e = media_file_commit_checked(f, stream_check, (void *)dm_root, why, why_len)) != IFPP_OK)
+        goto out;
     if (e == IFPP_OK)
         e = report_write_tables(s, station_id, day, dirfd, sum->csv_name, sum->html_name, &sum->tables, why, why_len);
 out:
     free(f);
-    free(out);
     if (dirfd >= 0)
         close(dirfd);
     return e;

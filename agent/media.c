@@ -329,6 +329,30 @@ static ifpp_err media_read_back(media_file *f, const uint8_t want[CRYPTO_SHA256_
 
 ifpp_err media_file_commit(media_file *f, char *why, size_t why_len)
 {
+    return media_file_commit_checked(f, NULL, NULL, why, why_len);
+}
+
+/* Runs check on the temporary through a fresh read-only descriptor. */
+static ifpp_err media_run_check(media_file *f, ifpp_err (*check)(FILE *, size_t, void *, char *, size_t), void *arg,
+                                char *why, size_t why_len)
+{
+    int fd = openat(f->dirfd, f->tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    FILE *in = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!in) {
+        err_why(why, why_len, "%s: cannot reopen it to check it: %s", f->name, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return IFPP_E_IO;
+    }
+    ifpp_err e = check(in, (size_t)f->bytes, arg, why, why_len);
+    fclose(in);
+    return e;
+}
+
+ifpp_err media_file_commit_checked(media_file *f, ifpp_err (*check)(FILE *tmp, size_t size, void *arg, char *why,
+                                                                     size_t why_len),
+                                   void *arg, char *why, size_t why_len)
+{
     uint8_t want[CRYPTO_SHA256_LEN];
     ifpp_err e;
     media_flush(f);
@@ -345,7 +369,8 @@ ifpp_err media_file_commit(media_file *f, char *why, size_t why_len)
     }
     close(f->fd);
     f->fd = -1;
-    if ((e = crypto_sha256_final(&f->h, want)) != IFPP_OK || (e = media_read_back(f, want, why, why_len)) != IFPP_OK) {
+    if ((e = crypto_sha256_final(&f->h, want)) != IFPP_OK || (e = media_read_back(f, want, why, why_len)) != IFPP_OK ||
+        (check && (e = media_run_check(f, check, arg, why, why_len)) != IFPP_OK)) {
         media_file_abort(f);
         return e;
     }

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "crypto.h"
 #include "err.h"
@@ -66,6 +67,14 @@ void media_file_printf(media_file *f, const char *fmt, ...) __attribute__((forma
  * temporary is removed and the real name is untouched; why names the file and the failure.
  */
 ifpp_err media_file_commit(media_file *f, char *why, size_t why_len);
+
+/*
+ * media_file_commit with check run on the temporary as the medium holds it (a fresh descriptor,
+ * after the read-back), before the rename: a file that does not pass never gets its name.
+ */
+ifpp_err media_file_commit_checked(media_file *f, ifpp_err (*check)(FILE *tmp, size_t size, void *arg, char *why,
+                                                                     size_t why_len),
+                                   void *arg, char *why, size_t why_len);
 
 /* Removes the temporary (after a failure elsewhere); safe after commit. */
 void media_file_abort(media_file *f);

@@ -274,6 +274,15 @@ static void test_export_to_stick(void **state)
     assert_int_equal(export_audit_check(s, name, f->dm_root, &audit_entries, why, sizeof why), IFPP_OK);
     store_close(s);
     assert_true(audit_entries > 0);
+    /* and offline, every PIR under the CI (the report was streamed onto the stick, issue 15 item 3's check) */
+    export_verify_summary vs;
+    uint8_t *plr = tu_read_file(name, &n);
+    assert_non_null(plr);
+    assert_int_equal(export_verify(plr, n, f->dm_root, f->L.ci, time(NULL), &vs, why, sizeof why), IFPP_OK);
+    assert_int_equal(vs.records, 3);
+    assert_int_equal(vs.pirs, 2);
+    assert_int_equal(vs.no_result, 1);
+    free(plr);
 
     char *csv = slurp(f->media, sum.csv_name, &n);
     print_message("CSV:\n%s", csv);
