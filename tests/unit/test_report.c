@@ -304,6 +304,30 @@ static void test_export_to_stick(void **state)
     free(html);
 }
 
+static int run_sh(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The command line: ifppctl report --to DIR, its usage rules and exit codes. */
+static void test_cli(void **state)
+{
+    fixture *f = *state;
+    char out[4096] = "";
+    const char *ctl = tu_tool("IFPP_IFPPCTL", "ifpp-rehearse");
+    stick(f, "8m");
+    assert_int_equal(run_sh(out, sizeof out, "'%s' --store '%s' --pki '%s' --station-id st-1 report --day %s --to '%s'",
+                            ctl, f->L.db, f->L.pki, f->day, f->media), 0);
+    print_message("%s", out);
+    assert_non_null(strstr(out, "4 DUT row(s): 2 PASS, 1 FAIL, 1 unresolved"));
+    assert_non_null(strstr(out, "ifpp-st-1-"));
+    assert_int_equal(entries(f->media), 3);
+    assert_int_equal(run_sh(out, sizeof out, "'%s' --store '%s' --pki '%s' report --out x --to '%s' 2>&1", ctl, f->L.db,
+                            f->L.pki, f->media), 2);
+    assert_non_null(strstr(out, "one of them is required, not both"));
+    assert_int_equal(run_sh(out, sizeof out, "'%s' --store '%s' --pki '%s' report 2>&1", ctl, f->L.db, f->L.pki), 2);
+    assert_int_equal(run_sh(out, sizeof out, "'%s' --store '%s' --pki '%s' report --to '%s' 2>&1", ctl, f->L.db,
+                            f->L.pki, f->dir), 3);
+    assert_non_null(strstr(out, "station's own filesystem"));
+}
+
 /* PNG -> "WIDTH HEIGHT DISTINCT_COLOURS GREEN_PIXELS RED_PIXELS" (8-bit RGB/RGBA, non-interlaced), by zlib. */
 static const char png_stats_py[] =
     "import sys,zlib,struct\n"
@@ -331,7 +355,6 @@ static const char png_stats_py[] =
     " prev=row\n"
     "print(w,h,len(cols),cols.get(bytes([0x2e,0x7d,0x32]),0),cols.get(bytes([0xc6,0x28,0x28]),0))\n";
 
-static int run_sh(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int run_sh(char *out, size_t cap, const char *fmt, ...)
 {
     char cmd[4096];
@@ -393,6 +416,7 @@ int main(void)
         cmocka_unit_test(test_refused_destinations),
         cmocka_unit_test(test_full_stick),
         cmocka_unit_test(test_export_to_stick),
+        cmocka_unit_test(test_cli),
         cmocka_unit_test(test_chromium_renders),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
