@@ -196,6 +196,7 @@ ifpp_err media_file_begin(media_file *f, int dirfd, const char *name, char *why,
     f->err = IFPP_OK;
     f->bytes = f->used = 0;
     f->sys_errno = 0;
+    f->hashing = false;
     f->tmp[0] = '\0';
     if (!name || !*name || strchr(name, '/') || name[0] == '.' || strlen(name) >= sizeof f->name)
         return IFPP_E_ARG;
@@ -216,6 +217,7 @@ ifpp_err media_file_begin(media_file *f, int dirfd, const char *name, char *why,
         media_file_abort(f);
         return e;
     }
+    f->hashing = true;
     return IFPP_OK;
 }
 
@@ -363,12 +365,12 @@ ifpp_err media_file_commit_checked(media_file *f, ifpp_err (*check)(FILE *tmp, s
     if (f->err != IFPP_OK) {
         err_why(why, why_len, "%s: writing it failed after %llu bytes: %s", f->name, (unsigned long long)f->bytes,
                 f->sys_errno ? strerror(f->sys_errno) : err_str(f->err));
-        crypto_sha256_abort(&f->h);
         media_file_abort(f);
         return f->err;
     }
     close(f->fd);
     f->fd = -1;
+    f->hashing = false; /* final frees the context, also when it fails */
     if ((e = crypto_sha256_final(&f->h, want)) != IFPP_OK || (e = media_read_back(f, want, why, why_len)) != IFPP_OK ||
         (check && (e = media_run_check(f, check, arg, why, why_len)) != IFPP_OK)) {
         media_file_abort(f);
@@ -389,6 +391,9 @@ ifpp_err media_file_commit_checked(media_file *f, ifpp_err (*check)(FILE *tmp, s
 
 void media_file_abort(media_file *f)
 {
+    if (f->hashing)
+        crypto_sha256_abort(&f->h);
+    f->hashing = false;
     if (f->fd >= 0)
         close(f->fd);
     f->fd = -1;

@@ -13,6 +13,7 @@
 #ifndef IFPP_MEDIA_H
 #define IFPP_MEDIA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +46,7 @@ typedef struct {
     int dirfd, fd;
     char name[MEDIA_NAME_MAX], tmp[MEDIA_NAME_MAX + 32];
     crypto_sha256_ctx h;
+    bool hashing; /* h holds a live context (freed by commit or abort) */
     uint64_t bytes;
     ifpp_err err; /* the first failure; every later write is a no-op */
     int sys_errno;
