@@ -62,8 +62,8 @@ static int fill(const char *db, const char *eid_hex, size_t n)
     if (sqlite3_prepare_v2(d, "INSERT INTO bpp (txid, eid, otpk, iccid, profile_type, bpp_hash, bpp, vault_id, state,"
                               " session, slot, dut_serial, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, zeroblob(32),"
                               " zeroblob(1), 'bench', 'installed', ?6, ?7, ?8, ?9)", -1, &b, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(d, "INSERT INTO pir (txid, pir, success, received_at) VALUES (?1, randomblob(120), 1, ?2)",
-                           -1, &a, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(d, "INSERT INTO pir (txid, pir, success, received_at)"
+                              " VALUES (?1, X'BF37760474' || randomblob(116), 1, ?2)", -1, &a, NULL) != SQLITE_OK) {
         fprintf(stderr, "bench: %s\n", sqlite3_errmsg(d));
         return -1;
     }
