@@ -183,6 +183,24 @@ static void rh_html_text(media_file *f, const char *v)
     }
 }
 
+#define RH_SHORT 24 /* bytes of a label drawn beside a bar (it must not run into the bar) */
+
+/* At most max bytes of v, cut before a UTF-8 continuation byte, "..." if cut. */
+static void rh_html_short(media_file *f, const char *v, size_t max)
+{
+    char cut[RH_LABEL + 4];
+    size_t n = strlen(v ? v : "");
+    if (n <= max || max + 4 > sizeof cut) {
+        rh_html_text(f, v);
+        return;
+    }
+    while (max > 0 && ((unsigned char)v[max] & 0xC0) == 0x80)
+        max--;
+    memcpy(cut, v, max);
+    memcpy(cut + max, "...", 4);
+    rh_html_text(f, cut);
+}
+
 #define RH_W 380 /* one chart's box, px */
 #define RH_H 230
 
@@ -206,10 +224,12 @@ static void rh_chart(media_file *f, const char *title, size_t n, const char *con
     for (size_t i = 0; i < n; i++) {
         size_t p = pass[i], q = fail ? fail[i] : 0;
         if (horizontal) { /* labels left, bars right: fits long names */
-            double row = (double)(RH_H - 10) / (double)n, y = 5 + row * (double)i, h = row * 0.7;
+            double row = (double)(RH_H - 10) / (double)n, y = 5 + row * (double)i, h = row * 0.7 > 22 ? 22 : row * 0.7;
             double wp = 200.0 * (double)p / (double)max, wq = 200.0 * (double)q / (double)max;
-            media_file_printf(f, "<text x=\"2\" y=\"%.1f\" class=\"l\">", y + h * 0.8);
-            rh_html_text(f, labels[i]);
+            media_file_printf(f, "<text x=\"2\" y=\"%.1f\" class=\"l\"><title>", y + h * 0.8);
+            rh_html_text(f, labels[i]); /* the whole label on hover, a short one drawn */
+            media_file_printf(f, "</title>");
+            rh_html_short(f, labels[i], RH_SHORT);
             media_file_printf(f, "</text><rect x=\"140\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"p\"/>"
                                  "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"f\"/>"
                                  "<text x=\"%.1f\" y=\"%.1f\" class=\"v\">%zu</text>",

@@ -389,6 +389,8 @@ static void test_chromium_renders(void **state)
     int rc = run_sh(NULL, 0, "chromium %s --user-data-dir='%s' --screenshot='%s' --window-size=1200,1600 "
                              "'file://%s/%s' >/dev/null 2>&1", flags, profile, png, f->media, sum.html_name);
     assert_int_equal(rc, 0);
+    if (getenv("IFPP_REPORT_PNG")) /* to look at it: IFPP_REPORT_PNG=/tmp/summary.png ./test_report */
+        run_sh(NULL, 0, "cp '%s' '%s'", png, getenv("IFPP_REPORT_PNG"));
     assert_int_equal(run_sh(out, sizeof out, "python3 '%s' '%s'", py, png), 0);
     unsigned w = 0, h = 0, colours = 0, green = 0, red = 0;
     assert_int_equal(sscanf(out, "%u %u %u %u %u", &w, &h, &colours, &green, &red), 5);
