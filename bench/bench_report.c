@@ -209,8 +209,11 @@ int main(int argc, char **argv)
     if (system(cmd) != 0)
         return 1;
     cert_free(dm_root);
+    if (getenv("IFPP_BENCH_KEEP")) /* to look at the store afterwards */
+        printf("store kept: %s\n", L.db);
+    else
+        tu_rmrf(dir);
     test_line_free(&L);
-    tu_rmrf(dir);
     free(dir);
     return 0;
 }
