@@ -426,9 +426,11 @@ static ifpp_err stream_result(void *arg, const store_result_record *r)
 typedef struct {
     const char *station_id, *day;
     const crypto_key *key;
-    const cert *station_cert;
+    const cert *station_cert, *dm_root;
     int dirfd;
     media_file *f;
+    export_day_summary *sum;
+    bool written; /* the report's file was committed (or given up by the commit itself) */
     stream_ctx c;
     char *why;
     size_t why_len;
@@ -558,6 +560,21 @@ static ifpp_err stream_check(FILE *in, size_t size, void *arg, char *why, size_t
     return e;
 }
 
+/* All three files from one read snapshot, so the CSV and the HTML count what the signed report holds. */
+static ifpp_err day_read(store *s, void *arg)
+{
+    stream_job *j = arg;
+    ifpp_err e = stream_read(s, j);
+    if (e != IFPP_OK)
+        return e;
+    j->sum->plr = j->c.sum;
+    j->written = true; /* the commit removes its temporary itself on failure */
+    if ((e = media_file_commit_checked(j->f, stream_check, (void *)j->dm_root, j->why, j->why_len)) != IFPP_OK)
+        return e;
+    return report_write_tables(s, j->station_id, j->day, j->dirfd, j->sum->csv_name, j->sum->html_name,
+                               &j->sum->tables, j->why, j->why_len); /* joins this snapshot (store_read nests) */
+}
+
 ifpp_err export_day_to_media(store *s, const char *station_id, const char *day, const crypto_key *station_key,
                              const cert *station_cert, const cert *dm_root, const char *dir, export_day_summary *sum,
                              char *why, size_t why_len)
@@ -594,22 +611,16 @@ ifpp_err export_day_to_media(store *s, const char *station_id, const char *day, 
     if ((e = media_file_begin(f, dirfd, sum->plr_name, why, why_len)) != IFPP_OK)
         goto out;
     stream_job j = {.station_id = station_id, .day = day, .key = station_key, .station_cert = station_cert,
-                    .dirfd = dirfd, .f = f, .why = why, .why_len = why_len};
+                    .dirfd = dirfd, .f = f, .dm_root = dm_root, .sum = sum, .why = why, .why_len = why_len};
     why[0] = '\0';
-    e = store_read(s, stream_read, &j);
-    if (e != IFPP_OK) {
+    e = store_read(s, day_read, &j);
+    if (e != IFPP_OK && !j.written) {
         if (!*why)
             err_why(why, why_len, "cannot write the Profile Loading Report: %s",
                     f->err ? (f->sys_errno ? strerror(f->sys_errno) : err_str(f->err))
                            : *store_errmsg(s) ? store_errmsg(s) : err_str(e));
         media_file_abort(f);
-        goto out;
     }
-    sum->plr = j.c.sum;
-    if ((e = media_file_commit_checked(f, stream_check, (void *)dm_root, why, why_len)) != IFPP_OK)
-        goto out;
-    if (e == IFPP_OK)
-        e = report_write_tables(s, station_id, day, dirfd, sum->csv_name, sum->html_name, &sum->tables, why, why_len);
 out:
     free(f);
     if (dirfd >= 0)

@@ -70,7 +70,9 @@ typedef struct {
  * Report (ESBPP03, verified before it is written), the CSV of every DUT and the HTML summary,
  * named ifpp-STATION-DAY-{loading-report.der,duts.csv,summary.html}. dir must pass
  * media_open_dest (a mounted filesystem, not the store's); each file is written under a temporary
- * name, fsync'd, read back and compared, renamed, and the directory fsync'd (media.h).
+ * name, fsync'd, read back and compared, renamed, and the directory fsync'd (media.h). The signed
+ * report is streamed (bounded memory) and verified from the medium before it gets its name; all
+ * three come from one read snapshot of the store, so they count the same results.
  */
 ifpp_err export_day_to_media(store *s, const char *station_id, const char *day, const crypto_key *station_key,
                              const cert *station_cert, const cert *dm_root, const char *dir, export_day_summary *sum,
