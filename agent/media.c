@@ -112,7 +112,9 @@ ifpp_err media_open_dest_at(const char *dir, const char *store_path, const char 
                      : err == ENOTDIR ? "is not a directory" : strerror(err));
         return err == ENOENT ? IFPP_E_NOT_FOUND : IFPP_E_ARG;
     }
-    if (fstat(fd, &ds) != 0 || !realpath(dir, real)) {
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", fd); /* the directory opened, not what dir names by now */
+    if (fstat(fd, &ds) != 0 || !realpath(self, real)) {
         err_why(why, why_len, "destination %s: %s", dir, strerror(errno));
         close(fd);
         return IFPP_E_IO;
