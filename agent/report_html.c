@@ -43,11 +43,26 @@ typedef struct {
     char first[32], last[32];
 } rh_ctx;
 
+/* At most cap-1 bytes of src into dst, never cutting a UTF-8 character; true if something was cut. */
+static bool rh_copy_label(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    bool cut = n >= cap;
+    if (cut) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80) /* src[n] continues a character: cut before it */
+            n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return cut;
+}
+
 /* Counts one row into a bounded table: its own group while there is room, else "other". */
 static void rh_count(rh_table *t, const char *label, bool pass, size_t k)
 {
     char l[RH_LABEL];
-    snprintf(l, sizeof l, "%s", label && *label ? label : "(none)");
+    rh_copy_label(l, sizeof l, label && *label ? label : "(none)");
     rh_group *g = NULL;
     for (size_t i = 0; i < t->n && !g; i++)
         if (!strcmp(t->g[i].label, l))
@@ -81,7 +96,7 @@ static long long rh_seconds(const char *t)
 static void rh_csv_field(media_file *f, const char *v, bool last)
 {
     media_file_write(f, "\"", 1);
-    if (v && strchr("=+-@\t\r", v[0]) && v[0])
+    if (v && v[0] && strchr("=+-@\t\r", v[0]))
         media_file_write(f, "'", 1);
     for (const char *p = v ? v : ""; *p; p++) {
         unsigned char c = (unsigned char)*p;
@@ -134,7 +149,8 @@ static ifpp_err rh_row(void *arg, const store_dut_record *r)
         c->sum->unresolved++;
     if (r->state == BPP_DELETED)
         return c->csv->err; /* not a DUT session: in the CSV, not in the charts */
-    int hour = (r->updated_at[11] - '0') * 10 + (r->updated_at[12] - '0');
+    /* the hour of "YYYY-MM-DDTHH:..."; a row edited into another shape counts in no hour */
+    int hour = strlen(r->updated_at) >= 13 ? (r->updated_at[11] - '0') * 10 + (r->updated_at[12] - '0') : -1;
     if (hour >= 0 && hour < 24) {
         if (pass)
             c->hour_pass[hour]++;
@@ -185,19 +201,14 @@ static void rh_html_text(media_file *f, const char *v)
 
 #define RH_SHORT 24 /* bytes of a label drawn beside a bar (it must not run into the bar) */
 
-/* At most max bytes of v, cut before a UTF-8 continuation byte, "..." if cut. */
+/* At most max bytes of v, whole UTF-8 characters, "..." if cut. */
 static void rh_html_short(media_file *f, const char *v, size_t max)
 {
     char cut[RH_LABEL + 4];
-    size_t n = strlen(v ? v : "");
-    if (n <= max || max + 4 > sizeof cut) {
-        rh_html_text(f, v);
-        return;
-    }
-    while (max > 0 && ((unsigned char)v[max] & 0xC0) == 0x80)
-        max--;
-    memcpy(cut, v, max);
-    memcpy(cut + max, "...", 4);
+    if (max + 4 > sizeof cut)
+        max = sizeof cut - 4;
+    if (rh_copy_label(cut, max + 1, v ? v : ""))
+        strcat(cut, "...");
     rh_html_text(f, cut);
 }
 

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -412,6 +413,36 @@ static void test_chromium_renders(void **state)
     free(profile);
 }
 
+/* Rows edited into odd shapes (a bare day as the time, a long UTF-8 slot name): exported whole, nothing read past them. */
+static void test_odd_rows(void **state)
+{
+    fixture *f = *state;
+    export_day_summary sum;
+    char why[512] = "", sql[512], out[256] = "";
+    sqlite3 *d;
+    stick(f, "8m");
+    assert_int_equal(sqlite3_open(f->L.db, &d), SQLITE_OK);
+    snprintf(sql, sizeof sql, "UPDATE bpp SET updated_at = '%s', slot = 'fixture-' || replace(hex(zeroblob(30)), '00', "
+                              "char(233)) WHERE dut_serial = 'DUT-0002'", f->day);
+    assert_int_equal(sqlite3_exec(d, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_changes(d), 1);
+    sqlite3_close(d);
+    assert_int_equal(export_to(f, f->media, &sum, why, sizeof why), IFPP_OK);
+    assert_int_equal(sum.tables.rows, 4);
+    size_t n;
+    char *csv = slurp(f->media, sum.csv_name, &n), *html = slurp(f->media, sum.html_name, &n);
+    snprintf(sql, sizeof sql, "\"%s\",\"\"", f->day); /* the bare day as finish time, no session seconds */
+    assert_non_null(strstr(csv, sql));
+    assert_non_null(strstr(html, "...</text>")); /* the long slot name drawn short */
+    free(csv);
+    free(html);
+    /* and the HTML is still UTF-8 (the cut fell between characters) */
+    char *p = tu_path(f->media, sum.html_name);
+    assert_int_equal(run_sh(out, sizeof out, "python3 -c \"open('%s', encoding='utf-8', errors='strict').read()\"", p),
+                     0);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -420,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_export_to_stick),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_chromium_renders),
+        cmocka_unit_test(test_odd_rows), /* last: it edits the store */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
