@@ -7,14 +7,20 @@
  */
 #include "export.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bundle.h"
+#include "bundle_stream.h"
 #include "fsutil.h"
 #include "label.h"
+#include "media.h"
+#include "pir.h"
+#include "report_html.h"
 #include "tlv.h"
 
 typedef struct {
@@ -247,29 +253,24 @@ static ifpp_err export_report_read(store *s, void *arg)
     return e;
 }
 
-ifpp_err export_loading_report(store *s, const char *station_id, const char *day, const crypto_key *station_key,
-                               const cert *station_cert, const cert *dm_root, const char *path,
-                               export_summary *sum, char *why, size_t why_len)
+/*
+ * Builds, signs and verifies the day's Profile Loading Report into *out (malloc'd): nothing that
+ * does not verify under dm_root leaves here. what names the destination in messages.
+ */
+static ifpp_err export_build_report(store *s, const char *station_id, const char *day, const crypto_key *station_key,
+                                    const cert *station_cert, const cert *dm_root, const char *what,
+                                    export_summary *sum, uint8_t **out, size_t *out_len, char *why, size_t why_len)
 {
     tlv_builder b;
-    uint8_t *out = NULL, *back = NULL;
-    size_t out_len = 0, back_len = 0;
     char start[16], end[16], day_iso[32];
     report_ctx c = {.b = &b, .sum = sum};
     bundle_view v;
     ifpp_err e;
-    if (!s || !station_id || !station_key || !station_cert || !dm_root || !path || !sum)
-        return IFPP_E_ARG;
     memset(sum, 0, sizeof *sum);
     if (!export_label_ok("the station id", station_id, why, why_len))
         return IFPP_E_ARG;
     if (day && !export_day_ok(day)) {
         err_why(why, why_len, "day '%s' is not a calendar day as YYYY-MM-DD", day);
-        return IFPP_E_ARG;
-    }
-    if (store_owns_path(s, path)) {
-        err_why(why, why_len, "%s is the station store (or its journal): the report would replace it; choose another "
-                "output", path);
         return IFPP_E_ARG;
     }
     if ((e = export_key_matches(station_key, station_cert, why, why_len)) != IFPP_OK)
@@ -293,7 +294,7 @@ ifpp_err export_loading_report(store *s, const char *station_id, const char *day
         tlv_builder_free(&b);
         return e;
     }
-    e = export_seal(&b, BUNDLE_LOADING_REPORT, &r.anchor, station_key, station_cert, &out, &out_len);
+    e = export_seal(&b, BUNDLE_LOADING_REPORT, &r.anchor, station_key, station_cert, out, out_len);
     tlv_builder_free(&b);
     if (e != IFPP_OK) {
         err_why(why, why_len, "cannot build the Profile Loading Report: %s", err_str(e));
@@ -302,14 +303,37 @@ ifpp_err export_loading_report(store *s, const char *station_id, const char *day
     /* Verify what was signed before it may replace anything on the medium (a previous good report). */
     memset(&v, 0, sizeof v);
     char vwhy[256] = "";
-    e = bundle_open(out, out_len, BUNDLE_LOADING_REPORT, dm_root, time(NULL), &v, vwhy, sizeof vwhy);
+    e = bundle_open(*out, *out_len, BUNDLE_LOADING_REPORT, dm_root, time(NULL), &v, vwhy, sizeof vwhy);
     bundle_view_free(&v);
     if (e != IFPP_OK) {
         err_why(why, why_len, "the signed report does not verify under the Device Manufacturer root (%s); %s was not "
-                "touched", vwhy, path);
-        free(out);
-        return e;
+                "touched", vwhy, what);
+        free(*out);
+        *out = NULL;
     }
+    return e;
+}
+
+ifpp_err export_loading_report(store *s, const char *station_id, const char *day, const crypto_key *station_key,
+                               const cert *station_cert, const cert *dm_root, const char *path,
+                               export_summary *sum, char *why, size_t why_len)
+{
+    uint8_t *out = NULL, *back = NULL;
+    size_t out_len = 0, back_len = 0;
+    bundle_view v;
+    ifpp_err e;
+    if (!s || !station_id || !station_key || !station_cert || !dm_root || !path || !sum)
+        return IFPP_E_ARG;
+    memset(sum, 0, sizeof *sum);
+    if (store_owns_path(s, path)) {
+        err_why(why, why_len, "%s is the station store (or its journal): the report would replace it; choose another "
+                "output", path);
+        return IFPP_E_ARG;
+    }
+    e = export_build_report(s, station_id, day, station_key, station_cert, dm_root, path, sum, &out, &out_len, why,
+                            why_len);
+    if (e != IFPP_OK)
+        return e;
     /* Atomically onto the medium, then read back what is really there and verify it. */
     if ((e = fs_write_atomic(path, out, out_len, 0644)) != IFPP_OK) {
         err_why(why, why_len, "cannot write %s: %s", path, err_str(e));
@@ -324,6 +348,283 @@ ifpp_err export_loading_report(store *s, const char *station_id, const char *day
     }
     free(out);
     free(back);
+    return e;
+}
+
+/* ---- the Profile Loading Report streamed onto a medium (bounded memory, issue 15) ------------ */
+
+/*
+ * A SignedBundle is DER: every length comes before its value. So the report is walked twice in one
+ * read snapshot of the store: once to measure every record (each encoded by put_result, the same
+ * encoder as the in-memory report), once to write it, hashing the [0] TLV as it passes; the
+ * signature over that hash and the signer chain come last, as the format puts them. Memory: one
+ * record at a time.
+ */
+#define EXPORT_ROW_BYTES 512 /* room asked for each result's CSV row and its share of the HTML */
+
+typedef struct {
+    media_file *f;          /* NULL in the measuring pass */
+    crypto_sha256_ctx h;    /* the [0] TLV, in the writing pass */
+    uint64_t eums_len, results_len;
+    export_summary sum;
+    ifpp_err err;
+} stream_ctx;
+
+static void stream_emit(stream_ctx *c, const void *p, size_t n, bool hashed)
+{
+    if (!c->f)
+        return;
+    media_file_write(c->f, p, n);
+    if (hashed && crypto_sha256_update(&c->h, p, n) != IFPP_OK && c->err == IFPP_OK)
+        c->err = IFPP_E_CRYPTO;
+}
+
+/* A DER header (tag, definite length) emitted; returns its size. */
+static size_t stream_header(stream_ctx *c, uint32_t tag, uint64_t len, bool hashed)
+{
+    uint8_t h[16];
+    size_t n = 0, t = tlv_tag_size(tag);
+    for (size_t i = t; i > 0; i--)
+        h[n++] = (uint8_t)(tag >> (8 * (i - 1)));
+    n += tlv_encode_length((size_t)len, h + n);
+    stream_emit(c, h, n, hashed);
+    return n;
+}
+
+static uint64_t stream_tlv_size(uint32_t tag, uint64_t len)
+{
+    uint8_t l[16];
+    return tlv_tag_size(tag) + tlv_encode_length((size_t)len, l) + len;
+}
+
+static ifpp_err stream_eum(void *arg, const uint8_t *der, size_t n)
+{
+    stream_ctx *c = arg;
+    c->eums_len += n;
+    stream_emit(c, der, n, true);
+    return c->f ? c->f->err : IFPP_OK;
+}
+
+static ifpp_err stream_result(void *arg, const store_result_record *r)
+{
+    stream_ctx *c = arg;
+    tlv_builder b;
+    report_ctx rc = {.b = &b, .sum = &c->sum};
+    const uint8_t *p;
+    size_t n;
+    tlv_builder_init_dynamic(&b, 1u << 20); /* one record: an eUICC certificate and a PIR */
+    ifpp_err e = put_result(&rc, r);
+    if (e == IFPP_OK && (e = tlv_builder_finish(&b, &p, &n)) == IFPP_OK) {
+        c->results_len += n;
+        stream_emit(c, p, n, true);
+        e = c->f ? c->f->err : IFPP_OK;
+    }
+    tlv_builder_free(&b);
+    return e;
+}
+
+typedef struct {
+    const char *station_id, *day;
+    const crypto_key *key;
+    const cert *station_cert, *dm_root;
+    int dirfd;
+    media_file *f;
+    export_day_summary *sum;
+    bool written; /* the report's file was committed (or given up by the commit itself) */
+    stream_ctx c;
+    char *why;
+    size_t why_len;
+} stream_job;
+
+/* Both passes in one snapshot (the counts and the bytes agree); the caller commits the file. */
+static ifpp_err stream_read(store *s, void *arg)
+{
+    stream_job *j = arg;
+    stream_ctx *c = &j->c;
+    tlv_builder hb, ab, cb;
+    const uint8_t *head, *anchor_der, *chain;
+    size_t head_n, anchor_n, chain_n;
+    store_anchor anchor;
+    uint8_t oid[32], id[16], sig[CRYPTO_SIG_RAW_LEN], digest[CRYPTO_SHA256_LEN];
+    size_t oid_n = bundle_type_oid(BUNDLE_LOADING_REPORT, oid, sizeof oid), siglen = sizeof sig;
+    char start[16], end[16];
+    ifpp_err e;
+    snprintf(start, sizeof start, "%.4s%.2s%.2s000000Z", j->day, j->day + 5, j->day + 8);
+    snprintf(end, sizeof end, "%.4s%.2s%.2s235959Z", j->day, j->day + 5, j->day + 8);
+    memset(c, 0, sizeof *c);
+    if ((e = store_each_eum_cert(s, stream_eum, c)) != IFPP_OK || (e = store_each_result(s, j->day, stream_result, c)) !=
+        IFPP_OK || (e = store_audit_head(s, &anchor)) != IFPP_OK || (e = crypto_random(id, sizeof id)) != IFPP_OK)
+        return e;
+    uint64_t eums_len = c->eums_len, results_len = c->results_len;
+    memset(&hb, 0, sizeof hb);
+    memset(&ab, 0, sizeof ab);
+    memset(&cb, 0, sizeof cb);
+    tlv_builder_init_dynamic(&hb, 4096); /* version, reportId, stationId, periodStart, periodEnd */
+    tlv_put_uint(&hb, 0x02, 1);
+    tlv_put(&hb, 0x04, id, sizeof id);
+    tlv_put(&hb, 0x0C, j->station_id, strlen(j->station_id));
+    tlv_put(&hb, 0x18, start, 15);
+    tlv_put(&hb, 0x18, end, 15);
+    tlv_builder_init_dynamic(&ab, 256);
+    tlv_begin(&ab, 0xA5);
+    tlv_put_uint(&ab, 0x02, anchor.entry);
+    tlv_put(&ab, 0x04, anchor.hash, sizeof anchor.hash);
+    tlv_end(&ab);
+    tlv_builder_init_dynamic(&cb, 1u << 16);
+    tlv_begin(&cb, 0xA1);
+    const uint8_t *cd;
+    size_t cd_n;
+    cert_der(j->station_cert, &cd, &cd_n);
+    tlv_put_raw(&cb, cd, cd_n);
+    tlv_end(&cb);
+    if ((e = tlv_builder_finish(&hb, &head, &head_n)) != IFPP_OK || (e = tlv_builder_finish(&ab, &anchor_der, &anchor_n)) !=
+        IFPP_OK || (e = tlv_builder_finish(&cb, &chain, &chain_n)) != IFPP_OK || !oid_n)
+        goto out;
+    uint64_t content_len = head_n + stream_tlv_size(0x30, eums_len) + stream_tlv_size(0x30, results_len) + anchor_n;
+    uint64_t wrapped_len = stream_tlv_size(0x30, content_len);
+    uint64_t outer_len = stream_tlv_size(0x06, oid_n) + stream_tlv_size(0xA0, wrapped_len) + chain_n +
+                         stream_tlv_size(0x5F37, CRYPTO_SIG_RAW_LEN);
+    char mwhy[256] = "";
+    if ((e = media_check_space(j->dirfd, stream_tlv_size(0x30, outer_len) + EXPORT_ROW_BYTES * c->sum.results +
+                                                   (1u << 20), mwhy, sizeof mwhy)) !=
+        IFPP_OK) {
+        err_why(j->why, j->why_len, "%s", mwhy);
+        goto out;
+    }
+    /* the writing pass */
+    export_summary counted = c->sum;
+    memset(c, 0, sizeof *c);
+    c->f = j->f;
+    if ((e = crypto_sha256_init(&c->h)) != IFPP_OK)
+        goto out;
+    stream_header(c, 0x30, outer_len, false);
+    stream_header(c, 0x06, oid_n, false);
+    stream_emit(c, oid, oid_n, false);
+    stream_header(c, 0xA0, wrapped_len, true);
+    stream_header(c, 0x30, content_len, true);
+    stream_emit(c, head, head_n, true);
+    stream_header(c, 0x30, eums_len, true);
+    if ((e = store_each_eum_cert(s, stream_eum, c)) == IFPP_OK) {
+        stream_header(c, 0x30, results_len, true);
+        e = store_each_result(s, j->day, stream_result, c);
+    }
+    stream_emit(c, anchor_der, anchor_n, true);
+    if (e == IFPP_OK && (c->eums_len != eums_len || c->results_len != results_len || c->sum.results != counted.results))
+        e = IFPP_E_INTERNAL; /* one snapshot: the two passes cannot differ */
+    if (e == IFPP_OK)
+        e = c->err;
+    if (e != IFPP_OK) {
+        crypto_sha256_abort(&c->h);
+        goto out;
+    }
+    if ((e = crypto_sha256_final(&c->h, digest)) != IFPP_OK ||
+        (e = crypto_ecdsa_sign_digest(j->key, digest, CRYPTO_SIG_RAW, sig, &siglen)) != IFPP_OK)
+        goto out;
+    stream_emit(c, chain, chain_n, false);
+    stream_header(c, 0x5F37, siglen, false);
+    stream_emit(c, sig, siglen, false);
+out:
+    tlv_builder_free(&hb);
+    tlv_builder_free(&ab);
+    tlv_builder_free(&cb);
+    return e;
+}
+
+/* The report as it lies on the medium, read through the streaming reader: every element, the chain, the signature. */
+static ifpp_err stream_check(FILE *in, size_t size, void *arg, char *why, size_t why_len)
+{
+    const cert *root = arg;
+    bundle_stream *bs = NULL;
+    tlv t;
+    uint8_t h[32];
+    ifpp_err e = bundle_stream_open(in, size, BUNDLE_LOADING_REPORT, 1u << 20, &bs, why, why_len);
+    for (int i = 0; e == IFPP_OK && i < 5; i++) /* version, reportId, stationId, periodStart, periodEnd */
+        e = bundle_stream_next(bs, &t);
+    for (int list = 0; e == IFPP_OK && list < 2; list++) { /* the EUM certificates, the results */
+        if ((e = bundle_stream_enter(bs, 0x30)) != IFPP_OK)
+            break;
+        while ((e = bundle_stream_next(bs, &t)) == IFPP_OK) {
+        }
+        if (e == IFPP_E_TLV_END)
+            e = IFPP_OK;
+    }
+    if (e == IFPP_OK && (e = bundle_stream_next(bs, &t)) == IFPP_OK && t.tag != 0xA5)
+        e = IFPP_E_TLV_UNEXPECTED_TAG;
+    if (e == IFPP_OK && (e = bundle_stream_next(bs, &t)) == IFPP_E_TLV_END)
+        e = bundle_stream_finish(bs, root, time(NULL), NULL, h, why, why_len);
+    else if (e == IFPP_OK)
+        e = IFPP_E_TLV_TRAILING;
+    if (e != IFPP_OK && why && !*why)
+        err_why(why, why_len, "the report on the medium does not verify: %s", err_str(e));
+    bundle_stream_free(bs);
+    return e;
+}
+
+/* All three files from one read snapshot, so the CSV and the HTML count what the signed report holds. */
+static ifpp_err day_read(store *s, void *arg)
+{
+    stream_job *j = arg;
+    ifpp_err e = stream_read(s, j);
+    if (e != IFPP_OK)
+        return e;
+    j->sum->plr = j->c.sum;
+    j->written = true; /* the commit removes its temporary itself on failure */
+    if ((e = media_file_commit_checked(j->f, stream_check, (void *)j->dm_root, j->why, j->why_len)) != IFPP_OK)
+        return e;
+    return report_write_tables(s, j->station_id, j->day, j->dirfd, j->sum->csv_name, j->sum->html_name,
+                               &j->sum->tables, j->why, j->why_len); /* joins this snapshot (store_read nests) */
+}
+
+ifpp_err export_day_to_media(store *s, const char *station_id, const char *day, const crypto_key *station_key,
+                             const cert *station_cert, const cert *dm_root, const char *dir, export_day_summary *sum,
+                             char *why, size_t why_len)
+{
+    int dirfd = -1;
+    media_file *f = NULL;
+    ifpp_err e;
+    if (!s || !station_id || !day || !station_key || !station_cert || !dm_root || !dir || !sum)
+        return IFPP_E_ARG;
+    memset(sum, 0, sizeof *sum);
+    if (!export_day_ok(day)) {
+        err_why(why, why_len, "day '%s' is not a calendar day as YYYY-MM-DD", day);
+        return IFPP_E_ARG;
+    }
+    if (!export_label_ok("the station id", station_id, why, why_len))
+        return IFPP_E_ARG;
+    if ((e = media_open_dest(dir, store_path(s), &dirfd, why, why_len)) != IFPP_OK)
+        return e;
+    char mwhy[256] = "";
+    if ((e = media_clean_temps(dirfd, &sum->stale_removed, mwhy, sizeof mwhy)) != IFPP_OK) {
+        err_why(why, why_len, "%s: %s", dir, mwhy);
+        goto out;
+    }
+    if ((e = export_key_matches(station_key, station_cert, why, why_len)) != IFPP_OK)
+        goto out;
+    snprintf(sum->plr_name, sizeof sum->plr_name, "ifpp-%s-%s-loading-report.der", station_id, day);
+    snprintf(sum->csv_name, sizeof sum->csv_name, "ifpp-%s-%s-duts.csv", station_id, day);
+    snprintf(sum->html_name, sizeof sum->html_name, "ifpp-%s-%s-summary.html", station_id, day);
+    if (!(f = calloc(1, sizeof *f))) {
+        e = IFPP_E_NOMEM;
+        goto out;
+    }
+    /* the report streamed onto the medium, then read back (SHA-256) and verified there before it is renamed */
+    if ((e = media_file_begin(f, dirfd, sum->plr_name, why, why_len)) != IFPP_OK)
+        goto out;
+    stream_job j = {.station_id = station_id, .day = day, .key = station_key, .station_cert = station_cert,
+                    .dirfd = dirfd, .f = f, .dm_root = dm_root, .sum = sum, .why = why, .why_len = why_len};
+    why[0] = '\0';
+    e = store_read(s, day_read, &j);
+    if (e != IFPP_OK && !j.written) {
+        if (!*why)
+            err_why(why, why_len, "cannot write the Profile Loading Report: %s",
+                    f->err ? (f->sys_errno ? strerror(f->sys_errno) : err_str(f->err))
+                           : *store_errmsg(s) ? store_errmsg(s) : err_str(e));
+        media_file_abort(f);
+    }
+out:
+    free(f);
+    if (dirfd >= 0)
+        close(dirfd);
     return e;
 }
 
@@ -409,4 +710,149 @@ ifpp_err export_audit_check(store *s, const char *bundle_path, const cert *root,
         return e;
     }
     return store_audit_check(s, &anchor, entries, why, why_len);
+}
+
+/* ---- verify: any exported bundle, offline (issue 15, item 3) -------------------------------- */
+
+#define EXPORT_VERIFY_EUMS 16 /* EUM certificates a report may carry */
+
+/* One LoadingResult: its PIR checked (DPFF06) under the report's EUM certificates and ci, and bound to its txid. */
+static ifpp_err verify_result(tlv_reader *items, const tlv *item, const cert *const *eums, size_t n_eums,
+                              const cert *ci, time_t now, export_verify_summary *sum, char *why, size_t why_len)
+{
+    tlv_reader r;
+    tlv txid, eid, el;
+    char vwhy[256] = "";
+    size_t no = sum->records + 1;
+    ifpp_err e;
+    if ((e = tlv_reader_enter(items, item, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x80, &txid)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x5A, &eid)) != IFPP_OK || (e = tlv_reader_next(&r, &el)) != IFPP_OK) {
+        err_why(why, why_len, "result %zu: malformed (%s)", no, err_str(e));
+        return e;
+    }
+    if (txid.len == 0 || txid.len > 16 || eid.len != 16) {
+        err_why(why, why_len, "result %zu: transaction id or EID of a wrong length", no);
+        return IFPP_E_RANGE;
+    }
+    if (el.tag == 0x81 && (e = tlv_reader_next(&r, &el)) != IFPP_OK) {
+        err_why(why, why_len, "result %zu: nothing after the serial (%s)", no, err_str(e));
+        return e;
+    }
+    if (el.tag == 0xA2) {
+        sum->no_result++;
+    } else if (el.tag == 0x30) {
+        cert *ec = NULL;
+        tlv p;
+        pir_info pir;
+        if ((e = cert_parse_der(el.raw, el.raw_len, &ec)) != IFPP_OK || (e = tlv_reader_expect(&r, 0xBF37, &p)) != IFPP_OK ||
+            (e = pir_parse(p.raw, p.raw_len, &pir)) != IFPP_OK) {
+            cert_free(ec);
+            err_why(why, why_len, "result %zu: the eUICC certificate or PIR does not parse (%s)", no, err_str(e));
+            return e;
+        }
+        if (!ci) {
+            sum->pirs_unchecked++;
+        } else if ((e = pir_check(&pir, ec, eums, n_eums, ci, now, vwhy, sizeof vwhy)) != IFPP_OK) {
+            cert_free(ec);
+            err_why(why, why_len, "result %zu: its PIR does not verify: %s", no, vwhy);
+            return e;
+        } else {
+            sum->pirs++;
+        }
+        cert_free(ec);
+        if (pir.transaction_id_len != txid.len || memcmp(pir.transaction_id, txid.value, txid.len) != 0) {
+            err_why(why, why_len, "result %zu: its PIR is for another BPP (transaction id differs)", no);
+            return IFPP_E_SIGNATURE;
+        }
+    } else {
+        err_why(why, why_len, "result %zu: neither a PIR nor a NoResultRecord (tag %X)", no, (unsigned)el.tag);
+        return IFPP_E_TLV_UNEXPECTED_TAG;
+    }
+    if (!tlv_reader_done(&r)) {
+        err_why(why, why_len, "result %zu: bytes after its outcome", no);
+        return IFPP_E_TLV_TRAILING;
+    }
+    sum->records++;
+    return IFPP_OK;
+}
+
+/* A Profile Loading Report's content: its EUM certificates, then every result. */
+static ifpp_err verify_report_content(const uint8_t *content, size_t n, const cert *ci, time_t now,
+                                      export_verify_summary *sum, char *why, size_t why_len)
+{
+    tlv top, el, list;
+    tlv_reader r0, r, lr;
+    cert *eums[EXPORT_VERIFY_EUMS];
+    size_t n_eums = 0;
+    ifpp_err e;
+    tlv_reader_init(&r0, content, n, TLV_DER);
+    if ((e = tlv_parse_exact(content, n, TLV_DER, &top)) != IFPP_OK || (e = tlv_reader_enter(&r0, &top, &r)) != IFPP_OK)
+        return e;
+    /* version, reportId, stationId, periodStart, periodEnd */
+    static const uint32_t head[] = {0x02, 0x04, 0x0C, 0x18, 0x18};
+    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+        if ((e = tlv_reader_expect(&r, head[i], &el)) != IFPP_OK) {
+            err_why(why, why_len, "the report's header is malformed (%s)", err_str(e));
+            return e;
+        }
+    if ((e = tlv_reader_expect(&r, 0x30, &list)) != IFPP_OK || (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK)
+        return e;
+    while (e == IFPP_OK && (e = tlv_reader_next(&lr, &el)) == IFPP_OK) {
+        if (n_eums == EXPORT_VERIFY_EUMS) {
+            err_why(why, why_len, "the report carries more than %d EUM certificates", EXPORT_VERIFY_EUMS);
+            e = IFPP_E_RANGE;
+        } else if ((e = cert_parse_der(el.raw, el.raw_len, &eums[n_eums])) == IFPP_OK) {
+            n_eums++;
+        } else {
+            err_why(why, why_len, "EUM certificate %zu does not parse", n_eums + 1);
+        }
+    }
+    if (e == IFPP_E_TLV_END)
+        e = IFPP_OK;
+    if (e == IFPP_OK && ((e = tlv_reader_expect(&r, 0x30, &list)) != IFPP_OK ||
+                         (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK))
+        err_why(why, why_len, "the report has no readable result list (%s)", err_str(e));
+    while (e == IFPP_OK && (e = tlv_reader_next(&lr, &el)) == IFPP_OK)
+        e = verify_result(&lr, &el, (const cert *const *)eums, n_eums, ci, now, sum, why, why_len);
+    if (e == IFPP_E_TLV_END)
+        e = IFPP_OK;
+    for (size_t i = 0; i < n_eums; i++)
+        cert_free(eums[i]);
+    return e;
+}
+
+ifpp_err export_verify(const uint8_t *buf, size_t n, const cert *dm_root, const cert *ci, time_t now,
+                       export_verify_summary *sum, char *why, size_t why_len)
+{
+    static const bundle_type types[] = {BUNDLE_LOADING_REPORT, BUNDLE_BPP_REQUEST};
+    char vwhy[256] = "";
+    ifpp_err e = IFPP_E_ARG;
+    if (!buf || !dm_root || !sum)
+        return IFPP_E_ARG;
+    memset(sum, 0, sizeof *sum);
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        bundle_view v;
+        memset(&v, 0, sizeof v);
+        e = bundle_open(buf, n, types[i], dm_root, now, &v, vwhy, sizeof vwhy);
+        if (e == IFPP_E_TLV_UNEXPECTED_TAG) {
+            bundle_view_free(&v);
+            continue; /* another kind of bundle */
+        }
+        if (e != IFPP_OK) {
+            err_why(why, why_len, "the %s's signature or signer chain does not verify: %s", bundle_type_name(types[i]),
+                    vwhy);
+            bundle_view_free(&v);
+            return e;
+        }
+        sum->type = types[i];
+        e = export_parse_anchor(v.content, v.content_len, &sum->anchor);
+        if (e != IFPP_OK)
+            err_why(why, why_len, "the %s carries no readable audit anchor (%s)", bundle_type_name(types[i]), err_str(e));
+        if (e == IFPP_OK && types[i] == BUNDLE_LOADING_REPORT)
+            e = verify_report_content(v.content, v.content_len, ci, now, sum, why, why_len);
+        bundle_view_free(&v);
+        return e;
+    }
+    err_why(why, why_len, "not a station-signed Profile Loading Report or BPP request: %s", vwhy);
+    return e;
 }

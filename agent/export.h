@@ -55,4 +55,48 @@ ifpp_err export_read_anchor(const uint8_t *buf, size_t n, const cert *root, stor
 ifpp_err export_audit_check(store *s, const char *bundle_path, const cert *root, size_t *entries, char *why,
                             size_t why_len);
 
+#include "report_html.h"
+
+/* What export_day_to_media wrote. */
+typedef struct {
+    export_summary plr;
+    report_tables_summary tables;
+    size_t stale_removed; /* temporaries of a crashed export removed first */
+    char plr_name[160], csv_name[160], html_name[160];
+} export_day_summary;
+
+/*
+ * The day's reports onto removable media dir (issue 15, items 1-2): the signed Profile Loading
+ * Report (ESBPP03, verified before it is written), the CSV of every DUT and the HTML summary,
+ * named ifpp-STATION-DAY-{loading-report.der,duts.csv,summary.html}. dir must pass
+ * media_open_dest (a mounted filesystem, not the store's); each file is written under a temporary
+ * name, fsync'd, read back and compared, renamed, and the directory fsync'd (media.h). The signed
+ * report is streamed (bounded memory) and verified from the medium before it gets its name; all
+ * three come from one read snapshot of the store, so they count the same results.
+ */
+ifpp_err export_day_to_media(store *s, const char *station_id, const char *day, const crypto_key *station_key,
+                             const cert *station_cert, const cert *dm_root, const char *dir, export_day_summary *sum,
+                             char *why, size_t why_len);
+
+#include "bundle.h"
+
+/* What export_verify found. */
+typedef struct {
+    bundle_type type;
+    size_t records;        /* results in a report */
+    size_t pirs;           /* PIRs checked (DPFF06: eUICC certificate under an EUM certificate under the CI) */
+    size_t pirs_unchecked; /* PIRs only parsed: no CI given */
+    size_t no_result;
+    store_anchor anchor;
+} export_verify_summary;
+
+/*
+ * Checks an exported bundle offline (issue 15 item 3): the station's signature and signer chain
+ * under dm_root at time now, the audit anchor, and in a Profile Loading Report every record, every
+ * PIR against its eUICC certificate and the report's EUM certificates under ci (NULL: PIRs parsed,
+ * counted unchecked) and bound to its record's transaction id. why names the record that failed.
+ */
+ifpp_err export_verify(const uint8_t *buf, size_t n, const cert *dm_root, const cert *ci, time_t now,
+                       export_verify_summary *sum, char *why, size_t why_len);
+
 #endif

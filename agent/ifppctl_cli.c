@@ -29,8 +29,8 @@
 
 typedef struct {
     station_config cfg;
-    const char *out, *slot, *serial, *profile_type, *day, *anchor, *since, *event, *eid, *txid, *limit;
-    bool complete, logical_channel, additional_profile, list;
+    const char *out, *slot, *serial, *profile_type, *day, *anchor, *since, *event, *eid, *txid, *limit, *to;
+    bool complete, logical_channel, additional_profile, list, store_given;
     char given[32]; /* the command options given, as their short codes */
     const char *prog; /* the program's name as invoked (ifppctl, ifpp-rehearse) */
 } options;
@@ -292,10 +292,42 @@ static long long utc_seconds(const char *t)
     return ((era * 146097 + doe - 719468) * 24 + h) * 3600 + mi * 60LL + se;
 }
 
+/* report --to DIR: the day's three files onto removable media (issue 15, items 1-2). */
+static int report_to_media(options *o, station *st)
+{
+    export_day_summary sum;
+    char why[512] = "", day[11], d[200];
+    if (o->day) {
+        snprintf(day, sizeof day, "%s", o->day);
+    } else { /* today, UTC */
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(day, sizeof day, "%Y-%m-%d", &tm);
+    }
+    ifpp_err e = export_day_to_media(st->st, st->station_id, day, st->station_key, st->station_cert, st->dm_root, o->to,
+                                     &sum, why, sizeof why);
+    if (e != IFPP_OK)
+        return fail(e == IFPP_E_ARG || e == IFPP_E_NOT_FOUND ? STATION_EXIT_REFUSED : exit_of(e), "report --to", e,
+                    why);
+    safe(o->to, d, sizeof d);
+    if (sum.stale_removed)
+        printf("%s: removed %zu temporary file(s) an interrupted export left\n", d, sum.stale_removed);
+    printf("%s/%s: Profile Loading Report with %zu result(s): %zu PIR(s), %zu without PIR\n", d, sum.plr_name,
+           sum.plr.results, sum.plr.pirs, sum.plr.no_result);
+    printf("%s/%s: %zu DUT row(s): %zu PASS, %zu FAIL, %zu unresolved, %zu BPP(s) not used\n", d, sum.csv_name,
+           sum.tables.rows, sum.tables.pass, sum.tables.fail, sum.tables.unresolved, sum.tables.unused);
+    printf("%s/%s: summary with charts\n", d, sum.html_name);
+    printf("each written, fsync'd, read back and compared, then renamed; the directory synced\n");
+    return STATION_EXIT_OK;
+}
+
 static int cmd_report(const ifppctl_cmd *c, options *o, station *st, const char *arg)
 {
     export_summary sum;
     char why[512] = "";
+    if (o->to)
+        return report_to_media(o, st);
     ifpp_err e = station_check_output(st, o->out, why, sizeof why);
     if (e != IFPP_OK)
         return fail(STATION_EXIT_USAGE, "report", e, why);
@@ -305,6 +337,39 @@ static int cmd_report(const ifppctl_cmd *c, options *o, station *st, const char 
         return fail(exit_of(e), "Profile Loading Report", e, why);
     printf("%s: Profile Loading Report with %zu result(s): %zu PIR(s), %zu without PIR; written, read back, verified\n",
            o->out, sum.results, sum.pirs, sum.no_result);
+    return STATION_EXIT_OK;
+}
+
+/* verify FILE: an exported bundle checked offline; with --store also tied to this store's audit chain. */
+static int cmd_verify(const ifppctl_cmd *c, options *o, station *st, const char *file)
+{
+    uint8_t *buf = NULL;
+    size_t n = 0, entries = 0;
+    char why[768] = "", f[200];
+    export_verify_summary sum;
+    safe(file, f, sizeof f);
+    ifpp_err e = fs_read_all_why(file, 1u << 30, &buf, &n, why, sizeof why);
+    if (e != IFPP_OK)
+        return fail(exit_of(e) == STATION_EXIT_FAILURE ? STATION_EXIT_FAILURE : STATION_EXIT_REFUSED, NULL, e, why);
+    e = export_verify(buf, n, st->dm_root, st->ci, time(NULL), &sum, why, sizeof why);
+    free(buf);
+    if (e != IFPP_OK) {
+        fprintf(stderr, "%s: %s: FAILS verification: %s\n", o->prog, f, why);
+        return STATION_EXIT_REFUSED;
+    }
+    printf("%s: %s signed by the station, chain to the Device Manufacturer root: verified\n", f,
+           bundle_type_name(sum.type));
+    if (sum.type == BUNDLE_LOADING_REPORT)
+        printf("%s: %zu result(s): %zu PIR(s) verified under the CI (DPFF06), %zu NoResultRecord(s)\n", f, sum.records,
+               sum.pirs, sum.no_result);
+    printf("%s: audit anchor: entry %llu\n", f, (unsigned long long)sum.anchor.entry);
+    if (st->st) {
+        if ((e = store_audit_check(st->st, &sum.anchor, &entries, why, sizeof why)) != IFPP_OK) {
+            fprintf(stderr, "%s: %s does not tie to the store %s: %s\n", o->prog, f, o->cfg.store_path, why);
+            return exit_of(e) == STATION_EXIT_FAILURE ? STATION_EXIT_FAILURE : STATION_EXIT_REFUSED;
+        }
+        printf("%s: ties to the store: its audit chain of %zu entries holds the anchored entry\n", f, entries);
+    }
     return STATION_EXIT_OK;
 }
 
@@ -557,9 +622,14 @@ static const ifppctl_cmd commands[] = {
     {"recover", "--slot BACKEND:TARGET[,key=value...] [--logical-channel]",
      "resolve the slot's eUICC's reserved or in-doubt BPPs from the card's own evidence, printing each BPP's "
      "outcome and why", "lL", "l", STORE_EXISTING | STATION_NEED_DM_FPA, false, cmd_recover},
-    {"report", "--out FILE [--day YYYY-MM-DD]",
-     "write the signed Profile Loading Report (ESBPP03), read it back and verify it before it replaces FILE", "od", "o",
+    {"report", "--out FILE [--day YYYY-MM-DD] | --to DIR [--day YYYY-MM-DD]",
+     "write the signed Profile Loading Report (ESBPP03), read it back and verify it before it replaces FILE; --to DIR: "
+     "onto removable media mounted at DIR, that report with a CSV of every DUT and an HTML summary with charts",
+     "odD", "",
      STORE_READ | STATION_NEED_STATION_KEY | STATION_NEED_DM_ROOT, false, cmd_report},
+    {"verify", "FILE", "check an exported Profile Loading Report or BPP request offline: signature and chain, every "
+     "PIR under the CI, the audit anchor; with --store, that the anchor ties to that store's audit chain", "", "",
+     STATION_NEED_DM_ROOT | STATION_NEED_CI, true, cmd_verify},
     {"audit", "[--anchor FILE | --list [--since T] [--event E] [--serial S] [--eid EID] [--txid TXID] [--limit N]]",
      "verify the hash-chained audit log and replay every BPP's state from it; --anchor checks it against the "
      "anchor in a signed report or BPP request this station exported; --list lists entries instead (newest N)",
@@ -587,6 +657,7 @@ static const opt_doc opt_docs[] = {
     {"station-cert", 'S', "FILE", "the station's certificate (PEM): request, report"},
     {"station-key", 'T', "FILE", "its private key (PEM, mode 0600)"},
     {"out", 'o', "FILE", "request, report: the file to write (never the store or its journal)"},
+    {"to", 'D', "DIR", "report: a mounted removable medium (not the store's filesystem) for the day's three files"},
     {"profile-type", 't', "T", "request, provision: the profile type (a plain name)"},
     {"slot", 'l', "BACKEND:TARGET[,key=value...]", "provision, recover: the fixture slot"},
     {"serial", 'n', "S", "provision: the DUT's serial as scanned; audit --list: entries of this DUT"},
@@ -719,7 +790,7 @@ static int parse_options(int argc, char **argv, options *o, bool *help)
     long_options(t);
     while ((c = getopt_long(argc, argv, "+h", t, NULL)) != -1) {
         switch (c) {
-        case 's': o->cfg.store_path = optarg; break;
+        case 's': o->cfg.store_path = optarg; o->store_given = true; break;
         case 'p': o->cfg.pki_dir = optarg; break;
         case 'I': o->cfg.station_id = optarg; break;
         case 'C': o->cfg.ci = optarg; break;
@@ -729,6 +800,7 @@ static int parse_options(int argc, char **argv, options *o, bool *help)
         case 'S': o->cfg.station_cert = optarg; break;
         case 'T': o->cfg.station_key = optarg; break;
         case 'o': o->out = optarg; break;
+        case 'D': o->to = optarg; break;
         case 'l': o->slot = optarg; break;
         case 'n': o->serial = optarg; break;
         case 't': o->profile_type = optarg; break;
@@ -780,6 +852,8 @@ static int check_usage(const ifppctl_cmd *c, const options *o, const char *arg)
         return usage_error(c, o, "unexpected argument '", arg, "'");
     if (o->day && !valid_day(o->day))
         return usage_error(c, o, "--day ", o->day, ": not a calendar day YYYY-MM-DD from 2000-01-01");
+    if (!strcmp(c->name, "report") && !o->out == !o->to)
+        return usage_error(c, o, "", "--out FILE or --to DIR", ": one of them is required, not both");
     if (o->additional_profile && !o->profile_type)
         return usage_error(c, o, "", "--additional-profile",
                            " needs --profile-type T: the further profile asked for (use case A.3)");
@@ -849,6 +923,8 @@ int ifppctl_main(int argc, char **argv)
     station *st;
     char why[1024] = "";
     unsigned needs = c->needs | (o.anchor ? STATION_NEED_DM_ROOT : 0);
+    if (c->run == cmd_verify && o.store_given) /* verify ties the bundle to a store only when one is named */
+        needs |= STORE_READ;
     ifpp_err e = station_open(&o.cfg, needs, &st, why, sizeof why);
     if (e != IFPP_OK)
         return fail(STATION_EXIT_FAILURE, c->name, e, why);

@@ -47,6 +47,14 @@ static void bundle_oid(bundle_type t, uint8_t out[BUNDLE_OID_LEN])
     out[sizeof BUNDLE_OID_PREFIX] = (uint8_t)t;
 }
 
+size_t bundle_type_oid(bundle_type t, uint8_t *out, size_t cap)
+{
+    if (cap < BUNDLE_OID_LEN)
+        return 0;
+    bundle_oid(t, out);
+    return BUNDLE_OID_LEN;
+}
+
 ifpp_err bundle_seal(bundle_type t, const uint8_t *content, size_t n, const crypto_key *key,
                      const cert *const *chain, size_t n_chain, uint8_t **out, size_t *outlen)
 {

@@ -60,6 +60,9 @@ ifpp_err bundle_seal(bundle_type t, const uint8_t *content, size_t n, const cryp
 ifpp_err bundle_open(const uint8_t *buf, size_t n, bundle_type t, const cert *root, time_t now,
                      bundle_view *v, char *why, size_t why_len);
 
+/* The DER body of t's OBJECT IDENTIFIER into out; its length (0 if cap is too small). For writers that stream. */
+size_t bundle_type_oid(bundle_type t, uint8_t *out, size_t cap);
+
 /* True if oid (the DER body of an OBJECT IDENTIFIER) names bundle type t. */
 bool bundle_type_oid_matches(bundle_type t, const uint8_t *oid, size_t n);
 

@@ -540,6 +540,25 @@ ifpp_err crypto_sig_raw_to_der(const uint8_t raw[CRYPTO_SIG_RAW_LEN], uint8_t *d
     return IFPP_OK;
 }
 
+/* A DER signature out in the caller's format. */
+static ifpp_err crypto_sig_out(const uint8_t *der, size_t der_len, crypto_sig_format fmt, uint8_t *sig, size_t *siglen)
+{
+    if (fmt == CRYPTO_SIG_RAW) {
+        if (*siglen < CRYPTO_SIG_RAW_LEN)
+            return IFPP_E_RANGE;
+        ifpp_err e = crypto_sig_der_to_raw(der, der_len, sig);
+        if (e != IFPP_OK)
+            return IFPP_E_CRYPTO;
+        *siglen = CRYPTO_SIG_RAW_LEN;
+        return IFPP_OK;
+    }
+    if (*siglen < der_len)
+        return IFPP_E_RANGE;
+    memcpy(sig, der, der_len);
+    *siglen = der_len;
+    return IFPP_OK;
+}
+
 ifpp_err crypto_ecdsa_sign(const crypto_key *k, const void *msg, size_t n, crypto_sig_format fmt, uint8_t *sig,
                            size_t *siglen)
 {
@@ -555,20 +574,25 @@ ifpp_err crypto_ecdsa_sign(const crypto_key *k, const void *msg, size_t n, crypt
     EVP_MD_CTX_free(md);
     if (!ok)
         return IFPP_E_CRYPTO;
-    if (fmt == CRYPTO_SIG_RAW) {
-        if (*siglen < CRYPTO_SIG_RAW_LEN)
-            return IFPP_E_RANGE;
-        ifpp_err e = crypto_sig_der_to_raw(der, der_len, sig);
-        if (e != IFPP_OK)
-            return IFPP_E_CRYPTO;
-        *siglen = CRYPTO_SIG_RAW_LEN;
-        return IFPP_OK;
-    }
-    if (*siglen < der_len)
-        return IFPP_E_RANGE;
-    memcpy(sig, der, der_len);
-    *siglen = der_len;
-    return IFPP_OK;
+    return crypto_sig_out(der, der_len, fmt, sig, siglen);
+}
+
+ifpp_err crypto_ecdsa_sign_digest(const crypto_key *k, const uint8_t digest[CRYPTO_SHA256_LEN], crypto_sig_format fmt,
+                                  uint8_t *sig, size_t *siglen)
+{
+    uint8_t der[CRYPTO_SIG_DER_MAX + 8];
+    size_t der_len = sizeof der;
+    if (!k || !digest || !sig || !siglen)
+        return IFPP_E_ARG;
+    EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(k->pkey, NULL);
+    if (!pc)
+        return IFPP_E_NOMEM;
+    int ok = EVP_PKEY_sign_init(pc) == 1 && EVP_PKEY_CTX_set_signature_md(pc, EVP_sha256()) == 1 &&
+             EVP_PKEY_sign(pc, der, &der_len, digest, CRYPTO_SHA256_LEN) == 1;
+    EVP_PKEY_CTX_free(pc);
+    if (!ok)
+        return IFPP_E_CRYPTO;
+    return crypto_sig_out(der, der_len, fmt, sig, siglen);
 }
 
 /* Normalises a signature of either form to strict DER, range-checked for k's curve. */

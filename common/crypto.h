@@ -126,6 +126,10 @@ void crypto_key_free(crypto_key *k);
 ifpp_err crypto_ecdsa_sign(const crypto_key *k, const void *msg, size_t n, crypto_sig_format fmt,
                            uint8_t *sig, size_t *siglen);
 
+/* ECDSA over a SHA-256 digest the caller computed while streaming the data; as crypto_ecdsa_sign otherwise. */
+ifpp_err crypto_ecdsa_sign_digest(const crypto_key *k, const uint8_t digest[CRYPTO_SHA256_LEN], crypto_sig_format fmt,
+                                  uint8_t *sig, size_t *siglen);
+
 /* Verifies an ECDSA-SHA256 signature; IFPP_E_SIGNATURE if it does not verify, a format error if malformed. */
 ifpp_err crypto_ecdsa_verify(const crypto_key *k, const void *msg, size_t n, crypto_sig_format fmt,
                              const uint8_t *sig, size_t siglen);

@@ -1929,3 +1929,53 @@ ifpp_err store_each_audit(store *s, const store_audit_filter *filter,
     *a.matched = 0;
     return store_read(s, store_each_audit_read, &a); /* one snapshot: the count and the rows agree */
 }
+
+/* ---- the day's DUT records for the CSV and HTML reports (issue 15) --------------------------- */
+
+ifpp_err store_each_dut(store *s, const char *day, ifpp_err (*fn)(void *arg, const store_dut_record *r), void *arg)
+{
+    STORE_CHECK(s);
+    if (!fn)
+        return IFPP_E_ARG;
+    sqlite3_stmt *st;
+    /* the session's start: the BPP's first move to reserved; the reason: its last audit entry's */
+    /* one pass over the audit log grouped by BPP (no per-row lookups: the log has no index by txid) */
+    ifpp_err e = store_prepare(s, "SELECT b.txid, b.eid, b.iccid, b.profile_type, b.slot, b.dut_serial, b.state,"
+                                  " b.updated_at, x.started, la.reason"
+                                  " FROM bpp b LEFT JOIN (SELECT txid, min(CASE WHEN to_state = 'reserved' THEN at END)"
+                                  "  AS started, max(id) AS last_id FROM audit WHERE txid IS NOT NULL GROUP BY txid) x"
+                                  " ON x.txid = b.txid LEFT JOIN audit la ON la.id = x.last_id"
+                                  " WHERE b.state IN ('installed', 'failed', 'in_doubt', 'reserved', 'deleted')"
+                                  " AND (?1 IS NULL OR substr(b.updated_at, 1, 10) = ?1) ORDER BY b.updated_at, b.rowid",
+                               &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_dut_record r = {
+            .txid = sqlite3_column_blob(st, 0), .txid_len = (size_t)sqlite3_column_bytes(st, 0),
+            .eid = sqlite3_column_blob(st, 1), .iccid = sqlite3_column_blob(st, 2),
+            .profile_type = (const char *)sqlite3_column_text(st, 3), .slot = (const char *)sqlite3_column_text(st, 4),
+            .dut_serial = (const char *)sqlite3_column_text(st, 5), .updated_at = (const char *)sqlite3_column_text(st, 7),
+            .started_at = (const char *)sqlite3_column_text(st, 8), .reason = (const char *)sqlite3_column_text(st, 9),
+        };
+        if (!bpp_state_parse((const char *)sqlite3_column_text(st, 6), &r.state) || sqlite3_column_bytes(st, 1) != 16 ||
+            sqlite3_column_bytes(st, 2) != 10 || r.txid_len == 0 || r.txid_len > 16 || !r.profile_type ||
+            !r.updated_at) {
+            snprintf(store_msg, sizeof store_msg, "store %s: a BPP row for the report is malformed", s->path);
+            e = IFPP_E_IO;
+            break;
+        }
+        if ((e = fn(arg, &r)) != IFPP_OK)
+            break;
+    }
+    e = store_loop_end(s, rc, e, "reading the day's DUT records");
+    sqlite3_finalize(st);
+    return e;
+}
+
+const char *store_path(const store *s)
+{
+    return s ? s->path : NULL;
+}

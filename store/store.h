@@ -299,4 +299,25 @@ typedef struct {
 ifpp_err store_each_audit(store *s, const store_audit_filter *filter,
                           ifpp_err (*fn)(void *arg, const store_audit_entry *e), void *arg, size_t *matched);
 
+/* ---- the day's DUT records, for the CSV and HTML reports on removable media (issue 15) */
+
+/* One session's result (pointers valid during the callback; slot, serial, started_at, reason may be NULL). */
+typedef struct {
+    const uint8_t *txid, *eid, *iccid; /* iccid: 10 bytes, EF.ICCID form */
+    size_t txid_len;
+    bpp_state state;
+    const char *profile_type, *slot, *dut_serial;
+    const char *started_at, *updated_at; /* "YYYY-MM-DDTHH:MM:SSZ": first reserved, last move */
+    const char *reason;                  /* the last audit entry's reason */
+} store_dut_record;
+
+/*
+ * Calls fn, streaming, for every BPP a session touched (installed, failed, in_doubt, reserved) or
+ * production retired (deleted) whose last move was on day ("YYYY-MM-DD", NULL: any), oldest first.
+ */
+ifpp_err store_each_dut(store *s, const char *day, ifpp_err (*fn)(void *arg, const store_dut_record *r), void *arg);
+
+/* The path the store was opened with (its filesystem is never a report's destination). */
+const char *store_path(const store *s);
+
 #endif
