@@ -305,6 +305,63 @@ static void test_config_check(void **state)
     free(bad);
 }
 
+/* A server that answers a request with what (len bytes), then holds the connection; its pid. */
+static pid_t fake_daemon(const char *path, const char *what, size_t len)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    unlink(path);
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(l >= 0);
+    assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(l, 4), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int c = accept(l, NULL, NULL);
+        char req[4096];
+        if (c < 0 || recv(c, req, sizeof req, 0) <= 0)
+            _exit(1);
+        for (size_t off = 0; off < len;) {
+            ssize_t w = send(c, what + off, len - off, MSG_NOSIGNAL);
+            if (w <= 0)
+                _exit(0); /* ifppctl hung up: it stopped reading, as it should */
+            off += (size_t)w;
+        }
+        pause();
+        _exit(0);
+    }
+    close(l);
+    return pid;
+}
+
+/* The daemon is a peer to be distrusted too: a line without end, or one that is not JSON, ends the call. */
+static void test_hostile_daemon(void **state)
+{
+    (void)state;
+    char out[8192];
+    char *path = tu_path(fx->dir, "fake.sock");
+    size_t big = (1u << 20) + 4096;
+    char *flood = malloc(big);
+    assert_non_null(flood);
+    memset(flood, 'x', big);
+    pid_t p = fake_daemon(path, flood, big);
+    int rc = ctl(out, sizeof out, "--socket", path, "stock", (char *)NULL);
+    kill(p, SIGTERM);
+    waitpid(p, NULL, 0);
+    if (rc != STATION_EXIT_FAILURE || !strstr(out, "a line longer than"))
+        fail_msg("a daemon that floods: exit %d: %s", rc, out);
+    static const char junk[] = "{\"id\": this is not JSON\n";
+    p = fake_daemon(path, junk, sizeof junk - 1);
+    rc = ctl(out, sizeof out, "--socket", path, "stock", (char *)NULL);
+    kill(p, SIGTERM);
+    waitpid(p, NULL, 0);
+    if (rc != STATION_EXIT_FAILURE || !strstr(out, "not a JSON object"))
+        fail_msg("a daemon that sends junk: exit %d: %s", rc, out);
+    free(flood);
+    free(path);
+}
+
 /* After the daemon stopped, the store is ifppctl's again: the same local provision passes. */
 static void test_after_daemon(void **state)
 {
@@ -323,7 +380,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_writes_refused),       cmocka_unit_test(test_second_daemon_refused),
         cmocka_unit_test(test_through_socket),       cmocka_unit_test(test_config_check),
-        cmocka_unit_test(test_after_daemon),
+        cmocka_unit_test(test_hostile_daemon),       cmocka_unit_test(test_after_daemon),
     };
     return cmocka_run_group_tests_name("ifppctl beside ifpp-agent", tests, fx_setup, fx_teardown);
 }
