@@ -137,7 +137,7 @@ int agentd_main(int argc, char **argv)
     slots *sl = NULL;
     store *ro = NULL;
     station *probe = NULL;
-    int sfd = -1;
+    int sfd = -1, lockfd = -1;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -147,6 +147,12 @@ int agentd_main(int argc, char **argv)
     /* blocked before any thread starts, so that every thread inherits the mask and only signalfd sees them */
     if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0 || (sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
         fprintf(stderr, "ifpp-agent: signals: %s\n", strerror(errno));
+        goto out;
+    }
+    /* The store is this daemon's while it runs: ifppctl tests the claim and will not write behind its back;
+     * a second daemon on the same store stops here, before it opens anything. */
+    if (station_daemon_claim(cfg->store_path, cfg->mes_path, &lockfd, why, sizeof why) != IFPP_OK) {
+        alog(LOG_LVL_ERROR, NULL, "%s", why);
         goto out;
     }
     /* The station must open as configured before anything is announced: a wrong key or store fails here. */
@@ -232,6 +238,8 @@ out:
     store_close(ro);
     if (sfd >= 0)
         close(sfd);
+    if (lockfd >= 0) /* the claim ends only after every session and connection has */
+        close(lockfd);
     free(cfg);
     return rc;
 }

@@ -15,12 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "config.h"
 #include "export.h"
 #include "fsutil.h"
 #include "hex.h"
 #include "import.h"
 #include "label.h"
+#include "mes_client.h"
 #include "station.h"
 
 #ifndef IFPP_VERSION
@@ -30,6 +33,7 @@
 typedef struct {
     station_config cfg;
     const char *out, *slot, *serial, *profile_type, *day, *anchor, *since, *event, *eid, *txid, *limit, *to;
+    const char *socket, *config; /* --socket, --config */
     bool complete, logical_channel, additional_profile, list, store_given;
     char given[32]; /* the command options given, as their short codes */
     const char *prog; /* the program's name as invoked (ifppctl, ifpp-rehearse) */
@@ -436,6 +440,36 @@ static ifpp_err status_read(store *s, void *arg)
     return e;
 }
 
+/* The stock lines of status and stock, from the store or from the daemon (types already made safe). */
+static void print_stock(const status_view *v)
+{
+    if (v->n_stock == 0)
+        printf("stock: no available BPP (import a vault: ifppctl import-vault FILE)\n");
+    else
+        printf("stock (available BPPs) per profile type:\n");
+    for (size_t i = 0; i < v->n_stock; i++)
+        printf("  %-24s %zu\n", v->stock[i].type, v->stock[i].n);
+    if (v->more_stock)
+        printf("  (other types)            %zu\n", v->more_stock);
+}
+
+static ifpp_err stock_read(store *s, void *arg)
+{
+    return store_each_stock(s, status_stock_one, arg);
+}
+
+static int cmd_stock(const ifppctl_cmd *c, options *o, station *st, const char *arg)
+{
+    status_view *v = calloc(1, sizeof *v);
+    if (!v)
+        return fail(STATION_EXIT_FAILURE, "stock", IFPP_E_NOMEM, NULL);
+    ifpp_err e = store_read(st->st, stock_read, v);
+    if (e == IFPP_OK)
+        print_stock(v);
+    free(v);
+    return e == IFPP_OK ? STATION_EXIT_OK : fail(STATION_EXIT_FAILURE, "stock: cannot read the store", e, store_errmsg(st->st));
+}
+
 static void print_age(long long secs)
 {
     if (secs < 0)
@@ -464,14 +498,7 @@ static int cmd_status(const ifppctl_cmd *c, options *o, station *st, const char 
     }
     char path[300];
     printf("store %s\n", safe(st->store_path, path, sizeof path));
-    if (v->n_stock == 0)
-        printf("stock: no available BPP (import a vault: ifppctl import-vault FILE)\n");
-    else
-        printf("stock (available BPPs) per profile type:\n");
-    for (size_t i = 0; i < v->n_stock; i++)
-        printf("  %-24s %zu\n", v->stock[i].type, v->stock[i].n);
-    if (v->more_stock)
-        printf("  (other types)            %zu\n", v->more_stock);
+    print_stock(v);
     printf("BPPs by state:");
     for (int s = 0; s < BPP_STATE__COUNT; s++)
         printf(" %s %zu%s", bpp_state_name((bpp_state)s), v->counts[s], s + 1 < BPP_STATE__COUNT ? "," : "\n");
@@ -604,6 +631,225 @@ static int cmd_audit(const ifppctl_cmd *c, options *o, station *st, const char *
     return STATION_EXIT_OK;
 }
 
+/* ---- config check, and the commands a running ifpp-agent serves (issue 13 item 4) --------------- */
+
+#define IFPPCTL_DEFAULT_CONFIG "/etc/ifpp-station/station.conf.d"
+
+/* Loads --config (or the default) as the daemon does; NULL after printing why (file and line). */
+static agent_config *load_config(const options *o, const char *what)
+{
+    char why[1024] = "";
+    agent_config *cfg = malloc(sizeof *cfg);
+    if (!cfg) {
+        fail(STATION_EXIT_FAILURE, what, IFPP_E_NOMEM, NULL);
+        return NULL;
+    }
+    if (config_load(o->config ? o->config : IFPPCTL_DEFAULT_CONFIG, cfg, why, sizeof why) != IFPP_OK) {
+        fprintf(stderr, "%s: %s: configuration: %s\n", o->prog, what, why);
+        free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+/* The daemon's own validation (config.h) and the merged result in its syntax; exit 2 on a bad configuration. */
+static int cmd_config(const ifppctl_cmd *c, options *o, station *st, const char *arg)
+{
+    (void)st;
+    (void)arg; /* "check", as check_usage made sure */
+    agent_config *cfg = load_config(o, "config check");
+    if (!cfg)
+        return STATION_EXIT_USAGE;
+    printf("# %s: valid (%zu file(s), %zu slot(s)); merged:\n", o->config ? o->config : IFPPCTL_DEFAULT_CONFIG,
+           cfg->n_files, cfg->n_slots);
+    config_print(cfg, stdout);
+    free(cfg);
+    (void)c;
+    return STATION_EXIT_OK;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    const char *v = json_string_value(json_object_get(o, k));
+    return v ? v : "";
+}
+
+static long long jint(json_t *o, const char *k)
+{
+    return json_is_integer(json_object_get(o, k)) ? (long long)json_integer_value(json_object_get(o, k)) : -1;
+}
+
+/* -1 when the daemon's reply says ok; else its error printed and the exit code it means. */
+static int daemon_check(const options *o, const char *what, json_t *r)
+{
+    if (json_is_true(json_object_get(r, "ok")))
+        return -1;
+    char a[80], b[600];
+    const char *err = jstr(r, "error");
+    fprintf(stderr, "%s: %s: ifpp-agent answered %s: %s\n", o->prog, what, safe(err, a, sizeof a),
+            safe(jstr(r, "message"), b, sizeof b));
+    if (!strcmp(err, "bad-request"))
+        return STATION_EXIT_USAGE;
+    if (!strcmp(err, "busy") || !strcmp(err, "not-found") || !strcmp(err, "refused") ||
+        !strcmp(err, "too-many-clients"))
+        return STATION_EXIT_REFUSED;
+    return STATION_EXIT_FAILURE;
+}
+
+/* Sends req (consumed) and waits for its reply; -1 with *r on an ok reply, else the exit code (printed). */
+static int daemon_call(mes_client *m, const options *o, const char *what, json_t *req, long timeout_ms, json_t **r,
+                       char *id, size_t id_cap)
+{
+    char why[600] = "";
+    ifpp_err e = req ? mes_client_send(m, req, id, id_cap, why, sizeof why) : IFPP_E_NOMEM;
+    json_decref(req);
+    if (e == IFPP_OK)
+        e = mes_client_reply(m, id, timeout_ms, r, why, sizeof why);
+    if (e != IFPP_OK)
+        return fail(STATION_EXIT_FAILURE, what, e, why);
+    int rc = daemon_check(o, what, *r);
+    if (rc >= 0)
+        json_decref(*r);
+    return rc;
+}
+
+static int daemon_stock(mes_client *m, const options *o)
+{
+    char id[40];
+    json_t *r, *n;
+    const char *type;
+    int rc = daemon_call(m, o, "stock", json_pack("{s:s}", "op", "stock"), MES_CLIENT_CONNECT_MS, &r, id, sizeof id);
+    if (rc >= 0)
+        return rc;
+    status_view *v = calloc(1, sizeof *v);
+    if (!v) {
+        json_decref(r);
+        return fail(STATION_EXIT_FAILURE, "stock", IFPP_E_NOMEM, NULL);
+    }
+    json_object_foreach(json_object_get(r, "stock"), type, n)
+        if (json_is_integer(n) && json_integer_value(n) >= 0)
+            (void)status_stock_one(v, type, (size_t)json_integer_value(n));
+    print_stock(v);
+    if (jint(r, "low_under") >= 0)
+        printf("(ifpp-agent warns under %lld)\n", jint(r, "low_under"));
+    free(v);
+    json_decref(r);
+    return STATION_EXIT_OK;
+}
+
+static int daemon_status(mes_client *m, const options *o, const char *sock)
+{
+    char id[40], b[8][300];
+    json_t *r, *sl;
+    size_t k;
+    int rc = daemon_call(m, o, "status", json_pack("{s:s,s:s}", "op", "query", "what", "station"),
+                         MES_CLIENT_CONNECT_MS, &r, id, sizeof id);
+    if (rc >= 0)
+        return rc;
+    printf("ifpp-agent at %s: %lld slot(s), %lld busy, %lld in fault; %lld client(s)\n", safe(sock, b[0], sizeof b[0]),
+           jint(r, "slots_total"), jint(r, "slots_busy"), jint(r, "slots_fault"), jint(r, "clients"));
+    json_array_foreach(json_object_get(r, "slots"), k, sl) {
+        printf("  %-12s %-6s %s", safe(jstr(sl, "slot"), b[0], sizeof b[0]), safe(jstr(sl, "state"), b[1], sizeof b[1]),
+               safe(jstr(sl, "spec"), b[2], sizeof b[2]));
+        if (*jstr(sl, "serial"))
+            printf(" DUT %s step %s", safe(jstr(sl, "serial"), b[3], sizeof b[3]), safe(jstr(sl, "step"), b[4], sizeof b[4]));
+        if (*jstr(sl, "last_serial"))
+            printf(" last %s %s", safe(jstr(sl, "last_serial"), b[5], sizeof b[5]),
+                   safe(jstr(sl, "last_result"), b[6], sizeof b[6]));
+        printf(" (PASS %lld, FAIL %lld)", jint(sl, "pass"), jint(sl, "fail"));
+        if (*jstr(sl, "fault"))
+            printf(" fault: %s", safe(jstr(sl, "fault"), b[7], sizeof b[7]));
+        printf("\n");
+    }
+    json_decref(r);
+    return daemon_stock(m, o);
+}
+
+static int daemon_provision(mes_client *m, const options *o)
+{
+    char id[40], why[600] = "", serial[160], slot[100], res[40], msg[600];
+    json_t *r;
+    json_t *req = json_pack("{s:s,s:s,s:b,s:b}", "op", "provision", "serial", o->serial, "complete", o->complete,
+                            "additional_profile", o->additional_profile);
+    if (req && o->slot)
+        json_object_set_new(req, "slot", json_string(o->slot));
+    if (req && o->profile_type)
+        json_object_set_new(req, "profile_type", json_string(o->profile_type));
+    int rc = daemon_call(m, o, "provision", req, MES_CLIENT_CONNECT_MS, &r, id, sizeof id);
+    if (rc >= 0)
+        return rc;
+    safe(o->serial, serial, sizeof serial);
+    printf("  [%s] accepted by ifpp-agent in slot %s\n", serial, safe(jstr(r, "slot"), slot, sizeof slot));
+    fflush(stdout);
+    json_decref(r);
+    ifpp_err e = mes_client_reply(m, id, MES_CLIENT_SESSION_MS, &r, why, sizeof why);
+    if (e != IFPP_OK) { /* the session goes on in the daemon: its result is in the store and `status` */
+        fprintf(stderr, "%s: provision: %s; the session in slot %s ends in ifpp-agent on its own (status shows it)\n",
+                o->prog, why, slot);
+        return STATION_EXIT_FAILURE;
+    }
+    if ((rc = daemon_check(o, "provision", r)) >= 0) {
+        json_decref(r);
+        return rc;
+    }
+    const char *result = jstr(r, "result");
+    rc = -1;
+    for (int v = STATION_PASS; v <= STATION_FAILURE; v++)
+        if (!strcmp(result, station_verdict_name((station_verdict)v)))
+            rc = station_exit_code((station_verdict)v);
+    printf("%s %s: %s\n", serial, safe(result, res, sizeof res), safe(jstr(r, "message"), msg, sizeof msg));
+    json_decref(r);
+    if (rc < 0)
+        return fail(STATION_EXIT_FAILURE, "provision", IFPP_E_IO, "ifpp-agent answered a result ifppctl does not know");
+    return rc;
+}
+
+/* status, stock and provision through the daemon named by --socket, or by --config's mes.path. */
+static int run_through_daemon(const ifppctl_cmd *c, const options *o)
+{
+    char sock[CONFIG_PATH_MAX], why[600] = "";
+    if (o->socket) {
+        snprintf(sock, sizeof sock, "%s", o->socket);
+    } else {
+        agent_config *cfg = load_config(o, c->name);
+        if (!cfg)
+            return STATION_EXIT_USAGE;
+        snprintf(sock, sizeof sock, "%s", cfg->mes_path);
+        free(cfg);
+    }
+    mes_client *m;
+    ifpp_err e = mes_client_open(sock, &m, why, sizeof why);
+    if (e != IFPP_OK)
+        return fail(e == IFPP_E_ARG ? STATION_EXIT_USAGE : STATION_EXIT_FAILURE, c->name, e, why);
+    int rc = c->run == cmd_provision ? daemon_provision(m, o)
+             : c->run == cmd_status  ? daemon_status(m, o, sock)
+                                     : daemon_stock(m, o);
+    mes_client_close(m);
+    return rc;
+}
+
+/*
+ * A command that writes to the store (imports, provision, recover) is refused while ifpp-agent owns it: two
+ * writers would each believe their view of the BPPs, and the daemon's slots would race ours (exactly once).
+ * Reads (status, audit, report, request, verify --store) open the store read-only; SQLite's WAL gives them a
+ * consistent snapshot beside the daemon's writers, so they stay local. *guard holds the claim open.
+ */
+static int refuse_behind_daemon(const ifppctl_cmd *c, const options *o, int *guard)
+{
+    char why[600] = "", sock[256], a[300], b[300];
+    long pid;
+    ifpp_err e = station_daemon_guard(o->cfg.store_path, guard, &pid, sock, sizeof sock, why, sizeof why);
+    if (e != IFPP_OK)
+        return fail(STATION_EXIT_FAILURE, c->name, e, why);
+    if (pid == 0)
+        return -1;
+    fprintf(stderr, "%s: %s refused: store %s is owned by the running ifpp-agent (pid %ld); ifppctl does not write "
+                    "to it behind the daemon's back, nothing was done. Use the daemon: %s --socket %s provision "
+                    "--serial S [--slot NAME] (status, stock likewise); imports and recover wait until it is stopped\n",
+            o->prog, c->name, safe(o->cfg.store_path, a, sizeof a), pid, o->prog, *sock ? safe(sock, b, sizeof b) : "PATH");
+    return STATION_EXIT_REFUSED;
+}
+
 /* ---- the commands and options: one table each, for parsing, --help, the man page and completion -- */
 
 static const ifppctl_cmd commands[] = {
@@ -614,11 +860,12 @@ static const ifppctl_cmd commands[] = {
     {"request", "--out FILE [--profile-type T]", "write the signed BPP request for the SM-DPf (ESBPP02)", "ot", "o",
      STORE_READ | STATION_NEED_STATION_KEY, false, cmd_request},
     {"provision", "--slot BACKEND:TARGET[,key=value...] --serial S [--complete] "
-                  "[--additional-profile --profile-type T] [--logical-channel]",
+                  "[--additional-profile --profile-type T] [--logical-channel] | --socket PATH --serial S [--slot NAME] ...",
      "provision the DUT in the slot with one BPP (SGP.41 5.1 steps 9-14); --complete deletes its remaining "
      "One-time Keys (DMF03); a DUT that has a profile gets another only with --additional-profile and the "
-     "--profile-type it asks for (use case A.3)",
-     "lntcLA", "ln", STORE_EXISTING | STATION_NEED_DM_FPA, false, cmd_provision},
+     "--profile-type it asks for (use case A.3); with --socket (or --config) the running ifpp-agent provisions it, "
+     "in its slot NAME or any free one",
+     "lntcLAMG", "ln", STORE_EXISTING | STATION_NEED_DM_FPA, false, cmd_provision},
     {"recover", "--slot BACKEND:TARGET[,key=value...] [--logical-channel]",
      "resolve the slot's eUICC's reserved or in-doubt BPPs from the card's own evidence, printing each BPP's "
      "outcome and why", "lL", "l", STORE_EXISTING | STATION_NEED_DM_FPA, false, cmd_recover},
@@ -634,8 +881,13 @@ static const ifppctl_cmd commands[] = {
      "verify the hash-chained audit log and replay every BPP's state from it; --anchor checks it against the "
      "anchor in a signed report or BPP request this station exported; --list lists entries instead (newest N)",
      "ax" AUDIT_FILTERS, "", STORE_READ, false, cmd_audit},
-    {"status", "", "stock per profile type, BPPs per state, the reserved and in-doubt BPPs with slot, serial and age, "
-     "today's PASS/FAIL counts", "", "", STORE_READ, false, cmd_status},
+    {"status", "[--socket PATH | --config DIR]", "stock per profile type, BPPs per state, the reserved and in-doubt BPPs "
+     "with slot, serial and age, today's PASS/FAIL counts; through ifpp-agent: its slots and stock",
+     "MG", "", STORE_READ, false, cmd_status},
+    {"stock", "[--socket PATH | --config DIR]", "available BPPs per profile type (from the store, or from ifpp-agent)",
+     "MG", "", STORE_READ, false, cmd_stock},
+    {"config", "check [--config DIR]", "check station.conf.d as ifpp-agent does and print the merged configuration; "
+     "errors name file and line (exit 2)", "G", "", 0, true, cmd_config},
 };
 
 /* Every option: getopt's table is built from this, and --help, the man page and completion print it. */
@@ -672,6 +924,9 @@ static const opt_doc opt_docs[] = {
     {"eid", 'E', "EID", "audit --list: entries of this eUICC (32 hex digits)"},
     {"txid", 'X', "TXID", "audit --list: entries of this BPP (its transaction id in hex)"},
     {"limit", 'N', "N", "audit --list: at most N entries, the newest (1..10000, default 100)"},
+    {"socket", 'M', "PATH", "status, stock, provision: through the running ifpp-agent's MES socket at PATH"},
+    {"config", 'G', "DIR", "config check: station.conf.d (default " IFPPCTL_DEFAULT_CONFIG "); status, stock, "
+     "provision: its mes.path as --socket"},
     {"help", 'h', NULL, "this help; COMMAND --help for one command"},
     {"version", 'V', NULL, "the version"},
 };
@@ -815,6 +1070,8 @@ static int parse_options(int argc, char **argv, options *o, bool *help)
         case 'E': o->eid = optarg; break;
         case 'X': o->txid = optarg; break;
         case 'N': o->limit = optarg; break;
+        case 'M': o->socket = optarg; break;
+        case 'G': o->config = optarg; break;
         case 'h': *help = true; break;
         case 'V': printf("%s %s\n", o->prog, IFPP_VERSION); return STATION_EXIT_OK;
         case OPT_COMPLETE_WORDS: return complete_words();
@@ -845,11 +1102,16 @@ static int check_usage(const ifppctl_cmd *c, const options *o, const char *arg)
             return usage_error(c, o, "--", opt_of(*g)->name, " does not apply here");
     if (c->file_arg && !arg)
         return usage_error(c, o, "", "FILE", " is required");
+    bool daemon = o->socket || o->config; /* provision through ifpp-agent: its slot is a name, and optional */
     for (const char *r = c->required; *r; r++)
-        if (!strchr(o->given, *r))
+        if (!strchr(o->given, *r) && !(daemon && *r == 'l'))
             return usage_error(c, o, "--", opt_of(*r)->name, " is required");
     if (!c->file_arg && arg)
         return usage_error(c, o, "unexpected argument '", arg, "'");
+    if (c->run == cmd_config && strcmp(arg, "check"))
+        return usage_error(c, o, "unknown action '", arg, "' (config check)");
+    if (daemon && o->logical_channel)
+        return usage_error(c, o, "", "--logical-channel", " is the daemon's slot spec (channel=logical) with --socket");
     if (o->day && !valid_day(o->day))
         return usage_error(c, o, "--day ", o->day, ": not a calendar day YYYY-MM-DD from 2000-01-01");
     if (!strcmp(c->name, "report") && !o->out == !o->to)
@@ -920,15 +1182,28 @@ int ifppctl_main(int argc, char **argv)
         return usage_error(c, &o, "unexpected argument '", argv[optind], "'");
     if ((rc = check_usage(c, &o, arg)) >= 0)
         return rc;
+    if (c->run == cmd_config)
+        return cmd_config(c, &o, NULL, arg);
+    if (o.socket || o.config) /* check_usage let only status, stock and provision take them */
+        return run_through_daemon(c, &o);
+    int guard = -1;
+    if ((c->needs & STATION_NEED_STORE) && !(c->needs & STATION_STORE_READONLY) &&
+        (rc = refuse_behind_daemon(c, &o, &guard)) >= 0)
+        return rc;
     station *st;
     char why[1024] = "";
     unsigned needs = c->needs | (o.anchor ? STATION_NEED_DM_ROOT : 0);
     if (c->run == cmd_verify && o.store_given) /* verify ties the bundle to a store only when one is named */
         needs |= STORE_READ;
     ifpp_err e = station_open(&o.cfg, needs, &st, why, sizeof why);
-    if (e != IFPP_OK)
+    if (e != IFPP_OK) {
+        if (guard >= 0)
+            close(guard);
         return fail(STATION_EXIT_FAILURE, c->name, e, why);
+    }
     rc = c->run(c, &o, st, arg);
     station_close(st);
+    if (guard >= 0) /* after the store is closed: a daemon may claim it from now on */
+        close(guard);
     return rc;
 }

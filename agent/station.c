@@ -8,12 +8,14 @@
 #include "station.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "hex.h"
 #include "optval.h"
@@ -356,4 +358,99 @@ ifpp_err station_recover(station *s, station_slot *sl, size_t *resolved,
                      .isdr_aid_len = sl->opt.isdr_aid_len, .logical_channel = sl->opt.logical_channel,
                      .outcome = outcome, .outcome_arg = outcome_arg};
     return session_recover(&c, resolved, why, why_len);
+}
+
+/* ---- the daemon's claim on a store (issue 13 item 4) ------------------------------------------- */
+
+static ifpp_err station_lock_path(const char *store_path, char *out, size_t cap, char *why, size_t why_len)
+{
+    int n = snprintf(out, cap, "%s" STATION_LOCK_SUFFIX, store_path ? store_path : "");
+    if (!store_path || !*store_path || n < 0 || (size_t)n >= cap) {
+        err_why(why, why_len, "store path '%s' is empty or too long for its lock file", store_path ? store_path : "");
+        return IFPP_E_ARG;
+    }
+    return IFPP_OK;
+}
+
+ifpp_err station_daemon_claim(const char *store_path, const char *mes_path, int *fd, char *why, size_t why_len)
+{
+    char path[PATH_MAX], text[256];
+    ifpp_err e = station_lock_path(store_path, path, sizeof path, why, why_len);
+    if (e != IFPP_OK)
+        return e;
+    int f = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
+    struct stat sb;
+    if (f < 0 || fstat(f, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        err_why(why, why_len, "%s: cannot open the daemon's lock file: %s", path, f < 0 ? strerror(errno) : "not a regular file");
+        if (f >= 0)
+            close(f);
+        return IFPP_E_IO;
+    }
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(f, F_SETLK, &fl) != 0) {
+        int err = errno;
+        struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        long pid = fcntl(f, F_GETLK, &q) == 0 && q.l_type != F_UNLCK ? (long)q.l_pid : 0;
+        close(f);
+        if (err == EAGAIN || err == EACCES) {
+            err_why(why, why_len, "store %s is in use by pid %ld (another ifpp-agent, or ifppctl writing to it; lock %s)",
+                    store_path, pid, path);
+            return IFPP_E_BUSY;
+        }
+        err_why(why, why_len, "%s: cannot lock: %s", path, strerror(err));
+        return IFPP_E_IO;
+    }
+    int n = snprintf(text, sizeof text, "%ld\n%s\n", (long)getpid(), mes_path ? mes_path : "");
+    if (n < 0 || (size_t)n >= sizeof text || ftruncate(f, 0) != 0 || pwrite(f, text, (size_t)n, 0) != n) {
+        err_why(why, why_len, "%s: cannot write the daemon's pid and socket: %s", path, strerror(errno));
+        close(f);
+        return IFPP_E_IO;
+    }
+    *fd = f;
+    return IFPP_OK;
+}
+
+ifpp_err station_daemon_guard(const char *store_path, int *fd, long *pid, char *sock, size_t cap, char *why,
+                              size_t why_len)
+{
+    char path[PATH_MAX], text[256];
+    *pid = 0;
+    *fd = -1;
+    if (cap)
+        sock[0] = '\0';
+    ifpp_err e = station_lock_path(store_path, path, sizeof path, why, why_len);
+    if (e != IFPP_OK)
+        return e;
+    int f = open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
+    if (f < 0 && (errno == ENOENT || errno == EACCES || errno == EROFS))
+        return IFPP_OK; /* none and none can be made: no daemon ever ran here, and the store cannot be written */
+    struct stat sb;
+    if (f < 0 || fstat(f, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        err_why(why, why_len, "%s: cannot open the daemon's lock file: %s", path, f < 0 ? strerror(errno) : "not a regular file");
+        if (f >= 0)
+            close(f);
+        return IFPP_E_IO;
+    }
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+    if (fcntl(f, F_SETLK, &fl) == 0) {
+        *fd = f;
+        return IFPP_OK;
+    }
+    int err = errno;
+    struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if ((err != EAGAIN && err != EACCES) || fcntl(f, F_GETLK, &q) != 0) {
+        err_why(why, why_len, "%s: cannot lock: %s", path, strerror(err));
+        close(f);
+        return IFPP_E_IO;
+    }
+    *pid = q.l_type != F_UNLCK && q.l_pid > 0 ? (long)q.l_pid : -1;
+    ssize_t r = pread(f, text, sizeof text - 1, 0); /* what the daemon wrote: bounded, its second line */
+    text[r > 0 ? r : 0] = '\0';
+    char *nl = strchr(text, '\n'), *end = nl ? strchr(nl + 1, '\n') : NULL;
+    if (nl && end && cap) {
+        *end = '\0';
+        snprintf(sock, cap, "%s", nl + 1);
+    }
+    close(f);
+    return IFPP_OK;
 }

@@ -136,4 +136,23 @@ ifpp_err station_recover(station *s, station_slot *sl, size_t *resolved,
                          void (*outcome)(void *arg, const uint8_t *txid, size_t txid_len, bpp_state to, const char *why),
                          void *outcome_arg, char *why, size_t why_len);
 
+/*
+ * The daemon's claim on a store (issue 13 item 4): ifpp-agent holds a write lock (fcntl, whole file)
+ * on STORE.agent-lock, beside the store, for as long as it runs, and writes its pid and MES socket
+ * path into it. ifppctl, before it writes to a store, takes a read lock on the same file without
+ * waiting: it fails while a daemon runs, and while ifppctl holds it no daemon can claim the store
+ * (no gap between the test and the writes).
+ */
+#define STATION_LOCK_SUFFIX ".agent-lock"
+
+/* Takes the claim for this process (fd kept open until exit); IFPP_E_BUSY names the daemon that has it. */
+ifpp_err station_daemon_claim(const char *store_path, const char *mes_path, int *fd, char *why, size_t why_len);
+
+/*
+ * *pid: the daemon that owns the store (sock, cap bytes: its MES socket path as it wrote it), *fd -1; or
+ * *pid 0 and, unless no lock file can be made beside the store, *fd a read lock held until it is closed.
+ */
+ifpp_err station_daemon_guard(const char *store_path, int *fd, long *pid, char *sock, size_t cap, char *why,
+                              size_t why_len);
+
 #endif
