@@ -142,7 +142,7 @@ static ifpp_err station_canonical(const char *path, char *out, size_t cap)
 
 ifpp_err station_check_output(const station *s, const char *out_path, char *why, size_t why_len)
 {
-    static const char *const suffix[] = {"", "-wal", "-journal", "-shm"};
+    static const char *const suffix[] = {"", "-wal", "-journal", "-shm", STATION_LOCK_SUFFIX}; /* [4]: the daemon's lock */
     struct stat os, ss;
     char oc[PATH_MAX + 256], sc[PATH_MAX + 256], name[4200];
     if (!s || !out_path || !*out_path) {
@@ -162,7 +162,8 @@ ifpp_err station_check_output(const station *s, const char *out_path, char *why,
             same = strcmp(oc, sc) == 0;
         if (same) {
             err_why(why, why_len, "--out %s is the station's store%s%s (%s): refused, it would replace it", out_path,
-                    *suffix[i] ? " journal " : "", suffix[i], name);
+                    !*suffix[i] ? "" : i == 4 ? " daemon lock " : " journal ", suffix[i],
+                    name);
             return IFPP_E_ARG;
         }
     }

@@ -60,7 +60,8 @@ ifpp_err station_open(const station_config *cfg, unsigned needs, station **out, 
 void station_close(station *s);
 
 /*
- * Refuses an output path that is the store or one of its journals (-wal, -journal, -shm): by
+ * Refuses an output path that is the store, one of its journals (-wal, -journal, -shm) or the daemon's
+ * lock beside it (STATION_LOCK_SUFFIX): by
  * device and inode when the file exists, else by its canonical directory and name (issue 9, item 1).
  */
 ifpp_err station_check_output(const station *s, const char *out_path, char *why, size_t why_len);

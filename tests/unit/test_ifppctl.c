@@ -156,7 +156,9 @@ static void test_out_is_the_store_refused(void **state)
     snprintf(wal, sizeof wal, "%s-wal", f->db);
     snprintf(journal, sizeof journal, "%s-journal", f->db); /* does not exist: compared by canonical name */
     snprintf(dotted, sizeof dotted, "%s/./../line/station.db", f->demo);
-    const char *outs[] = {f->db, dotted, wal, journal};
+    char lock[4200];
+    snprintf(lock, sizeof lock, "%s" STATION_LOCK_SUFFIX, f->db); /* the daemon's lock beside the store */
+    const char *outs[] = {f->db, dotted, wal, journal, lock};
     for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
         assert_int_equal(RUN(f, (char *)product(), "--store", f->db, "--pki", f->pki, "report", "--out", (char *)outs[i]),
                          STATION_EXIT_USAGE);
