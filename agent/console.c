@@ -229,6 +229,7 @@ static void con_draw(console *c)
     int y = 1;
     int bar = 10, steps = cm_steps();
     int rows_for_slots = h - 6 - (c->m.n_stock ? 1 : 0);
+    bool two_lines = (size_t)rows_for_slots >= 2 * c->m.n_slots;
     for (size_t i = 0; i < c->m.n_slots && y - 1 < rows_for_slots; i++, y++) {
         const cm_slot *s = &c->m.slot[i];
         char pb[16];
@@ -252,8 +253,11 @@ static void con_draw(console *c)
             printw("%s", pass ? "PASS" : "FAIL");
             attroff(A_BOLD | A_REVERSE);
             int x = getcurx(stdscr);
-            if (!pass && x + 1 < w)
-                printw(" %.*s", w - x - 1, cm_reason_words(s->reason));
+            const char *why = cm_reason_words(s->reason);
+            if (!pass && two_lines) /* room for the reason whole on its own line */
+                mvprintw(++y, 6, "%.*s", w - 6, why);
+            else if (!pass && x + 1 < w)
+                printw(" %.*s", w - x - 1, why);
         } else if (s->step[0] && !strcmp(s->state, "busy")) {
             int x = getcurx(stdscr);
             if (x + 1 < w)
@@ -288,7 +292,7 @@ static void con_draw(console *c)
     }
     if (c->help && c->m.selected < c->m.n_slots && c->m.slot[c->m.selected].detail[0])
         mvprintw(h - 3, 0, "%.*s", w, c->m.slot[c->m.selected].detail);
-    mvprintw(h - 2, 0, "scan> %.*s", w - 7, c->scan);
+    mvprintw(h - 2, 0, "scan> %.*s", (int)c->scan_len < w - 7 ? (int)c->scan_len : w - 7, c->scan);
     attron(A_REVERSE);
     mvprintw(h - 1, 0, "%-*.*s", w, w, "Up/Down select  F2 next free  F8 cancel  F1 details  scan SLOT:SERIAL  ^C quit");
     attroff(A_REVERSE);

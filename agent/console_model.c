@@ -253,8 +253,14 @@ bool cm_handle_line(cm_model *m, const char *line, size_t n)
     } else {
         const char *status = json_string_value(json_object_get(o, "status"));
         if (status && !strcmp(status, "accepted") && (s = cm_slot_of(m, o))) {
-            cm_copy(s->request, sizeof s->request, o, "id");
+            if (s->result[0]) /* the session ended before its acceptance reached us: nothing is waiting */
+                s->request[0] = 0;
             cm_copy(s->serial, sizeof s->serial, o, "serial");
+        } else if (status && !strcmp(status, "completed") && (s = cm_slot_of(m, o))) {
+            char id[24];
+            cm_copy(id, sizeof id, o, "id");
+            if (!strcmp(s->request, id)) /* our provision is over, whichever of reply and event came first */
+                s->request[0] = 0;
         } else if (json_object_get(o, "cancelled")) {
             cm_notice(m, false, "cancelled");
         }
