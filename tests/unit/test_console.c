@@ -109,6 +109,15 @@ static void test_lines(void **state)
         feed(&m, ev);
     }
     assert_int_equal(m.n_slots, CM_MAX_SLOTS);
+    /* our provision's reply after its WorkCompleted: the slot is free again */
+    char out[256];
+    three_slots(&m);
+    assert_true(cm_scan(&m, "b:DUT-9", NULL, out, sizeof out));
+    feed(&m, "{\"event\":\"WorkCompleted\",\"slot\":\"b\",\"serial\":\"DUT-9\",\"eid\":\"89\",\"result\":\"PASS\","
+             "\"message\":\"ok\",\"request\":\"c1\"}");
+    feed(&m, "{\"id\":\"c1\",\"ok\":true,\"status\":\"accepted\",\"slot\":\"b\",\"serial\":\"DUT-9\"}");
+    assert_string_equal(m.slot[1].request, "");
+    assert_true(cm_scan(&m, "b:DUT-10", NULL, out, sizeof out));
     assert_true(cm_per_hour(&m, 1000 + 3600) > 0.9);
 }
 
@@ -258,7 +267,7 @@ static void test_screen(void **state)
         skip();
     wait_screen("connected", "slot-3");
     keys("1:DUT-A");                       /* card 0 in slot-1: loaded */
-    wait_screen("PASS", "DUT-A");
+    wait_screen("PASS 1", "DUT-A");
     keys("1:DUT-B");                       /* the same eUICC again under another serial */
     wait_screen("this DUT already has a profile", "FAIL 1");
     keys("3:DUT-C");                       /* slot-3 holds no card */
