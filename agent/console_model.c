@@ -95,13 +95,19 @@ double cm_per_hour(const cm_model *m, time_t now)
     return secs < 60 ? 0 : (double)(m->pass + m->fail) * 3600.0 / secs;
 }
 
+/* The screen shows printable ASCII only: a peer's or a scanner's escape never reaches the terminal. */
+static void cm_printable(char *s)
+{
+    for (char *p = s; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '?';
+}
+
 static void cm_copy(char *dst, size_t cap, json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
     snprintf(dst, cap, "%s", s ? s : "");
-    for (char *p = dst; *p; p++) /* the screen shows printable ASCII only: a peer's escape never reaches it */
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
-            *p = '?';
+    cm_printable(dst);
 }
 
 static void cm_notice(cm_model *m, bool bad, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -111,6 +117,7 @@ static void cm_notice(cm_model *m, bool bad, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(m->notice, sizeof m->notice, fmt, ap);
     va_end(ap);
+    cm_printable(m->notice); /* it may echo a scan's bytes */
     m->notice_bad = bad;
 }
 
@@ -124,8 +131,9 @@ static cm_slot *cm_find(cm_model *m, const char *name)
 
 static cm_slot *cm_slot_of(cm_model *m, json_t *o)
 {
-    const char *name = json_string_value(json_object_get(o, "slot"));
-    if (!name || !name[0])
+    char name[CM_NAME];
+    cm_copy(name, sizeof name, o, "slot"); /* shown as it is kept: printable, bounded */
+    if (!name[0])
         return NULL;
     cm_slot *s = cm_find(m, name);
     if (!s && m->n_slots < CM_MAX_SLOTS) { /* a slot added by a reload */
@@ -314,12 +322,7 @@ bool cm_scan(cm_model *m, const char *scan, const char *profile_type, char *out,
     }
     size_t sn = strlen(serial);
     if (!cm_serial_ok(serial, sn)) {
-        char shown[40];
-        snprintf(shown, sizeof shown, "%s", serial);
-        for (char *p = shown; *p; p++)
-            if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
-                *p = '?';
-        cm_notice(m, true, "scan refused: '%s' is not a DUT serial (1..64 of A-Z a-z 0-9 - _ . /)", shown);
+        cm_notice(m, true, "scan refused: '%.40s' is not a DUT serial (1..64 of A-Z a-z 0-9 - _ . /)", serial);
         return false;
     }
     if (!strcmp(serial, m->last_scan)) {

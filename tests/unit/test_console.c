@@ -64,6 +64,8 @@ static void test_scans(void **state)
     assert_non_null(strstr(m.notice, "not a DUT serial"));
     assert_false(cm_scan(&m, "zz:DUT-1", NULL, out, sizeof out));
     assert_non_null(strstr(m.notice, "no slot 'zz'"));
+    assert_false(cm_scan(&m, "\xc5\x1b" "1:U", NULL, out, sizeof out)); /* fuzz_console: the echo stays printable */
+    assert_non_null(strstr(m.notice, "no slot '??1'"));
     assert_false(cm_scan(&m, "3:DUT-1", NULL, out, sizeof out)); /* a slot in fault: out of place */
     assert_non_null(strstr(m.notice, "not free"));
     assert_true(cm_scan(&m, "DUT-1", "opA", out, sizeof out));    /* the first free slot */
@@ -88,6 +90,9 @@ static void test_lines(void **state)
     assert_false(cm_handle_line(&m, "[1]", 3));
     feed(&m, "{\"event\":\"WorkStarted\",\"slot\":\"a\",\"serial\":\"D\\u001b[2J\",\"request\":1}");
     assert_string_equal(m.slot[0].serial, "D?[2J"); /* no escape reaches the terminal */
+    feed(&m, "{\"event\":\"StationStateChanged\",\"slot\":\"s\u007f\",\"state\":\"idle\"}");
+    assert_string_equal(m.slot[3].name, "s?");   /* fuzz_console: a slot's name too */
+    m.n_slots = 3;
     feed(&m, "{\"event\":\"WorkProgress\",\"slot\":\"a\",\"serial\":\"D\",\"eid\":\"8904\",\"step\":\"load BPP\"}");
     assert_int_equal(m.slot[0].step_index, cm_step_index("load BPP"));
     feed(&m, "{\"event\":\"WorkCompleted\",\"slot\":\"a\",\"serial\":\"D\",\"eid\":\"8904\",\"result\":\"FAIL\","
