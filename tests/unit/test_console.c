@@ -90,7 +90,7 @@ static void test_lines(void **state)
     assert_false(cm_handle_line(&m, "[1]", 3));
     feed(&m, "{\"event\":\"WorkStarted\",\"slot\":\"a\",\"serial\":\"D\\u001b[2J\",\"request\":1}");
     assert_string_equal(m.slot[0].serial, "D?[2J"); /* no escape reaches the terminal */
-    feed(&m, "{\"event\":\"StationStateChanged\",\"slot\":\"s\u007f\",\"state\":\"idle\"}");
+    feed(&m, "{\"event\":\"StationStateChanged\",\"slot\":\"s\\u007f\",\"state\":\"idle\"}");
     assert_string_equal(m.slot[3].name, "s?");   /* fuzz_console: a slot's name too */
     m.n_slots = 3;
     feed(&m, "{\"event\":\"WorkProgress\",\"slot\":\"a\",\"serial\":\"D\",\"eid\":\"8904\",\"step\":\"load BPP\"}");
