@@ -199,7 +199,7 @@ static void wait_screen(const char *a, const char *b)
 {
     for (int i = 0; i < 1200; i++) {
         screen[0] = 0;
-        tmux(screen, sizeof screen, "capture-pane", "-p", "-t", "con", NULL);
+        tmux(screen, sizeof screen, "capture-pane", "-p", "-t", "con", (char *)NULL);
         if (strstr(screen, a) && (!b || strstr(screen, b)))
             return;
         usleep(100000);
@@ -209,8 +209,8 @@ static void wait_screen(const char *a, const char *b)
 
 static void keys(const char *scan)
 {
-    assert_int_equal(tmux(NULL, 0, "send-keys", "-t", "con", "-l", scan, NULL), 0);
-    assert_int_equal(tmux(NULL, 0, "send-keys", "-t", "con", "Enter", NULL), 0);
+    assert_int_equal(tmux(NULL, 0, "send-keys", "-t", "con", "-l", scan, (char *)NULL), 0);
+    assert_int_equal(tmux(NULL, 0, "send-keys", "-t", "con", "Enter", (char *)NULL), 0);
 }
 
 static int tmux_setup(void **state)
@@ -245,7 +245,7 @@ static int tmux_setup(void **state)
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "exec %s --socket %s", tu_tool("IFPP_CONSOLE", "ifpp-console"), X.sock);
     assert_int_equal(tmux(NULL, 0, "-f", "/dev/null", "new-session", "-d", "-s", "con", "-x", "80", "-y", "24", cmd,
-                          NULL), 0);
+                          (char *)NULL), 0);
     *state = &X;
     return 0;
 }
@@ -254,7 +254,7 @@ static int tmux_teardown(void **state)
 {
     if (!*state)
         return 0;
-    tmux(NULL, 0, "kill-server", NULL);
+    tmux(NULL, 0, "kill-server", (char *)NULL);
     stop_agent();
     if (!getenv("CONSOLE_KEEP"))
         tu_rmrf(X.dir);
@@ -292,7 +292,7 @@ static void test_screen(void **state)
     wait_screen("DUT-D", "PASS 2");
     print_message("screen after the restart:\n%s\n", screen);
     /* 100x30: redrawn at the new size */
-    assert_int_equal(tmux(NULL, 0, "resize-window", "-t", "con", "-x", "100", "-y", "30", NULL), 0);
+    assert_int_equal(tmux(NULL, 0, "resize-window", "-t", "con", "-x", "100", "-y", "30", (char *)NULL), 0);
     wait_screen("F8 cancel", NULL);
 }
 
