@@ -7,7 +7,7 @@ DEPS=(build-essential cmake ninja-build pkg-config clang cppcheck
       libssl-dev openssl libcmocka-dev libsqlite3-dev sqlite3
       libpcsclite-dev pcscd vsmartcard-vpcd asn1c help2man libserialport-dev
       libusb-1.0-0-dev umockdev libumockdev-dev
-      libjansson-dev libconfig-dev libsystemd-dev python3 softhsm2 libengine-pkcs11-openssl
+      libjansson-dev libconfig-dev libncurses-dev tmux libsystemd-dev python3 softhsm2 libengine-pkcs11-openssl
       chromium) # chromium: test_report renders the HTML summary headless (issue 15)
 if [ "${1:-}" = --list ]; then # the list alone, for .ci/run's own apt-get
   echo "${DEPS[*]}"

@@ -72,7 +72,7 @@ bash tests/asn1/check.sh build/ci-normal
 
 # The product carries no test code (issue 8): no software eUICC, test EUM, test SM-DPf, test PKI,
 # BPP protection (GENS09: the station never decrypts a BPP) or virtual backend in a shipped binary.
-PRODUCT_BINARIES="agent/ifppctl agent/ifpp-agent"
+PRODUCT_BINARIES="agent/ifppctl agent/ifpp-agent agent/ifpp-console"
 check_product_symbols() { # build dir
   local bin found
   for bin in $PRODUCT_BINARIES; do
