@@ -10,6 +10,7 @@
  */
 #include "fpa_virtual.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,45 +18,101 @@
 
 #include "euicc_sim.h"
 #include "fsutil.h"
+#include "optval.h"
+
+/*
+ * A slot on a card file. One option, for rehearsing a clumsy operator: pull-at-apdu=N takes the card
+ * out after its N-th APDU (every later exchange and reset finds no card), so that a test can pull a
+ * card at a chosen point of a session, deterministically, through any client of the station.
+ */
+typedef struct {
+    euicc_sim *card;
+    long pull_at;   /* 0: never */
+    long apdus;
+    char error[160];
+} virtual_slot;
 
 static ifpp_err virtual_open(const char *target, void **ctx, char *why, size_t why_len)
 {
     euicc_sim *card = NULL;
+    char path[4096];
+    long pull_at = 0;
     const char *comma = strchr(target, ',');
-    if (comma) { /* a card file answers at once: no transport options have a meaning here */
-        err_why(why, why_len, "virtual: option '%s' not understood (a virtual slot is virtual:CARD-FILE)", comma + 1);
-        return IFPP_E_ARG;
+    size_t plen = comma ? (size_t)(comma - target) : strlen(target);
+    if (plen >= sizeof path) {
+        err_why(why, why_len, "virtual: card file name too long");
+        return IFPP_E_RANGE;
     }
-    ifpp_err e = euicc_sim_open(target, &card);
+    memcpy(path, target, plen);
+    path[plen] = '\0';
+    if (comma) {
+        static const char key[] = "pull-at-apdu=";
+        const char *v = comma + 1;
+        if (strncmp(v, key, sizeof key - 1) != 0 ||
+            !optval_number(v + sizeof key - 1, strlen(v + sizeof key - 1), 1, 1000000, &pull_at)) {
+            err_why(why, why_len, "virtual: option '%s' not understood (virtual:CARD-FILE[,pull-at-apdu=N], N 1..1000000)",
+                    v);
+            return IFPP_E_ARG;
+        }
+    }
+    ifpp_err e = euicc_sim_open(path, &card);
     if (e != IFPP_OK) {
         /* the card file's own trouble (missing, a FIFO, a link, a directory) names itself; else its content */
-        char cause[300] = "";
+        char cause[4400] = "";
         int fd;
         size_t size;
-        if (fs_open_regular(target, &fd, &size, cause, sizeof cause) == IFPP_OK) {
+        if (fs_open_regular(path, &fd, &size, cause, sizeof cause) == IFPP_OK) {
             close(fd);
-            snprintf(cause, sizeof cause, "%s: not a software eUICC's card file (%s)", target, err_str(e));
+            snprintf(cause, sizeof cause, "%s: not a software eUICC's card file (%s)", path, err_str(e));
         }
         err_why(why, why_len, "virtual eUICC: %s", cause);
         return e;
     }
-    *ctx = card;
+    virtual_slot *v = calloc(1, sizeof *v);
+    if (!v) {
+        euicc_sim_close(card);
+        return IFPP_E_NOMEM;
+    }
+    v->card = card;
+    v->pull_at = pull_at;
+    *ctx = v;
     return IFPP_OK;
+}
+
+/* True once the rehearsal pulled the card (pull-at-apdu): the slot is empty from then on. */
+static bool virtual_pulled(virtual_slot *v)
+{
+    if (!v->pull_at || v->apdus < v->pull_at)
+        return false;
+    snprintf(v->error, sizeof v->error, "virtual: card pulled after APDU %ld (pull-at-apdu)", v->pull_at);
+    return true;
 }
 
 static void virtual_close(void *ctx)
 {
-    euicc_sim_close(ctx);
+    virtual_slot *v = ctx;
+    euicc_sim_close(v->card);
+    free(v);
 }
 
 static ifpp_err virtual_reset(void *ctx, uint8_t *atr, size_t cap, size_t *atr_len)
 {
-    return euicc_sim_reset(ctx, atr, cap, atr_len);
+    virtual_slot *v = ctx;
+    return virtual_pulled(v) ? IFPP_E_NO_CARD : euicc_sim_reset(v->card, atr, cap, atr_len);
 }
 
 static ifpp_err virtual_transmit(void *ctx, const uint8_t *cmd, size_t n, uint8_t *resp, size_t cap, size_t *rn)
 {
-    return euicc_sim_transmit(ctx, cmd, n, resp, cap, rn);
+    virtual_slot *v = ctx;
+    if (virtual_pulled(v))
+        return IFPP_E_NO_CARD;
+    v->apdus++;
+    return euicc_sim_transmit(v->card, cmd, n, resp, cap, rn);
+}
+
+static const char *virtual_last_error(void *ctx)
+{
+    return ((virtual_slot *)ctx)->error;
 }
 
 const fpa_ops fpa_virtual_ops = {
@@ -64,6 +121,7 @@ const fpa_ops fpa_virtual_ops = {
     .close = virtual_close,
     .reset = virtual_reset,
     .transmit = virtual_transmit,
+    .last_error = virtual_last_error,
 };
 
 ifpp_err fpa_virtual_register(void)

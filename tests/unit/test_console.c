@@ -227,8 +227,8 @@ static int tmux_setup(void **state)
     X.log = tu_path(X.dir, "agent.log");
     snprintf(X.tmux, sizeof X.tmux, "ifpp-console-test-%ld", (long)getpid());
     assert_int_equal(mkdir(X.conf, 0700), 0);
-    test_line_opts o = {.n_cards = 2, .profile_size = 1024, .import_vault = true};
-    o.n_otks[0] = o.n_otks[1] = 2;
+    test_line_opts o = {.n_cards = 3, .profile_size = 1024, .import_vault = true};
+    o.n_otks[0] = o.n_otks[1] = o.n_otks[2] = 2;
     if (test_line_make(&X.L, X.dir, &o, why, sizeof why) != 0)
         fail_msg("%s", why);
     char *p = tu_path(X.conf, "all.conf");
@@ -237,8 +237,10 @@ static int tmux_setup(void **state)
     fprintf(f, "station = { id = \"console-test\"; };\nstore = { path = \"%s\"; };\ntrust = { pki_dir = \"%s\"; };\n"
                "mes = { path = \"%s\"; mode = \"0600\"; };\ntimeouts = { stock_low = 3; };\n"
                "slots = ( { name = \"slot-1\"; spec = \"virtual:%s\"; }, { name = \"slot-2\"; spec = \"virtual:%s\"; },\n"
-               "  { name = \"slot-3\"; spec = \"virtual:%s/empty-slot.card\"; } );\n",
-            X.L.db, X.L.pki, X.sock, X.L.card[0], X.L.card[1], X.dir);
+               "  { name = \"slot-3\"; spec = \"virtual:%s/empty-slot.card\"; },\n"
+               /* slot-4: the operator pulls the card in mid-load (the 12th APDU of a fresh card's session) */
+               "  { name = \"slot-4\"; spec = \"virtual:%s,pull-at-apdu=12\"; } );\n",
+            X.L.db, X.L.pki, X.sock, X.L.card[0], X.L.card[1], X.dir, X.L.card[2]);
     fclose(f);
     free(p);
     start_agent();
@@ -270,7 +272,7 @@ static void test_screen(void **state)
 {
     if (!*state)
         skip();
-    wait_screen("connected", "slot-3");
+    wait_screen("connected", "slot-4");
     keys("1:DUT-A");                       /* card 0 in slot-1: loaded */
     wait_screen("PASS 1", "DUT-A");
     keys("1:DUT-B");                       /* the same eUICC again under another serial */
@@ -283,6 +285,9 @@ static void test_screen(void **state)
     wait_screen("scanned twice in a row", NULL);
     keys("9:DUT-E");
     wait_screen("no slot '9'", NULL);
+    keys("4:DUT-P");                       /* slot-4: the card is pulled while the BPP loads */
+    wait_screen("card removed during loading: put it back", "FAIL 3");
+    print_message("screen after the pulled card:\n%s\n", screen);
     print_message("screen after the scans:\n%s\n", screen);
     stop_agent();                          /* the daemon goes away and comes back */
     wait_screen("DISCONNECTED", NULL);
