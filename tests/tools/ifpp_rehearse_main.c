@@ -231,10 +231,10 @@ static int demo_run(const demo_opts *o)
     }
     printf("line result: %zu of %zu DUTs PASS\n", pass, duts);
 
-    demo_step("8. Station exports the Profile Loading Report and checks its audit log");
+    demo_step("8. Station exports the Profile Loading Report and checks its audit log against the anchor the report carries");
     rc = demo_ifppctl(db, pki, (const char *const[]){"report", "--out", rep, NULL});
     rc |= demo_ifppctl(db, pki, (const char *const[]){"status", NULL});
-    rc |= demo_ifppctl(db, pki, (const char *const[]){"audit", NULL});
+    rc |= demo_ifppctl(db, pki, (const char *const[]){"audit", "--anchor", rep, NULL});
     if (rc != 0)
         goto out;
     rc = STATION_EXIT_FAILURE;
