@@ -20,18 +20,34 @@
 #include "hex.h"
 #include "optval.h"
 
+/*
+ * The file a certificate or key is read from: the one its option names, else <pki_dir>/<pki_name><suffix>.
+ * NULL (why says which option to give) when neither is there.
+ */
+static const char *station_file(const station_config *cfg, const char *explicit_path, const char *opt,
+                                const char *pki_name, const char *what, const char *suffix, char *buf, size_t cap,
+                                char *why, size_t why_len)
+{
+    if (explicit_path)
+        return explicit_path;
+    if (!cfg->pki_dir) {
+        err_why(why, why_len, "no %s %s: name it with --%s FILE or --pki DIR", pki_name, what, opt);
+        return NULL;
+    }
+    snprintf(buf, cap, "%s/%s%s", cfg->pki_dir, pki_name, suffix);
+    return buf;
+}
+
 /* Loads one certificate named by its option, or by its file in the PKI directory. */
 static ifpp_err station_cert(const station_config *cfg, const char *explicit_path, const char *opt,
                              const char *pki_name, cert **c, char *why, size_t why_len)
 {
-    char path[4096], inner[768] = "";
-    if (!explicit_path && !cfg->pki_dir) {
-        err_why(why, why_len, "no %s certificate: name it with --%s FILE or --pki DIR", pki_name, opt);
+    char buf[4096], inner[768] = "";
+    const char *path = station_file(cfg, explicit_path, opt, pki_name, "certificate", ".cert.pem", buf, sizeof buf,
+                                    why, why_len);
+    if (!path)
         return IFPP_E_ARG;
-    }
-    if (!explicit_path)
-        snprintf(path, sizeof path, "%s/%s.cert.pem", cfg->pki_dir, pki_name);
-    ifpp_err e = cert_load_pem_why(explicit_path ? explicit_path : path, c, inner, sizeof inner);
+    ifpp_err e = cert_load_pem_why(path, c, inner, sizeof inner);
     if (e != IFPP_OK)
         err_why(why, why_len, "--%s: %s", explicit_path ? opt : "pki", *inner ? inner : err_str(e));
     return e;
@@ -40,19 +56,16 @@ static ifpp_err station_cert(const station_config *cfg, const char *explicit_pat
 static ifpp_err station_key(const station_config *cfg, const char *explicit_path, const char *opt,
                             const char *pki_name, crypto_key **k, char *why, size_t why_len)
 {
-    char path[4096], inner[768] = "";
-    if (!explicit_path && !cfg->pki_dir) {
-        err_why(why, why_len, "no %s key: name it with --%s FILE or --pki DIR", pki_name, opt);
+    char buf[4096], inner[768] = "";
+    const char *path = station_file(cfg, explicit_path, opt, pki_name, "key", ".key.pem", buf, sizeof buf, why,
+                                    why_len);
+    if (!path)
         return IFPP_E_ARG;
-    }
-    if (!explicit_path)
-        snprintf(path, sizeof path, "%s/%s.key.pem", cfg->pki_dir, pki_name);
-    ifpp_err e = crypto_key_load_pem_why(explicit_path ? explicit_path : path, k, inner, sizeof inner);
+    ifpp_err e = crypto_key_load_pem_why(path, k, inner, sizeof inner);
     if (e == IFPP_OK && !crypto_key_has_private(*k)) {
         crypto_key_free(*k);
         *k = NULL;
-        err_why(inner, sizeof inner, "%s: a public key where the private key is needed",
-                explicit_path ? explicit_path : path);
+        err_why(inner, sizeof inner, "%s: a public key where the private key is needed", path);
         e = IFPP_E_BAD_KEY;
     }
     if (e != IFPP_OK)
@@ -373,13 +386,20 @@ static ifpp_err station_lock_path(const char *store_path, char *out, size_t cap,
     return IFPP_OK;
 }
 
-ifpp_err station_daemon_claim(const char *store_path, const char *mes_path, int *fd, char *why, size_t why_len)
+/*
+ * Opens the daemon's lock file beside the store (path gets its name), created if missing, a regular
+ * file only. With absent_ok, a lock file that is not there and cannot be made is *fd = -1 and IFPP_OK.
+ */
+static ifpp_err station_lock_open(const char *store_path, int flags, bool absent_ok, char *path, size_t cap, int *fd,
+                                  char *why, size_t why_len)
 {
-    char path[PATH_MAX], text[256];
-    ifpp_err e = station_lock_path(store_path, path, sizeof path, why, why_len);
+    ifpp_err e = station_lock_path(store_path, path, cap, why, why_len);
     if (e != IFPP_OK)
         return e;
-    int f = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
+    *fd = -1;
+    int f = open(path, flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
+    if (f < 0 && absent_ok && (errno == ENOENT || errno == EACCES || errno == EROFS))
+        return IFPP_OK;
     struct stat sb;
     if (f < 0 || fstat(f, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         err_why(why, why_len, "%s: cannot open the daemon's lock file: %s", path, f < 0 ? strerror(errno) : "not a regular file");
@@ -387,6 +407,17 @@ ifpp_err station_daemon_claim(const char *store_path, const char *mes_path, int 
             close(f);
         return IFPP_E_IO;
     }
+    *fd = f;
+    return IFPP_OK;
+}
+
+ifpp_err station_daemon_claim(const char *store_path, const char *mes_path, int *fd, char *why, size_t why_len)
+{
+    char path[PATH_MAX], text[256];
+    int f;
+    ifpp_err e = station_lock_open(store_path, O_RDWR, false, path, sizeof path, &f, why, why_len);
+    if (e != IFPP_OK)
+        return e;
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     if (fcntl(f, F_SETLK, &fl) != 0) {
         int err = errno;
@@ -419,19 +450,10 @@ ifpp_err station_daemon_guard(const char *store_path, int *fd, long *pid, char *
     *fd = -1;
     if (cap)
         sock[0] = '\0';
-    ifpp_err e = station_lock_path(store_path, path, sizeof path, why, why_len);
-    if (e != IFPP_OK)
-        return e;
-    int f = open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
-    if (f < 0 && (errno == ENOENT || errno == EACCES || errno == EROFS))
-        return IFPP_OK; /* none and none can be made: no daemon ever ran here, and the store cannot be written */
-    struct stat sb;
-    if (f < 0 || fstat(f, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        err_why(why, why_len, "%s: cannot open the daemon's lock file: %s", path, f < 0 ? strerror(errno) : "not a regular file");
-        if (f >= 0)
-            close(f);
-        return IFPP_E_IO;
-    }
+    int f;
+    ifpp_err e = station_lock_open(store_path, O_RDONLY, true, path, sizeof path, &f, why, why_len);
+    if (e != IFPP_OK || f < 0)
+        return e; /* none and none can be made: no daemon ever ran here, and the store cannot be written */
     struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
     if (fcntl(f, F_SETLK, &fl) == 0) {
         *fd = f;
