@@ -34,6 +34,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "agentd_fixture.h"
 #include "cert.h"
 #include "config.h"
 #include "euicc_sim.h"
@@ -49,206 +50,19 @@
 
 static size_t agentd_cards = 64, agentd_otks = 16;
 
-typedef struct {
-    test_line L;
-    char *dir, *conf, *sock, *log, *notify;
-    pid_t pid;
-} agentd_fx;
+static afx *fx;
 
-static agentd_fx *fx;
-
-/* ---- a small line-oriented client ---- */
-
-typedef struct {
-    int fd;
-    char buf[1 << 16];
-    size_t len;
-} client;
+/* Helpers shared by the tests below, on the fixture (agentd_fixture.h). */
+#define client afx_client
 
 static int client_connect(client *c)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", fx->sock);
-    c->len = 0;
-    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-        return -1;
-    return 0;
-}
-
-static void client_send(client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void client_send(client *c, const char *fmt, ...)
-{
-    char line[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof line);
-    assert_int_equal(send(c->fd, line, (size_t)n, MSG_NOSIGNAL), n);
-}
-
-/* Reads one line as JSON; NULL at EOF. */
-static json_t *client_read(client *c)
-{
-    for (;;) {
-        char *nl = memchr(c->buf, '\n', c->len);
-        if (nl) {
-            json_error_t je;
-            json_t *o = json_loadb(c->buf, (size_t)(nl - c->buf), 0, &je);
-            size_t used = (size_t)(nl - c->buf) + 1;
-            memmove(c->buf, c->buf + used, c->len - used);
-            c->len -= used;
-            if (!o)
-                fail_msg("daemon sent a line that is not JSON: %s", je.text);
-            return o;
-        }
-        if (c->len == sizeof c->buf)
-            fail_msg("daemon sent a line longer than %zu bytes", sizeof c->buf);
-        ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
-        if (r <= 0)
-            return NULL;
-        c->len += (size_t)r;
-    }
-}
-
-/* Reads until the reply naming id (string ids), skipping events. */
-static json_t *client_reply(client *c, const char *id)
-{
-    json_t *o;
-    while ((o = client_read(c))) {
-        json_t *jid = json_object_get(o, "id");
-        if (json_is_string(jid) && !strcmp(json_string_value(jid), id))
-            return o;
-        if (jid && json_is_null(jid) && !strcmp(id, "null"))
-            return o;
-        json_decref(o);
-    }
-    return NULL;
-}
-
-static const char *js(json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
-
-/* ---- the daemon ---- */
-
-static void write_conf(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void write_conf(const char *name, const char *fmt, ...)
-{
-    char *p = tu_path(fx->conf, name);
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(f, fmt, ap);
-    va_end(ap);
-    assert_int_equal(fclose(f), 0);
-    free(p);
-}
-
-static char *slot_card(size_t slot)
-{
-    char name[32];
-    snprintf(name, sizeof name, "slot-%02zu.card", slot);
-    return tu_path(fx->dir, name);
-}
-
-static void start_daemon(void)
-{
-    int ns = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", fx->notify);
-    unlink(fx->notify);
-    assert_int_equal(bind(ns, (struct sockaddr *)&sa, sizeof sa), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(fx->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd < 0 || dup2(fd, 2) < 0)
-            _exit(126);
-        setenv("NOTIFY_SOCKET", fx->notify, 1);
-        char wpid[32];
-        snprintf(wpid, sizeof wpid, "%ld", (long)getpid());
-        setenv("WATCHDOG_PID", wpid, 1); /* as systemd sets them for a unit with WatchdogSec=1 */
-        setenv("WATCHDOG_USEC", "1000000", 1);
-        unsetenv("JOURNAL_STREAM");
-        const char *agent = tu_tool("IFPP_AGENT", "ifpp-agent-rehearse");
-        execl(agent, agent, "-c", fx->conf, (char *)NULL);
-        _exit(127);
-    }
-    fx->pid = pid;
-    /* READY=1 arrives when the socket listens and every slot thread runs, then STATUS= and, from the main loop,
-     * WATCHDOG=1 (at half of WATCHDOG_USEC); an early exit is reported */
-    bool ready = false, status = false, watchdog = false;
-    while (!ready || !status || !watchdog) {
-        char msg[512];
-        struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
-        setsockopt(ns, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        ssize_t r = recv(ns, msg, sizeof msg - 1, 0);
-        if (r > 0) {
-            msg[r] = 0;
-            ready |= strstr(msg, "READY=1") != NULL;
-            status |= ready && strstr(msg, "STATUS=running: 0 of ") != NULL;
-            watchdog |= ready && strstr(msg, "WATCHDOG=1") != NULL;
-            continue;
-        }
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            fx->pid = 0;
-            fail_msg("ifpp-agent exited before READY (status %d); see %s", st, fx->log);
-        }
-    }
-    close(ns); /* later STATUS= messages are refused and dropped, never queued against the daemon */
-}
-
-static int stop_daemon(void)
-{
-    int st = -1;
-    if (fx->pid > 0) {
-        kill(fx->pid, SIGTERM);
-        waitpid(fx->pid, &st, 0);
-        fx->pid = 0;
-    }
-    return st;
+    return afx_connect(c, fx->sock);
 }
 
 static bool log_has(const char *needle)
 {
-    size_t n;
-    uint8_t *b = tu_read_file(fx->log, &n);
-    bool found = b && memmem(b, n, needle, strlen(needle));
-    free(b);
-    return found;
-}
-
-/* The fixture's directory, its line (cards x otks), and the configuration every daemon here shares. */
-static void fx_make(size_t cards, size_t otks)
-{
-    char why[512] = "";
-    fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    fx->dir = tu_mkdtemp("agentd");
-    fx->conf = tu_path(fx->dir, "conf.d");
-    fx->sock = tu_path(fx->dir, "mes.sock");
-    fx->log = tu_path(fx->dir, "agent.log");
-    fx->notify = tu_path(fx->dir, "notify");
-    assert_int_equal(mkdir(fx->conf, 0700), 0);
-    chmod(fx->dir, 0755); /* the wrong-peer test's other user must reach the socket to be refused by its mode */
-    test_line_opts o = {.n_cards = cards, .profile_size = 1024, .import_vault = true};
-    for (size_t i = 0; i < cards; i++)
-        o.n_otks[i] = otks;
-    if (test_line_make(&fx->L, fx->dir, &o, why, sizeof why) != 0)
-        fail_msg("%s", why);
-    /* the store's busy timeout at its maximum: on a loaded machine 33 writers may wait long for the lock, and this
-     * test checks results, not speed (a wait past 5 s would otherwise be a STATION-FAILURE) */
-    write_conf("10-station.conf", "station = { id = \"agentd-test\"; };\nstore = { path = \"%s\"; "
-                                  "busy_timeout_ms = 600000; };\n", fx->L.db);
-    write_conf("50-mes.conf", "mes = { path = \"%s\"; mode = \"0660\"; max_clients = 32; max_line = 1024; "
-                              "max_queue = 8192; };\n", fx->sock);
-    write_conf("60-timeouts.conf", "timeouts = { shutdown_ms = 600000; stock_low = 5; };\n");
+    return afx_file_has(fx->log, needle);
 }
 
 static int fx_setup(void **state)
@@ -262,21 +76,21 @@ static int fx_setup(void **state)
         agentd_otks = strtoul(e, NULL, 10) % 17; /* a software eUICC holds 16 profiles */
     if (agentd_otks == 0)
         agentd_otks = 16;
-    fx_make(agentd_cards, agentd_otks);
-    write_conf("30-trust.conf", "trust = { pki_dir = \"%s\"; };\n", fx->L.pki);
+    fx = afx_make("agentd", agentd_cards, agentd_otks);
+    afx_conf_trust(fx);
     char *sp = tu_path(fx->conf, "40-slots.conf");
     FILE *f = fopen(sp, "w");
     free(sp);
     assert_non_null(f);
     fprintf(f, "slots = (\n");
     for (size_t k = 0; k < AGENTD_SLOTS; k++) {
-        char *p = slot_card(k);
+        char *p = afx_slot_card(fx, k);
         fprintf(f, "  { name = \"slot-%02zu\"; spec = \"virtual:%s\"; },\n", k, p);
         free(p);
     }
     fprintf(f, "  { name = \"broken\"; spec = \"virtual:%s/no-such-card\"; }\n);\n", fx->dir);
     fclose(f);
-    start_daemon();
+    afx_start(fx);
     *state = fx;
     return 0;
 }
@@ -285,36 +99,26 @@ static int fx_setup(void **state)
  * The DM FPA key in a SoftHSM2 token, named by a PKCS#11 URI, reached through the pkcs11 engine and p11-kit's
  * proxy (SoftHSM2 registers itself with p11-kit): the demo's key imported into a fresh token in the fixture.
  */
-#define P11_URI "pkcs11:token=ifpp-test;object=dm-fpa;type=private"
+#define P11_URI "pkcs11:token=" AFX_TOKEN ";object=dm-fpa;type=private"
 
 static int p11_setup(void **state)
 {
-    char cmd[8192], out[4096];
-    if (tu_run((char *const[]){"softhsm2-util", "--version", NULL}, out, sizeof out) != 0) {
-        print_message("softhsm2-util not found: the PKCS#11 tests are skipped (Debian: softhsm2)\n");
+    char key[4096];
+    fx = afx_make("agentd-p11", 1, 2);
+    snprintf(key, sizeof key, "%s/dm-fpa.key.pem", fx->L.pki);
+    if (!afx_token(fx->dir, key, "dm-fpa")) {
+        afx_free(fx, NULL);
+        fx = NULL;
         *state = NULL;
         return 0;
     }
-    fx_make(1, 2);
-    char *conf = tu_path(fx->dir, "softhsm2.conf"), *tokens = tu_path(fx->dir, "tokens");
-    assert_int_equal(mkdir(tokens, 0700), 0);
-    snprintf(cmd, sizeof cmd, "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n", tokens);
-    assert_int_equal(tu_write_file(conf, (const uint8_t *)cmd, strlen(cmd)), 0);
-    setenv("SOFTHSM2_CONF", conf, 1); /* the daemon inherits it; p11-kit's proxy loads SoftHSM2 with it */
-    snprintf(cmd, sizeof cmd, "%s/dm-fpa.key.pem", fx->L.pki);
-    assert_int_equal(tu_run((char *const[]){"softhsm2-util", "--init-token", "--free", "--label", "ifpp-test", "--pin",
-                                            "Pin-4711-q", "--so-pin", "12345678", NULL}, out, sizeof out), 0);
-    assert_int_equal(tu_run((char *const[]){"softhsm2-util", "--import", cmd, "--token", "ifpp-test", "--label",
-                                            "dm-fpa", "--id", "01", "--pin", "Pin-4711-q", NULL}, out, sizeof out), 0);
-    write_conf("30-trust.conf", "trust = { pki_dir = \"%s\"; dm_fpa_cert = \"%s/dm-fpa.cert.pem\";\n"
-                                "  dm_fpa_key = \"" P11_URI "?pin-value=Pin-4711-q\"; };\n", fx->L.pki, fx->L.pki);
-    char *sp = slot_card(0);
-    write_conf("40-slots.conf", "slots = ( { name = \"slot-00\"; spec = \"virtual:%s\"; } );\n", sp);
+    afx_conf(fx, "30-trust.conf", "trust = { pki_dir = \"%s\"; dm_fpa_cert = \"%s/dm-fpa.cert.pem\";\n"
+                                  "  dm_fpa_key = \"" P11_URI "?pin-value=" AFX_PIN "\"; };\n", fx->L.pki, fx->L.pki);
+    char *sp = afx_slot_card(fx, 0);
+    afx_conf(fx, "40-slots.conf", "slots = ( { name = \"slot-00\"; spec = \"virtual:%s\"; } );\n", sp);
     assert_int_equal(rename(fx->L.card[0], sp), 0);
     free(sp);
-    free(conf);
-    free(tokens);
-    start_daemon();
+    afx_start(fx);
     *state = fx;
     return 0;
 }
@@ -325,17 +129,17 @@ static void test_p11_provision(void **state)
         skip();
     client c;
     assert_int_equal(client_connect(&c), 0);
-    client_send(&c, "{\"id\":\"t\",\"op\":\"provision\",\"serial\":\"TOKEN-1\",\"slot\":\"slot-00\"}\n");
-    json_t *r = client_reply(&c, "t");
+    afx_send(&c, "{\"id\":\"t\",\"op\":\"provision\",\"serial\":\"TOKEN-1\",\"slot\":\"slot-00\"}\n");
+    json_t *r = afx_reply(&c, "t");
     assert_non_null(r);
-    assert_string_equal(js(r, "status"), "accepted");
+    assert_string_equal(afx_js(r, "status"), "accepted");
     json_decref(r);
-    assert_non_null(r = client_reply(&c, "t"));
-    if (strcmp(js(r, "result"), "PASS"))
-        fail_msg("%s: %s", js(r, "result"), js(r, "message"));
+    assert_non_null(r = afx_reply(&c, "t"));
+    if (strcmp(afx_js(r, "result"), "PASS"))
+        fail_msg("%s: %s", afx_js(r, "result"), afx_js(r, "message"));
     json_decref(r);
     close(c.fd);
-    assert_false(log_has("Pin-4711")); /* the PIN is never logged */
+    assert_false(log_has(AFX_PIN)); /* the PIN is never logged */
 }
 
 static void test_p11_wrong_key_and_pin(void **state)
@@ -371,7 +175,7 @@ static void test_p11_wrong_key_and_pin(void **state)
     snprintf(path, sizeof path, "%s/station.cert.pem", fx->L.pki);
     assert_int_equal(cert_load_pem(path, &c), IFPP_OK);
     assert_int_equal(cert_public_key(c, &pub), IFPP_OK);
-    assert_int_equal(p11key_load(P11_URI "?pin-value=Pin-4711-q", NULL, pub, &k, why, sizeof why), IFPP_E_BAD_KEY);
+    assert_int_equal(p11key_load(P11_URI "?pin-value=" AFX_PIN, NULL, pub, &k, why, sizeof why), IFPP_E_BAD_KEY);
     assert_non_null(strstr(why, "not the certificate's"));
     crypto_key_free(pub);
     cert_free(c);
@@ -380,16 +184,8 @@ static void test_p11_wrong_key_and_pin(void **state)
 static int fx_teardown(void **state)
 {
     (void)state;
-    stop_daemon();
-    if (!getenv("AGENTD_KEEP"))
-        tu_rmrf(fx->dir);
-    test_line_free(&fx->L);
-    free(fx->dir);
-    free(fx->conf);
-    free(fx->sock);
-    free(fx->log);
-    free(fx->notify);
-    free(fx);
+    afx_free(fx, "AGENTD_KEEP");
+    fx = NULL;
     return 0;
 }
 
@@ -415,12 +211,12 @@ static void test_bad_requests(void **state)
     static client many[33];
     for (size_t i = 0; i < 33; i++)
         assert_int_equal(client_connect(&many[i]), 0);
-    assert_non_null(r = client_read(&many[32]));
-    assert_string_equal(js(r, "error"), "too-many-clients");
+    assert_non_null(r = afx_read(&many[32]));
+    assert_string_equal(afx_js(r, "error"), "too-many-clients");
     json_decref(r);
-    assert_null(client_read(&many[32]));
-    client_send(&many[31], "{\"id\":\"m\",\"op\":\"ping\"}\n"); /* the 32nd is served */
-    assert_non_null(r = client_reply(&many[31], "m"));
+    assert_null(afx_read(&many[32]));
+    afx_send(&many[31], "{\"id\":\"m\",\"op\":\"ping\"}\n"); /* the 32nd is served */
+    assert_non_null(r = afx_reply(&many[31], "m"));
     assert_true(json_is_true(json_object_get(r, "ok")));
     json_decref(r);
     for (size_t i = 0; i < 33; i++)
@@ -428,46 +224,46 @@ static void test_bad_requests(void **state)
 
     assert_int_equal(client_connect(&c), 0);
 
-    client_send(&c, "{\"id\":\"a\",\"op\":\"provision\",\"serial\":\n");
-    assert_non_null(r = client_reply(&c, "null"));
+    afx_send(&c, "{\"id\":\"a\",\"op\":\"provision\",\"serial\":\n");
+    assert_non_null(r = afx_reply(&c, "null"));
     assert_false(json_is_true(json_object_get(r, "ok")));
-    assert_string_equal(js(r, "error"), "bad-request");
-    assert_non_null(strstr(js(r, "message"), "malformed JSON at column"));
+    assert_string_equal(afx_js(r, "error"), "bad-request");
+    assert_non_null(strstr(afx_js(r, "message"), "malformed JSON at column"));
     json_decref(r);
 
-    client_send(&c, "{\"id\":\"b\",\"op\":\"format-disk\"}\n");
-    assert_non_null(r = client_reply(&c, "b"));
-    assert_non_null(strstr(js(r, "message"), "unknown op 'format-disk'"));
+    afx_send(&c, "{\"id\":\"b\",\"op\":\"format-disk\"}\n");
+    assert_non_null(r = afx_reply(&c, "b"));
+    assert_non_null(strstr(afx_js(r, "message"), "unknown op 'format-disk'"));
     json_decref(r);
 
-    client_send(&c, "{\"id\":\"c\",\"op\":\"provision\",\"serial\":\"X1\",\"slot\":\"slot-00\",\"force\":true}\n");
-    assert_non_null(r = client_reply(&c, "c"));
-    assert_non_null(strstr(js(r, "message"), "unknown field 'force' for op provision"));
+    afx_send(&c, "{\"id\":\"c\",\"op\":\"provision\",\"serial\":\"X1\",\"slot\":\"slot-00\",\"force\":true}\n");
+    assert_non_null(r = afx_reply(&c, "c"));
+    assert_non_null(strstr(afx_js(r, "message"), "unknown field 'force' for op provision"));
     json_decref(r);
 
-    client_send(&c, "{\"id\":\"d\",\"op\":\"provision\",\"serial\":\"bad serial!\"}\n");
-    assert_non_null(r = client_reply(&c, "d"));
-    assert_non_null(strstr(js(r, "message"), "not a valid DUT serial"));
+    afx_send(&c, "{\"id\":\"d\",\"op\":\"provision\",\"serial\":\"bad serial!\"}\n");
+    assert_non_null(r = afx_reply(&c, "d"));
+    assert_non_null(strstr(afx_js(r, "message"), "not a valid DUT serial"));
     json_decref(r);
 
-    client_send(&c, "{\"id\":\"e\",\"id\":\"f\",\"op\":\"ping\"}\n"); /* duplicate keys */
-    assert_non_null(r = client_reply(&c, "null"));
-    assert_string_equal(js(r, "error"), "bad-request");
+    afx_send(&c, "{\"id\":\"e\",\"id\":\"f\",\"op\":\"ping\"}\n"); /* duplicate keys */
+    assert_non_null(r = afx_reply(&c, "null"));
+    assert_string_equal(afx_js(r, "error"), "bad-request");
     json_decref(r);
 
-    client_send(&c, "[1,2,3]\n");
-    assert_non_null(r = client_reply(&c, "null"));
-    assert_non_null(strstr(js(r, "message"), "one JSON object per line"));
+    afx_send(&c, "[1,2,3]\n");
+    assert_non_null(r = afx_reply(&c, "null"));
+    assert_non_null(strstr(afx_js(r, "message"), "one JSON object per line"));
     json_decref(r);
 
-    client_send(&c, "{\"id\":\"g\",\"op\":\"query\",\"what\":\"slot\",\"slot\":\"nope\"}\n");
-    assert_non_null(r = client_reply(&c, "g"));
-    assert_string_equal(js(r, "error"), "not-found");
+    afx_send(&c, "{\"id\":\"g\",\"op\":\"query\",\"what\":\"slot\",\"slot\":\"nope\"}\n");
+    assert_non_null(r = afx_reply(&c, "g"));
+    assert_string_equal(afx_js(r, "error"), "not-found");
     json_decref(r);
 
     /* still served after all of that */
-    client_send(&c, "{\"id\":\"h\",\"op\":\"ping\"}\n");
-    assert_non_null(r = client_reply(&c, "h"));
+    afx_send(&c, "{\"id\":\"h\",\"op\":\"ping\"}\n");
+    assert_non_null(r = afx_reply(&c, "h"));
     assert_true(json_is_true(json_object_get(r, "ok")));
     json_decref(r);
 
@@ -475,47 +271,47 @@ static void test_bad_requests(void **state)
     char big[2100];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = 0;
-    client_send(&c, "{\"id\":\"i\",\"op\":\"ping\",\"pad\":\"%s\"}\n", big);
-    assert_non_null(r = client_reply(&c, "null"));
-    assert_string_equal(js(r, "error"), "line-too-long");
+    afx_send(&c, "{\"id\":\"i\",\"op\":\"ping\",\"pad\":\"%s\"}\n", big);
+    assert_non_null(r = afx_reply(&c, "null"));
+    assert_string_equal(afx_js(r, "error"), "line-too-long");
     json_decref(r);
-    assert_null(client_read(&c)); /* EOF: cut */
+    assert_null(afx_read(&c)); /* EOF: cut */
     close(c.fd);
 
     /* a slot whose card is missing faults alone: STATION-FAILURE and FaultOccurred, the others stay idle */
     client ev;
     assert_int_equal(client_connect(&ev), 0);
-    client_send(&ev, "{\"id\":\"s\",\"op\":\"subscribe\"}\n");
-    json_decref(client_reply(&ev, "s"));
+    afx_send(&ev, "{\"id\":\"s\",\"op\":\"subscribe\"}\n");
+    json_decref(afx_reply(&ev, "s"));
     assert_int_equal(client_connect(&c), 0);
-    client_send(&c, "{\"id\":\"j\",\"op\":\"provision\",\"serial\":\"BROKEN-1\",\"slot\":\"broken\"}\n");
-    assert_non_null(r = client_reply(&c, "j"));
-    assert_string_equal(js(r, "status"), "accepted");
+    afx_send(&c, "{\"id\":\"j\",\"op\":\"provision\",\"serial\":\"BROKEN-1\",\"slot\":\"broken\"}\n");
+    assert_non_null(r = afx_reply(&c, "j"));
+    assert_string_equal(afx_js(r, "status"), "accepted");
     json_decref(r);
-    assert_non_null(r = client_reply(&c, "j"));
-    assert_string_equal(js(r, "status"), "completed");
-    assert_string_equal(js(r, "result"), "STATION-FAILURE");
-    assert_non_null(strstr(js(r, "message"), "no-such-card"));
+    assert_non_null(r = afx_reply(&c, "j"));
+    assert_string_equal(afx_js(r, "status"), "completed");
+    assert_string_equal(afx_js(r, "result"), "STATION-FAILURE");
+    assert_non_null(strstr(afx_js(r, "message"), "no-such-card"));
     json_decref(r);
     bool fault = false;
-    while (!fault && (r = client_read(&ev))) {
-        fault = !strcmp(js(r, "event"), "FaultOccurred") && !strcmp(js(r, "slot"), "broken");
+    while (!fault && (r = afx_read(&ev))) {
+        fault = !strcmp(afx_js(r, "event"), "FaultOccurred") && !strcmp(afx_js(r, "slot"), "broken");
         json_decref(r);
     }
     assert_true(fault);
     close(ev.fd);
 
     /* a finished request cannot be cancelled: named as not running */
-    client_send(&c, "{\"id\":\"x\",\"op\":\"cancel\",\"request\":\"j\"}\n");
-    assert_non_null(r = client_reply(&c, "x"));
-    assert_string_equal(js(r, "error"), "not-found");
-    assert_non_null(strstr(js(r, "message"), "request j: no slot runs it"));
+    afx_send(&c, "{\"id\":\"x\",\"op\":\"cancel\",\"request\":\"j\"}\n");
+    assert_non_null(r = afx_reply(&c, "x"));
+    assert_string_equal(afx_js(r, "error"), "not-found");
+    assert_non_null(strstr(afx_js(r, "message"), "request j: no slot runs it"));
     json_decref(r);
 
     /* provisioning a busy or unknown slot is refused by name */
-    client_send(&c, "{\"id\":\"k\",\"op\":\"provision\",\"serial\":\"X2\",\"slot\":\"slot-99\"}\n");
-    assert_non_null(r = client_reply(&c, "k"));
-    assert_non_null(strstr(js(r, "message"), "no slot named 'slot-99'"));
+    afx_send(&c, "{\"id\":\"k\",\"op\":\"provision\",\"serial\":\"X2\",\"slot\":\"slot-99\"}\n");
+    assert_non_null(r = afx_reply(&c, "k"));
+    assert_non_null(strstr(afx_js(r, "message"), "no slot named 'slot-99'"));
     json_decref(r);
     close(c.fd);
 }
@@ -570,7 +366,7 @@ static size_t card_of(size_t slot, size_t pos)
 /* Places the card in the slot (the operator puts the DUT in) or takes it out. */
 static void place(size_t slot, size_t card, bool in)
 {
-    char *sp = slot_card(slot);
+    char *sp = afx_slot_card(fx, slot);
     if (in)
         assert_int_equal(rename(fx->L.card[card], sp), 0);
     else
@@ -581,7 +377,7 @@ static void place(size_t slot, size_t card, bool in)
 static void submit(client *c, slot_run *sr, size_t slot)
 {
     size_t idx = sr->placed * agentd_otks + sr->round;
-    client_send(c, "{\"id\":\"p%zu\",\"op\":\"provision\",\"serial\":\"DUT-%05zu\",\"slot\":\"slot-%02zu\","
+    afx_send(c, "{\"id\":\"p%zu\",\"op\":\"provision\",\"serial\":\"DUT-%05zu\",\"slot\":\"slot-%02zu\","
                    "\"additional_profile\":true}\n", idx, idx, slot);
 }
 
@@ -605,14 +401,14 @@ static void *worker_run(void *arg)
         active++;
     }
     while (active > 0) {
-        json_t *r = client_read(&c);
+        json_t *r = afx_read(&c);
         if (!r) {
             snprintf(w->failure, sizeof w->failure, "the daemon closed the connection");
             break;
         }
-        const char *status = js(r, "status");
+        const char *status = afx_js(r, "status");
         if (!json_is_true(json_object_get(r, "ok"))) {
-            snprintf(w->failure, sizeof w->failure, "refused: %s", js(r, "message"));
+            snprintf(w->failure, sizeof w->failure, "refused: %s", afx_js(r, "message"));
             json_decref(r);
             break;
         }
@@ -620,14 +416,14 @@ static void *worker_run(void *arg)
             json_decref(r);
             continue;
         }
-        size_t idx = strtoul(js(r, "id") + 1, NULL, 10), k = strtoul(js(r, "slot") + 5, NULL, 10);
+        size_t idx = strtoul(afx_js(r, "id") + 1, NULL, 10), k = strtoul(afx_js(r, "slot") + 5, NULL, 10);
         w->done++;
-        if (!strcmp(js(r, "result"), "PASS"))
+        if (!strcmp(afx_js(r, "result"), "PASS"))
             w->pass++;
         else if (!w->failure[0])
-            snprintf(w->failure, sizeof w->failure, "%s: %s: %s", js(r, "serial"), js(r, "result"),
-                     js(r, "message"));
-        snprintf(w->eid_of[idx], sizeof w->eid_of[idx], "%s", js(r, "eid"));
+            snprintf(w->failure, sizeof w->failure, "%s: %s: %s", afx_js(r, "serial"), afx_js(r, "result"),
+                     afx_js(r, "message"));
+        snprintf(w->eid_of[idx], sizeof w->eid_of[idx], "%s", afx_js(r, "eid"));
         json_decref(r);
         if (++sr[k].round == agentd_otks) { /* this DUT is done: the next one goes in */
             place(k, sr[k].placed, false);
@@ -675,7 +471,7 @@ static void test_thousand_through_mes(void **state)
     /* a client that subscribes to every event and then never reads: it must be cut, nobody must wait for it */
     client lazy;
     assert_int_equal(client_connect(&lazy), 0);
-    client_send(&lazy, "{\"id\":\"lazy\",\"op\":\"subscribe\"}\n");
+    afx_send(&lazy, "{\"id\":\"lazy\",\"op\":\"subscribe\"}\n");
 
     for (size_t i = 0; i < AGENTD_CLIENTS; i++) {
         w[i] = (worker){.first_slot = i * (AGENTD_SLOTS / AGENTD_CLIENTS), .n_slots = AGENTD_SLOTS / AGENTD_CLIENTS,
@@ -712,8 +508,8 @@ static void test_thousand_through_mes(void **state)
     assert_true(log_has("cut: it does not read"));
     client q;
     assert_int_equal(client_connect(&q), 0);
-    client_send(&q, "{\"id\":\"q\",\"op\":\"query\",\"what\":\"station\"}\n");
-    json_t *r = client_reply(&q, "q");
+    afx_send(&q, "{\"id\":\"q\",\"op\":\"query\",\"what\":\"station\"}\n");
+    json_t *r = afx_reply(&q, "q");
     assert_non_null(r);
     assert_int_equal(json_integer_value(json_object_get(r, "slots_busy")), 0);
     assert_int_equal(json_integer_value(json_object_get(r, "slots_total")), AGENTD_SLOTS + 1);
@@ -730,8 +526,8 @@ static void test_thousand_through_mes(void **state)
     }
 
     /* the stock: what is left per profile type equals the store's available count */
-    client_send(&q, "{\"id\":\"st\",\"op\":\"stock\"}\n");
-    assert_non_null(r = client_reply(&q, "st"));
+    afx_send(&q, "{\"id\":\"st\",\"op\":\"stock\"}\n");
+    assert_non_null(r = afx_reply(&q, "st"));
     json_t *stock = json_object_get(r, "stock"), *v;
     assert_true(json_is_object(stock));
     const char *pt;
@@ -784,36 +580,25 @@ static void test_thousand_through_mes(void **state)
 
 /* ---- SIGHUP and SIGTERM ---- */
 
-static json_t *wait_event(client *c, const char *event, const char *state)
-{
-    json_t *r;
-    while ((r = client_read(c))) {
-        if (!strcmp(js(r, "event"), event) && (!state || !strcmp(js(r, "state"), state)))
-            return r;
-        json_decref(r);
-    }
-    return NULL;
-}
-
 static void test_reload(void **state)
 {
     (void)state;
     client ev;
     assert_int_equal(client_connect(&ev), 0);
-    client_send(&ev, "{\"id\":\"s\",\"op\":\"subscribe\"}\n");
-    json_decref(client_reply(&ev, "s"));
-    write_conf("60-timeouts.conf", "timeouts = { shutdown_ms = 600000; stock_low = 6; };\n");
+    afx_send(&ev, "{\"id\":\"s\",\"op\":\"subscribe\"}\n");
+    json_decref(afx_reply(&ev, "s"));
+    afx_conf(fx, "60-timeouts.conf", "timeouts = { shutdown_ms = 600000; stock_low = 6; };\n");
     assert_int_equal(kill(fx->pid, SIGHUP), 0);
-    json_t *r = wait_event(&ev, "StationStateChanged", "reloaded");
+    json_t *r = afx_event(&ev, "StationStateChanged", "reloaded");
     assert_non_null(r);
     json_decref(r);
     assert_true(log_has("reload: timeouts.stock_low: 5 -> 6"));
 
     /* a bad file: refused whole, naming file and line; the daemon runs on with what it had */
-    write_conf("70-bad.conf", "reports = {\n  dir = 12;\n};\n");
+    afx_conf(fx, "70-bad.conf", "reports = {\n  dir = 12;\n};\n");
     assert_int_equal(kill(fx->pid, SIGHUP), 0);
-    assert_non_null(r = wait_event(&ev, "StationStateChanged", "reload-refused"));
-    assert_non_null(strstr(js(r, "message"), "70-bad.conf:2: reports.dir must be a string"));
+    assert_non_null(r = afx_event(&ev, "StationStateChanged", "reload-refused"));
+    assert_non_null(strstr(afx_js(r, "message"), "70-bad.conf:2: reports.dir must be a string"));
     json_decref(r);
     char *bad = tu_path(fx->conf, "70-bad.conf");
     unlink(bad);
@@ -828,16 +613,16 @@ static void test_sigterm_lets_session_end(void **state)
     size_t card = card_of(0, 0);
     assert_int_equal(client_connect(&c), 0);
     place(0, card, true);
-    client_send(&c, "{\"id\":\"last\",\"op\":\"provision\",\"serial\":\"DUT-LAST\",\"slot\":\"slot-00\"}\n");
-    json_t *r = client_reply(&c, "last");
+    afx_send(&c, "{\"id\":\"last\",\"op\":\"provision\",\"serial\":\"DUT-LAST\",\"slot\":\"slot-00\"}\n");
+    json_t *r = afx_reply(&c, "last");
     assert_non_null(r);
-    assert_string_equal(js(r, "status"), "accepted");
+    assert_string_equal(afx_js(r, "status"), "accepted");
     json_decref(r);
     assert_int_equal(kill(fx->pid, SIGTERM), 0);
     /* the session ends on its own (this eUICC has all its profiles: the station refuses a further one) */
-    assert_non_null(r = client_reply(&c, "last"));
-    assert_string_equal(js(r, "status"), "completed");
-    assert_true(strlen(js(r, "result")) > 0);
+    assert_non_null(r = afx_reply(&c, "last"));
+    assert_string_equal(afx_js(r, "status"), "completed");
+    assert_true(strlen(afx_js(r, "result")) > 0);
     json_decref(r);
     int st;
     assert_int_equal(waitpid(fx->pid, &st, 0), fx->pid);

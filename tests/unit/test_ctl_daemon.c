@@ -25,94 +25,14 @@
 
 #include <cmocka.h>
 
+#include "agentd_fixture.h"
 #include "station.h"
 #include "store.h"
 #include "testline.h"
 #include "testutil.h"
 
-typedef struct {
-    test_line L;
-    char *dir, *conf, *sock, *log, *notify, *slot_card;
-    pid_t pid;
-} ctl_fx;
-
-static ctl_fx *fx;
-
-static void write_file(const char *dir, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void write_file(const char *dir, const char *name, const char *fmt, ...)
-{
-    char *p = tu_path(dir, name);
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(f, fmt, ap);
-    va_end(ap);
-    assert_int_equal(fclose(f), 0);
-    free(p);
-}
-
-/*
- * Starts ifpp-agent-rehearse on conf; returns its pid once it sent READY=1, or 0 when it exited first (a
- * refused start), its log in log.
- */
-static pid_t start_daemon(const char *conf, const char *log)
-{
-    int ns = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", fx->notify);
-    unlink(fx->notify);
-    assert_int_equal(bind(ns, (struct sockaddr *)&sa, sizeof sa), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd < 0 || dup2(fd, 2) < 0)
-            _exit(126);
-        setenv("NOTIFY_SOCKET", fx->notify, 1);
-        unsetenv("JOURNAL_STREAM");
-        const char *agent = tu_tool("IFPP_AGENT", "ifpp-agent-rehearse");
-        execl(agent, agent, "-c", conf, (char *)NULL);
-        _exit(127);
-    }
-    for (;;) {
-        char msg[512];
-        struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
-        setsockopt(ns, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        ssize_t r = recv(ns, msg, sizeof msg - 1, 0);
-        if (r > 0) {
-            msg[r] = 0;
-            if (strstr(msg, "READY=1"))
-                break;
-            continue;
-        }
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            pid = 0;
-            break;
-        }
-    }
-    close(ns);
-    return pid;
-}
-
-static void stop_daemon(void)
-{
-    if (fx->pid > 0) {
-        kill(fx->pid, SIGTERM);
-        waitpid(fx->pid, NULL, 0);
-        fx->pid = 0;
-    }
-}
-
-static bool file_has(const char *path, const char *needle)
-{
-    size_t n;
-    uint8_t *b = tu_read_file(path, &n);
-    bool found = b && memmem(b, n, needle, strlen(needle));
-    free(b);
-    return found;
-}
+static afx *fx;
+static char *slot_card; /* slot-00's card file: the operator puts a DUT in by renaming its card here */
 
 /* Runs the rehearsal ifppctl with args (NULL-terminated); its stdout and stderr together in out. */
 static int ctl(char *out, size_t cap, ...)
@@ -142,28 +62,12 @@ static void bpp_counts(size_t counts[BPP_STATE__COUNT])
 
 static int fx_setup(void **state)
 {
-    char why[512] = "";
-    fx = calloc(1, sizeof *fx);
-    assert_non_null(fx);
-    fx->dir = tu_mkdtemp("ctl-daemon");
-    fx->conf = tu_path(fx->dir, "conf.d");
-    fx->sock = tu_path(fx->dir, "mes.sock");
-    fx->log = tu_path(fx->dir, "agent.log");
-    fx->notify = tu_path(fx->dir, "notify");
-    fx->slot_card = tu_path(fx->dir, "slot-00.card");
-    assert_int_equal(mkdir(fx->conf, 0700), 0);
-    test_line_opts o = {.n_cards = 2, .profile_size = 1024, .import_vault = true};
-    if (test_line_make(&fx->L, fx->dir, &o, why, sizeof why) != 0)
-        fail_msg("%s", why);
-    write_file(fx->conf, "10-station.conf", "station = { id = \"ctl-test\"; };\nstore = { path = \"%s\"; };\n",
-               fx->L.db);
-    write_file(fx->conf, "30-trust.conf", "trust = { pki_dir = \"%s\"; };\n", fx->L.pki);
-    write_file(fx->conf, "40-slots.conf", "slots = ( { name = \"slot-00\"; spec = \"virtual:%s\"; } );\n",
-               fx->slot_card);
-    write_file(fx->conf, "50-mes.conf", "mes = { path = \"%s\"; mode = \"0600\"; };\n", fx->sock);
-    fx->pid = start_daemon(fx->conf, fx->log);
-    if (fx->pid == 0)
-        fail_msg("ifpp-agent exited before READY; see %s", fx->log);
+    fx = afx_make("ctl-daemon", 2, 2);
+    slot_card = afx_slot_card(fx, 0);
+    afx_conf_trust(fx);
+    afx_conf(fx, "40-slots.conf", "slots = ( { name = \"slot-00\"; spec = \"virtual:%s\"; } );\n", slot_card);
+    afx_conf(fx, "50-mes.conf", "mes = { path = \"%s\"; mode = \"0600\"; };\n", fx->sock);
+    afx_start(fx);
     *state = fx;
     return 0;
 }
@@ -171,17 +75,9 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
     (void)state;
-    stop_daemon();
-    if (!getenv("CTL_KEEP"))
-        tu_rmrf(fx->dir);
-    test_line_free(&fx->L);
-    free(fx->dir);
-    free(fx->conf);
-    free(fx->sock);
-    free(fx->log);
-    free(fx->notify);
-    free(fx->slot_card);
-    free(fx);
+    afx_free(fx, "CTL_KEEP");
+    free(slot_card);
+    fx = NULL;
     return 0;
 }
 
@@ -222,16 +118,16 @@ static void test_second_daemon_refused(void **state)
     char *conf2 = tu_path(fx->dir, "conf2.d"), *log2 = tu_path(fx->dir, "agent2.log"), *sock2 = tu_path(fx->dir, "m2");
     char want[64];
     assert_int_equal(mkdir(conf2, 0700), 0);
-    write_file(conf2, "10-station.conf", "store = { path = \"%s\"; };\ntrust = { pki_dir = \"%s\"; };\n"
+    afx_write(conf2, "10-station.conf", "store = { path = \"%s\"; };\ntrust = { pki_dir = \"%s\"; };\n"
                                          "mes = { path = \"%s\"; };\n", fx->L.db, fx->L.pki, sock2);
-    pid_t p = start_daemon(conf2, log2);
+    pid_t p = afx_start_on(fx, conf2, log2, false);
     if (p > 0) {
         kill(p, SIGTERM);
         waitpid(p, NULL, 0);
         fail_msg("a second ifpp-agent started on the same store");
     }
     snprintf(want, sizeof want, "in use by pid %ld", (long)fx->pid);
-    if (!file_has(log2, want))
+    if (!afx_file_has(log2, want))
         fail_msg("the second daemon's log does not say '%s' (%s)", want, log2);
     /* what ifppctl reads: the owner's pid and its socket */
     long pid;
@@ -253,7 +149,7 @@ static void test_through_socket(void **state)
     char out[16384], local[8192];
     size_t before[BPP_STATE__COUNT], after[BPP_STATE__COUNT];
     bpp_counts(before);
-    assert_int_equal(rename(fx->L.card[0], fx->slot_card), 0); /* the operator puts the DUT in slot-00 */
+    assert_int_equal(rename(fx->L.card[0], slot_card), 0); /* the operator puts the DUT in slot-00 */
     int rc = ctl(out, sizeof out, "--socket", fx->sock, "provision", "--serial", "VIA-1", "--slot", "slot-00",
                  (char *)NULL);
     if (rc != 0 || !strstr(out, "accepted by ifpp-agent in slot slot-00") || !strstr(out, "VIA-1 PASS: "))
@@ -290,13 +186,13 @@ static void test_config_check(void **state)
     (void)state;
     char out[16384];
     int rc = ctl(out, sizeof out, "config", "check", "--config", fx->conf, (char *)NULL);
-    if (rc != 0 || !strstr(out, "valid (4 file(s), 1 slot(s))") || !strstr(out, fx->L.db) ||
+    if (rc != 0 || !strstr(out, "valid (5 file(s), 1 slot(s))") || !strstr(out, fx->L.db) ||
         !strstr(out, "slot-00") || !strstr(out, fx->sock))
         fail_msg("config check of a good configuration: exit %d: %s", rc, out);
     char *bad = tu_path(fx->dir, "bad.d");
     assert_int_equal(mkdir(bad, 0700), 0);
-    write_file(bad, "10-a.conf", "station = { id = \"x\"; };\n");
-    write_file(bad, "20-b.conf", "# a typo\nstore = { path = \"/tmp/x.db\"; bogus_key = 1; };\n");
+    afx_write(bad, "10-a.conf", "station = { id = \"x\"; };\n");
+    afx_write(bad, "20-b.conf", "# a typo\nstore = { path = \"/tmp/x.db\"; bogus_key = 1; };\n");
     rc = ctl(out, sizeof out, "config", "check", "--config", bad, (char *)NULL);
     if (rc != STATION_EXIT_USAGE || !strstr(out, "20-b.conf:2") || !strstr(out, "bogus_key"))
         fail_msg("config check of a bad configuration: exit %d: %s", rc, out);
@@ -367,7 +263,7 @@ static void test_after_daemon(void **state)
 {
     (void)state;
     char out[8192], slot[4096];
-    stop_daemon();
+    afx_stop(fx);
     snprintf(slot, sizeof slot, "virtual:%s", fx->L.card[1]);
     int rc = ctl(out, sizeof out, "--store", fx->L.db, "--pki", fx->L.pki, "provision", "--slot", slot, "--serial",
                  "LOCAL-2", (char *)NULL);
