@@ -23,6 +23,7 @@
 #include "hex.h"
 #include "import.h"
 #include "label.h"
+#include "mes.h"
 #include "mes_client.h"
 #include "station.h"
 
@@ -205,17 +206,50 @@ typedef struct {
     size_t n, dropped;
 } recover_log;
 
-/* What recover decided for one BPP, as the session tells it: kept to print after the count. */
-static void note_outcome(void *arg, const uint8_t *txid, size_t txid_len, bpp_state to, const char *why)
+/* One BPP's outcome line, as recover prints it after the count (txid in hex, to: the state's name). */
+static void recover_line(recover_log *l, const char *txid, const char *to, const char *why)
 {
-    recover_log *l = arg;
-    char tx[33], w[400], line[512];
-    snprintf(line, sizeof line, "  BPP %s -> %s: %s", hexs(txid, txid_len, tx, sizeof tx),
-             to == BPP_IN_DOUBT ? "stays in_doubt" : bpp_state_name(to), safe(why, w, sizeof w));
+    char tx[80], t[40], w[400], line[600];
+    snprintf(line, sizeof line, "  BPP %s -> %s: %s", safe(txid, tx, sizeof tx),
+             !strcmp(to, bpp_state_name(BPP_IN_DOUBT)) ? "stays in_doubt" : safe(to, t, sizeof t),
+             safe(why, w, sizeof w));
     if (l->n < RECOVER_LINES_MAX && (l->line[l->n] = strdup(line)))
         l->n++;
     else
         l->dropped++;
+}
+
+/* What recover decided for one BPP, as the session tells it: kept to print after the count. */
+static void note_outcome(void *arg, const uint8_t *txid, size_t txid_len, bpp_state to, const char *why)
+{
+    char tx[33];
+    recover_line(arg, hexs(txid, txid_len, tx, sizeof tx), bpp_state_name(to), why);
+}
+
+/*
+ * recover's lines and exit code, the same whether ifppctl ran it or ifpp-agent did: the count (or why it
+ * failed), then each BPP's outcome and why (also after a failure part-way). Frees the lines.
+ */
+static int print_recover(const char *slot, station_verdict v, size_t resolved, recover_log *l, const char *why)
+{
+    char s[300];
+    int rc;
+    if (v == STATION_PASS) {
+        printf("%s: %zu BPP(s) resolved from the eUICC's evidence\n", safe(slot, s, sizeof s), resolved);
+        rc = STATION_EXIT_OK;
+    } else {
+        rc = fail(station_exit_code(v), "recover", IFPP_E_IO, why);
+    }
+    for (size_t i = 0; i < l->n; i++)
+        printf("%s\n", l->line[i]);
+    if (l->dropped)
+        printf("  ... and %zu more (ifppctl audit --list --event bpp_state)\n", l->dropped);
+    if (v == STATION_PASS && l->n + l->dropped == 0)
+        printf("  nothing to resolve: this eUICC has no reserved or in-doubt BPP\n");
+    for (size_t i = 0; i < l->n; i++)
+        free(l->line[i]);
+    l->n = 0;
+    return rc;
 }
 
 static int cmd_recover(const ifppctl_cmd *c, options *o, station *st, const char *arg)
@@ -230,39 +264,10 @@ static int cmd_recover(const ifppctl_cmd *c, options *o, station *st, const char
     if (rc < 0) {
         ifpp_err e = station_recover(st, &sl, &resolved, note_outcome, l, why, sizeof why);
         station_slot_close(&sl);
-        if (e == IFPP_OK) {
-            printf("%s: %zu BPP(s) resolved from the eUICC's evidence\n", o->slot, resolved);
-            rc = STATION_EXIT_OK;
-        } else {
-            rc = fail(exit_of(e) == STATION_EXIT_FAILURE ? STATION_EXIT_FAILURE : STATION_EXIT_DUT_FAIL, "recover", e, why);
-        }
-        for (size_t i = 0; i < l->n; i++) /* each BPP's outcome and why, also after a failure part-way */
-            printf("%s\n", l->line[i]);
-        if (l->dropped)
-            printf("  ... and %zu more (ifppctl audit --list --event bpp_state)\n", l->dropped);
-        if (e == IFPP_OK && l->n + l->dropped == 0)
-            printf("  nothing to resolve: this eUICC has no reserved or in-doubt BPP\n");
+        rc = print_recover(o->slot, station_verdict_of_recover(e), resolved, l, *why ? why : err_str(e));
     }
-    for (size_t i = 0; i < l->n; i++)
-        free(l->line[i]);
     free(l);
     return rc;
-}
-
-/* A real calendar day YYYY-MM-DD, from 2000-01-01 (before any eUICC of this kind existed). */
-static bool valid_day(const char *d)
-{
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (strlen(d) != 10 || d[4] != '-' || d[7] != '-')
-        return false;
-    for (int i = 0; i < 10; i++)
-        if (i != 4 && i != 7 && (d[i] < '0' || d[i] > '9'))
-            return false;
-    int y = atoi(d), m = atoi(d + 5), day = atoi(d + 8);
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 2000 || m < 1 || m > 12 || day < 1)
-        return false;
-    return day <= mdays[m - 1] + (m == 2 && leap);
 }
 
 /* A UTC time as the store writes it: a day, or YYYY-MM-DDTHH:MM:SSZ. */
@@ -271,7 +276,7 @@ static bool valid_since(const char *t)
     char day[11];
     size_t n = strlen(t);
     if (n == 10)
-        return valid_day(t);
+        return label_day_valid(t);
     if (n != 20 || t[10] != 'T' || t[13] != ':' || t[16] != ':' || t[19] != 'Z')
         return false;
     memcpy(day, t, 10);
@@ -279,7 +284,7 @@ static bool valid_since(const char *t)
     for (int i = 11; i < 19; i++)
         if (i != 13 && i != 16 && (t[i] < '0' || t[i] > '9'))
             return false;
-    return valid_day(day) && atoi(t + 11) < 24 && atoi(t + 14) < 60 && atoi(t + 17) < 60;
+    return label_day_valid(day) && atoi(t + 11) < 24 && atoi(t + 14) < 60 && atoi(t + 17) < 60;
 }
 
 /* Seconds since the epoch of "YYYY-MM-DDTHH:MM:SSZ" (the store's times); -1 if it is not one. */
@@ -296,33 +301,55 @@ static long long utc_seconds(const char *t)
     return ((era * 146097 + doe - 719468) * 24 + h) * 3600 + mi * 60LL + se;
 }
 
+/* The day of report --to: --day, or today (UTC). */
+static void report_day(const options *o, char day[11])
+{
+    if (o->day) {
+        snprintf(day, 11, "%s", o->day);
+    } else {
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(day, 11, "%Y-%m-%d", &tm);
+    }
+}
+
+/* What report --to wrote, the same lines whether ifppctl or ifpp-agent wrote it. */
+static void print_day_summary(const char *to, const export_day_summary *sum)
+{
+    char d[200], n[3][200];
+    safe(to, d, sizeof d);
+    if (sum->stale_removed)
+        printf("%s: removed %zu temporary file(s) an interrupted export left\n", d, sum->stale_removed);
+    printf("%s/%s: Profile Loading Report with %zu result(s): %zu PIR(s), %zu without PIR\n", d,
+           safe(sum->plr_name, n[0], sizeof n[0]), sum->plr.results, sum->plr.pirs, sum->plr.no_result);
+    printf("%s/%s: %zu DUT row(s): %zu PASS, %zu FAIL, %zu unresolved, %zu BPP(s) not used\n", d,
+           safe(sum->csv_name, n[1], sizeof n[1]), sum->tables.rows, sum->tables.pass, sum->tables.fail,
+           sum->tables.unresolved, sum->tables.unused);
+    printf("%s/%s: summary with charts\n", d, safe(sum->html_name, n[2], sizeof n[2]));
+    printf("each written, fsync'd, read back and compared, then renamed; the directory synced\n");
+}
+
+/* What report --out wrote, the same line whether ifppctl or ifpp-agent wrote it. */
+static void print_report_summary(const char *out, const export_summary *sum)
+{
+    char f[300];
+    printf("%s: Profile Loading Report with %zu result(s): %zu PIR(s), %zu without PIR; written, read back, verified\n",
+           safe(out, f, sizeof f), sum->results, sum->pirs, sum->no_result);
+}
+
 /* report --to DIR: the day's three files onto removable media (issue 15, items 1-2). */
 static int report_to_media(options *o, station *st)
 {
     export_day_summary sum;
-    char why[512] = "", day[11], d[200];
-    if (o->day) {
-        snprintf(day, sizeof day, "%s", o->day);
-    } else { /* today, UTC */
-        time_t now = time(NULL);
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(day, sizeof day, "%Y-%m-%d", &tm);
-    }
+    char why[512] = "", day[11];
+    report_day(o, day);
     ifpp_err e = export_day_to_media(st->st, st->station_id, day, st->station_key, st->station_cert, st->dm_root, o->to,
                                      &sum, why, sizeof why);
     if (e != IFPP_OK)
         return fail(e == IFPP_E_ARG || e == IFPP_E_NOT_FOUND ? STATION_EXIT_REFUSED : exit_of(e), "report --to", e,
                     why);
-    safe(o->to, d, sizeof d);
-    if (sum.stale_removed)
-        printf("%s: removed %zu temporary file(s) an interrupted export left\n", d, sum.stale_removed);
-    printf("%s/%s: Profile Loading Report with %zu result(s): %zu PIR(s), %zu without PIR\n", d, sum.plr_name,
-           sum.plr.results, sum.plr.pirs, sum.plr.no_result);
-    printf("%s/%s: %zu DUT row(s): %zu PASS, %zu FAIL, %zu unresolved, %zu BPP(s) not used\n", d, sum.csv_name,
-           sum.tables.rows, sum.tables.pass, sum.tables.fail, sum.tables.unresolved, sum.tables.unused);
-    printf("%s/%s: summary with charts\n", d, sum.html_name);
-    printf("each written, fsync'd, read back and compared, then renamed; the directory synced\n");
+    print_day_summary(o->to, &sum);
     return STATION_EXIT_OK;
 }
 
@@ -339,8 +366,7 @@ static int cmd_report(const ifppctl_cmd *c, options *o, station *st, const char 
                               &sum, why, sizeof why);
     if (e != IFPP_OK)
         return fail(exit_of(e), "Profile Loading Report", e, why);
-    printf("%s: Profile Loading Report with %zu result(s): %zu PIR(s), %zu without PIR; written, read back, verified\n",
-           o->out, sum.results, sum.pirs, sum.no_result);
+    print_report_summary(o->out, &sum);
     return STATION_EXIT_OK;
 }
 
@@ -679,6 +705,17 @@ static long long jint(json_t *o, const char *k)
     return json_is_integer(json_object_get(o, k)) ? (long long)json_integer_value(json_object_get(o, k)) : -1;
 }
 
+/* The verdict a result name means ("PASS", "REFUSED", "FAIL", "STATION-FAILURE"); false for any other. */
+static bool verdict_named(const char *name, station_verdict *v)
+{
+    for (int k = STATION_PASS; k <= STATION_FAILURE; k++)
+        if (!strcmp(name, station_verdict_name((station_verdict)k))) {
+            *v = (station_verdict)k;
+            return true;
+        }
+    return false;
+}
+
 /* -1 when the daemon's reply says ok; else its error printed and the exit code it means. */
 static int daemon_check(const options *o, const char *what, json_t *r)
 {
@@ -793,18 +830,105 @@ static int daemon_provision(mes_client *m, const options *o)
         return rc;
     }
     const char *result = jstr(r, "result");
-    rc = -1;
-    for (int v = STATION_PASS; v <= STATION_FAILURE; v++)
-        if (!strcmp(result, station_verdict_name((station_verdict)v)))
-            rc = station_exit_code((station_verdict)v);
+    station_verdict v;
+    bool known = verdict_named(result, &v);
     printf("%s %s: %s\n", serial, safe(result, res, sizeof res), safe(jstr(r, "message"), msg, sizeof msg));
     json_decref(r);
-    if (rc < 0)
+    if (!known)
         return fail(STATION_EXIT_FAILURE, "provision", IFPP_E_IO, "ifpp-agent answered a result ifppctl does not know");
+    return station_exit_code(v);
+}
+
+/* A path for the daemon, whose working directory is not ours: made absolute (not resolved: a symlink stays one,
+ * for the daemon's media checks to refuse as they would refuse it here). */
+static bool daemon_path(const char *path, char *out, size_t cap)
+{
+    char cwd[4096];
+    if (path[0] == '/')
+        return (size_t)snprintf(out, cap, "%s", path) < cap;
+    if (!getcwd(cwd, sizeof cwd))
+        return false;
+    return (size_t)snprintf(out, cap, "%s/%s", strcmp(cwd, "/") ? cwd : "", path) < cap;
+}
+
+/* report --to DIR or --out FILE written by ifpp-agent: the same lines as ifppctl's own, then each file's SHA-256. */
+static int daemon_report(mes_client *m, const options *o)
+{
+    char id[40], path[MES_PATH_MAX], day[11], h[3][200];
+    json_t *r, *f;
+    size_t k;
+    if (!daemon_path(o->to ? o->to : o->out, path, sizeof path))
+        return fail(STATION_EXIT_USAGE, "report", IFPP_E_RANGE, "the destination's absolute path is too long");
+    json_t *req = json_pack("{s:s,s:s}", "op", "report", o->to ? "dir" : "out", path);
+    if (req && (o->day || o->to)) { /* --to without --day: today, as ifppctl would take it (its clock, not the daemon's) */
+        report_day(o, day);
+        json_object_set_new(req, "day", json_string(day));
+    }
+    int rc = daemon_call(m, o, "report", req, MES_CLIENT_REPORT_MS, &r, id, sizeof id);
+    if (rc >= 0)
+        return rc;
+    if (o->to) {
+        export_day_summary sum;
+        memset(&sum, 0, sizeof sum);
+        sum.plr = (export_summary){(size_t)jint(r, "results"), (size_t)jint(r, "pirs"), (size_t)jint(r, "no_result")};
+        sum.tables = (report_tables_summary){(size_t)jint(r, "rows"), (size_t)jint(r, "pass"), (size_t)jint(r, "fail"),
+                                             (size_t)jint(r, "unresolved"), (size_t)jint(r, "unused")};
+        sum.stale_removed = (size_t)jint(r, "stale_removed");
+        json_t *files = json_object_get(r, "files");
+        char *names[3] = {sum.plr_name, sum.csv_name, sum.html_name};
+        for (k = 0; k < 3; k++)
+            snprintf(names[k], sizeof sum.plr_name, "%s", jstr(json_array_get(files, k), "name"));
+        print_day_summary(o->to, &sum);
+    } else {
+        export_summary sum = {(size_t)jint(r, "results"), (size_t)jint(r, "pirs"), (size_t)jint(r, "no_result")};
+        print_report_summary(o->out, &sum);
+    }
+    json_array_foreach(json_object_get(r, "files"), k, f)
+        printf("sha256 %s  %s (%lld bytes, written by ifpp-agent)\n", safe(jstr(f, "sha256"), h[0], sizeof h[0]),
+               safe(jstr(f, "name"), h[1], sizeof h[1]), jint(f, "bytes"));
+    json_decref(r);
+    return STATION_EXIT_OK;
+}
+
+/* recover --slot NAME in ifpp-agent's slot: the same lines and exit code as ifppctl's own recover. */
+static int daemon_recover(mes_client *m, const options *o)
+{
+    char id[40], why[600] = "", slot[100];
+    json_t *r, *x;
+    size_t k;
+    int rc = daemon_call(m, o, "recover", json_pack("{s:s,s:s}", "op", "recover", "slot", o->slot),
+                         MES_CLIENT_CONNECT_MS, &r, id, sizeof id);
+    if (rc >= 0)
+        return rc;
+    json_decref(r);
+    ifpp_err e = mes_client_reply(m, id, MES_CLIENT_SESSION_MS, &r, why, sizeof why);
+    if (e != IFPP_OK) {
+        fprintf(stderr, "%s: recover: %s; the recovery in slot %s ends in ifpp-agent on its own\n", o->prog, why,
+                safe(o->slot, slot, sizeof slot));
+        return STATION_EXIT_FAILURE;
+    }
+    if ((rc = daemon_check(o, "recover", r)) >= 0) {
+        json_decref(r);
+        return rc;
+    }
+    recover_log *l = calloc(1, sizeof *l);
+    station_verdict v;
+    if (!l || !verdict_named(jstr(r, "result"), &v)) {
+        free(l);
+        json_decref(r);
+        return fail(STATION_EXIT_FAILURE, "recover", IFPP_E_IO, l ? "ifpp-agent answered a result ifppctl does not know"
+                                                                  : "out of memory");
+    }
+    json_array_foreach(json_object_get(r, "outcomes"), k, x)
+        recover_line(l, jstr(x, "txid"), jstr(x, "state"), jstr(x, "why"));
+    l->dropped += jint(r, "outcomes_dropped") > 0 ? (size_t)jint(r, "outcomes_dropped") : 0;
+    rc = print_recover(o->slot, v, jint(r, "resolved") > 0 ? (size_t)jint(r, "resolved") : 0, l, jstr(r, "message"));
+    free(l);
+    json_decref(r);
     return rc;
 }
 
-/* status, stock and provision through the daemon named by --socket, or by --config's mes.path. */
+/* status, stock, provision, report and recover through the daemon named by --socket, or by --config's mes.path. */
 static int run_through_daemon(const ifppctl_cmd *c, const options *o)
 {
     char sock[CONFIG_PATH_MAX], why[600] = "";
@@ -823,6 +947,8 @@ static int run_through_daemon(const ifppctl_cmd *c, const options *o)
         return fail(e == IFPP_E_ARG ? STATION_EXIT_USAGE : STATION_EXIT_FAILURE, c->name, e, why);
     int rc = c->run == cmd_provision ? daemon_provision(m, o)
              : c->run == cmd_status  ? daemon_status(m, o, sock)
+             : c->run == cmd_report  ? daemon_report(m, o)
+             : c->run == cmd_recover ? daemon_recover(m, o)
                                      : daemon_stock(m, o);
     mes_client_close(m);
     return rc;
@@ -845,7 +971,8 @@ static int refuse_behind_daemon(const ifppctl_cmd *c, const options *o, int *gua
         return -1;
     fprintf(stderr, "%s: %s refused: store %s is owned by the running ifpp-agent (pid %ld); ifppctl does not write "
                     "to it behind the daemon's back, nothing was done. Use the daemon: %s --socket %s provision "
-                    "--serial S [--slot NAME] (status, stock likewise); imports and recover wait until it is stopped\n",
+                    "--serial S [--slot NAME] (recover --slot NAME, report, status, stock likewise); imports wait until "
+                    "it is stopped\n",
             o->prog, c->name, safe(o->cfg.store_path, a, sizeof a), pid, o->prog, *sock ? safe(sock, b, sizeof b) : "PATH");
     return STATION_EXIT_REFUSED;
 }
@@ -866,13 +993,15 @@ static const ifppctl_cmd commands[] = {
      "--profile-type it asks for (use case A.3); with --socket (or --config) the running ifpp-agent provisions it, "
      "in its slot NAME or any free one",
      "lntcLAMG", "ln", STORE_EXISTING | STATION_NEED_DM_FPA, false, cmd_provision},
-    {"recover", "--slot BACKEND:TARGET[,key=value...] [--logical-channel]",
+    {"recover", "--slot BACKEND:TARGET[,key=value...] [--logical-channel] | --socket PATH --slot NAME",
      "resolve the slot's eUICC's reserved or in-doubt BPPs from the card's own evidence, printing each BPP's "
-     "outcome and why", "lL", "l", STORE_EXISTING | STATION_NEED_DM_FPA, false, cmd_recover},
-    {"report", "--out FILE [--day YYYY-MM-DD] | --to DIR [--day YYYY-MM-DD]",
+     "outcome and why; with --socket (or --config) the running ifpp-agent recovers the card in its slot NAME",
+     "lLMG", "l", STORE_EXISTING | STATION_NEED_DM_FPA, false, cmd_recover},
+    {"report", "--out FILE [--day YYYY-MM-DD] | --to DIR [--day YYYY-MM-DD] [--socket PATH]",
      "write the signed Profile Loading Report (ESBPP03), read it back and verify it before it replaces FILE; --to DIR: "
-     "onto removable media mounted at DIR, that report with a CSV of every DUT and an HTML summary with charts",
-     "odD", "",
+     "onto removable media mounted at DIR, that report with a CSV of every DUT and an HTML summary with charts; with "
+     "--socket (or --config) the running ifpp-agent writes them (onto removable media only) and says their SHA-256",
+     "odDMG", "",
      STORE_READ | STATION_NEED_STATION_KEY | STATION_NEED_DM_ROOT, false, cmd_report},
     {"verify", "FILE", "check an exported Profile Loading Report or BPP request offline: signature and chain, every "
      "PIR under the CI, the audit anchor; with --store, that the anchor ties to that store's audit chain", "", "",
@@ -924,9 +1053,10 @@ static const opt_doc opt_docs[] = {
     {"eid", 'E', "EID", "audit --list: entries of this eUICC (32 hex digits)"},
     {"txid", 'X', "TXID", "audit --list: entries of this BPP (its transaction id in hex)"},
     {"limit", 'N', "N", "audit --list: at most N entries, the newest (1..10000, default 100)"},
-    {"socket", 'M', "PATH", "status, stock, provision: through the running ifpp-agent's MES socket at PATH"},
+    {"socket", 'M', "PATH", "status, stock, provision, report, recover: through the running ifpp-agent's MES socket "
+     "at PATH"},
     {"config", 'G', "DIR", "config check: station.conf.d (default " IFPPCTL_DEFAULT_CONFIG "); status, stock, "
-     "provision: its mes.path as --socket"},
+     "provision, report, recover: its mes.path as --socket"},
     {"help", 'h', NULL, "this help; COMMAND --help for one command"},
     {"version", 'V', NULL, "the version"},
 };
@@ -1104,7 +1234,7 @@ static int check_usage(const ifppctl_cmd *c, const options *o, const char *arg)
         return usage_error(c, o, "", "FILE", " is required");
     bool daemon = o->socket || o->config; /* provision through ifpp-agent: its slot is a name, and optional */
     for (const char *r = c->required; *r; r++)
-        if (!strchr(o->given, *r) && !(daemon && *r == 'l'))
+        if (!strchr(o->given, *r) && !(daemon && *r == 'l' && c->run == cmd_provision))
             return usage_error(c, o, "--", opt_of(*r)->name, " is required");
     if (!c->file_arg && arg)
         return usage_error(c, o, "unexpected argument '", arg, "'");
@@ -1112,7 +1242,7 @@ static int check_usage(const ifppctl_cmd *c, const options *o, const char *arg)
         return usage_error(c, o, "unknown action '", arg, "' (config check)");
     if (daemon && o->logical_channel)
         return usage_error(c, o, "", "--logical-channel", " is the daemon's slot spec (channel=logical) with --socket");
-    if (o->day && !valid_day(o->day))
+    if (o->day && !label_day_valid(o->day))
         return usage_error(c, o, "--day ", o->day, ": not a calendar day YYYY-MM-DD from 2000-01-01");
     if (!strcmp(c->name, "report") && !o->out == !o->to)
         return usage_error(c, o, "", "--out FILE or --to DIR", ": one of them is required, not both");
@@ -1184,7 +1314,7 @@ int ifppctl_main(int argc, char **argv)
         return rc;
     if (c->run == cmd_config)
         return cmd_config(c, &o, NULL, arg);
-    if (o.socket || o.config) /* check_usage let only status, stock and provision take them */
+    if (o.socket || o.config) /* check_usage let only status, stock, provision, report and recover take them */
         return run_through_daemon(c, &o);
     int guard = -1;
     if ((c->needs & STATION_NEED_STORE) && !(c->needs & STATION_STORE_READONLY) &&

@@ -26,7 +26,11 @@
 #include <unistd.h>
 
 #include "alog.h"
+#include "crypto.h"
+#include "export.h"
+#include "hex.h"
 #include "label.h"
+#include "media.h"
 
 #define MES_MAX_PENDING 65536   /* lines waiting between the slot threads and the loop */
 #define MES_RECENT 4096         /* finished DUTs remembered for `query dut` */
@@ -75,11 +79,17 @@ struct mes {
     bool stock_dirty;
     char low[64][72];           /* profile types already reported low */
     size_t n_low;
+    agent_config *cfg;          /* the running configuration (a report's station: trust files, store) */
+    pthread_t report_th;        /* the report being written, if any (mes_report_start) */
+    bool report_running;        /* guarded by mu: the thread is under way */
+    bool report_joinable;       /* the main thread's: a thread was started and is not joined yet */
+    char report_to[MES_PATH_MAX];
 };
 
 /* ---- the parser: the one place client input is read ---- */
 
-static const char *const mes_op_names[] = {"provision", "query", "cancel", "stock", "subscribe", "unsubscribe", "ping"};
+static const char *const mes_op_names[] = {"provision", "query",  "cancel",  "stock", "subscribe",
+                                           "unsubscribe", "ping", "recover", "report"};
 
 /* A string field: present -> copied if it fits and is printable. */
 static bool mes_str(json_t *o, const char *key, char *out, size_t cap, bool required, char *err, size_t err_len)
@@ -134,6 +144,8 @@ ifpp_err mes_parse_request(const char *line, size_t n, mes_request *req, char *e
         [MES_OP_SUBSCRIBE] = {NULL},
         [MES_OP_UNSUBSCRIBE] = {NULL},
         [MES_OP_PING] = {NULL},
+        [MES_OP_RECOVER] = {"slot"},
+        [MES_OP_REPORT] = {"dir", "out", "day"},
     };
     json_error_t je;
     memset(req, 0, sizeof *req);
@@ -172,7 +184,7 @@ ifpp_err mes_parse_request(const char *line, size_t n, mes_request *req, char *e
     for (k = 0; k < sizeof mes_op_names / sizeof mes_op_names[0] && strcmp(op, mes_op_names[k]); k++)
         ;
     if (k == sizeof mes_op_names / sizeof mes_op_names[0]) {
-        snprintf(err, err_len, "unknown op '%s' (provision, query, cancel, stock, subscribe, unsubscribe, ping)", op);
+        snprintf(err, err_len, "unknown op '%s' (provision, query, cancel, stock, subscribe, unsubscribe, ping, recover, report)", op);
         goto out;
     }
     req->op = (mes_op)k;
@@ -229,6 +241,35 @@ ifpp_err mes_parse_request(const char *line, size_t n, mes_request *req, char *e
         if (!mes_str(o, "request", req->request, sizeof req->request, true, err, err_len))
             goto out;
         break;
+    case MES_OP_RECOVER: /* the card in a named slot: a recovery is about that card, so there is no "any slot" */
+        if (!mes_str(o, "slot", req->slot, sizeof req->slot, true, err, err_len))
+            goto out;
+        break;
+    case MES_OP_REPORT: {
+        char out[MES_PATH_MAX];
+        if (!mes_str(o, "dir", req->path, sizeof req->path, false, err, err_len) ||
+            !mes_str(o, "out", out, sizeof out, false, err, err_len) ||
+            !mes_str(o, "day", req->day, sizeof req->day, false, err, err_len))
+            goto out;
+        if (!req->path[0] == !out[0]) {
+            snprintf(err, err_len, "report: give 'dir' (the day's three files onto removable media) or 'out' (the "
+                                   "signed report alone), one of them");
+            goto out;
+        }
+        req->to_dir = req->path[0] != 0;
+        if (!req->to_dir)
+            memcpy(req->path, out, sizeof req->path);
+        /* the daemon's working directory means nothing to a client: only absolute paths */
+        if (req->path[0] != '/') {
+            snprintf(err, err_len, "report: '%s' %.200s is not an absolute path", req->to_dir ? "dir" : "out", req->path);
+            goto out;
+        }
+        if (req->day[0] && !label_day_valid(req->day)) {
+            snprintf(err, err_len, "report: day '%s' is not a calendar day YYYY-MM-DD from 2000-01-01", req->day);
+            goto out;
+        }
+        break;
+    }
     default:
         break;
     }
@@ -386,28 +427,52 @@ static uint64_t mes_job_client(const slot_job *j)
     return j ? j->client : 0;
 }
 
+/* A recovery's completion for its requester: the verdict, how many BPPs it resolved, and each one's outcome. */
+static json_t *mes_recovery_json(const slot_job *j, const slot_event *ev)
+{
+    json_t *arr = json_array();
+    const slot_recovery *rc = ev->recovery;
+    for (size_t k = 0; rc && k < rc->n; k++)
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:o}", "txid", rc->outcome[k].txid, "state",
+                                             bpp_state_name(rc->outcome[k].to), "why", mes_s(rc->outcome[k].why)));
+    return json_pack("{s:o,s:b,s:s,s:s,s:s,s:I,s:o,s:I,s:o}", "id", mes_id(j->id), "ok", 1, "status", "completed",
+                     "slot", ev->slot, "result", station_verdict_name(ev->verdict), "resolved",
+                     (json_int_t)(rc ? rc->resolved : 0), "outcomes", arr, "outcomes_dropped",
+                     (json_int_t)(rc ? rc->dropped : 0), "message", mes_s(ev->message));
+}
+
 void mes_slot_event(void *arg, const slot_event *ev)
 {
     mes *m = arg;
     const slot_job *j = ev->job;
     switch (ev->kind) {
     case SLOT_EV_STARTED:
-        mes_post(m, 0, json_pack("{s:s,s:s,s:o,s:o}", "event", "WorkStarted", "slot", ev->slot, "serial",
-                                 mes_s(j->serial), "request", mes_id(j->id)), false);
+        mes_post(m, 0, json_pack("{s:s,s:s,s:o,s:o,s:o}", "event", "WorkStarted", "slot", ev->slot, "serial",
+                                 mes_s(j->serial), "profile_type", mes_s(j->profile_type), "request", mes_id(j->id)),
+                 false);
         break;
     case SLOT_EV_STEP:
+        if (j->recover)
+            break;
         mes_post(m, 0, json_pack("{s:s,s:s,s:o,s:o,s:o}", "event", "WorkProgress", "slot", ev->slot, "serial",
                                  mes_s(j->serial), "eid", mes_s(ev->eid), "step", mes_s(ev->step)), false);
         break;
     case SLOT_EV_COMPLETED: {
         const char *res = station_verdict_name(ev->verdict);
+        if (j->recover) { /* only its requester hears of a recovery: no DUT's work started or completed */
+            if (mes_job_client(j))
+                mes_post(m, j->client, mes_recovery_json(j, ev), false);
+            break;
+        }
         if (mes_job_client(j))
-            mes_post(m, j->client, json_pack("{s:o,s:b,s:s,s:s,s:o,s:o,s:s,s:o,s:o}", "id", mes_id(j->id), "ok", 1,
+            mes_post(m, j->client, json_pack("{s:o,s:b,s:s,s:s,s:o,s:o,s:s,s:o,s:o,s:o}", "id", mes_id(j->id), "ok", 1,
                                              "status", "completed", "slot", ev->slot, "serial", mes_s(j->serial),
                                              "eid", mes_s(ev->eid), "result", res, "failed_step", mes_s(ev->step),
-                                             "message", mes_s(ev->message)), false);
-        mes_post(m, 0, json_pack("{s:s,s:s,s:o,s:o,s:s,s:o,s:o}", "event", "WorkCompleted", "slot", ev->slot,
-                                 "serial", mes_s(j->serial), "eid", mes_s(ev->eid), "result", res, "message",
+                                             "profile_type", mes_s(ev->profile_type), "message",
+                                             mes_s(ev->message)), false);
+        mes_post(m, 0, json_pack("{s:s,s:s,s:o,s:o,s:s,s:o,s:o,s:o,s:o}", "event", "WorkCompleted", "slot", ev->slot,
+                                 "serial", mes_s(j->serial), "eid", mes_s(ev->eid), "result", res, "failed_step",
+                                 mes_s(ev->step), "profile_type", mes_s(ev->profile_type), "message",
                                  mes_s(ev->message), "request", mes_id(j->id)), true);
         /* remembered for `query dut`, by the loop (it owns the table): posted to client UINT64_MAX */
         mes_post(m, UINT64_MAX, json_pack("{s:s,s:o,s:s,s:o,s:o}", "slot", ev->slot, "serial", mes_s(j->serial),
@@ -563,6 +628,213 @@ static json_t *mes_slot_json(const slot_info *si)
                      (json_int_t)si->pass, "fail", (json_int_t)si->fail);
 }
 
+/* ---- report: written by a worker thread, so that the loop never waits for a medium ---------------- */
+
+typedef struct {
+    mes *m;
+    uint64_t client;
+    char id[72];
+    bool to_dir;
+    char path[MES_PATH_MAX], day[16];
+    agent_config *cfg; /* a copy: the store and trust files as configured when it was asked */
+} mes_report_job;
+
+/* Appends {name, bytes, sha256} of the regular file name under dirfd (read as the medium holds it now). */
+static ifpp_err mes_file_entry(int dirfd, const char *name, json_t *files, char *why, size_t why_len)
+{
+    uint8_t buf[65536], md[CRYPTO_SHA256_LEN];
+    char hex[2 * CRYPTO_SHA256_LEN + 1];
+    struct stat st;
+    crypto_sha256_ctx h;
+    uint64_t total = 0;
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        err_why(why, why_len, "%s: written, but cannot be read back for its hash: %s", name,
+                fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0)
+            close(fd);
+        return IFPP_E_IO;
+    }
+    ifpp_err e = crypto_sha256_init(&h);
+    while (e == IFPP_OK && total < (uint64_t)st.st_size) { /* bounded by the size it had when opened */
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            e = IFPP_E_IO;
+            break;
+        }
+        total += (uint64_t)r;
+        e = crypto_sha256_update(&h, buf, (size_t)r);
+    }
+    close(fd);
+    if (e == IFPP_OK)
+        e = crypto_sha256_final(&h, md);
+    else
+        crypto_sha256_abort(&h);
+    if (e != IFPP_OK || hex_encode(md, sizeof md, hex, sizeof hex) != IFPP_OK) {
+        err_why(why, why_len, "%s: cannot read it back for its hash", name);
+        return e ? e : IFPP_E_INTERNAL;
+    }
+    json_array_append_new(files, json_pack("{s:s,s:I,s:s}", "name", name, "bytes", (json_int_t)total, "sha256", hex));
+    return IFPP_OK;
+}
+
+static json_t *mes_report_error(const mes_report_job *j, const char *code, const char *why)
+{
+    return json_pack("{s:o,s:b,s:s,s:s}", "id", mes_id(j->id), "ok", 0, "error", code, "message", why);
+}
+
+/* The day's three files onto the medium at j->path, as `ifppctl report --to DIR` writes them. */
+static json_t *mes_report_dir(const mes_report_job *j, station *st, char *why, size_t why_len)
+{
+    export_day_summary sum;
+    char day[16];
+    if (j->day[0]) {
+        snprintf(day, sizeof day, "%s", j->day);
+    } else { /* today, UTC, as ifppctl */
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(day, sizeof day, "%Y-%m-%d", &tm);
+    }
+    ifpp_err e = export_day_to_media(st->st, st->station_id, day, st->station_key, st->station_cert, st->dm_root,
+                                     j->path, &sum, why, why_len);
+    if (e != IFPP_OK) /* as ifppctl's exit codes: a bad destination or day is refused, the rest is ours */
+        return mes_report_error(j, e == IFPP_E_ARG || e == IFPP_E_NOT_FOUND ? "refused" : "station-failure", why);
+    json_t *files = json_array();
+    int dfd = open(j->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    const char *names[] = {sum.plr_name, sum.csv_name, sum.html_name};
+    for (size_t k = 0; k < 3 && e == IFPP_OK; k++)
+        e = dfd < 0 ? IFPP_E_IO : mes_file_entry(dfd, names[k], files, why, why_len);
+    if (dfd >= 0)
+        close(dfd);
+    if (e != IFPP_OK) {
+        json_decref(files);
+        return mes_report_error(j, "station-failure", *why ? why : "the destination directory is gone");
+    }
+    return json_pack("{s:o,s:b,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "id", mes_id(j->id), "ok", 1,
+                     "status", "written", "dir", j->path, "day", day, "results", (json_int_t)sum.plr.results, "pirs",
+                     (json_int_t)sum.plr.pirs, "no_result", (json_int_t)sum.plr.no_result, "rows",
+                     (json_int_t)sum.tables.rows, "pass", (json_int_t)sum.tables.pass, "fail",
+                     (json_int_t)sum.tables.fail, "unresolved", (json_int_t)sum.tables.unresolved, "unused",
+                     (json_int_t)sum.tables.unused, "stale_removed", (json_int_t)sum.stale_removed, "files", files);
+}
+
+/*
+ * The signed report alone into the file j->path, as `ifppctl report --out FILE` writes it. The daemon writes
+ * what a client names only onto removable media: the file's directory must pass the same checks as a `dir`
+ * (media_open_dest: a mounted filesystem other than '/' and the store's), so that no client can have it
+ * replace a file on the station's own disk (its configuration, its state) under the daemon's user.
+ */
+static json_t *mes_report_out(const mes_report_job *j, station *st, char *why, size_t why_len)
+{
+    export_summary sum;
+    char dir[MES_PATH_MAX];
+    const char *slash = strrchr(j->path, '/'), *name = slash + 1;
+    if (station_check_output(st, j->path, why, why_len) != IFPP_OK)
+        return mes_report_error(j, "bad-request", why);
+    if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) {
+        err_why(why, why_len, "out %s names no file", j->path);
+        return mes_report_error(j, "bad-request", why);
+    }
+    snprintf(dir, sizeof dir, "%.*s", slash == j->path ? 1 : (int)(slash - j->path), j->path);
+    int dfd = -1;
+    ifpp_err e = media_open_dest(dir, st->store_path, &dfd, why, why_len);
+    if (e != IFPP_OK)
+        return mes_report_error(j, "refused", why);
+    e = export_loading_report(st->st, st->station_id, j->day[0] ? j->day : NULL, st->station_key, st->station_cert,
+                              st->dm_root, j->path, &sum, why, why_len);
+    json_t *files = json_array();
+    if (e == IFPP_OK)
+        e = mes_file_entry(dfd, name, files, why, why_len);
+    close(dfd);
+    if (e != IFPP_OK) {
+        json_decref(files);
+        return mes_report_error(j, e == IFPP_E_NOMEM || e == IFPP_E_INTERNAL || e == IFPP_E_IO || e == IFPP_E_CRYPTO
+                                       ? "station-failure" : "refused", why);
+    }
+    return json_pack("{s:o,s:b,s:s,s:s,s:o,s:I,s:I,s:I,s:o}", "id", mes_id(j->id), "ok", 1, "status", "written", "out",
+                     j->path, "day", j->day[0] ? json_string(j->day) : json_null(), "results",
+                     (json_int_t)sum.results, "pirs", (json_int_t)sum.pirs, "no_result", (json_int_t)sum.no_result,
+                     "files", files);
+}
+
+static void *mes_report_run(void *arg)
+{
+    mes_report_job *j = arg;
+    station_config sc;
+    station *st = NULL;
+    char why[1024] = "";
+    json_t *reply;
+    config_station(j->cfg, &sc);
+    /* its own read-only store connection (a connection belongs to its thread) and the station's signing key */
+    ifpp_err e = station_open(&sc, STATION_NEED_STORE | STATION_STORE_MUST_EXIST | STATION_STORE_READONLY |
+                                       STATION_NEED_STATION_KEY | STATION_NEED_DM_ROOT, &st, why, sizeof why);
+    if (e != IFPP_OK)
+        reply = mes_report_error(j, "station-failure", why);
+    else
+        reply = j->to_dir ? mes_report_dir(j, st, why, sizeof why) : mes_report_out(j, st, why, sizeof why);
+    station_close(st);
+    alog(json_is_true(json_object_get(reply, "ok")) ? LOG_LVL_INFO : LOG_LVL_WARN, NULL, "report to %s: %s", j->path,
+         json_is_true(json_object_get(reply, "ok")) ? "written" : json_string_value(json_object_get(reply, "message")));
+    /* free for the next one before its requester hears of this one (the next start joins this thread) */
+    pthread_mutex_lock(&j->m->mu);
+    j->m->report_running = false;
+    pthread_mutex_unlock(&j->m->mu);
+    mes_post(j->m, j->client, reply, false);
+    free(j->cfg);
+    free(j);
+    return NULL;
+}
+
+/* One report at a time: a second asks again when the first is done (a medium is written by one writer). */
+static void mes_report_start(mes *m, size_t i, const mes_request *rq)
+{
+    char why[MES_PATH_MAX + 128];
+    pthread_mutex_lock(&m->mu);
+    bool running = m->report_running;
+    pthread_mutex_unlock(&m->mu);
+    if (running) {
+        snprintf(why, sizeof why, "a report is being written already (to %s): ask again when it is done",
+                 m->report_to);
+        mes_error(m, i, rq->id, "busy", why);
+        return;
+    }
+    if (m->report_joinable) { /* the last one has ended: its thread is only waiting to be joined */
+        pthread_join(m->report_th, NULL);
+        m->report_joinable = false;
+    }
+    mes_report_job *j = calloc(1, sizeof *j);
+    if (j && !(j->cfg = malloc(sizeof *j->cfg))) {
+        free(j);
+        j = NULL;
+    }
+    if (!j) {
+        mes_error(m, i, rq->id, "station-failure", "out of memory");
+        return;
+    }
+    *j->cfg = *m->cfg;
+    j->m = m;
+    j->client = m->cl[i].id;
+    j->to_dir = rq->to_dir;
+    snprintf(j->id, sizeof j->id, "%s", rq->id);
+    snprintf(j->path, sizeof j->path, "%s", rq->path);
+    snprintf(j->day, sizeof j->day, "%s", rq->day);
+    snprintf(m->report_to, sizeof m->report_to, "%s", rq->path);
+    m->report_running = true;
+    int rc = pthread_create(&m->report_th, NULL, mes_report_run, j);
+    if (rc != 0) {
+        m->report_running = false;
+        free(j->cfg);
+        free(j);
+        snprintf(why, sizeof why, "cannot start the report's thread: %s", strerror(rc));
+        mes_error(m, i, rq->id, "station-failure", why);
+        return;
+    }
+    m->report_joinable = true;
+}
+
 static void mes_handle(mes *m, size_t i, const char *line, size_t n)
 {
     mes_request rq;
@@ -659,6 +931,21 @@ static void mes_handle(mes *m, size_t i, const char *line, size_t n)
         }
         return;
     }
+    case MES_OP_RECOVER: {
+        slot_job job = {.client = c->id, .recover = true};
+        snprintf(job.id, sizeof job.id, "%s", rq.id);
+        char chosen[32] = "";
+        ifpp_err e = slots_submit(m->sl, rq.slot, &job, chosen, why, sizeof why);
+        if (e != IFPP_OK)
+            mes_error(m, i, rq.id, e == IFPP_E_BUSY ? "busy" : e == IFPP_E_NOT_FOUND ? "not-found" : "refused", why);
+        else
+            mes_reply(m, i, json_pack("{s:o,s:b,s:s,s:s}", "id", mes_id(rq.id), "ok", 1, "status", "accepted", "slot",
+                                      chosen));
+        return;
+    }
+    case MES_OP_REPORT:
+        mes_report_start(m, i, &rq);
+        return;
     case MES_OP_PROVISION: {
         slot_job job = {.client = c->id,
                         .flags = (rq.complete ? STATION_COMPLETE : 0u) |
@@ -843,7 +1130,9 @@ ifpp_err mes_open(const agent_config *c, mes **out, char *why, size_t why_len)
         gid = g->gr_gid;
     }
     mes *m = calloc(1, sizeof *m);
-    if (!m || !(m->recent = calloc(MES_RECENT, sizeof *m->recent))) {
+    if (!m || !(m->recent = calloc(MES_RECENT, sizeof *m->recent)) || !(m->cfg = malloc(sizeof *m->cfg))) {
+        if (m)
+            free(m->recent);
         free(m);
         return IFPP_E_NOMEM;
     }
@@ -885,6 +1174,7 @@ fail:
     if (m->efd >= 0)
         close(m->efd);
     free(m->recent);
+    free(m->cfg);
     free(m);
     return IFPP_E_IO;
 }
@@ -901,6 +1191,7 @@ void mes_reload(mes *m, const agent_config *c)
     m->max_line = c->mes_max_line;
     m->max_queue = c->mes_max_queue;
     m->stock_low = c->stock_low;
+    *m->cfg = *c; /* a report asked from now on opens the station as now configured */
     /* clients already connected keep the line limit they were accepted with (their buffer's size) */
 }
 
@@ -908,6 +1199,8 @@ void mes_close(mes *m)
 {
     if (!m)
         return;
+    if (m->report_joinable) /* a report under way ends on its own (a medium is never left half written) */
+        pthread_join(m->report_th, NULL);
     mes_drain(m);
     for (size_t i = 0; i < m->n_cl; i++) {
         mes_flush(&m->cl[i]);
@@ -921,5 +1214,6 @@ void mes_close(mes *m)
     unlink(m->path);
     pthread_mutex_destroy(&m->mu);
     free(m->recent);
+    free(m->cfg);
     free(m);
 }

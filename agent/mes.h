@@ -18,7 +18,9 @@
 #include "store.h"
 
 typedef enum { MES_OP_PROVISION, MES_OP_QUERY, MES_OP_CANCEL, MES_OP_STOCK, MES_OP_SUBSCRIBE, MES_OP_UNSUBSCRIBE,
-               MES_OP_PING } mes_op;
+               MES_OP_PING, MES_OP_RECOVER, MES_OP_REPORT } mes_op;
+
+#define MES_PATH_MAX 1024 /* a report's dir or out, an absolute path */
 
 typedef enum { MES_Q_STATION, MES_Q_SLOT, MES_Q_DUT } mes_query;
 
@@ -29,6 +31,9 @@ typedef struct {
     mes_query what;
     char serial[72], slot[32], profile_type[72], request[72];
     bool complete, additional_profile;
+    char path[MES_PATH_MAX];  /* report: the destination directory (dir) or file (out) */
+    bool to_dir;              /* report: path is dir (the day's three files), not out (the signed report) */
+    char day[16];             /* report: YYYY-MM-DD, "" if not given */
 } mes_request;
 
 /*

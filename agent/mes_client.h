@@ -16,6 +16,7 @@
 #define MES_CLIENT_MAX_LINE (1u << 20)     /* a station query of 64 slots is a few KiB */
 #define MES_CLIENT_CONNECT_MS 10000        /* connect, and a reply that needs no card */
 #define MES_CLIENT_SESSION_MS (30L * 60 * 1000) /* a provision's completion: a session with its card waits */
+#define MES_CLIENT_REPORT_MS (30L * 60 * 1000)  /* a report written by the daemon (a million records: tens of s) */
 
 typedef struct mes_client mes_client;
 

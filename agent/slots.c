@@ -186,6 +186,58 @@ static station_verdict slots_session(slot_rec *r, station *st, const slot_job *j
     return v;
 }
 
+/* A recover job's outcomes, as station_recover reports each BPP. */
+static void slots_note_outcome(void *arg, const uint8_t *txid, size_t txid_len, bpp_state to, const char *why)
+{
+    slot_recovery *rc = arg;
+    if (rc->n == SLOT_OUTCOMES_MAX) {
+        rc->dropped++;
+        return;
+    }
+    slot_outcome *o = &rc->outcome[rc->n++];
+    if (!txid_len || hex_encode(txid, txid_len, o->txid, sizeof o->txid) != IFPP_OK)
+        snprintf(o->txid, sizeof o->txid, "-");
+    o->to = to;
+    snprintf(o->why, sizeof o->why, "%s", why ? why : "");
+}
+
+/*
+ * A recover job (MES `recover`): the card in the slot tells what became of its reserved or in-doubt BPPs
+ * (station_recover, as `ifppctl recover` runs it). No WorkStarted: no DUT was scanned for it.
+ */
+static station_verdict slots_recover(slot_rec *r, station *st, const char *spec, slot_recovery *rc,
+                                     session_result *res)
+{
+    station_slot sl;
+    station_slot_options opt;
+    char why[512] = "";
+    memset(&sl, 0, sizeof sl);
+    pthread_mutex_lock(&r->owner->mu);
+    snprintf(r->step, sizeof r->step, "recover"); /* under way: not cancellable (slots_cancel) */
+    pthread_mutex_unlock(&r->owner->mu);
+    alog(LOG_LVL_INFO, &(alog_fields){.slot = r->name}, "recovery started");
+    ifpp_err e = st ? station_slot_parse(spec, &opt, why, sizeof why) : IFPP_E_INTERNAL;
+    if (e == IFPP_OK && (e = station_slot_open(&opt, &sl, why, sizeof why)) == IFPP_OK)
+        e = station_recover(st, &sl, &rc->resolved, slots_note_outcome, rc, why, sizeof why);
+    station_slot_close(&sl);
+    station_verdict v = station_verdict_of_recover(e);
+    if (e == IFPP_OK)
+        snprintf(res->message, sizeof res->message, "%zu BPP(s) resolved from the eUICC's evidence", rc->resolved);
+    else
+        snprintf(res->message, sizeof res->message, "slot %s: %.200s", r->name, why[0] ? why : err_str(e));
+    alog(e == IFPP_OK ? LOG_LVL_INFO : LOG_LVL_WARN, &(alog_fields){.slot = r->name}, "recovery: %s", res->message);
+    return v;
+}
+
+/* The profile type of the BPP the session took (the store's row), else the one asked for. */
+static void slots_profile_type(station *st, const slot_job *job, const session_result *res, char *out, size_t cap)
+{
+    store_bpp b;
+    snprintf(out, cap, "%s", job->profile_type);
+    if (st && res->txid_len && store_get_bpp(st->st, res->txid, res->txid_len, &b) == IFPP_OK)
+        snprintf(out, cap, "%s", b.profile_type);
+}
+
 ifpp_err slots_station_open(const agent_config *c, station **out, char *why, size_t why_len)
 {
     station_config sc;
@@ -248,8 +300,20 @@ static void *slots_thread(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         session_result res;
-        char eid[33];
-        station_verdict v = slots_session(r, st, &job, spec, &res, eid);
+        char eid[33] = "", ptype[72] = "";
+        slot_recovery *rc = NULL;
+        station_verdict v;
+        if (job.recover) {
+            memset(&res, 0, sizeof res);
+            res.failed_step = SESSION_STEP__COUNT;
+            rc = calloc(1, sizeof *rc);
+            v = rc ? slots_recover(r, st, spec, rc, &res) : STATION_FAILURE;
+            if (!rc)
+                snprintf(res.message, sizeof res.message, "slot %s: out of memory", r->name);
+        } else {
+            v = slots_session(r, st, &job, spec, &res, eid);
+            slots_profile_type(st, &job, &res, ptype, sizeof ptype);
+        }
 
         pthread_mutex_lock(&s->mu);
         r->has_job = false;
@@ -268,10 +332,11 @@ static void *slots_thread(void *arg)
         /* WorkCompleted once the slot takes the next DUT: a requester that answers it at once finds it free */
         slot_event done = {.kind = SLOT_EV_COMPLETED, .job = &job, .eid = eid,
                            .step = res.failed_step < SESSION_STEP__COUNT ? session_step_name(res.failed_step) : "",
-                           .verdict = v, .message = res.message};
+                           .verdict = v, .message = res.message, .profile_type = ptype, .recovery = rc};
         slots_emit(r, &done);
         pthread_cond_broadcast(&s->cv);
         pthread_mutex_unlock(&s->mu);
+        free(rc);
     }
     station_close(st);
     return NULL;
@@ -334,7 +399,7 @@ ifpp_err slots_submit(slots *s, const char *slot, const slot_job *job, char chos
         goto out;
     }
     for (size_t i = 0; i < s->n; i++)
-        if (s->rec[i].has_job && !strcmp(s->rec[i].job.serial, job->serial)) {
+        if (job->serial[0] && s->rec[i].has_job && !strcmp(s->rec[i].job.serial, job->serial)) {
             err_why(why, why_len, "DUT %s is already in slot %s", job->serial, s->rec[i].name);
             e = IFPP_E_ARG;
             goto out;

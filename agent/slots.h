@@ -29,7 +29,25 @@ typedef struct {
     char serial[72];          /* the DUT's serial, as scanned */
     char profile_type[72];    /* "" : any */
     unsigned flags;           /* STATION_COMPLETE, STATION_ADDITIONAL_PROFILE */
+    bool recover;             /* resolve the card's reserved or in-doubt BPPs (station_recover), no provisioning;
+                                 serial "" (a recovery is about the card in the slot, not a scanned DUT) */
 } slot_job;
+
+/* One BPP's outcome in a recovery, as station_recover decided it. */
+typedef struct {
+    char txid[33];            /* hex */
+    bpp_state to;             /* BPP_IN_DOUBT: it stays in doubt */
+    char why[256];
+} slot_outcome;
+
+#define SLOT_OUTCOMES_MAX 256 /* outcomes kept per recovery (SESSION_MAX_UNRESOLVED and retired keys fit) */
+
+/* What a recovery did, for its completion. */
+typedef struct {
+    size_t resolved;
+    slot_outcome outcome[SLOT_OUTCOMES_MAX];
+    size_t n, dropped;
+} slot_recovery;
 
 typedef enum { SLOT_EV_STARTED, SLOT_EV_STEP, SLOT_EV_COMPLETED, SLOT_EV_FAULT, SLOT_EV_STATE } slot_event_kind;
 
@@ -43,6 +61,8 @@ typedef struct {
     station_verdict verdict;  /* COMPLETED */
     const char *message;      /* COMPLETED, FAULT: for people */
     slot_state state;         /* STATE */
+    const char *profile_type; /* COMPLETED: the profile type of the BPP the session took, else the one asked for */
+    const slot_recovery *recovery; /* COMPLETED of a recover job: what it resolved (NULL otherwise) */
 } slot_event;
 
 typedef void (*slots_event_fn)(void *arg, const slot_event *ev);
@@ -66,7 +86,8 @@ ifpp_err slots_station_open(const agent_config *c, station **out, char *why, siz
 ifpp_err slots_start(const agent_config *c, slots_event_fn fn, void *arg, slots **out, char *why, size_t why_len);
 
 /*
- * Gives job to the named slot (NULL: the first idle one); *chosen gets its name. IFPP_E_BUSY when
+ * Gives job to the named slot (NULL: the first idle one; a recover job names its slot); *chosen gets its name.
+ * IFPP_E_BUSY when
  * it (or every slot) is busy, IFPP_E_NOT_FOUND for an unknown slot, IFPP_E_ARG when stopping or
  * the serial is already in a slot; why says which.
  */

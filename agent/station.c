@@ -337,6 +337,21 @@ station_verdict station_verdict_of(const session_result *r)
     }
 }
 
+station_verdict station_verdict_of_recover(ifpp_err e)
+{
+    switch (e) {
+    case IFPP_OK:
+        return STATION_PASS;
+    case IFPP_E_NOMEM:
+    case IFPP_E_INTERNAL:
+    case IFPP_E_IO:
+    case IFPP_E_CRYPTO:
+        return STATION_FAILURE;
+    default:
+        return STATION_DUT_FAIL;
+    }
+}
+
 station_verdict station_provision(station *s, station_slot *sl, const char *serial, const char *profile_type, unsigned flags,
                                   void (*progress)(void *arg, session_step step, const char *detail),
                                   void *progress_arg, session_result *r)

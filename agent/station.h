@@ -119,6 +119,10 @@ enum {
 /* The PASS rule: the verdict a finished session's result means. */
 station_verdict station_verdict_of(const session_result *r);
 
+/* What station_recover's return means: PASS (it ran to its end), STATION-FAILURE (memory, store, disk, keys)
+ * or FAIL (the card gave no usable evidence); ifppctl recover and the daemon's `recover` share it. */
+station_verdict station_verdict_of_recover(ifpp_err e);
+
 enum {
     STATION_COMPLETE = 1u << 0,            /* the DUT gets no further profile: delete its One-time Keys (DMF03) */
     STATION_ADDITIONAL_PROFILE = 1u << 1,  /* explicitly asked: this DUT may get a further profile (A.3) */

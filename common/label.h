@@ -29,4 +29,10 @@ bool label_valid(const char *s, size_t n);
 /* True if the NUL-terminated s (NULL: false) is a valid DUT serial by the rule above. */
 bool dut_serial_valid(const char *s);
 
+/*
+ * A report's day, from the operator or the MES, travels into file names and bundles: a real calendar day
+ * YYYY-MM-DD from 2000-01-01 (before any eUICC of this kind existed), nothing around it. NULL: false.
+ */
+bool label_day_valid(const char *d);
+
 #endif

@@ -24,8 +24,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
+#include <time.h>
 
 #include "agentd_fixture.h"
+#include "crypto.h"
+#include "hex.h"
 #include "station.h"
 #include "store.h"
 #include "testline.h"
@@ -33,6 +37,7 @@
 
 static afx *fx;
 static char *slot_card; /* slot-00's card file: the operator puts a DUT in by renaming its card here */
+static char *media;     /* a directory on a mount other than the store's (/dev/shm) standing in for a stick */
 
 /* Runs the rehearsal ifppctl with args (NULL-terminated); its stdout and stderr together in out. */
 static int ctl(char *out, size_t cap, ...)
@@ -75,6 +80,10 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
     (void)state;
+    if (media && !getenv("CTL_KEEP"))
+        tu_rmrf(media);
+    free(media);
+    media = NULL;
     afx_free(fx, "CTL_KEEP");
     free(slot_card);
     fx = NULL;
@@ -258,6 +267,234 @@ static void test_hostile_daemon(void **state)
     free(path);
 }
 
+/* ---- report and recover through the daemon (issue 13 item 4, issue 15 item 1) ---- */
+
+static char daemon_recover_out[8192], daemon_recover_tx[40];
+
+/* out with every occurrence of each from[k] replaced by to[k] (n pairs), into buf. */
+static const char *subst(const char *out, char *buf, size_t cap, size_t n, const char *const *from,
+                         const char *const *to)
+{
+    size_t w = 0;
+    for (const char *p = out; *p && w + 1 < cap;) {
+        size_t k;
+        for (k = 0; k < n && (!*from[k] || strncmp(p, from[k], strlen(from[k]))); k++)
+            ;
+        if (k < n) {
+            w += (size_t)snprintf(buf + w, cap - w, "%s", to[k]);
+            p += strlen(from[k]);
+        } else {
+            buf[w++] = *p++;
+        }
+    }
+    buf[w < cap ? w : cap - 1] = '\0';
+    return buf;
+}
+
+/* A fresh directory under media (removed by the caller with media). */
+static char *media_dir(const char *name)
+{
+    char *d = tu_path(media, name);
+    assert_int_equal(mkdir(d, 0700), 0);
+    return d;
+}
+
+/* Reserves one available BPP of card k's eUICC, as a session killed after its reservation leaves it; its txid. */
+static void reserve_one(size_t k, char tx[40])
+{
+    store *s;
+    char why[512] = "";
+    uint8_t eid[16];
+    size_t n;
+    store_bpp bpp;
+    assert_int_equal(hex_decode(fx->L.eid[k], eid, sizeof eid, &n), IFPP_OK);
+    assert_int_equal(store_open(fx->L.db, &s, why, sizeof why), IFPP_OK);
+    store_actor who = {.session = "killed", .slot = "slot-00", .dut_serial = "KILLED-1", .reason = "provision"};
+    assert_int_equal(bpp_reserve(s, eid, NULL, &who, &bpp), IFPP_OK);
+    assert_int_equal(hex_encode(bpp.transaction_id, bpp.transaction_id_len, tx, 40), IFPP_OK);
+    store_close(s);
+}
+
+/*
+ * report --to DIR and --out FILE through the daemon: the same lines as ifppctl's own (the same counts, the same
+ * CSV byte for byte, a signed report that verifies and ties to the store), plus each file's SHA-256 as the medium
+ * holds it; a destination the media checks refuse is refused by the daemon as by ifppctl.
+ */
+static void test_report_through_daemon(void **state)
+{
+    (void)state;
+    char tmpl[] = "/dev/shm/ifpp-ctl-XXXXXX", out[16384], local[16384], day[11], b1[16384], b2[16384];
+    if (!mkdtemp(tmpl))
+        skip(); /* no tmpfs apart from the store's filesystem: nothing to stand in for a stick */
+    media = strdup(tmpl);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(day, sizeof day, "%Y-%m-%d", &tm);
+    char *a = media_dir("local"), *b = media_dir("daemon");
+    int rc = ctl(local, sizeof local, "--store", fx->L.db, "--pki", fx->L.pki, "--station-id", "ctl-daemon", "report",
+                 "--day", day, "--to", a, (char *)NULL);
+    if (rc != 0)
+        fail_msg("report --to locally: exit %d: %s", rc, local);
+    rc = ctl(out, sizeof out, "--socket", fx->sock, "report", "--day", day, "--to", b, (char *)NULL);
+    if (rc != 0)
+        fail_msg("report --to through the daemon: exit %d: %s", rc, out);
+    const char *fa[] = {a}, *fb[] = {b}, *to[] = {"DIR"};
+    subst(local, b1, sizeof b1, 1, fa, to);
+    subst(out, b2, sizeof b2, 1, fb, to);
+    if (strncmp(b1, b2, strlen(b1)) || !strstr(b2, "1 DUT row(s): 1 PASS"))
+        fail_msg("report --to: the daemon's lines differ from ifppctl's:\n%s\nlocally:\n%s", b2, b1);
+    /* the files: the CSV the same byte for byte; each SHA-256 the daemon named is the file's on the medium */
+    char name[256];
+    snprintf(name, sizeof name, "ifpp-ctl-daemon-%s-duts.csv", day);
+    char *ca = tu_path(a, name), *cb = tu_path(b, name);
+    size_t na, nb;
+    uint8_t *x = tu_read_file(ca, &na), *y = tu_read_file(cb, &nb);
+    assert_true(x && y && na == nb && !memcmp(x, y, na));
+    free(x);
+    free(y);
+    static const char *const kinds[] = {"loading-report.der", "duts.csv", "summary.html"};
+    for (size_t k = 0; k < 3; k++) {
+        char want[400], hex[65], *p;
+        uint8_t md[32];
+        snprintf(name, sizeof name, "ifpp-ctl-daemon-%s-%s", day, kinds[k]);
+        p = tu_path(b, name);
+        assert_non_null(x = tu_read_file(p, &na));
+        assert_int_equal(crypto_sha256(x, na, md), IFPP_OK);
+        assert_int_equal(hex_encode(md, 32, hex, sizeof hex), IFPP_OK);
+        snprintf(want, sizeof want, "sha256 %s  %s (%zu bytes, written by ifpp-agent)", hex, name, na);
+        if (!strstr(out, want))
+            fail_msg("report --to through the daemon does not say '%s':\n%s", want, out);
+        free(x);
+        if (k == 0) { /* the daemon's signed report verifies offline and ties to the store */
+            rc = ctl(b1, sizeof b1, "--store", fx->L.db, "--pki", fx->L.pki, "verify", p, (char *)NULL);
+            if (rc != 0 || !strstr(b1, "ties to the store"))
+                fail_msg("verify the daemon's report: exit %d: %s", rc, b1);
+        }
+        free(p);
+    }
+    free(ca);
+    free(cb);
+
+    /* --out FILE: the signed report alone, the same line as ifppctl's own */
+    char *oa = tu_path(a, "plr.der"), *ob = tu_path(b, "plr.der");
+    rc = ctl(local, sizeof local, "--store", fx->L.db, "--pki", fx->L.pki, "--station-id", "ctl-daemon", "report",
+             "--out", oa, (char *)NULL);
+    assert_int_equal(rc, 0);
+    rc = ctl(out, sizeof out, "--socket", fx->sock, "report", "--out", ob, (char *)NULL);
+    if (rc != 0)
+        fail_msg("report --out through the daemon: exit %d: %s", rc, out);
+    const char *ga[] = {oa}, *gb[] = {ob}, *gt[] = {"FILE"};
+    subst(local, b1, sizeof b1, 1, ga, gt);
+    subst(out, b2, sizeof b2, 1, gb, gt);
+    if (strncmp(b1, b2, strlen(b1)) || !strstr(b2, "sha256 "))
+        fail_msg("report --out: the daemon's lines differ from ifppctl's:\n%s\nlocally:\n%s", b2, b1);
+    free(oa);
+    free(ob);
+
+    /* refusals: the store's own filesystem (as ifppctl refuses it: exit 3), the store itself (exit 2), a file on
+     * the station's disk (the daemon writes only onto removable media: exit 3) */
+    rc = ctl(out, sizeof out, "--socket", fx->sock, "report", "--to", fx->dir, (char *)NULL);
+    if (rc != STATION_EXIT_REFUSED || !strstr(out, "station's own filesystem"))
+        fail_msg("report --to the store's filesystem through the daemon: exit %d: %s", rc, out);
+    rc = ctl(out, sizeof out, "--socket", fx->sock, "report", "--out", fx->L.db, (char *)NULL);
+    if (rc != STATION_EXIT_USAGE || !strstr(out, "the station's store"))
+        fail_msg("report --out the store through the daemon: exit %d: %s", rc, out);
+    char *disk = tu_path(fx->dir, "plr.der");
+    rc = ctl(out, sizeof out, "--socket", fx->sock, "report", "--out", disk, (char *)NULL);
+    struct stat sb;
+    if (rc != STATION_EXIT_REFUSED || stat(disk, &sb) == 0)
+        fail_msg("report --out onto the station's disk through the daemon: exit %d: %s", rc, out);
+    free(disk);
+    free(a);
+    free(b);
+}
+
+/* Bad report and recover requests get bad-request or not-found naming what was wrong; the daemon goes on. */
+static void test_report_recover_bad_requests(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *line, *error, *says;
+    } cases[] = {
+        {"{\"id\":\"1\",\"op\":\"report\",\"dir\":\"media/x\"}\n", "bad-request", "not an absolute path"},
+        {"{\"id\":\"1\",\"op\":\"report\",\"dir\":\"/a\",\"out\":\"/b\"}\n", "bad-request", "one of them"},
+        {"{\"id\":\"1\",\"op\":\"report\"}\n", "bad-request", "give 'dir'"},
+        {"{\"id\":\"1\",\"op\":\"report\",\"dir\":\"/a\",\"day\":\"2026-02-30\"}\n", "bad-request", "calendar day"},
+        {"{\"id\":\"1\",\"op\":\"report\",\"dir\":\"/a\",\"slot\":\"x\"}\n", "bad-request", "unknown field 'slot'"},
+        {"{\"id\":\"1\",\"op\":\"report\",\"dir\":\"/nonexistent/stick\"}\n", "refused", "/nonexistent/stick"},
+        {"{\"id\":\"1\",\"op\":\"recover\"}\n", "bad-request", "missing field 'slot'"},
+        {"{\"id\":\"1\",\"op\":\"recover\",\"slot\":\"slot-00\",\"serial\":\"X\"}\n", "bad-request",
+         "unknown field 'serial' for op recover"},
+        {"{\"id\":\"1\",\"op\":\"recover\",\"slot\":\"slot-99\"}\n", "not-found", "no slot named 'slot-99'"},
+    };
+    afx_client c;
+    assert_int_equal(afx_connect(&c, fx->sock), 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        afx_send(&c, "%s", cases[i].line);
+        json_t *r = afx_reply(&c, "1");
+        assert_non_null(r);
+        if (json_is_true(json_object_get(r, "ok")) || strcmp(afx_js(r, "error"), cases[i].error) ||
+            !strstr(afx_js(r, "message"), cases[i].says))
+            fail_msg("case %zu: %s: got %s: %s", i, cases[i].line, afx_js(r, "error"), afx_js(r, "message"));
+        json_decref(r);
+    }
+    afx_send(&c, "{\"id\":\"1\",\"op\":\"ping\"}\n");
+    json_t *r = afx_reply(&c, "1");
+    assert_non_null(r);
+    assert_true(json_is_true(json_object_get(r, "ok")));
+    json_decref(r);
+    close(c.fd);
+}
+
+/*
+ * recover --slot NAME through the daemon: a BPP a killed session left reserved goes back to available as the card's
+ * own evidence says (its One-time Key is still there), printed as ifppctl prints it (compared with ifppctl's own
+ * run once the daemon has stopped); and a busy slot is refused by name, nothing done.
+ */
+static void test_recover_through_daemon(void **state)
+{
+    (void)state;
+    char out[8192];
+    size_t before[BPP_STATE__COUNT], after[BPP_STATE__COUNT];
+    reserve_one(0, daemon_recover_tx); /* card 0 is in slot-00 since test_through_socket */
+    bpp_counts(before);
+    int rc = ctl(daemon_recover_out, sizeof daemon_recover_out, "--socket", fx->sock, "recover", "--slot", "slot-00",
+                 (char *)NULL);
+    if (rc != 0 || !strstr(daemon_recover_out, "slot-00: 1 BPP(s) resolved from the eUICC's evidence") ||
+        !strstr(daemon_recover_out, daemon_recover_tx))
+        fail_msg("recover through the daemon: exit %d: %s", rc, daemon_recover_out);
+    bpp_counts(after);
+    assert_int_equal(after[BPP_RESERVED] + 1, before[BPP_RESERVED]);
+    assert_int_equal(after[BPP_AVAILABLE], before[BPP_AVAILABLE] + 1);
+
+    /* a busy slot: a further profile (A.3) for the DUT in slot-00, held at its reservation (the test holds the
+     * store's write lock: the slot stays busy until the test lets go) */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->L.db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    afx_client c;
+    assert_int_equal(afx_connect(&c, fx->sock), 0);
+    afx_send(&c, "{\"id\":\"p\",\"op\":\"provision\",\"serial\":\"VIA-3\",\"slot\":\"slot-00\","
+                 "\"additional_profile\":true}\n");
+    json_t *r = afx_reply(&c, "p");
+    assert_non_null(r);
+    assert_string_equal(afx_js(r, "status"), "accepted");
+    json_decref(r);
+    bpp_counts(before);
+    rc = ctl(out, sizeof out, "--socket", fx->sock, "recover", "--slot", "slot-00", (char *)NULL);
+    if (rc != STATION_EXIT_REFUSED || !strstr(out, "busy") || !strstr(out, "slot slot-00 is busy"))
+        fail_msg("recover in a busy slot: exit %d: %s", rc, out);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_non_null(r = afx_reply(&c, "p")); /* the provision goes on once the store is free */
+    assert_string_equal(afx_js(r, "status"), "completed");
+    if (strcmp(afx_js(r, "result"), "PASS"))
+        fail_msg("VIA-3: %s: %s", afx_js(r, "result"), afx_js(r, "message"));
+    json_decref(r);
+    close(c.fd);
+}
+
 /* After the daemon stopped, the store is ifppctl's again: the same local provision passes. */
 static void test_after_daemon(void **state)
 {
@@ -269,6 +506,17 @@ static void test_after_daemon(void **state)
                  "LOCAL-2", (char *)NULL);
     if (rc != 0 || !strstr(out, "LOCAL-2 PASS: "))
         fail_msg("provision after the daemon stopped: exit %d: %s", rc, out);
+    if (!daemon_recover_out[0])
+        return;
+    /* ifppctl's own recover of the same case prints what the daemon's did (slot and txid aside) */
+    char tx[40], b1[8192], b2[8192];
+    reserve_one(1, tx);
+    rc = ctl(out, sizeof out, "--store", fx->L.db, "--pki", fx->L.pki, "recover", "--slot", slot, (char *)NULL);
+    const char *fl[] = {slot, tx}, *fd[] = {"slot-00", daemon_recover_tx}, *to[] = {"SLOT", "TXID"};
+    subst(out, b1, sizeof b1, 2, fl, to);
+    subst(daemon_recover_out, b2, sizeof b2, 2, fd, to);
+    if (rc != 0 || strcmp(b1, b2))
+        fail_msg("recover: ifppctl's own run differs from the daemon's:\n%s\nthrough the daemon:\n%s", b1, b2);
 }
 
 int main(void)
@@ -276,7 +524,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_writes_refused),       cmocka_unit_test(test_second_daemon_refused),
         cmocka_unit_test(test_through_socket),       cmocka_unit_test(test_config_check),
-        cmocka_unit_test(test_hostile_daemon),       cmocka_unit_test(test_after_daemon),
+        cmocka_unit_test(test_hostile_daemon),       cmocka_unit_test(test_report_through_daemon),
+        cmocka_unit_test(test_report_recover_bad_requests), cmocka_unit_test(test_recover_through_daemon),
+        cmocka_unit_test(test_after_daemon),
     };
     return cmocka_run_group_tests_name("ifppctl beside ifpp-agent", tests, fx_setup, fx_teardown);
 }
