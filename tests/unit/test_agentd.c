@@ -635,6 +635,153 @@ static void test_sigterm_lets_session_end(void **state)
     close(c.fd);
 }
 
+/* ---- the events subscribers get (docs/mes-protocol.md's table), one daemon with one good and one broken slot ---- */
+
+static int ev_setup(void **state)
+{
+    fx = afx_make("agentd-ev", 1, 2);
+    afx_conf_trust(fx);
+    char *sp = afx_slot_card(fx, 0);
+    afx_conf(fx, "40-slots.conf", "slots = ( { name = \"slot-00\"; spec = \"virtual:%s\"; },\n"
+                                  "  { name = \"broken\"; spec = \"virtual:%s/no-such-card\"; } );\n", sp, fx->dir);
+    assert_int_equal(rename(fx->L.card[0], sp), 0);
+    free(sp);
+    afx_start(fx);
+    *state = fx;
+    return 0;
+}
+
+/* The next event (replies skipped); the test fails at EOF. Events never carry an id. */
+static json_t *next_event(client *c)
+{
+    json_t *r;
+    while ((r = afx_read(c))) {
+        if (json_object_get(r, "event")) {
+            assert_null(json_object_get(r, "id"));
+            return r;
+        }
+        json_decref(r);
+    }
+    fail_msg("the daemon closed the subscriber's connection");
+    return NULL;
+}
+
+/* A string field that must be there (possibly empty). */
+static const char *field(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_string(v))
+        fail_msg("event %s has no string field '%s'", afx_js(o, "event"), key);
+    return json_string_value(v);
+}
+
+/*
+ * WorkStarted, WorkProgress, WorkCompleted (serial, result, the failed step, the profile type), StationStateChanged
+ * for a slot and for the station, FaultOccurred and StockLow, each with the fields the protocol promises.
+ */
+static void test_events(void **state)
+{
+    (void)state;
+    client ev, c;
+    json_t *r;
+    assert_int_equal(client_connect(&ev), 0);
+    afx_send(&ev, "{\"id\":\"s\",\"op\":\"subscribe\"}\n");
+    json_decref(afx_reply(&ev, "s"));
+    assert_int_equal(client_connect(&c), 0);
+    afx_send(&c, "{\"id\":\"st\",\"op\":\"stock\"}\n");
+    assert_non_null(r = afx_reply(&c, "st"));
+    const char *pt0;
+    json_t *n;
+    char type[72] = "";
+    json_object_foreach(json_object_get(r, "stock"), pt0, n) snprintf(type, sizeof type, "%s", pt0);
+    json_decref(r);
+    assert_true(type[0]);
+
+    /* a PASS: busy, started, progress, idle, completed, then the stock under stock_low (5): 1 left */
+    afx_send(&c, "{\"id\":\"e1\",\"op\":\"provision\",\"serial\":\"EV-1\",\"slot\":\"slot-00\",\"profile_type\":\"%s\"}\n",
+             type);
+    bool busy = false, started = false, progress = false, idle = false, completed = false, low = false;
+    while (!low) {
+        r = next_event(&ev);
+        const char *e = afx_js(r, "event");
+        if (!strcmp(e, "StationStateChanged") && !strcmp(afx_js(r, "slot"), "slot-00")) {
+            busy |= !strcmp(field(r, "state"), "busy");
+            idle |= busy && !strcmp(field(r, "state"), "idle");
+        } else if (!strcmp(e, "WorkStarted")) {
+            assert_true(busy);
+            assert_string_equal(field(r, "slot"), "slot-00");
+            assert_string_equal(field(r, "serial"), "EV-1");
+            assert_string_equal(field(r, "request"), "e1");
+            assert_string_equal(field(r, "profile_type"), type);
+            started = true;
+        } else if (!strcmp(e, "WorkProgress")) {
+            assert_true(started);
+            assert_string_equal(field(r, "serial"), "EV-1");
+            assert_true(field(r, "step")[0] && json_is_string(json_object_get(r, "eid")));
+            progress = true;
+        } else if (!strcmp(e, "WorkCompleted")) {
+            assert_true(progress);
+            assert_string_equal(field(r, "slot"), "slot-00");
+            assert_string_equal(field(r, "serial"), "EV-1");
+            assert_string_equal(field(r, "request"), "e1");
+            assert_int_equal(strcasecmp(field(r, "eid"), fx->L.eid[0]), 0);
+            assert_string_equal(field(r, "result"), "PASS");
+            assert_string_equal(field(r, "failed_step"), "");
+            assert_string_equal(field(r, "profile_type"), type);
+            assert_true(field(r, "message")[0]);
+            completed = true;
+        } else if (!strcmp(e, "StockLow")) {
+            assert_true(completed && idle);
+            assert_string_equal(field(r, "profile_type"), type);
+            assert_int_equal(json_integer_value(json_object_get(r, "available")), 1);
+            assert_int_equal(json_integer_value(json_object_get(r, "threshold")), 5);
+            low = true;
+        }
+        json_decref(r);
+    }
+
+    /* a refusal (this DUT has its profile, no further one was asked for): the failed step and no profile type */
+    afx_send(&c, "{\"id\":\"e2\",\"op\":\"provision\",\"serial\":\"EV-2\",\"slot\":\"slot-00\"}\n");
+    json_t *reply;
+    assert_non_null(reply = afx_reply(&c, "e2"));
+    json_decref(reply);
+    assert_non_null(reply = afx_reply(&c, "e2"));
+    assert_string_equal(afx_js(reply, "status"), "completed");
+    assert_string_equal(afx_js(reply, "result"), "REFUSED");
+    while (strcmp(afx_js(r = next_event(&ev), "event"), "WorkCompleted"))
+        json_decref(r);
+    assert_string_equal(field(r, "serial"), "EV-2");
+    assert_string_equal(field(r, "result"), "REFUSED");
+    assert_true(field(r, "failed_step")[0]);
+    assert_string_equal(field(r, "failed_step"), afx_js(reply, "failed_step"));
+    assert_string_equal(field(r, "profile_type"), "");
+    json_decref(r);
+    json_decref(reply);
+
+    /* a slot whose reader is gone: FaultOccurred naming the slot and why */
+    afx_send(&c, "{\"id\":\"e3\",\"op\":\"provision\",\"serial\":\"EV-3\",\"slot\":\"broken\"}\n");
+    while (strcmp(afx_js(r = next_event(&ev), "event"), "FaultOccurred"))
+        json_decref(r);
+    assert_string_equal(field(r, "slot"), "broken");
+    assert_non_null(strstr(field(r, "message"), "no-such-card"));
+    json_decref(r);
+    json_decref(afx_reply(&c, "e3"));
+    json_decref(afx_reply(&c, "e3"));
+    close(c.fd);
+
+    /* the station's own state: stopping, without a slot */
+    assert_int_equal(kill(fx->pid, SIGTERM), 0);
+    while (strcmp(afx_js(r = next_event(&ev), "event"), "StationStateChanged") || json_object_get(r, "slot"))
+        json_decref(r);
+    assert_string_equal(field(r, "state"), "stopping");
+    assert_true(json_is_string(json_object_get(r, "message")));
+    json_decref(r);
+    close(ev.fd);
+    int st;
+    assert_int_equal(waitpid(fx->pid, &st, 0), fx->pid);
+    fx->pid = 0;
+}
+
 /* ---- configuration and parser, no daemon ---- */
 
 static void test_config_errors(void **state)
@@ -766,12 +913,16 @@ int main(void)
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_sigterm_lets_session_end),
     };
+    const struct CMUnitTest events[] = {
+        cmocka_unit_test(test_events),
+    };
     const struct CMUnitTest p11[] = {
         cmocka_unit_test(test_p11_provision),
         cmocka_unit_test(test_p11_wrong_key_and_pin),
     };
     int rc = cmocka_run_group_tests_name("config and parser", pure, NULL, NULL);
     rc |= cmocka_run_group_tests_name("ifpp-agent", daemon, fx_setup, fx_teardown);
+    rc |= cmocka_run_group_tests_name("ifpp-agent's events", events, ev_setup, fx_teardown);
     return rc | cmocka_run_group_tests_name("ifpp-agent with the DM FPA key in a PKCS#11 token", p11, p11_setup,
                                             p11_teardown);
 }
