@@ -416,6 +416,7 @@ void config_station(const agent_config *c, station_config *sc)
     sc->dm_fpa_key = config_or_null(c->dm_fpa_key);
     sc->station_cert = config_or_null(c->station_cert);
     sc->station_key = config_or_null(c->station_key);
+    sc->pkcs11_module = config_or_null(c->pkcs11_module);
 }
 
 size_t config_diff(const agent_config *a, const agent_config *b, void (*line)(void *arg, const char *text), void *arg)

@@ -41,7 +41,7 @@ typedef struct {
 } options;
 
 /* Option codes that any command takes (where the station's files are). */
-#define GLOBAL_OPTS "spICRFKST"
+#define GLOBAL_OPTS "spICRFKSTP"
 /* audit's filters: only with --list */
 #define AUDIT_FILTERS "yeEXNn"
 
@@ -1034,9 +1034,12 @@ static const opt_doc opt_docs[] = {
     {"ci", 'C', "FILE", "the GSMA CI root certificate (PEM): imports"},
     {"dm-root", 'R', "FILE", "the Device Manufacturer's root certificate (PEM): reading back a report, --anchor"},
     {"dm-fpa-cert", 'F', "FILE", "the DM's FPA-authorisation certificate (PEM): provision, recover"},
-    {"dm-fpa-key", 'K', "FILE", "its private key (PEM, mode 0600)"},
+    {"dm-fpa-key", 'K', "FILE|URI", "its private key: a PEM file (mode 0600), or a PKCS#11 URI (RFC 7512, e.g. "
+     "'pkcs11:token=T;object=dm-fpa;type=private?pin-source=file:/etc/ifpp/pin'): signed in the token"},
     {"station-cert", 'S', "FILE", "the station's certificate (PEM): request, report"},
-    {"station-key", 'T', "FILE", "its private key (PEM, mode 0600)"},
+    {"station-key", 'T', "FILE|URI", "its private key (PEM, mode 0600, or a PKCS#11 URI as --dm-fpa-key)"},
+    {"pkcs11-module", 'P', "FILE", "the PKCS#11 module for a key named by a URI (default: p11-kit's proxy, which "
+     "reaches every token p11-kit knows)"},
     {"out", 'o', "FILE", "request, report: the file to write (never the store or its journal)"},
     {"to", 'D', "DIR", "report: a mounted removable medium (not the store's filesystem) for the day's three files"},
     {"profile-type", 't', "T", "request, provision: the profile type (a plain name)"},
@@ -1184,6 +1187,7 @@ static int parse_options(int argc, char **argv, options *o, bool *help)
         case 'K': o->cfg.dm_fpa_key = optarg; break;
         case 'S': o->cfg.station_cert = optarg; break;
         case 'T': o->cfg.station_key = optarg; break;
+        case 'P': o->cfg.pkcs11_module = optarg; break;
         case 'o': o->out = optarg; break;
         case 'D': o->to = optarg; break;
         case 'l': o->slot = optarg; break;

@@ -1,5 +1,5 @@
 /*
- * p11key.h -- a private key named by a PKCS#11 URI (RFC 7512), for the Device Manufacturer's FPA key: it
+ * p11key.h -- a private key named by a PKCS#11 URI (RFC 7512), above all the Device Manufacturer's FPA key: it
  * can authorise FPA services on every eUICC the line will see, so a factory keeps it in a token. Signing
  * goes through the token (the key never leaves it); crypto.c's ECDSA signs with the handle as with a file key.
  *

@@ -17,7 +17,6 @@
 
 #include "alog.h"
 #include "hex.h"
-#include "p11key.h"
 
 typedef struct {
     struct slots *owner;
@@ -241,30 +240,8 @@ static void slots_profile_type(station *st, const slot_job *job, const session_r
 ifpp_err slots_station_open(const agent_config *c, station **out, char *why, size_t why_len)
 {
     station_config sc;
-    unsigned needs = STATION_NEED_STORE | STATION_STORE_MUST_EXIST;
-    config_station(c, &sc);
-    if (!p11key_is_uri(c->dm_fpa_key))
-        return station_open(&sc, needs | STATION_NEED_DM_FPA, out, why, why_len);
-    if (!c->dm_fpa_cert[0]) {
-        err_why(why, why_len, "trust.dm_fpa_key is a PKCS#11 URI: name its certificate with trust.dm_fpa_cert");
-        return IFPP_E_ARG;
-    }
-    station *st = NULL;
-    ifpp_err e = station_open(&sc, needs, &st, why, why_len);
-    if (e == IFPP_OK)
-        e = cert_load_pem_why(c->dm_fpa_cert, &st->dm_fpa_cert, why, why_len);
-    crypto_key *cert_pub = NULL;
-    if (e == IFPP_OK && (e = cert_public_key(st->dm_fpa_cert, &cert_pub)) != IFPP_OK)
-        err_why(why, why_len, "%s: its public key: %s", c->dm_fpa_cert, err_str(e));
-    if (e == IFPP_OK)
-        e = p11key_load(c->dm_fpa_key, c->pkcs11_module, cert_pub, &st->dm_fpa_key, why, why_len);
-    crypto_key_free(cert_pub);
-    if (e != IFPP_OK) {
-        station_close(st);
-        return e;
-    }
-    *out = st;
-    return IFPP_OK;
+    config_station(c, &sc); /* a key named by a PKCS#11 URI is the token's: station_open loads it as ifppctl does */
+    return station_open(&sc, STATION_NEED_STORE | STATION_STORE_MUST_EXIST | STATION_NEED_DM_FPA, out, why, why_len);
 }
 
 static void *slots_thread(void *arg)

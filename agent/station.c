@@ -19,6 +19,7 @@
 
 #include "hex.h"
 #include "optval.h"
+#include "p11key.h"
 
 /*
  * The file a certificate or key is read from: the one its option names, else <pki_dir>/<pki_name><suffix>.
@@ -53,15 +54,32 @@ static ifpp_err station_cert(const station_config *cfg, const char *explicit_pat
     return e;
 }
 
+/*
+ * Loads one private key named by its option (a file, or a PKCS#11 URI: the key stays in the token and
+ * signs there, proven against for_cert's key by a signature at load), or by its file in the PKI directory.
+ * Messages name a URI by its path only: its query may hold the PIN (GENS10: no secret in a message).
+ */
 static ifpp_err station_key(const station_config *cfg, const char *explicit_path, const char *opt,
-                            const char *pki_name, crypto_key **k, char *why, size_t why_len)
+                            const char *pki_name, const cert *for_cert, crypto_key **k, char *why, size_t why_len)
 {
     char buf[4096], inner[768] = "";
+    ifpp_err e;
+    if (p11key_is_uri(explicit_path)) {
+        crypto_key *pub = NULL;
+        if ((e = cert_public_key(for_cert, &pub)) != IFPP_OK)
+            err_why(inner, sizeof inner, "its certificate's public key: %s", err_str(e));
+        else
+            e = p11key_load(explicit_path, cfg->pkcs11_module, pub, k, inner, sizeof inner);
+        crypto_key_free(pub);
+        if (e != IFPP_OK)
+            err_why(why, why_len, "--%s: %s", opt, *inner ? inner : err_str(e));
+        return e;
+    }
     const char *path = station_file(cfg, explicit_path, opt, pki_name, "key", ".key.pem", buf, sizeof buf, why,
                                     why_len);
     if (!path)
         return IFPP_E_ARG;
-    ifpp_err e = crypto_key_load_pem_why(path, k, inner, sizeof inner);
+    e = crypto_key_load_pem_why(path, k, inner, sizeof inner);
     if (e == IFPP_OK && !crypto_key_has_private(*k)) {
         crypto_key_free(*k);
         *k = NULL;
@@ -97,11 +115,12 @@ ifpp_err station_open(const station_config *cfg, unsigned needs, station **out, 
         e = station_cert(cfg, cfg->dm_root, "dm-root", "dm-root", &s->dm_root, why, why_len);
     if (e == IFPP_OK && (needs & STATION_NEED_DM_FPA) &&
         (e = station_cert(cfg, cfg->dm_fpa_cert, "dm-fpa-cert", "dm-fpa", &s->dm_fpa_cert, why, why_len)) == IFPP_OK)
-        e = station_key(cfg, cfg->dm_fpa_key, "dm-fpa-key", "dm-fpa", &s->dm_fpa_key, why, why_len);
+        e = station_key(cfg, cfg->dm_fpa_key, "dm-fpa-key", "dm-fpa", s->dm_fpa_cert, &s->dm_fpa_key, why, why_len);
     if (e == IFPP_OK && (needs & STATION_NEED_STATION_KEY) &&
         (e = station_cert(cfg, cfg->station_cert, "station-cert", "station", &s->station_cert, why, why_len)) ==
             IFPP_OK)
-        e = station_key(cfg, cfg->station_key, "station-key", "station", &s->station_key, why, why_len);
+        e = station_key(cfg, cfg->station_key, "station-key", "station", s->station_cert, &s->station_key, why,
+                        why_len);
     struct stat st;
     if (e == IFPP_OK && (needs & STATION_NEED_STORE) && (needs & STATION_STORE_MUST_EXIST) &&
         stat(s->store_path, &st) != 0) { /* `--store statoin.db status` must not answer zeros from a new store */

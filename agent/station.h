@@ -31,6 +31,9 @@ typedef struct {
     const char *station_id;   /* NULL: "station-01" */
     const char *pki_dir;
     const char *ci, *dm_root, *dm_fpa_cert, *dm_fpa_key, *station_cert, *station_key;
+                              /* a key may be a PKCS#11 URI (RFC 7512) instead of a file: signing goes through
+                                 the token (p11key.h), the pair proven against its certificate at open */
+    const char *pkcs11_module; /* NULL: the pkcs11 engine's default module (Debian: p11-kit's proxy) */
 } station_config;
 
 /* What a command needs loaded; station_open loads only that and names the first file it cannot. */

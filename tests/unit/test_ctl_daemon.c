@@ -519,6 +519,97 @@ static void test_after_daemon(void **state)
         fail_msg("recover: ifppctl's own run differs from the daemon's:\n%s\nthrough the daemon:\n%s", b1, b2);
 }
 
+/* ---- ifppctl alone with the DM FPA key in a PKCS#11 token (issue 13 item 2), SoftHSM2 as the token ---- */
+
+#define CTL_P11_URI "pkcs11:token=" AFX_TOKEN ";object=dm-fpa;type=private"
+
+static afx *tk; /* a line without a daemon, the DM FPA key imported into a fresh token */
+
+static int tk_setup(void **state)
+{
+    char key[4096];
+    tk = afx_make("ctl-p11", 1, 2);
+    snprintf(key, sizeof key, "%s/dm-fpa.key.pem", tk->L.pki);
+    *state = afx_token(tk->dir, key, "dm-fpa") ? tk : NULL;
+    return 0;
+}
+
+static int tk_teardown(void **state)
+{
+    (void)state;
+    afx_free(tk, "CTL_KEEP");
+    tk = NULL;
+    unsetenv("SOFTHSM2_CONF");
+    return 0;
+}
+
+/* The store's BPP counts of the token fixture. */
+static void tk_counts(size_t counts[BPP_STATE__COUNT])
+{
+    afx *keep = fx;
+    fx = tk;
+    bpp_counts(counts);
+    fx = keep;
+}
+
+/*
+ * ifppctl provision and recover sign FPA authorisations in the token named by the URI (RFC 7512), as the daemon
+ * does; a wrong PIN or a token key that is not the certificate's is refused by name (the PIN never shown) and the
+ * store and the card stay as they were; the PIN may come from a file (pin-source) instead of the command line.
+ */
+static void test_ctl_token(void **state)
+{
+    if (!*state)
+        skip();
+    char out[8192], slot[4096], pinfile[4096], uri[8192], other[4096];
+    size_t before[BPP_STATE__COUNT], after[BPP_STATE__COUNT], n0, n1;
+    snprintf(slot, sizeof slot, "virtual:%s", tk->L.card[0]);
+    snprintf(other, sizeof other, "%s/station.cert.pem", tk->L.pki);
+
+    /* refusals first, nothing touched: a wrong PIN, a token key checked against another certificate */
+    tk_counts(before);
+    uint8_t *card0 = tu_read_file(tk->L.card[0], &n0);
+    assert_non_null(card0);
+    int rc = ctl(out, sizeof out, "--store", tk->L.db, "--pki", tk->L.pki, "--dm-fpa-key", CTL_P11_URI "?pin-value=9999",
+                 "provision", "--slot", slot, "--serial", "TOK-0", (char *)NULL);
+    if (rc != STATION_EXIT_FAILURE || !strstr(out, CTL_P11_URI ": ") || strstr(out, "9999"))
+        fail_msg("a wrong PIN: exit %d: %s", rc, out);
+    rc = ctl(out, sizeof out, "--store", tk->L.db, "--pki", tk->L.pki, "--dm-fpa-cert", other, "--dm-fpa-key",
+             CTL_P11_URI "?pin-value=" AFX_PIN, "provision", "--slot", slot, "--serial", "TOK-0", (char *)NULL);
+    if (rc != STATION_EXIT_FAILURE || !strstr(out, "not the certificate's") || strstr(out, AFX_PIN))
+        fail_msg("the token's key against another certificate: exit %d: %s", rc, out);
+    tk_counts(after);
+    assert_memory_equal(before, after, sizeof before);
+    uint8_t *card1 = tu_read_file(tk->L.card[0], &n1);
+    assert_true(card1 && n0 == n1 && !memcmp(card0, card1, n0));
+    free(card0);
+    free(card1);
+
+    /* provision: the FPA authorisation signed in the token, the profile installed */
+    rc = ctl(out, sizeof out, "--store", tk->L.db, "--pki", tk->L.pki, "--dm-fpa-key", CTL_P11_URI "?pin-value=" AFX_PIN,
+             "provision", "--slot", slot, "--serial", "TOK-1", (char *)NULL);
+    if (rc != 0 || !strstr(out, "TOK-1 PASS: ") || strstr(out, AFX_PIN))
+        fail_msg("provision with the key in the token: exit %d: %s", rc, out);
+    tk_counts(after);
+    assert_int_equal(after[BPP_INSTALLED], before[BPP_INSTALLED] + 1);
+
+    /* recover, the PIN from a file and the module named (SoftHSM2's own, where Debian puts it) */
+    snprintf(pinfile, sizeof pinfile, "%s/pin", tk->dir);
+    assert_int_equal(tu_write_file(pinfile, (const uint8_t *)AFX_PIN, strlen(AFX_PIN)), 0);
+    chmod(pinfile, 0600);
+    snprintf(uri, sizeof uri, CTL_P11_URI "?pin-source=file:%s", pinfile);
+    const char *module = "/usr/lib/softhsm/libsofthsm2.so";
+    struct stat sb;
+    if (stat(module, &sb) != 0)
+        module = NULL;
+    char *argv_mod = module ? "--pkcs11-module" : "--store";
+    rc = ctl(out, sizeof out, "--store", tk->L.db, "--pki", tk->L.pki, "--dm-fpa-key", uri, argv_mod,
+             module ? module : tk->L.db, "recover", "--slot", slot, (char *)NULL);
+    if (rc != 0 || !strstr(out, "nothing to resolve"))
+        fail_msg("recover with the key in the token (pin-source, module %s): exit %d: %s", module ? module : "default",
+                 rc, out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -528,5 +619,10 @@ int main(void)
         cmocka_unit_test(test_report_recover_bad_requests), cmocka_unit_test(test_recover_through_daemon),
         cmocka_unit_test(test_after_daemon),
     };
-    return cmocka_run_group_tests_name("ifppctl beside ifpp-agent", tests, fx_setup, fx_teardown);
+    const struct CMUnitTest token[] = {
+        cmocka_unit_test(test_ctl_token),
+    };
+    int rc = cmocka_run_group_tests_name("ifppctl beside ifpp-agent", tests, fx_setup, fx_teardown);
+    return rc | cmocka_run_group_tests_name("ifppctl with the DM FPA key in a PKCS#11 token", token, tk_setup,
+                                            tk_teardown);
 }
