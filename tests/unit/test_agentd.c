@@ -2,8 +2,8 @@
  * test_agentd.c -- ifpp-agent as the line runs it (issue 13): the daemon (ifpp-agent-rehearse: the product's
  * agentd_main with the virtual backend) started by PID with 32 virtual slots and one broken slot, driven
  * through its MES socket by concurrent clients, every result checked against the store and the eUICCs; then
- * hostile clients (malformed JSON, oversized lines, unknown requests, a wrong peer, a client that never reads)
- * while the slots keep working; SIGHUP (a change logged, a bad file refused with file:line) and SIGTERM (a
+ * hostile clients (malformed JSON, oversized lines, unknown requests, a wrong peer, a client that never reads,
+ * one that sends half a line and stalls) while the slots keep working; every event's fields; SIGHUP (a change logged, a bad file refused with file:line) and SIGTERM (a
  * running session ends, then the process). Also config_load's errors naming file and line, and the request
  * parser. No timed assertion: readiness is systemd's READY=1 on our NOTIFY_SOCKET, the rest is replies.
  *
@@ -223,6 +223,10 @@ static void test_bad_requests(void **state)
         close(many[i].fd);
 
     assert_int_equal(client_connect(&c), 0);
+    /* a slow client: half a request line, then nothing for a while; nobody waits for the rest of it */
+    client slow;
+    assert_int_equal(client_connect(&slow), 0);
+    afx_send(&slow, "{\"id\":\"slow\",\"op\":");
 
     afx_send(&c, "{\"id\":\"a\",\"op\":\"provision\",\"serial\":\n");
     assert_non_null(r = afx_reply(&c, "null"));
@@ -266,6 +270,12 @@ static void test_bad_requests(void **state)
     assert_non_null(r = afx_reply(&c, "h"));
     assert_true(json_is_true(json_object_get(r, "ok")));
     json_decref(r);
+    /* the slow client's line, completed at last, is answered: its half was kept, and held nobody up meanwhile */
+    afx_send(&slow, "\"ping\"}\n");
+    assert_non_null(r = afx_reply(&slow, "slow"));
+    assert_true(json_is_true(json_object_get(r, "ok")));
+    json_decref(r);
+    close(slow.fd);
 
     /* an oversized line: "line-too-long", then the connection is cut */
     char big[2100];
