@@ -5,6 +5,9 @@ Examples:
   mes_client.py --socket /run/ifpp-station/mes.sock provision DUT-000123 --slot slot-01 --complete
   mes_client.py query station | query slot slot-01 | query dut DUT-000123
   mes_client.py stock
+  mes_client.py recover slot-01   # the card in slot-01: its reserved or in-doubt BPPs resolved
+  mes_client.py report --dir /media/qa-stick [--day 2026-11-25]   # the day's files; prints each SHA-256
+  mes_client.py report --out /media/qa-stick/plr.der              # the signed report alone
   mes_client.py events            # prints every event, one JSON object a line, until interrupted
 
 Exit codes follow ifppctl: 0 PASS/ok, 1 station failure, 2 usage, 3 refused, 4 DUT failure.
@@ -12,6 +15,7 @@ Exit codes follow ifppctl: 0 PASS/ok, 1 station failure, 2 usage, 3 refused, 4 D
 import argparse
 import itertools
 import json
+import os
 import socket
 import sys
 
@@ -66,6 +70,13 @@ def main():
     q.add_argument("what", choices=["station", "slot", "dut"])
     q.add_argument("name", nargs="?")
     sub.add_parser("stock")
+    r = sub.add_parser("recover")
+    r.add_argument("slot")
+    w = sub.add_parser("report")
+    dest = w.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--dir", help="removable media: the day's signed report, CSV and HTML summary")
+    dest.add_argument("--out", help="a file on removable media: the signed report alone")
+    w.add_argument("--day", help="YYYY-MM-DD (UTC)")
     sub.add_parser("events")
     a = ap.parse_args()
 
@@ -89,6 +100,26 @@ def main():
         r = c.reply(rid)      # completed
         print(json.dumps(r))
         return EXIT.get(r.get("result"), 1)
+    if a.cmd == "recover":
+        rid = c.send("recover", slot=a.slot)
+        r = c.reply(rid)
+        if r.get("ok"):
+            r = c.reply(rid)  # accepted; now the recovery's end
+        print(json.dumps(r, indent=1))
+        if not r.get("ok"):
+            return 3 if r.get("error") in ("refused", "busy", "not-found") else 2 if r.get("error") == "bad-request" else 1
+        return EXIT.get(r.get("result"), 1)
+    if a.cmd == "report":
+        fields = {"dir": os.path.abspath(a.dir)} if a.dir else {"out": os.path.abspath(a.out)}
+        if a.day:
+            fields["day"] = a.day
+        r = c.request("report", **fields)
+        if r.get("ok"):
+            for f in r.get("files", []):
+                print("%s  %s" % (f["sha256"], f["name"]))  # as sha256sum prints them
+            return 0
+        print(json.dumps(r, indent=1))
+        return 3 if r.get("error") in ("refused", "busy") else 2 if r.get("error") == "bad-request" else 1
     if a.cmd == "query":
         fields = {"what": a.what}
         if a.what == "slot":

@@ -376,6 +376,28 @@ static void test_report_through_daemon(void **state)
     free(ca);
     free(cb);
 
+    /* the documented example client (docs/mes_client.py) asks the same and prints sha256sum's lines */
+    const char *src = getenv("IFPP_SOURCE_DIR");
+    if (src) {
+        char py[4096], want[400], hex[65];
+        uint8_t md[32];
+        char *c = media_dir("python");
+        snprintf(py, sizeof py, "%s/docs/mes_client.py", src);
+        rc = tu_run((char *const[]){"python3", py, "--socket", fx->sock, "report", "--dir", c, "--day", day, NULL}, b1,
+                    sizeof b1);
+        snprintf(name, sizeof name, "ifpp-ctl-daemon-%s-duts.csv", day);
+        ca = tu_path(c, name);
+        assert_non_null(x = tu_read_file(ca, &na));
+        assert_int_equal(crypto_sha256(x, na, md), IFPP_OK);
+        assert_int_equal(hex_encode(md, 32, hex, sizeof hex), IFPP_OK);
+        snprintf(want, sizeof want, "%s  %s\n", hex, name);
+        if (rc != 0 || !strstr(b1, want))
+            fail_msg("mes_client.py report: exit %d, want '%s': %s", rc, want, b1);
+        free(x);
+        free(ca);
+        free(c);
+    }
+
     /* --out FILE: the signed report alone, the same line as ifppctl's own */
     char *oa = tu_path(a, "plr.der"), *ob = tu_path(b, "plr.der");
     rc = ctl(local, sizeof local, "--store", fx->L.db, "--pki", fx->L.pki, "--station-id", "ctl-daemon", "report",
@@ -493,6 +515,16 @@ static void test_recover_through_daemon(void **state)
         fail_msg("VIA-3: %s: %s", afx_js(r, "result"), afx_js(r, "message"));
     json_decref(r);
     close(c.fd);
+
+    /* the example client: the slot free again, nothing left to resolve */
+    const char *src = getenv("IFPP_SOURCE_DIR");
+    if (src) {
+        char py[4096];
+        snprintf(py, sizeof py, "%s/docs/mes_client.py", src);
+        rc = tu_run((char *const[]){"python3", py, "--socket", fx->sock, "recover", "slot-00", NULL}, out, sizeof out);
+        if (rc != 0 || !strstr(out, "\"resolved\": 0") || !strstr(out, "\"result\": \"PASS\""))
+            fail_msg("mes_client.py recover: exit %d: %s", rc, out);
+    }
 }
 
 /* After the daemon stopped, the store is ifppctl's again: the same local provision passes. */
