@@ -883,9 +883,10 @@ static int daemon_report(mes_client *m, const options *o)
         export_summary sum = {(size_t)jint(r, "results"), (size_t)jint(r, "pirs"), (size_t)jint(r, "no_result")};
         print_report_summary(o->out, &sum);
     }
-    json_array_foreach(json_object_get(r, "files"), k, f)
+    json_array_foreach(json_object_get(r, "files"), k, f) {
         printf("sha256 %s  %s (%lld bytes, written by ifpp-agent)\n", safe(jstr(f, "sha256"), h[0], sizeof h[0]),
                safe(jstr(f, "name"), h[1], sizeof h[1]), jint(f, "bytes"));
+    }
     json_decref(r);
     return STATION_EXIT_OK;
 }
@@ -919,8 +920,9 @@ static int daemon_recover(mes_client *m, const options *o)
         return fail(STATION_EXIT_FAILURE, "recover", IFPP_E_IO, l ? "ifpp-agent answered a result ifppctl does not know"
                                                                   : "out of memory");
     }
-    json_array_foreach(json_object_get(r, "outcomes"), k, x)
+    json_array_foreach(json_object_get(r, "outcomes"), k, x) {
         recover_line(l, jstr(x, "txid"), jstr(x, "state"), jstr(x, "why"));
+    }
     l->dropped += jint(r, "outcomes_dropped") > 0 ? (size_t)jint(r, "outcomes_dropped") : 0;
     rc = print_recover(o->slot, v, jint(r, "resolved") > 0 ? (size_t)jint(r, "resolved") : 0, l, jstr(r, "message"));
     free(l);

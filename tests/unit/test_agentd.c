@@ -703,7 +703,9 @@ static void test_events(void **state)
     const char *pt0;
     json_t *n;
     char type[72] = "";
-    json_object_foreach(json_object_get(r, "stock"), pt0, n) snprintf(type, sizeof type, "%s", pt0);
+    json_object_foreach(json_object_get(r, "stock"), pt0, n) {
+        snprintf(type, sizeof type, "%s", pt0);
+    }
     json_decref(r);
     assert_true(type[0]);
 
