@@ -716,6 +716,13 @@ static bool verdict_named(const char *name, station_verdict *v)
     return false;
 }
 
+/* A count from the daemon: 0 when missing or negative (a hostile daemon's numbers print as no more than they are). */
+static size_t jsize(json_t *o, const char *k)
+{
+    long long v = jint(o, k);
+    return v > 0 ? (size_t)v : 0;
+}
+
 /* -1 when the daemon's reply says ok; else its error printed and the exit code it means. */
 static int daemon_check(const options *o, const char *what, json_t *r)
 {
@@ -870,17 +877,17 @@ static int daemon_report(mes_client *m, const options *o)
     if (o->to) {
         export_day_summary sum;
         memset(&sum, 0, sizeof sum);
-        sum.plr = (export_summary){(size_t)jint(r, "results"), (size_t)jint(r, "pirs"), (size_t)jint(r, "no_result")};
-        sum.tables = (report_tables_summary){(size_t)jint(r, "rows"), (size_t)jint(r, "pass"), (size_t)jint(r, "fail"),
-                                             (size_t)jint(r, "unresolved"), (size_t)jint(r, "unused")};
-        sum.stale_removed = (size_t)jint(r, "stale_removed");
+        sum.plr = (export_summary){jsize(r, "results"), jsize(r, "pirs"), jsize(r, "no_result")};
+        sum.tables = (report_tables_summary){jsize(r, "rows"), jsize(r, "pass"), jsize(r, "fail"),
+                                             jsize(r, "unresolved"), jsize(r, "unused")};
+        sum.stale_removed = jsize(r, "stale_removed");
         json_t *files = json_object_get(r, "files");
         char *names[3] = {sum.plr_name, sum.csv_name, sum.html_name};
         for (k = 0; k < 3; k++)
             snprintf(names[k], sizeof sum.plr_name, "%s", jstr(json_array_get(files, k), "name"));
         print_day_summary(o->to, &sum);
     } else {
-        export_summary sum = {(size_t)jint(r, "results"), (size_t)jint(r, "pirs"), (size_t)jint(r, "no_result")};
+        export_summary sum = {jsize(r, "results"), jsize(r, "pirs"), jsize(r, "no_result")};
         print_report_summary(o->out, &sum);
     }
     json_array_foreach(json_object_get(r, "files"), k, f) {
@@ -923,8 +930,8 @@ static int daemon_recover(mes_client *m, const options *o)
     json_array_foreach(json_object_get(r, "outcomes"), k, x) {
         recover_line(l, jstr(x, "txid"), jstr(x, "state"), jstr(x, "why"));
     }
-    l->dropped += jint(r, "outcomes_dropped") > 0 ? (size_t)jint(r, "outcomes_dropped") : 0;
-    rc = print_recover(o->slot, v, jint(r, "resolved") > 0 ? (size_t)jint(r, "resolved") : 0, l, jstr(r, "message"));
+    l->dropped += jsize(r, "outcomes_dropped");
+    rc = print_recover(o->slot, v, jsize(r, "resolved"), l, jstr(r, "message"));
     free(l);
     json_decref(r);
     return rc;
