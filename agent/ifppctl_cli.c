@@ -393,7 +393,7 @@ typedef struct {
 } status_open;
 
 typedef struct {
-    size_t counts[BPP_STATE__COUNT], today[BPP_STATE__COUNT];
+    size_t counts[BPP_STATE__COUNT], today[BPP_STATE__COUNT], conn_today[STORE_CONN__COUNT];
     status_stock stock[STATUS_TYPES_MAX];
     size_t n_stock, more_stock, n_open, open_total;
     status_open open[STATUS_OPEN_MAX];
@@ -437,6 +437,8 @@ static ifpp_err status_read(store *s, void *arg)
         e = store_each_open_bpp(s, STATUS_OPEN_MAX, status_open_one, v, &v->open_total);
     if (e == IFPP_OK)
         e = store_day_counts(s, v->day, v->today);
+    if (e == IFPP_OK)
+        e = store_conn_test_counts(s, v->day, v->conn_today);
     return e;
 }
 
@@ -517,6 +519,9 @@ static int cmd_status(const ifppctl_cmd *c, options *o, station *st, const char 
         printf("  ... and %zu more (ifppctl audit --list --event bpp_state)\n", v->open_total - v->n_open);
     printf("today (%s UTC): PASS %zu (profiles installed), FAIL %zu (profiles failed), %zu left in doubt\n", v->day,
            v->today[BPP_INSTALLED], v->today[BPP_FAILED], v->today[BPP_IN_DOUBT]);
+    printf("today's connectivity tests (EUICCF05): passed %zu, failed %zu, not offered %zu, answer refused %zu\n",
+           v->conn_today[STORE_CONN_PASSED], v->conn_today[STORE_CONN_FAILED], v->conn_today[STORE_CONN_SKIPPED],
+           v->conn_today[STORE_CONN_REFUSED]);
     free(v);
     return STATION_EXIT_OK;
 }

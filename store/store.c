@@ -1951,7 +1951,7 @@ ifpp_err store_each_dut(store *s, const char *day, ifpp_err (*fn)(void *arg, con
     /* the session's start: the BPP's first move to reserved; the reason: its last audit entry's */
     /* one pass over the audit log grouped by BPP (no per-row lookups: the log has no index by txid) */
     ifpp_err e = store_prepare(s, "SELECT b.txid, b.eid, b.iccid, b.profile_type, b.slot, b.dut_serial, b.state,"
-                                  " b.updated_at, x.started, la.reason, ct.outcome, ct.detail"
+                                  " b.updated_at, x.started, la.reason, ct.outcome, ct.detail, ct.mode = 'required'"
                                   " FROM bpp b LEFT JOIN (SELECT txid, min(CASE WHEN to_state = 'reserved' THEN at END)"
                                   "  AS started, max(id) AS last_id FROM audit WHERE txid IS NOT NULL GROUP BY txid) x"
                                   " ON x.txid = b.txid LEFT JOIN audit la ON la.id = x.last_id"
@@ -1971,6 +1971,7 @@ ifpp_err store_each_dut(store *s, const char *day, ifpp_err (*fn)(void *arg, con
             .dut_serial = (const char *)sqlite3_column_text(st, 5), .updated_at = (const char *)sqlite3_column_text(st, 7),
             .started_at = (const char *)sqlite3_column_text(st, 8), .reason = (const char *)sqlite3_column_text(st, 9),
             .conn_test = (const char *)sqlite3_column_text(st, 10), .conn_detail = (const char *)sqlite3_column_text(st, 11),
+            .conn_required = sqlite3_column_int(st, 12) == 1,
         };
         if (!bpp_state_parse((const char *)sqlite3_column_text(st, 6), &r.state) || sqlite3_column_bytes(st, 1) != 16 ||
             sqlite3_column_bytes(st, 2) != 10 || r.txid_len == 0 || r.txid_len > 16 || !r.profile_type ||

@@ -310,6 +310,7 @@ typedef struct {
     const char *started_at, *updated_at; /* "YYYY-MM-DDTHH:MM:SSZ": first reserved, last move */
     const char *reason;                  /* the last audit entry's reason */
     const char *conn_test, *conn_detail; /* the last EUICCF05 test's outcome and detail; NULL: none ran */
+    bool conn_required;                  /* that test was conn-test=required: not passed means the DUT failed */
 } store_dut_record;
 
 /*
