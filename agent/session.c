@@ -598,16 +598,15 @@ out:
 }
 
 /* The session's closing words for an installed profile: what the connectivity test did, and whether it was required. */
-static void session_conn_words(const session_ctx *c, session_result *r, const char *eid_hex)
+static void session_conn_words(session_result *r, const char *eid_hex)
 {
     if (r->conn == SESSION_CONN_NOT_RUN)
         return;
     bool bad = r->conn_mode == SESSION_CONN_REQUIRED && (r->conn != SESSION_CONN_PASSED || !r->conn_recorded);
     if (bad) {
         r->failed_step = SESSION_STEP_CONN_TEST;
-        err_why(r->message, sizeof r->message,
-                "profile installed on eUICC %s, but the connectivity test that slot %s requires (conn-test=required, "
-                "EUICCF05) %s: %s", eid_hex, c->slot_name, r->conn == SESSION_CONN_SKIPPED ? "is not offered" :
+        err_why(r->message, sizeof r->message, "profile installed on eUICC %s, but the required connectivity test "
+                "(conn-test=required, EUICCF05) %s: %s", eid_hex, r->conn == SESSION_CONN_SKIPPED ? "is not offered" :
                 r->conn == SESSION_CONN_PASSED ? "was not recorded" : "did not pass", r->conn_detail);
     } else {
         size_t used = strlen(r->message);
@@ -775,7 +774,7 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
         goto out;
     if (info.success) {
         err_why(r->message, sizeof r->message, "profile installed on eUICC %s", eid_hex);
-        session_conn_words(c, r, eid_hex);
+        session_conn_words(r, eid_hex);
     } else
         err_why(r->message, sizeof r->message, "the eUICC refused the BPP at %s: %s",
                 pir_command_str(info.bpp_command_id), pir_error_reason_str(info.error_reason));
