@@ -982,7 +982,8 @@ static int usage(const options *o, FILE *f, int rc)
         if (!strchr(GLOBAL_OPTS "hV", opt_docs[i].code))
             print_opt(f, &opt_docs[i]);
     fprintf(f, "\nSlot options (--slot BACKEND:TARGET,key=value...): aid=HEX (the ISD-R AID), channel=basic|logical,\n"
-               "card-wait=MS, apdu-timeout=MS, and the backend's own (pcsc: READER-PATTERN[#N], ext=auto|on|off).\n\n%s",
+               "card-wait=MS, apdu-timeout=MS, conn-test=off|if-offered|required (EUICCF05), conn-test-time=S,\n"
+               "and the backend's own (pcsc: READER-PATTERN[#N], ext=auto|on|off).\n\n%s",
             exit_codes);
     return rc;
 }
