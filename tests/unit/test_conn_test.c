@@ -367,6 +367,12 @@ static void test_parser_strict(void **state)
         assert_int_not_equal(es10_parse_conn_test(resp, rn, k, eid, iccid, nonce, false, res, why, sizeof why), IFPP_OK);
         resp[i] ^= 0x01;
     }
+    /* longer than any ConnectivityTestResponse: refused before anything is read or copied */
+    uint8_t big[ES10_CONN_MAX_RESPONSE + 1];
+    memset(big, 0, sizeof big);
+    assert_int_equal(es10_parse_conn_test(big, sizeof big, k, eid, iccid, nonce, false, res, why, sizeof why),
+                     IFPP_E_RANGE);
+    assert_non_null(strstr(why, "(at most 512)"));
     uint8_t other_eid[16] = {2};
     assert_int_equal(es10_parse_conn_test(resp, rn, k, other_eid, iccid, nonce, false, res, why, sizeof why),
                      IFPP_E_SIGNATURE);
