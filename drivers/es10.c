@@ -459,8 +459,8 @@ ifpp_err es10_parse_conn_test(const uint8_t *resp, size_t n, const crypto_key *e
     }
     if ((e = es10_open(resp, n, 0xBF75, &top, &r)) != IFPP_OK ||
         (e = tlv_reader_expect(&r, 0x30, &signed_part)) != IFPP_OK ||
-        (e = tlv_reader_expect(&r, 0x5F37, &sig)) != IFPP_OK || (e = tlv_reader_done(&r) ? IFPP_OK : IFPP_E_TLV_TRAILING) ||
-        (e = tlv_reader_enter(&r, &signed_part, &sr)) != IFPP_OK || (e = es10_fixed(&sr, 0x5A, 16, &f_eid)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x5F37, &sig)) != IFPP_OK ||
+        (e = tlv_reader_done(&r) ? IFPP_OK : IFPP_E_TLV_TRAILING) != IFPP_OK || (e = tlv_reader_enter(&r, &signed_part, &sr)) != IFPP_OK || (e = es10_fixed(&sr, 0x5A, 16, &f_eid)) != IFPP_OK ||
         (e = es10_fixed(&sr, 0x80, 10, &f_iccid)) != IFPP_OK || (e = es10_fixed(&sr, 0x81, 16, &f_nonce)) != IFPP_OK ||
         (e = es10_small_uint(&sr, 0x82, &result)) != IFPP_OK || (e = es10_small_uint(&sr, 0x83, &state)) != IFPP_OK) {
         err_why(why, why_len, "ConnectivityTest answer malformed (%s)", err_str(e));
