@@ -419,7 +419,7 @@ typedef struct {
 } status_open;
 
 typedef struct {
-    size_t counts[BPP_STATE__COUNT], today[BPP_STATE__COUNT];
+    size_t counts[BPP_STATE__COUNT], today[BPP_STATE__COUNT], conn_today[STORE_CONN__COUNT];
     status_stock stock[STATUS_TYPES_MAX];
     size_t n_stock, more_stock, n_open, open_total;
     status_open open[STATUS_OPEN_MAX];
@@ -463,6 +463,8 @@ static ifpp_err status_read(store *s, void *arg)
         e = store_each_open_bpp(s, STATUS_OPEN_MAX, status_open_one, v, &v->open_total);
     if (e == IFPP_OK)
         e = store_day_counts(s, v->day, v->today);
+    if (e == IFPP_OK)
+        e = store_conn_test_counts(s, v->day, v->conn_today);
     return e;
 }
 
@@ -543,6 +545,9 @@ static int cmd_status(const ifppctl_cmd *c, options *o, station *st, const char 
         printf("  ... and %zu more (ifppctl audit --list --event bpp_state)\n", v->open_total - v->n_open);
     printf("today (%s UTC): PASS %zu (profiles installed), FAIL %zu (profiles failed), %zu left in doubt\n", v->day,
            v->today[BPP_INSTALLED], v->today[BPP_FAILED], v->today[BPP_IN_DOUBT]);
+    printf("today's connectivity tests (EUICCF05): passed %zu, failed %zu, not offered %zu, answer refused %zu\n",
+           v->conn_today[STORE_CONN_PASSED], v->conn_today[STORE_CONN_FAILED], v->conn_today[STORE_CONN_SKIPPED],
+           v->conn_today[STORE_CONN_REFUSED]);
     free(v);
     return STATION_EXIT_OK;
 }
@@ -1119,7 +1124,8 @@ static int usage(const options *o, FILE *f, int rc)
         if (!strchr(GLOBAL_OPTS "hV", opt_docs[i].code))
             print_opt(f, &opt_docs[i]);
     fprintf(f, "\nSlot options (--slot BACKEND:TARGET,key=value...): aid=HEX (the ISD-R AID), channel=basic|logical,\n"
-               "card-wait=MS, apdu-timeout=MS, and the backend's own (pcsc: READER-PATTERN[#N], ext=auto|on|off).\n\n%s",
+               "card-wait=MS, apdu-timeout=MS, conn-test=off|if-offered|required (EUICCF05), conn-test-time=S,\n"
+               "and the backend's own (pcsc: READER-PATTERN[#N], ext=auto|on|off).\n\n%s",
             exit_codes);
     return rc;
 }

@@ -41,6 +41,7 @@ typedef struct {
     rh_table slots, types, reasons, stock;
     size_t span[RH_SPANS], span_unknown;
     char first[32], last[32];
+    size_t conn[5]; /* EUICCF05 tests: passed, failed, skipped, refused, not run */
 } rh_ctx;
 
 /* At most cap-1 bytes of src into dst, never cutting a UTF-8 character; true if something was cut. */
@@ -120,9 +121,24 @@ static const char *rh_verdict(bpp_state st)
     }
 }
 
+/* EUICCF05: an installed profile whose required connectivity test did not pass is a failed DUT. */
+static bool rh_conn_failed(const store_dut_record *r)
+{
+    return r->state == BPP_INSTALLED && r->conn_required && (!r->conn_test || strcmp(r->conn_test, "passed") != 0);
+}
+
 static ifpp_err rh_row(void *arg, const store_dut_record *r)
 {
     rh_ctx *c = arg;
+    static const char *const conn_names[4] = {"passed", "failed", "skipped", "refused"};
+    size_t ck = 4;
+    for (size_t i = 0; i < 4 && r->conn_test; i++)
+        if (!strcmp(r->conn_test, conn_names[i]))
+            ck = i;
+    bool conn_fail = rh_conn_failed(r);
+    char reason[300];
+    snprintf(reason, sizeof reason, "%s%s", conn_fail ? "connectivity test required: " : "",
+             conn_fail ? (r->conn_detail ? r->conn_detail : "not run") : r->reason ? r->reason : "");
     char eid[33], txid[33], iccid[ICCID_TEXT_LEN], secs[24] = "";
     hex_encode(r->eid, 16, eid, sizeof eid);
     hex_encode(r->txid, r->txid_len, txid, sizeof txid);
@@ -131,16 +147,21 @@ static ifpp_err rh_row(void *arg, const store_dut_record *r)
     bool timed = a >= 0 && b >= a && r->state != BPP_DELETED;
     if (timed)
         snprintf(secs, sizeof secs, "%lld", b - a);
-    const char *fields[] = {r->dut_serial, eid, iccid, r->profile_type, r->slot, rh_verdict(r->state),
-                            bpp_state_name(r->state), r->reason, r->started_at, r->updated_at, secs, txid};
+    const char *fields[] = {r->dut_serial, eid, iccid, r->profile_type, r->slot, conn_fail ? "FAIL" : rh_verdict(r->state),
+                            bpp_state_name(r->state), r->reason || conn_fail ? reason : NULL, r->started_at,
+                            r->updated_at, secs, txid, r->conn_test ? r->conn_test : "", r->conn_detail};
     size_t nf = sizeof fields / sizeof fields[0];
     for (size_t i = 0; i < nf; i++)
         rh_csv_field(c->csv, fields[i], i + 1 == nf);
 
     c->sum->rows++;
-    bool pass = r->state == BPP_INSTALLED;
-    if (r->state == BPP_INSTALLED)
+    bool pass = r->state == BPP_INSTALLED && !conn_fail;
+    if (r->state != BPP_DELETED)
+        c->conn[ck]++;
+    if (pass)
         c->sum->pass++;
+    else if (conn_fail)
+        c->sum->fail++;
     else if (r->state == BPP_FAILED)
         c->sum->fail++;
     else if (r->state == BPP_DELETED)
@@ -159,7 +180,7 @@ static ifpp_err rh_row(void *arg, const store_dut_record *r)
     }
     rh_count(&c->slots, r->slot, pass, 1);
     rh_count(&c->types, r->profile_type, pass, 1);
-    rh_count(&c->reasons, r->reason, pass, 1);
+    rh_count(&c->reasons, conn_fail ? reason : r->reason, pass, 1);
     if (timed) {
         size_t k = 0;
         while (k < RH_SPANS - 1 && b - a >= rh_span_max[k])
@@ -307,6 +328,10 @@ static void rh_write_html(media_file *f, const rh_ctx *c, const char *station_id
                          "<td>%zu</td><td>%zu</td><td>%zu</td><td>%s</td><td>%s</td></tr></table>\n",
                       s->rows - s->unused, s->pass, s->fail, s->unresolved, s->unused, c->first[0] ? c->first : "-",
                       c->last[0] ? c->last : "-");
+    media_file_printf(f, "<table><tr><th>Connectivity tests (EUICCF05)</th><th>passed</th><th>failed</th>"
+                         "<th>not offered</th><th>answer refused</th><th>not run</th></tr><tr><td></td><td>%zu</td>"
+                         "<td>%zu</td><td>%zu</td><td>%zu</td><td>%zu</td></tr></table>\n",
+                      c->conn[0], c->conn[1], c->conn[2], c->conn[3], c->conn[4]);
     media_file_printf(f, "<div class=\"grid\">\n");
     static const char *const hours[24] = {"0", "", "", "3", "", "", "6", "", "", "9", "", "", "12", "", "", "15",
                                           "", "", "18", "", "", "21", "", ""};
@@ -362,7 +387,7 @@ ifpp_err report_write_tables(store *s, const char *station_id, const char *day, 
         goto out;
     }
     media_file_printf(csv, "serial,eid,iccid,profile_type,slot,verdict,state,reason,started_at,finished_at,"
-                           "session_seconds,transaction_id\r\n");
+                           "session_seconds,transaction_id,conn_test,conn_test_detail\r\n");
     rh_read r = {.c = c, .day = day};
     e = store_read(s, rh_read_all, &r);
     if (e != IFPP_OK) {

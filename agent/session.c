@@ -25,7 +25,8 @@ const char *session_step_name(session_step s)
 {
     static const char *const names[SESSION_STEP__COUNT] = {
         "select ISD-R", "read EID", "reserve BPP", "authorise FPA services", "send SM-DPf certificate",
-        "load BPP", "verify and record PIR", "acknowledge PIR", "delete One-time Keys", "done",
+        "load BPP", "verify and record PIR", "acknowledge PIR", "connectivity test (EUICCF05)", "delete One-time Keys",
+        "done",
     };
     return (unsigned)s < SESSION_STEP__COUNT ? names[s] : "unknown step";
 }
@@ -170,6 +171,20 @@ static ifpp_err session_sign_for_fpa(void *ctx, const uint8_t challenge[16], con
     return es10_build_authorise(challenge, eid, c->dm_fpa_key, c->dm_fpa_cert, out, cap, n);
 }
 
+/* The public key of the eUICC certificate the EUM's package delivered for eid (DMF02): what signs PIRs and tests. */
+static ifpp_err session_euicc_key(session_ctx *c, const uint8_t eid[16], crypto_key **key)
+{
+    uint8_t *der = NULL;
+    size_t dn;
+    cert *ec = NULL;
+    ifpp_err e = store_euicc_cert(c->st, eid, &der, &dn);
+    if (e == IFPP_OK && (e = cert_parse_der(der, dn, &ec)) == IFPP_OK)
+        e = cert_public_key(ec, key);
+    cert_free(ec);
+    free(der);
+    return e;
+}
+
 /*
  * Checks a PIR for the BPP b: parsed strictly, signed by the eUICC certificate the EUM's package
  * delivered (DMF02), for b's transaction, and naming the ICCID of b's vault record (pir_match_vault).
@@ -178,13 +193,12 @@ static ifpp_err session_sign_for_fpa(void *ctx, const uint8_t challenge[16], con
 static ifpp_err session_check_pir(session_ctx *c, const store_bpp *b, const uint8_t *pir, size_t n, pir_info *info,
                                   char *why, size_t why_len)
 {
-    uint8_t *der = NULL, *pb_der = NULL;
-    size_t dn, pb_len;
-    cert *ec = NULL, *pb = NULL;
+    uint8_t *pb_der = NULL;
+    size_t pb_len;
+    cert *pb = NULL;
     crypto_key *k = NULL;
     ifpp_err e = pir_parse(pir, n, info);
-    if (e == IFPP_OK && (e = store_euicc_cert(c->st, b->eid, &der, &dn)) == IFPP_OK &&
-        (e = cert_parse_der(der, dn, &ec)) == IFPP_OK && (e = cert_public_key(ec, &k)) == IFPP_OK)
+    if (e == IFPP_OK && (e = session_euicc_key(c, b->eid, &k)) == IFPP_OK)
         e = pir_verify(info, k);
     if (e != IFPP_OK)
         err_why(why, why_len, "the PIR does not verify for this BPP (%s)", err_str(e));
@@ -199,9 +213,7 @@ static ifpp_err session_check_pir(session_ctx *c, const store_bpp *b, const uint
         e = pir_match_vault(info, b->iccid, pb, why, why_len);
     }
     crypto_key_free(k);
-    cert_free(ec);
     cert_free(pb);
-    free(der);
     free(pb_der);
     return e;
 }
@@ -494,6 +506,115 @@ static ifpp_err session_reserve(session_ctx *c, const char *eid_hex, const char 
     return e;
 }
 
+const char *session_conn_mode_name(session_conn_mode m)
+{
+    return m == SESSION_CONN_REQUIRED ? "required" : m == SESSION_CONN_IF_OFFERED ? "if-offered" : "off";
+}
+
+const char *session_conn_outcome_name(session_conn_outcome o)
+{
+    static const char *const names[] = {"not run", "skipped", "passed", "failed", "refused"};
+    return (unsigned)o < sizeof names / sizeof names[0] ? names[o] : "?";
+}
+
+/*
+ * EUICCF05: the connectivity test of the profile just installed, as an optional step. Where: after
+ * the PIR is recorded and acknowledged, so nothing the test does or answers can change the PIR's
+ * truth or the BPP's state; and before DeleteOneTimeKeys, because the means is the Device
+ * Manufacturer's under FPA authorisation, which ends with the last One-time Key (EUICCF04), after
+ * which only the LPA/IPA may enable a profile (GENF03). The eUICC's answer is checked (signature by
+ * the eUICC certificate, EID, ICCID, the station's fresh nonce, the profile disabled again) before
+ * it counts, and every outcome -- skipped, passed, failed, refused -- is recorded and audited with the
+ * signed answer as evidence. Nothing here fails the session: station_verdict_of decides from r.
+ */
+static void session_conn_test(session_ctx *c, es10_chan *k, const store_bpp *b, const store_actor *who,
+                              session_result *r)
+{
+    unsigned caps = 0;
+    bool known = false;
+    uint8_t nonce[16];
+    bool nonce_sent = false;
+    char words[96], why[160] = "";
+    crypto_key *key = NULL;
+    es10_conn_result *res = calloc(1, sizeof *res);
+    store_conn_outcome so = STORE_CONN_REFUSED;
+    if (c->conn_test == SESSION_CONN_OFF)
+        goto out;
+    step(c, SESSION_STEP_CONN_TEST, NULL);
+    ifpp_err e = res ? es10_get_ifpp_capabilities(k, &caps, &known) : IFPP_E_NOMEM;
+    if (e != IFPP_OK) {
+        r->conn = SESSION_CONN_REFUSED;
+        err_why(r->conn_detail, sizeof r->conn_detail, "GetIfppCapabilities failed (%s)",
+                session_card_words(k, e, NULL, words, sizeof words));
+    } else if (!(caps & ES10_CAP_CONNECTIVITY_TEST)) {
+        r->conn = SESSION_CONN_SKIPPED;
+        so = STORE_CONN_SKIPPED;
+        err_why(r->conn_detail, sizeof r->conn_detail, "not offered by the eUICC (%s)",
+                known ? "GetIfppCapabilities: no connectivityTest bit" : "no GetIfppCapabilities: status word 6A88");
+    } else if ((e = crypto_random(nonce, sizeof nonce)) != IFPP_OK || (e = session_euicc_key(c, b->eid, &key)) != IFPP_OK) {
+        r->conn = SESSION_CONN_REFUSED;
+        err_why(r->conn_detail, sizeof r->conn_detail, "not run: the station has no nonce or no eUICC key (%s)",
+                err_str(e));
+    } else {
+        nonce_sent = true;
+        e = es10_conn_test(k, b->iccid, nonce, c->conn_time_limit ? c->conn_time_limit : 60, key, b->eid, res, why,
+                           sizeof why);
+        if (e != IFPP_OK) {
+            r->conn = SESSION_CONN_REFUSED;
+            err_why(r->conn_detail, sizeof r->conn_detail, "answer refused: %s", why);
+        } else if (res->result == ES10_CONN_OK) {
+            r->conn = SESSION_CONN_PASSED;
+            so = STORE_CONN_PASSED;
+            r->conn_result = res->result;
+            if (res->has_network) /* PLMN as TS 24.008 codes it: MCC digits 1,2 / 3 and MNC 3 / MNC 1,2 */
+                err_why(r->conn_detail, sizeof r->conn_detail, "ok: attached to PLMN %X%X%X-%X%X%.0X, signed by the eUICC",
+                        res->network[0] & 0xF, res->network[0] >> 4, res->network[1] & 0xF, res->network[2] & 0xF,
+                        res->network[2] >> 4, (res->network[1] >> 4) == 0xF ? 0 : res->network[1] >> 4);
+            else
+                err_why(r->conn_detail, sizeof r->conn_detail, "ok, signed by the eUICC");
+        } else {
+            r->conn = SESSION_CONN_FAILED;
+            so = STORE_CONN_FAILED;
+            r->conn_result = res->result;
+            err_why(r->conn_detail, sizeof r->conn_detail, "the eUICC signed %s (result %d)",
+                    es10_conn_result_str(res->result), res->result);
+        }
+    }
+    store_conn_test t = {.txid = b->transaction_id, .txid_len = b->transaction_id_len, .eid = b->eid,
+                         .iccid = b->iccid, .required = c->conn_test == SESSION_CONN_REQUIRED, .outcome = so,
+                         .result = so == STORE_CONN_PASSED || so == STORE_CONN_FAILED ? res->result : -1,
+                         .detail = r->conn_detail, .nonce = nonce_sent ? nonce : NULL,
+                         .evidence = so == STORE_CONN_PASSED || so == STORE_CONN_FAILED ? res->evidence : NULL,
+                         .evidence_len = res ? res->evidence_len : 0, .who = who};
+    if (store_record_conn_test(c->st, &t) == IFPP_OK) {
+        r->conn_recorded = true;
+    } else {
+        size_t used = strlen(r->conn_detail);
+        snprintf(r->conn_detail + used, sizeof r->conn_detail - used, " (not recorded: %s)", store_errmsg(c->st));
+    }
+out:
+    crypto_key_free(key);
+    free(res);
+}
+
+/* The session's closing words for an installed profile: what the connectivity test did, and whether it was required. */
+static void session_conn_words(session_result *r, const char *eid_hex)
+{
+    if (r->conn == SESSION_CONN_NOT_RUN)
+        return;
+    bool bad = r->conn_mode == SESSION_CONN_REQUIRED && (r->conn != SESSION_CONN_PASSED || !r->conn_recorded);
+    if (bad) {
+        r->failed_step = SESSION_STEP_CONN_TEST;
+        err_why(r->message, sizeof r->message, "profile installed on eUICC %s, but the required connectivity test "
+                "(conn-test=required, EUICCF05) %s: %s", eid_hex, r->conn == SESSION_CONN_SKIPPED ? "is not offered" :
+                r->conn == SESSION_CONN_PASSED ? "was not recorded" : "did not pass", r->conn_detail);
+    } else {
+        size_t used = strlen(r->message);
+        snprintf(r->message + used, sizeof r->message - used, "; connectivity test (EUICCF05) %s: %s",
+                 session_conn_outcome_name(r->conn), r->conn_detail);
+    }
+}
+
 ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *profile_type, session_result *r)
 {
     uint8_t *resp = NULL, *bpp = NULL, *pb_der = NULL, *chain = NULL;
@@ -513,6 +634,8 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
     r->final_state = BPP_STATE__COUNT;
     r->failed_step = SESSION_STEP__COUNT;
     r->card_result = ES10_NO_RESULT;
+    r->conn_result = -1;
+    r->conn_mode = c->conn_test;
     c->current = SESSION_STEP_SELECT;
     if ((e = session_check_inputs(dut_serial, profile_type, r)) != IFPP_OK)
         goto done;
@@ -645,11 +768,14 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
 
     step(c, SESSION_STEP_ACK, NULL);
     session_ack(&k, info.seq_number);
+    if (info.success)
+        session_conn_test(c, &k, &b, &who, r);
     if (info.success && c->delete_keys_when_done && (e = session_delete_keys(c, &k, r->eid, r)) != IFPP_OK)
         goto out;
-    if (info.success)
+    if (info.success) {
         err_why(r->message, sizeof r->message, "profile installed on eUICC %s", eid_hex);
-    else
+        session_conn_words(r, eid_hex);
+    } else
         err_why(r->message, sizeof r->message, "the eUICC refused the BPP at %s: %s",
                 pir_command_str(info.bpp_command_id), pir_error_reason_str(info.error_reason));
     step(c, SESSION_STEP_DONE, r->message);

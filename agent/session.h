@@ -38,12 +38,35 @@ typedef enum {
     SESSION_STEP_LOAD,
     SESSION_STEP_PIR,
     SESSION_STEP_ACK,
+    SESSION_STEP_CONN_TEST,     /* EUICCF05, optional: only with session_ctx.conn_test on */
     SESSION_STEP_DELETE_KEYS,
     SESSION_STEP_DONE,
     SESSION_STEP__COUNT
 } session_step;
 
 const char *session_step_name(session_step s);
+
+/* EUICCF05: whether the session tests the loaded Profile's connectivity (slot option conn-test=). */
+typedef enum {
+    SESSION_CONN_OFF = 0,     /* never (the default) */
+    SESSION_CONN_IF_OFFERED,  /* where the eUICC offers it; its outcome is recorded, the verdict stays the PIR's */
+    SESSION_CONN_REQUIRED,    /* the DUT passes only if the eUICC offers the test and signs ok */
+} session_conn_mode;
+
+/* "off", "if-offered", "required". */
+const char *session_conn_mode_name(session_conn_mode m);
+
+/* What became of the test in this session. */
+typedef enum {
+    SESSION_CONN_NOT_RUN = 0, /* off, or no installed profile to test */
+    SESSION_CONN_SKIPPED,     /* not offered by the eUICC */
+    SESSION_CONN_PASSED,
+    SESSION_CONN_FAILED,      /* the eUICC signed a result other than ok */
+    SESSION_CONN_REFUSED,     /* the station could not accept the answer (signature, ICCID, nonce, shape, transport) */
+} session_conn_outcome;
+
+/* "not run", "skipped", "passed", "failed", "refused". */
+const char *session_conn_outcome_name(session_conn_outcome o);
 
 typedef struct {
     store *st;
@@ -55,6 +78,8 @@ typedef struct {
     size_t isdr_aid_len;
     bool additional_profile;      /* explicitly asked: this DUT may get a further profile (use case A.3) */
     bool delete_keys_when_done;   /* the DUT gets no further profile: delete every remaining One-time Key */
+    session_conn_mode conn_test;  /* EUICCF05 test of the installed profile, before DeleteOneTimeKeys */
+    unsigned conn_time_limit;     /* seconds the eUICC may spend on the attach (1..600; 0: 60) */
     bool logical_channel;         /* a logical channel for the ISD-R (fpa_open_channel), as a modem
                                      or a device with a busy basic channel needs; else the basic channel */
     unsigned channel;             /* set by the session: the channel the ISD-R is selected on */
@@ -79,6 +104,11 @@ typedef struct {
     int card_result;                   /* the ES10 result code a refusing card gave (-1: none) */
     ifpp_err err;                      /* what session_provision returned */
     char message[256];                 /* for the operator: what happened, or what failed and where */
+    session_conn_mode conn_mode;       /* EUICCF05: as the session was asked */
+    session_conn_outcome conn;         /* what became of the test */
+    int conn_result;                   /* the eUICC's signed testResult (-1: none) */
+    bool conn_recorded;                /* the outcome is in the store */
+    char conn_detail[160];             /* for the operator and the report */
 } session_result;
 
 /*

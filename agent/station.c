@@ -270,6 +270,19 @@ ifpp_err station_slot_parse(const char *spec, station_slot_options *o, char *why
         } else if (ok && nlen == 12 && !strncmp(name, "apdu-timeout", 12)) {
             rule = "apdu-timeout=MS, 1..3600000";
             ok = pass = optval_number(v, vlen, 1, 3600000, &o->apdu_timeout_ms);
+        } else if (ok && nlen == 9 && !strncmp(name, "conn-test", 9)) {
+            rule = "conn-test=off|if-offered|required";
+            if (vlen == 3 && !strncmp(v, "off", 3))
+                o->conn_test = SESSION_CONN_OFF;
+            else if (vlen == 10 && !strncmp(v, "if-offered", 10))
+                o->conn_test = SESSION_CONN_IF_OFFERED;
+            else if (vlen == 8 && !strncmp(v, "required", 8))
+                o->conn_test = SESSION_CONN_REQUIRED;
+            else
+                ok = false;
+        } else if (ok && nlen == 14 && !strncmp(name, "conn-test-time", 14)) {
+            rule = "conn-test-time=S, 1..600";
+            ok = optval_number(v, vlen, 1, 600, &o->conn_time_limit);
         } else if (ok && nlen > 0) {
             pass = true; /* the backend's own option: it checks it */
         } else {
@@ -334,8 +347,16 @@ station_verdict station_verdict_of(const session_result *r)
 {
     if (!r)
         return STATION_FAILURE;
+    if (r->err == IFPP_OK && !(r->installed && r->final_state == BPP_INSTALLED))
+        return STATION_DUT_FAIL;
+    /*
+     * EUICCF05: a test the slot requires must have been offered, signed ok and recorded; one asked for
+     * if offered never changes the verdict (its outcome is recorded beside the PIR, whose truth it is not).
+     */
+    if (r->err == IFPP_OK && r->conn_mode == SESSION_CONN_REQUIRED)
+        return r->conn != SESSION_CONN_PASSED ? STATION_DUT_FAIL : r->conn_recorded ? STATION_PASS : STATION_FAILURE;
     if (r->err == IFPP_OK)
-        return r->installed && r->final_state == BPP_INSTALLED ? STATION_PASS : STATION_DUT_FAIL;
+        return STATION_PASS;
     if ((r->sw && r->sw != 0x9000) || r->card_result >= 0)
         return STATION_DUT_FAIL;
     switch (r->err) {
@@ -390,6 +411,7 @@ station_verdict station_provision(station *s, station_slot *sl, const char *seri
                      .isdr_aid_len = sl->opt.isdr_aid_len,
                      .additional_profile = (flags & STATION_ADDITIONAL_PROFILE) != 0,
                      .delete_keys_when_done = (flags & STATION_COMPLETE) != 0,
+                     .conn_test = sl->opt.conn_test, .conn_time_limit = (unsigned)sl->opt.conn_time_limit,
                      .logical_channel = sl->opt.logical_channel, .progress = progress, .progress_arg = progress_arg};
     r->err = session_provision(&c, serial, profile_type, r);
     return station_verdict_of(r);

@@ -10,6 +10,10 @@
  *   channel=basic|logical the ISD-R on the basic channel (default) or on a logical one (fpa_open_channel)
  *   card-wait=MS          wait up to MS for the DUT's card (0..3600000; passed on to the backend)
  *   apdu-timeout=MS       the longest a card may take to answer one APDU (1..3600000; passed on to the backend)
+ *   conn-test=off|if-offered|required   the EUICCF05 connectivity test of the installed profile (default off):
+ *                         if-offered records it where the eUICC offers it and leaves the verdict to the PIR;
+ *                         required makes the DUT FAIL unless the eUICC offers it and signs ok
+ *   conn-test-time=S      seconds the eUICC may spend attaching (1..600; default 60)
  * every other key goes to the backend, which names any it does not know (pcsc: ext=auto|on|off).
  */
 #ifndef IFPP_STATION_H
@@ -79,6 +83,8 @@ typedef struct {
     bool logical_channel;
     long card_wait_ms;        /* -1: not given */
     long apdu_timeout_ms;     /* -1: not given (the backend's default) */
+    session_conn_mode conn_test; /* EUICCF05 (issue 15 item 5) */
+    long conn_time_limit;     /* seconds; 0: the session's default */
 } station_slot_options;
 
 /* Parses "BACKEND:TARGET[,key=value...]"; why names the bad option and what it may be. */

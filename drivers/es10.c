@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "apdu.h"
+#include "hex.h"
 
 /* The answers the station keeps on the stack: every one fits, larger ones are refused by es10f. */
 #define ES10_SMALL_RESP 512
@@ -376,4 +377,156 @@ const char *es10_prepare_result_str(int result)
     static const char *const names[] = {"ok", "invalidCertificate", "ciPKUnknown", "oneTimeKeyUnknown",
                                         "fpaNotAuthorised"};
     return result >= 0 && result < 5 ? names[result] : "undefinedError";
+}
+
+/* ---- EUICCF05: connectivity test of a loaded Profile (issue 15 item 5) ---------------------------- */
+
+ifpp_err es10_parse_ifpp_capabilities(const uint8_t *resp, size_t n, unsigned *caps)
+{
+    tlv top, bits;
+    tlv_reader r;
+    ifpp_err e;
+    if (!caps)
+        return IFPP_E_ARG;
+    if ((e = es10_open(resp, n, 0xBF74, &top, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x80, &bits)) != IFPP_OK)
+        return e;
+    if (!tlv_reader_done(&r))
+        return IFPP_E_TLV_TRAILING;
+    /* a DER BIT STRING: the unused-bit count, then the bits; those unused must be zero (X.690 11.2.1) */
+    if (bits.len < 1 || bits.value[0] > 7 || (bits.len == 1 && bits.value[0] != 0) ||
+        (bits.len > 1 && (bits.value[bits.len - 1] & ((1u << bits.value[0]) - 1)) != 0))
+        return IFPP_E_RANGE;
+    *caps = bits.len > 1 && (bits.value[1] & 0x80) ? ES10_CAP_CONNECTIVITY_TEST : 0;
+    return IFPP_OK;
+}
+
+ifpp_err es10_get_ifpp_capabilities(es10_chan *k, unsigned *caps, bool *known)
+{
+    static const uint8_t req[] = {0xBF, 0x74, 0x00};
+    uint8_t resp[ES10_SMALL_RESP];
+    size_t rn;
+    if (!caps || !known)
+        return IFPP_E_ARG;
+    *caps = 0;
+    *known = false;
+    ifpp_err e = es10_call(k, req, sizeof req, resp, sizeof resp, &rn);
+    if (e == IFPP_E_IO && k->sw == SW_REFERENCED_DATA_NOT_FOUND)
+        return IFPP_OK; /* no such function on this eUICC: nothing offered */
+    if (e == IFPP_OK && (e = es10_parse_ifpp_capabilities(resp, rn, caps)) == IFPP_OK)
+        *known = true;
+    return e;
+}
+
+ifpp_err es10_build_conn_test(const uint8_t iccid[10], const uint8_t nonce[16], unsigned time_limit, bool leave_enabled,
+                              uint8_t *out, size_t cap, size_t *n)
+{
+    const uint8_t *p;
+    tlv_builder b;
+    if (!iccid || !nonce || time_limit < 1 || time_limit > 600 || !out || !n)
+        return IFPP_E_ARG;
+    tlv_builder_init_fixed(&b, out, cap);
+    tlv_begin(&b, 0xBF75);
+    tlv_put(&b, 0x5A, iccid, 10);
+    tlv_put(&b, 0x80, nonce, 16);
+    tlv_put_uint(&b, 0x81, time_limit);
+    if (leave_enabled)
+        tlv_put(&b, 0x82, "\xFF", 1); /* DER BOOLEAN TRUE; FALSE is the default, never encoded */
+    tlv_end(&b);
+    return tlv_builder_finish(&b, &p, n);
+}
+
+/* The next field must be exactly len bytes under tag t. */
+static ifpp_err es10_fixed(tlv_reader *r, uint32_t t, size_t len, tlv *f)
+{
+    ifpp_err e = tlv_reader_expect(r, t, f);
+    return e != IFPP_OK ? e : f->len == len ? IFPP_OK : IFPP_E_RANGE;
+}
+
+ifpp_err es10_parse_conn_test(const uint8_t *resp, size_t n, const crypto_key *euicc_key, const uint8_t eid[16],
+                              const uint8_t iccid[10], const uint8_t nonce[16], bool leave_enabled,
+                              es10_conn_result *out, char *why, size_t why_len)
+{
+    tlv top, signed_part, sig, f_eid, f_iccid, f_nonce, f_net;
+    tlv_reader r, sr;
+    uint8_t result = 0xFF, state = 0xFF;
+    char a[40], b[40];
+    ifpp_err e;
+    if (!resp || !euicc_key || !eid || !iccid || !nonce || !out)
+        return IFPP_E_ARG;
+    if (n > ES10_CONN_MAX_RESPONSE) {
+        err_why(why, why_len, "ConnectivityTest answer of %zu bytes (at most %d)", n, ES10_CONN_MAX_RESPONSE);
+        return IFPP_E_RANGE;
+    }
+    if ((e = es10_open(resp, n, 0xBF75, &top, &r)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x30, &signed_part)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x5F37, &sig)) != IFPP_OK ||
+        (e = tlv_reader_done(&r) ? IFPP_OK : IFPP_E_TLV_TRAILING) != IFPP_OK || (e = tlv_reader_enter(&r, &signed_part, &sr)) != IFPP_OK || (e = es10_fixed(&sr, 0x5A, 16, &f_eid)) != IFPP_OK ||
+        (e = es10_fixed(&sr, 0x80, 10, &f_iccid)) != IFPP_OK || (e = es10_fixed(&sr, 0x81, 16, &f_nonce)) != IFPP_OK ||
+        (e = es10_small_uint(&sr, 0x82, &result)) != IFPP_OK || (e = es10_small_uint(&sr, 0x83, &state)) != IFPP_OK) {
+        err_why(why, why_len, "ConnectivityTest answer malformed (%s)", err_str(e));
+        return e;
+    }
+    bool has_net = tlv_reader_expect(&sr, 0x84, &f_net) == IFPP_OK;
+    if ((has_net && f_net.len != 3) || !tlv_reader_done(&sr) || state > 1) {
+        err_why(why, why_len, "ConnectivityTest answer malformed (%s)",
+                has_net && f_net.len != 3 ? "servingNetwork not 3 bytes" : state > 1 ? "profileState not 0 or 1"
+                                                                                   : "unknown field in testSigned");
+        return IFPP_E_TLV_UNEXPECTED_TAG;
+    }
+    if (crypto_ecdsa_verify(euicc_key, signed_part.raw, signed_part.raw_len, CRYPTO_SIG_RAW, sig.value, sig.len) !=
+        IFPP_OK) {
+        err_why(why, why_len, "ConnectivityTest answer not signed by this eUICC's key (CERT.EUICC.ECDSA)");
+        return IFPP_E_SIGNATURE;
+    }
+    const struct {
+        const char *name;
+        const tlv *got;
+        const uint8_t *want;
+        size_t len;
+    } same[] = {{"EID", &f_eid, eid, 16}, {"ICCID", &f_iccid, iccid, 10}, {"station nonce", &f_nonce, nonce, 16}};
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        if (memcmp(same[i].got->value, same[i].want, same[i].len) != 0) {
+            hex_encode(same[i].got->value, same[i].len, a, sizeof a);
+            hex_encode(same[i].want, same[i].len, b, sizeof b);
+            err_why(why, why_len, "ConnectivityTest answer is for another %s (%s, asked for %s)", same[i].name, a, b);
+            return IFPP_E_SIGNATURE;
+        }
+    }
+    if (state == 1 && !leave_enabled) {
+        err_why(why, why_len, "the eUICC says it left the Profile enabled after the test, which was not asked (GENF03)");
+        return IFPP_E_RANGE;
+    }
+    out->result = result;
+    out->left_enabled = state == 1;
+    out->has_network = has_net;
+    if (has_net)
+        memcpy(out->network, f_net.value, 3);
+    memcpy(out->evidence, resp, n);
+    out->evidence_len = n;
+    return IFPP_OK;
+}
+
+ifpp_err es10_conn_test(es10_chan *k, const uint8_t iccid[10], const uint8_t nonce[16], unsigned time_limit,
+                        const crypto_key *euicc_key, const uint8_t eid[16], es10_conn_result *out, char *why,
+                        size_t why_len)
+{
+    uint8_t req[64], resp[ES10_CONN_MAX_RESPONSE];
+    size_t qn, rn;
+    ifpp_err e = es10_build_conn_test(iccid, nonce, time_limit, false, req, sizeof req, &qn);
+    if (e == IFPP_OK && (e = es10_call(k, req, qn, resp, sizeof resp, &rn)) != IFPP_OK) {
+        if (k->sw && k->sw != SW_OK)
+            err_why(why, why_len, "ConnectivityTest failed (%s; status word %04X)", err_str(e), k->sw);
+        else
+            err_why(why, why_len, "ConnectivityTest failed (%s)", err_str(e));
+    }
+    if (e == IFPP_OK)
+        e = es10_parse_conn_test(resp, rn, euicc_key, eid, iccid, nonce, false, out, why, why_len);
+    return e;
+}
+
+const char *es10_conn_result_str(int result)
+{
+    static const char *const names[] = {"ok", "noNetwork", "attachRejected", "timeout", "profileNotFound",
+                                        "notSupported", "fpaNotAuthorised"};
+    return result >= 0 && result < 7 ? names[result] : "undefinedError";
 }

@@ -136,4 +136,60 @@ const char *es10_authorise_result_str(int result);
 /* Names a PrepareBppLoad result ("oneTimeKeyUnknown", ...). */
 const char *es10_prepare_result_str(int result);
 
+/* ---- EUICCF05: connectivity test of a loaded Profile (issue 15 item 5; docs/ifpp.asn 'BF74', 'BF75') */
+
+#define ES10_CAP_CONNECTIVITY_TEST 0x01u /* IfppCapabilities bit 0 */
+
+/*
+ * GetIfppCapabilities ('BF74'): exactly 'BF74' { '80' BIT STRING }; *caps gets the ES10_CAP_* bits
+ * (bits the station does not know are ignored). A card without the function (status word 6A88) is
+ * IFPP_OK with *caps 0 and *known false; any other failure is an error.
+ */
+ifpp_err es10_get_ifpp_capabilities(es10_chan *k, unsigned *caps, bool *known);
+
+/* Parses GetIfppCapabilities' answer as es10_get_ifpp_capabilities says. */
+ifpp_err es10_parse_ifpp_capabilities(const uint8_t *resp, size_t n, unsigned *caps);
+
+/* The testResult codes of ConnectivityTestSigned. */
+enum {
+    ES10_CONN_OK = 0, ES10_CONN_NO_NETWORK = 1, ES10_CONN_ATTACH_REJECTED = 2, ES10_CONN_TIMEOUT = 3,
+    ES10_CONN_PROFILE_NOT_FOUND = 4, ES10_CONN_NOT_SUPPORTED = 5, ES10_CONN_FPA_NOT_AUTHORISED = 6,
+    ES10_CONN_UNDEFINED = 127,
+};
+
+#define ES10_CONN_MAX_RESPONSE 512 /* a ConnectivityTestResponse is ~190 bytes; more is refused */
+
+/* What the eUICC signed, after es10_parse_conn_test checked it. */
+typedef struct {
+    int result;            /* testResult, ES10_CONN_* (0..255) */
+    bool left_enabled;     /* profileState enabled(1) */
+    bool has_network;
+    uint8_t network[3];    /* servingNetwork (PLMN), if has_network */
+    uint8_t evidence[ES10_CONN_MAX_RESPONSE]; /* the whole 'BF75' answer, byte for byte */
+    size_t evidence_len;
+} es10_conn_result;
+
+/* Builds ConnectivityTest ('BF75') for iccid (10 bytes), nonce (16) and time_limit 1..600 seconds. */
+ifpp_err es10_build_conn_test(const uint8_t iccid[10], const uint8_t nonce[16], unsigned time_limit, bool leave_enabled,
+                              uint8_t *out, size_t cap, size_t *n);
+
+/*
+ * Parses a ConnectivityTest answer strictly ('BF75' { '30' { 5A 80 81 82 83 [84] } 5F37 }, nothing
+ * else, at most ES10_CONN_MAX_RESPONSE bytes) and checks it: signed by euicc_key over the DER of
+ * testSigned (IFPP_E_SIGNATURE), for this eid, iccid and nonce (IFPP_E_SIGNATURE, why names which
+ * and both values), the Profile not left enabled unless leave_enabled (IFPP_E_RANGE, GENF03). why
+ * names the first fault; out is filled only on IFPP_OK.
+ */
+ifpp_err es10_parse_conn_test(const uint8_t *resp, size_t n, const crypto_key *euicc_key, const uint8_t eid[16],
+                              const uint8_t iccid[10], const uint8_t nonce[16], bool leave_enabled,
+                              es10_conn_result *out, char *why, size_t why_len);
+
+/* ConnectivityTest ('BF75'): builds, sends, and parses the answer as es10_parse_conn_test. */
+ifpp_err es10_conn_test(es10_chan *k, const uint8_t iccid[10], const uint8_t nonce[16], unsigned time_limit,
+                        const crypto_key *euicc_key, const uint8_t eid[16], es10_conn_result *out, char *why,
+                        size_t why_len);
+
+/* Names a testResult ("noNetwork", ...). */
+const char *es10_conn_result_str(int result);
+
 #endif

@@ -97,6 +97,16 @@ static const char *const migrations[] = {
     "CREATE TABLE vault_sub_ca ("
     "  vault_id TEXT NOT NULL REFERENCES vault(vault_id), position INTEGER NOT NULL CHECK (position >= 0),"
     "  der BLOB NOT NULL, PRIMARY KEY (vault_id, position));",
+    /* migration 6: EUICCF05 connectivity tests (issue 15 item 5); one row per test, the eUICC's signed answer kept */
+    "CREATE TABLE conn_test ("
+    "  id INTEGER PRIMARY KEY, txid BLOB NOT NULL REFERENCES bpp(txid),"
+    "  eid BLOB NOT NULL CHECK (length(eid) = 16), iccid BLOB NOT NULL CHECK (length(iccid) = 10),"
+    "  mode TEXT NOT NULL CHECK (mode IN ('if-offered', 'required')),"
+    "  outcome TEXT NOT NULL CHECK (outcome IN ('skipped', 'passed', 'failed', 'refused')),"
+    "  result INTEGER CHECK (result BETWEEN 0 AND 255), detail TEXT NOT NULL,"
+    "  nonce BLOB CHECK (nonce IS NULL OR length(nonce) = 16), evidence BLOB, at TEXT NOT NULL,"
+    "  CHECK ((outcome IN ('passed', 'failed')) = (evidence IS NOT NULL AND result IS NOT NULL)));"
+    "CREATE INDEX conn_test_by_txid ON conn_test(txid);",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -1941,10 +1951,11 @@ ifpp_err store_each_dut(store *s, const char *day, ifpp_err (*fn)(void *arg, con
     /* the session's start: the BPP's first move to reserved; the reason: its last audit entry's */
     /* one pass over the audit log grouped by BPP (no per-row lookups: the log has no index by txid) */
     ifpp_err e = store_prepare(s, "SELECT b.txid, b.eid, b.iccid, b.profile_type, b.slot, b.dut_serial, b.state,"
-                                  " b.updated_at, x.started, la.reason"
+                                  " b.updated_at, x.started, la.reason, ct.outcome, ct.detail, ct.mode = 'required'"
                                   " FROM bpp b LEFT JOIN (SELECT txid, min(CASE WHEN to_state = 'reserved' THEN at END)"
                                   "  AS started, max(id) AS last_id FROM audit WHERE txid IS NOT NULL GROUP BY txid) x"
                                   " ON x.txid = b.txid LEFT JOIN audit la ON la.id = x.last_id"
+                                  " LEFT JOIN conn_test ct ON ct.id = (SELECT max(id) FROM conn_test WHERE txid = b.txid)"
                                   " WHERE b.state IN ('installed', 'failed', 'in_doubt', 'reserved', 'deleted')"
                                   " AND (?1 IS NULL OR substr(b.updated_at, 1, 10) = ?1) ORDER BY b.updated_at, b.rowid",
                                &st);
@@ -1959,6 +1970,8 @@ ifpp_err store_each_dut(store *s, const char *day, ifpp_err (*fn)(void *arg, con
             .profile_type = (const char *)sqlite3_column_text(st, 3), .slot = (const char *)sqlite3_column_text(st, 4),
             .dut_serial = (const char *)sqlite3_column_text(st, 5), .updated_at = (const char *)sqlite3_column_text(st, 7),
             .started_at = (const char *)sqlite3_column_text(st, 8), .reason = (const char *)sqlite3_column_text(st, 9),
+            .conn_test = (const char *)sqlite3_column_text(st, 10), .conn_detail = (const char *)sqlite3_column_text(st, 11),
+            .conn_required = sqlite3_column_int(st, 12) == 1,
         };
         if (!bpp_state_parse((const char *)sqlite3_column_text(st, 6), &r.state) || sqlite3_column_bytes(st, 1) != 16 ||
             sqlite3_column_bytes(st, 2) != 10 || r.txid_len == 0 || r.txid_len > 16 || !r.profile_type ||
@@ -1978,4 +1991,132 @@ ifpp_err store_each_dut(store *s, const char *day, ifpp_err (*fn)(void *arg, con
 const char *store_path(const store *s)
 {
     return s ? s->path : NULL;
+}
+
+/* ---- EUICCF05 connectivity tests (issue 15) ---- */
+
+static const char *const conn_outcome_names[] = {"skipped", "passed", "failed", "refused"};
+
+static ifpp_err store_record_conn_test_tx(store *s, void *arg)
+{
+    const store_conn_test *t = arg;
+    char at[32], object[200], tx[33], ic[21];
+    sqlite3_stmt *st;
+    store_now(at);
+    ifpp_err e = store_prepare(s, "INSERT INTO conn_test (txid, eid, iccid, mode, outcome, result, detail, nonce,"
+                                  " evidence, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_blob(st, 1, t->txid, (int)t->txid_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, t->eid, 16, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, t->iccid, 10, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, t->required ? "required" : "if-offered", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, conn_outcome_names[t->outcome], -1, SQLITE_STATIC);
+    if (t->result >= 0)
+        sqlite3_bind_int(st, 6, t->result);
+    else
+        sqlite3_bind_null(st, 6);
+    sqlite3_bind_text(st, 7, t->detail, -1, SQLITE_STATIC);
+    if (t->nonce)
+        sqlite3_bind_blob(st, 8, t->nonce, 16, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 8);
+    if (t->evidence)
+        sqlite3_bind_blob(st, 9, t->evidence, (int)t->evidence_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 9);
+    sqlite3_bind_text(st, 10, at, -1, SQLITE_STATIC);
+    e = store_step_done(s, st, "recording a connectivity test");
+    sqlite3_finalize(st);
+    if (e != IFPP_OK)
+        return e;
+    /*
+     * Audited without the txid column: a BPP's rows in the report take their reason from its last
+     * txid-bearing entry (store_each_dut), which must stay the PIR's. The object names the BPP.
+     */
+    hex_encode(t->txid, t->txid_len, tx, sizeof tx);
+    hex_encode(t->iccid, 10, ic, sizeof ic);
+    snprintf(object, sizeof object, "conn_test bpp %s iccid %s %s result %d", tx, ic, conn_outcome_names[t->outcome],
+             t->result);
+    store_actor w = t->who ? *t->who : (store_actor){0};
+    w.reason = t->detail;
+    audit_fields f = {.event = "conn_test", .eid = t->eid, .who = &w, .object = object};
+    return audit_append(s, &f);
+}
+
+ifpp_err store_record_conn_test(store *s, const store_conn_test *t)
+{
+    STORE_CHECK(s);
+    if (!t || !t->txid || !t->txid_len || t->txid_len > 16 || !t->eid || !t->iccid || !t->detail ||
+        (unsigned)t->outcome > STORE_CONN_REFUSED || t->result > 255 || t->result < -1 ||
+        (t->evidence && (!t->evidence_len || t->evidence_len > STORE_CONN_EVIDENCE_MAX)) ||
+        ((t->outcome == STORE_CONN_PASSED || t->outcome == STORE_CONN_FAILED) != (t->evidence && t->result >= 0)))
+        return IFPP_E_ARG;
+    return store_transaction(s, store_record_conn_test_tx, (void *)t);
+}
+
+ifpp_err store_conn_test_counts(store *s, const char *day, size_t counts[STORE_CONN__COUNT])
+{
+    STORE_CHECK(s);
+    if (!counts)
+        return IFPP_E_ARG;
+    for (int i = 0; i < STORE_CONN__COUNT; i++)
+        counts[i] = 0;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT outcome, count(*) FROM conn_test WHERE ?1 IS NULL OR substr(at, 1, 10) = ?1"
+                                  " GROUP BY outcome", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *o = (const char *)sqlite3_column_text(st, 0);
+        for (int i = 0; i < STORE_CONN__COUNT; i++)
+            if (o && !strcmp(o, conn_outcome_names[i]))
+                counts[i] = (size_t)sqlite3_column_int64(st, 1);
+    }
+    e = store_loop_end(s, rc, e, "counting connectivity tests");
+    sqlite3_finalize(st);
+    return e;
+}
+
+ifpp_err store_last_conn_test(store *s, const uint8_t *txid, size_t txid_len, store_conn_test_row *out)
+{
+    STORE_CHECK(s);
+    if (!txid || !txid_len || txid_len > 16 || !out)
+        return IFPP_E_ARG;
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT outcome, result, detail, nonce, evidence FROM conn_test WHERE txid = ?"
+                                  " ORDER BY id DESC LIMIT 1", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_blob(st, 1, txid, (int)txid_len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *o = (const char *)sqlite3_column_text(st, 0);
+        const char *d = (const char *)sqlite3_column_text(st, 2);
+        out->outcome = STORE_CONN__COUNT;
+        for (int i = 0; i < STORE_CONN__COUNT; i++)
+            if (o && !strcmp(o, conn_outcome_names[i]))
+                out->outcome = (store_conn_outcome)i;
+        out->result = sqlite3_column_type(st, 1) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 1);
+        snprintf(out->detail, sizeof out->detail, "%s", d ? d : "");
+        out->has_nonce = sqlite3_column_bytes(st, 3) == 16;
+        if (out->has_nonce)
+            memcpy(out->nonce, sqlite3_column_blob(st, 3), 16);
+        int en = sqlite3_column_bytes(st, 4);
+        out->evidence_len = en > 0 && (size_t)en <= sizeof out->evidence ? (size_t)en : 0;
+        if (out->evidence_len)
+            memcpy(out->evidence, sqlite3_column_blob(st, 4), out->evidence_len);
+        e = out->outcome == STORE_CONN__COUNT || (en > 0 && !out->evidence_len) ? IFPP_E_IO : IFPP_OK;
+        if (e != IFPP_OK)
+            snprintf(store_msg, sizeof store_msg, "store %s: a connectivity test row is malformed", s->path);
+    } else if (rc == SQLITE_DONE) {
+        e = IFPP_E_NOT_FOUND;
+    } else {
+        e = store_fail(s, rc, "reading a connectivity test");
+    }
+    sqlite3_finalize(st);
+    return e;
 }

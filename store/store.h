@@ -309,6 +309,8 @@ typedef struct {
     const char *profile_type, *slot, *dut_serial;
     const char *started_at, *updated_at; /* "YYYY-MM-DDTHH:MM:SSZ": first reserved, last move */
     const char *reason;                  /* the last audit entry's reason */
+    const char *conn_test, *conn_detail; /* the last EUICCF05 test's outcome and detail; NULL: none ran */
+    bool conn_required;                  /* that test was conn-test=required: not passed means the DUT failed */
 } store_dut_record;
 
 /*
@@ -319,5 +321,51 @@ ifpp_err store_each_dut(store *s, const char *day, ifpp_err (*fn)(void *arg, con
 
 /* The path the store was opened with (its filesystem is never a report's destination). */
 const char *store_path(const store *s);
+
+/* ---- EUICCF05 connectivity tests (issue 15) */
+
+#define STORE_CONN_EVIDENCE_MAX 1024 /* the longest signed answer kept (es10 refuses over 512) */
+
+typedef enum {
+    STORE_CONN_SKIPPED = 0, /* not offered by the eUICC */
+    STORE_CONN_PASSED,      /* the eUICC signed ok */
+    STORE_CONN_FAILED,      /* the eUICC signed another result */
+    STORE_CONN_REFUSED,     /* no answer the station could accept (why in detail) */
+    STORE_CONN__COUNT
+} store_conn_outcome;
+
+/* One test, as the session recorded it. */
+typedef struct {
+    const uint8_t *txid, *eid, *iccid; /* the BPP tested, its eUICC, its ICCID (10 bytes) */
+    size_t txid_len;
+    bool required;                     /* conn-test=required (else if-offered) */
+    store_conn_outcome outcome;
+    int result;                        /* the signed testResult; -1 unless passed or failed */
+    const char *detail;                /* for people */
+    const uint8_t *nonce;              /* the station's nonce (16 bytes), NULL if none was sent */
+    const uint8_t *evidence;           /* the eUICC-signed 'BF75' answer: exactly for passed and failed */
+    size_t evidence_len;
+    const store_actor *who;
+} store_conn_test;
+
+/* Records one test and its audit entry in one transaction; IFPP_E_ARG if its fields disagree. */
+ifpp_err store_record_conn_test(store *s, const store_conn_test *t);
+
+/* Tests recorded on day ("YYYY-MM-DD", NULL: any), by outcome. */
+ifpp_err store_conn_test_counts(store *s, const char *day, size_t counts[STORE_CONN__COUNT]);
+
+/* A BPP's last recorded test, as read back. */
+typedef struct {
+    store_conn_outcome outcome;
+    int result;
+    char detail[256];
+    bool has_nonce;
+    uint8_t nonce[16];
+    uint8_t evidence[STORE_CONN_EVIDENCE_MAX];
+    size_t evidence_len;
+} store_conn_test_row;
+
+/* The last test recorded for a BPP; IFPP_E_NOT_FOUND if none. */
+ifpp_err store_last_conn_test(store *s, const uint8_t *txid, size_t txid_len, store_conn_test_row *out);
 
 #endif

@@ -10,7 +10,8 @@
 # writes each ES10f request and response it gets; then every bundle the demo wrote (eUICC data
 # package, BPP request, BPP vault, Profile Loading Report: every record kind inside them) and every
 # traced ES10f object is BER-decoded as its type, constraint-checked, DER-encoded and compared
-# byte for byte. Fails if any object differs, or if any of the eight ES10f types was not seen.
+# byte for byte. Fails if any object differs, or if any of the twelve ES10f types was not seen (the
+# demo's slots ask for the EUICCF05 connectivity test where offered, so 'BF74' and 'BF75' are traced too).
 #
 # One substitution before compiling: asn1c 0.9.28 keeps OID arcs in a C long and refuses the
 # project's UUID arc 2.25.120392306333479474166067974072028333099 ("Value ... is too large for
@@ -37,7 +38,7 @@ cc -std=gnu11 -O1 -w -I"$work/gen" -o "$work/roundtrip" "$work"/gen/*.c "$here/r
 IFPP_SIM_TRACE_DIR="$work/trace" "$rehearse" demo --dir "$work/demo" --duts 2 >"$work/demo.log" 2>&1 ||
   { tail -n 30 "$work/demo.log" >&2; echo "asn1 check: the demo line failed" >&2; exit 1; }
 
-for t in AuthoriseFpaServices PrepareBppLoad GetOneTimeKeyInfo DeleteOneTimeKeys; do
+for t in AuthoriseFpaServices PrepareBppLoad GetOneTimeKeyInfo DeleteOneTimeKeys GetIfppCapabilities ConnectivityTest; do
   for k in Request Response; do
     ls "$work/trace"/*-"$t$k".der >/dev/null 2>&1 || { echo "asn1 check: the demo line sent no $t$k" >&2; exit 1; }
   done

@@ -20,9 +20,13 @@
 #include "AuthoriseFpaServicesResponse.h"
 #include "BppRequest.h"
 #include "BppVault.h"
+#include "ConnectivityTestRequest.h"
+#include "ConnectivityTestResponse.h"
 #include "DeleteOneTimeKeysRequest.h"
 #include "DeleteOneTimeKeysResponse.h"
 #include "EuiccDataPackage.h"
+#include "GetIfppCapabilitiesRequest.h"
+#include "GetIfppCapabilitiesResponse.h"
 #include "GetOneTimeKeyInfoRequest.h"
 #include "GetOneTimeKeyInfoResponse.h"
 #include "PrepareBppLoadRequest.h"
@@ -42,6 +46,10 @@ static const struct {
     {"GetOneTimeKeyInfoResponse", &asn_DEF_GetOneTimeKeyInfoResponse},
     {"DeleteOneTimeKeysRequest", &asn_DEF_DeleteOneTimeKeysRequest},
     {"DeleteOneTimeKeysResponse", &asn_DEF_DeleteOneTimeKeysResponse},
+    {"GetIfppCapabilitiesRequest", &asn_DEF_GetIfppCapabilitiesRequest},
+    {"GetIfppCapabilitiesResponse", &asn_DEF_GetIfppCapabilitiesResponse},
+    {"ConnectivityTestRequest", &asn_DEF_ConnectivityTestRequest},
+    {"ConnectivityTestResponse", &asn_DEF_ConnectivityTestResponse},
 };
 
 /* id-ifpp-bundle n ({id-ifpp bundle(2) n}): the content's type by the last arc. */

@@ -137,6 +137,8 @@ struct euicc_sim {
     bpp_session bpp;
     unsigned apdu_count;
     euicc_sim_faults faults;
+    euicc_sim_conn_mode conn_mode; /* EUICCF05 behaviour (section 6) */
+    unsigned conn_tests;
 };
 
 /* ===================================================================================== */
@@ -1323,6 +1325,9 @@ static uint16_t sim_delete_profile(euicc_sim *c, const tlv *req, uint8_t *out, s
     return sim_result(0xBF33, 0x80, 1, out, cap, n); /* iccidOrAidNotFound */
 }
 
+static uint16_t sim_ifpp_capabilities(euicc_sim *c, uint8_t *out, size_t cap, size_t *n);
+static uint16_t sim_conn_test(euicc_sim *c, const tlv *req, uint8_t *out, size_t cap, size_t *n);
+
 /* One complete ES10/ES10f command (the STORE DATA payload); returns the status word. */
 static uint16_t sim_es10(euicc_sim *c, const uint8_t *d, size_t n, uint8_t *out, size_t cap, size_t *outlen)
 {
@@ -1390,6 +1395,10 @@ static uint16_t sim_es10(euicc_sim *c, const uint8_t *d, size_t n, uint8_t *out,
         return sim_profile_info(c, out, cap, outlen);
     case 0xBF33:
         return sim_delete_profile(c, &t, out, cap, outlen);
+    case 0xBF74:
+        return sim_ifpp_capabilities(c, out, cap, outlen);
+    case 0xBF75:
+        return sim_conn_test(c, &t, out, cap, outlen);
     default:
         return SW_REFERENCED_DATA_NOT_FOUND;
     }
@@ -1520,21 +1529,21 @@ static uint16_t sim_manage_channel(euicc_sim *c, const apdu_cmd *a, unsigned ch,
 }
 
 /*
- * Test hook for tests/asn1/: with IFPP_SIM_TRACE_DIR set, every IFPP-only ES10f request ('BF70'..'BF73')
+ * Test hook for tests/asn1/: with IFPP_SIM_TRACE_DIR set, every IFPP-only ES10f request ('BF70'..'BF75')
  * and the card's answer are written there as <pid>-<n>-<ASN.1 type>.der, so the demo line's real
  * bytes can be decoded with the module docs/ifpp.asn compiles to. A write that fails is reported, not
  * fatal: the card answers the same either way.
  */
 static void sim_trace(const uint8_t *req, size_t req_len, const uint8_t *resp, size_t resp_len)
 {
-    static const char *const names[4] = {"AuthoriseFpaServices", "PrepareBppLoad", "GetOneTimeKeyInfo",
-                                         "DeleteOneTimeKeys"};
+    static const char *const names[6] = {"AuthoriseFpaServices", "PrepareBppLoad", "GetOneTimeKeyInfo",
+                                         "DeleteOneTimeKeys", "GetIfppCapabilities", "ConnectivityTest"};
     static unsigned counter;
     const char *dir = getenv("IFPP_SIM_TRACE_DIR");
     uint32_t tag;
     size_t hdr, len;
     if (!dir || !*dir || tlv_peek_header(req, req_len, TLV_DER, &tag, &hdr, &len) != IFPP_OK || tag < 0xBF70 ||
-        tag > 0xBF73)
+        tag > 0xBF75)
         return;
     const struct { const char *kind; const uint8_t *p; size_t n; } parts[2] = {
         {"Request", req, req_len}, {"Response", resp, resp_len}};
@@ -1660,4 +1669,122 @@ ifpp_err euicc_sim_transmit(euicc_sim *c, const uint8_t *cmd, size_t n, uint8_t 
     if (c->torn) /* a power-cut fault hit a persistent write */
         return IFPP_E_IO;
     return sim_respond(c, work, out_len, sw, c->t0 ? 0 : a.ne, resp, cap, resp_len);
+}
+
+/* ===================================================================================== */
+/* 6. EUICCF05: the connectivity test of a loaded Profile (issue 15 item 5)               */
+/* ===================================================================================== */
+
+void euicc_sim_set_conn_test(euicc_sim *c, euicc_sim_conn_mode mode)
+{
+    c->conn_mode = (unsigned)mode < EUICC_SIM_CONN__COUNT ? mode : EUICC_SIM_CONN_OK;
+}
+
+unsigned euicc_sim_conn_tests(const euicc_sim *c) { return c->conn_tests; }
+
+static const char *const sim_conn_names[EUICC_SIM_CONN__COUNT] = {
+    "ok", "absent", "unknown", "no-network", "attach-rejected", "bad-signature", "wrong-iccid", "wrong-nonce",
+    "left-enabled", "overlong",
+};
+
+bool euicc_sim_conn_mode_parse(const char *name, size_t len, euicc_sim_conn_mode *mode)
+{
+    for (int i = 0; i < EUICC_SIM_CONN__COUNT; i++)
+        if (strlen(sim_conn_names[i]) == len && !strncmp(name, sim_conn_names[i], len)) {
+            *mode = (euicc_sim_conn_mode)i;
+            return true;
+        }
+    return false;
+}
+
+/* BF74 GetIfppCapabilities: connectivityTest(0) unless the card is set not to offer it. */
+static uint16_t sim_ifpp_capabilities(euicc_sim *c, uint8_t *out, size_t cap, size_t *n)
+{
+    tlv_builder b;
+    const uint8_t *p;
+    if (c->conn_mode == EUICC_SIM_CONN_UNKNOWN)
+        return SW_REFERENCED_DATA_NOT_FOUND;
+    tlv_builder_init_fixed(&b, out, cap);
+    tlv_begin(&b, 0xBF74);
+    if (c->conn_mode == EUICC_SIM_CONN_ABSENT)
+        tlv_put(&b, 0x80, "\x00", 1); /* no bit set: DER drops them all */
+    else
+        tlv_put(&b, 0x80, "\x07\x80", 2);
+    tlv_end(&b);
+    return tlv_builder_finish(&b, &p, n) == IFPP_OK ? SW_OK : SW_UNKNOWN;
+}
+
+/*
+ * BF75 ConnectivityTest: the named Profile is enabled, the attach tried, the Profile disabled again
+ * (GENF03), all in volatile state: the NVM never holds it enabled. Leaving it enabled is not offered
+ * by this card (notSupported). The answer is signed like a PIR, over the station's nonce.
+ */
+static uint16_t sim_conn_test(euicc_sim *c, const tlv *req, uint8_t *out, size_t cap, size_t *n)
+{
+    tlv_reader top, r;
+    tlv iccid, nonce, limit, leave;
+    uint64_t secs;
+    if (c->conn_mode == EUICC_SIM_CONN_UNKNOWN || c->conn_mode == EUICC_SIM_CONN_ABSENT)
+        return SW_REFERENCED_DATA_NOT_FOUND;
+    tlv_reader_init(&top, req->raw, req->raw_len, TLV_DER);
+    if (tlv_reader_enter(&top, req, &r) != IFPP_OK || tlv_reader_expect(&r, 0x5A, &iccid) != IFPP_OK || iccid.len != 10 ||
+        tlv_reader_expect(&r, 0x80, &nonce) != IFPP_OK || nonce.len != 16 || tlv_reader_expect(&r, 0x81, &limit) != IFPP_OK ||
+        tlv_get_uint(&limit, &secs) != IFPP_OK || secs < 1 || secs > 600)
+        return SW_WRONG_DATA;
+    bool leave_enabled = tlv_reader_expect(&r, 0x82, &leave) == IFPP_OK;
+    if ((leave_enabled && (leave.len != 1 || leave.value[0] != 0xFF)) || !tlv_reader_done(&r))
+        return SW_WRONG_DATA; /* DER: FALSE is never encoded, TRUE is FF */
+    c->conn_tests++;
+    uint8_t result = 0, state = 0;
+    bool found = false;
+    for (size_t i = 0; i < c->n_profiles && !found; i++)
+        found = memcmp(c->profiles[i].iccid, iccid.value, 10) == 0;
+    if (!c->fpa_authorised)
+        result = 6; /* fpaNotAuthorised: the means is the Device Manufacturer's (EUICCF02) */
+    else if (!found)
+        result = 4; /* profileNotFound */
+    else if (leave_enabled)
+        result = 5; /* notSupported: this card always restores the Profile */
+    else if (c->conn_mode == EUICC_SIM_CONN_NO_NETWORK)
+        result = 1;
+    else if (c->conn_mode == EUICC_SIM_CONN_ATTACH_REJECTED)
+        result = 2;
+    if (c->conn_mode == EUICC_SIM_CONN_LEFT_ENABLED)
+        state = 1;
+    uint8_t signed_part[128], wrong[16];
+    const uint8_t *sp, *p;
+    size_t sn;
+    tlv_builder b;
+    memcpy(wrong, nonce.value, 16);
+    wrong[0] ^= 0x01;
+    static const uint8_t other_iccid[10] = {0x98, 0x10, 0x32, 0x54, 0x76, 0x98, 0x10, 0x32, 0x54, 0xF6};
+    tlv_builder_init_fixed(&b, signed_part, sizeof signed_part);
+    tlv_begin(&b, 0x30);
+    tlv_put(&b, 0x5A, c->eid, 16);
+    tlv_put(&b, 0x80, c->conn_mode == EUICC_SIM_CONN_WRONG_ICCID ? other_iccid : iccid.value, 10);
+    tlv_put(&b, 0x81, c->conn_mode == EUICC_SIM_CONN_WRONG_NONCE ? wrong : nonce.value, 16);
+    tlv_put_uint(&b, 0x82, result);
+    tlv_put_uint(&b, 0x83, state);
+    if (result == 0)
+        tlv_put(&b, 0x84, "\x00\xF1\x10", 3); /* MCC 001, MNC 01: the test PLMN */
+    tlv_end(&b);
+    if (tlv_builder_finish(&b, &sp, &sn) != IFPP_OK)
+        return SW_UNKNOWN;
+    tlv_builder_init_fixed(&b, out, cap);
+    tlv_begin(&b, 0xBF75);
+    tlv_put_raw(&b, sp, sn);
+    if (c->conn_mode == EUICC_SIM_CONN_BAD_SIGNATURE) {
+        uint8_t other[128];
+        memcpy(other, sp, sn);
+        other[sn - 1] ^= 0x01; /* a valid signature, over other bytes */
+        sim_put_signature(c, &b, other, sn);
+    } else {
+        sim_put_signature(c, &b, sp, sn);
+    }
+    if (c->conn_mode == EUICC_SIM_CONN_OVERLONG) {
+        static const uint8_t pad[1024];
+        tlv_put(&b, 0x04, pad, sizeof pad); /* strictly: also a field no ConnectivityTestResponse has */
+    }
+    tlv_end(&b);
+    return tlv_builder_finish(&b, &p, n) == IFPP_OK ? SW_OK : SW_UNKNOWN;
 }

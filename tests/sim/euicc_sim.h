@@ -103,4 +103,32 @@ size_t euicc_sim_otk_count(const euicc_sim *card);
 size_t euicc_sim_profile_count(const euicc_sim *card);
 size_t euicc_sim_notification_count(const euicc_sim *card);
 
+/*
+ * EUICCF05 (issue 15 item 5): how the card answers GetIfppCapabilities ('BF74') and ConnectivityTest
+ * ('BF75'). The default offers the test and passes it (attached to PLMN 001-01); the others let a
+ * test take every branch of the station's step, honest failures and hostile answers alike.
+ */
+typedef enum {
+    EUICC_SIM_CONN_OK = 0,        /* offered; the attach works */
+    EUICC_SIM_CONN_ABSENT,        /* BF74 answers the connectivityTest bit clear */
+    EUICC_SIM_CONN_UNKNOWN,       /* no BF74/BF75 at all: 6A88, as an eUICC without IFPP extensions */
+    EUICC_SIM_CONN_NO_NETWORK,    /* offered; signed noNetwork(1) */
+    EUICC_SIM_CONN_ATTACH_REJECTED, /* offered; signed attachRejected(2) */
+    EUICC_SIM_CONN_BAD_SIGNATURE, /* hostile: the signature is over other bytes */
+    EUICC_SIM_CONN_WRONG_ICCID,   /* hostile: signs another ICCID than asked */
+    EUICC_SIM_CONN_WRONG_NONCE,   /* hostile: signs another nonce than the station's */
+    EUICC_SIM_CONN_LEFT_ENABLED,  /* hostile: says the Profile stayed enabled (GENF03) */
+    EUICC_SIM_CONN_OVERLONG,      /* hostile: an answer far longer than any ConnectivityTestResponse */
+    EUICC_SIM_CONN__COUNT
+} euicc_sim_conn_mode;
+
+/* Sets the card's connectivity-test behaviour (volatile: a reopened card is back to EUICC_SIM_CONN_OK). */
+void euicc_sim_set_conn_test(euicc_sim *card, euicc_sim_conn_mode mode);
+
+/* Parses a mode's name ("ok", "absent", "unknown", "no-network", ...); false if it is none. */
+bool euicc_sim_conn_mode_parse(const char *name, size_t len, euicc_sim_conn_mode *mode);
+
+/* How many ConnectivityTest commands the card ran (its profiles are disabled again after each). */
+unsigned euicc_sim_conn_tests(const euicc_sim *card);
+
 #endif

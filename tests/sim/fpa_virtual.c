@@ -21,9 +21,10 @@
 #include "optval.h"
 
 /*
- * A slot on a card file. One option, for rehearsing a clumsy operator: pull-at-apdu=N takes the card
+ * A slot on a card file. Options: for rehearsing a clumsy operator, pull-at-apdu=N takes the card
  * out after its N-th APDU (every later exchange and reset finds no card), so that a test can pull a
- * card at a chosen point of a session, deterministically, through any client of the station.
+ * card at a chosen point of a session, deterministically, through any client of the station;
+ * conn=MODE sets how the card answers the EUICCF05 connectivity test (euicc_sim_conn_mode).
  */
 typedef struct {
     euicc_sim *card;
@@ -45,13 +46,19 @@ static ifpp_err virtual_open(const char *target, void **ctx, char *why, size_t w
     }
     memcpy(path, target, plen);
     path[plen] = '\0';
-    if (comma) {
-        static const char key[] = "pull-at-apdu=";
-        const char *v = comma + 1;
-        if (strncmp(v, key, sizeof key - 1) != 0 ||
-            !optval_number(v + sizeof key - 1, strlen(v + sizeof key - 1), 1, 1000000, &pull_at)) {
-            err_why(why, why_len, "virtual: option '%s' not understood (virtual:CARD-FILE[,pull-at-apdu=N], N 1..1000000)",
-                    v);
+    euicc_sim_conn_mode conn = EUICC_SIM_CONN_OK;
+    for (const char *v = comma ? comma + 1 : NULL; v; v = strchr(v, ',') ? strchr(v, ',') + 1 : NULL) {
+        static const char key[] = "pull-at-apdu=", ckey[] = "conn=";
+        size_t vlen = strchr(v, ',') ? (size_t)(strchr(v, ',') - v) : strlen(v);
+        bool ok = false;
+        if (vlen > sizeof key - 1 && strncmp(v, key, sizeof key - 1) == 0)
+            ok = optval_number(v + sizeof key - 1, vlen - (sizeof key - 1), 1, 1000000, &pull_at);
+        else if (vlen > sizeof ckey - 1 && strncmp(v, ckey, sizeof ckey - 1) == 0) /* EUICCF05 behaviour */
+            ok = euicc_sim_conn_mode_parse(v + sizeof ckey - 1, vlen - (sizeof ckey - 1), &conn);
+        if (!ok) {
+            err_why(why, why_len, "virtual: option '%.*s' not understood (virtual:CARD-FILE[,pull-at-apdu=N][,conn=MODE],"
+                    " N 1..1000000, MODE ok|absent|unknown|no-network|attach-rejected|bad-signature|wrong-iccid|"
+                    "wrong-nonce|left-enabled|overlong)", (int)vlen, v);
             return IFPP_E_ARG;
         }
     }
@@ -75,6 +82,7 @@ static ifpp_err virtual_open(const char *target, void **ctx, char *why, size_t w
     }
     v->card = card;
     v->pull_at = pull_at;
+    euicc_sim_set_conn_test(card, conn);
     *ctx = v;
     return IFPP_OK;
 }

@@ -223,7 +223,8 @@ static int demo_run(const demo_opts *o)
     demo_step("7. The line: each DUT provisioned, then its remaining One-time Keys deleted (DMF03)");
     for (size_t i = 0; i < duts; i++) {
         char slot_spec[2100], serial[32];
-        snprintf(slot_spec, sizeof slot_spec, "virtual:%s", paths[i]);
+        /* the software eUICC offers the EUICCF05 test: the line runs it where offered (tests/asn1 traces it) */
+        snprintf(slot_spec, sizeof slot_spec, "virtual:%s,conn-test=if-offered", paths[i]);
         snprintf(serial, sizeof serial, "DUT-%06zu", i + 1);
         if (demo_ifppctl(db, pki, (const char *const[]){"provision", "--slot", slot_spec, "--serial", serial,
                                                         "--complete", NULL}) == STATION_EXIT_OK)
