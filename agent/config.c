@@ -64,7 +64,7 @@ void config_defaults(agent_config *c)
     c->mes_max_clients = 64;
     c->mes_max_line = 4096;
     c->mes_max_queue = 1 << 20;
-    snprintf(c->report_dir, sizeof c->report_dir, "/var/lib/ifpp-station/reports");
+    snprintf(c->report_dir, sizeof c->report_dir, "/media/ifpp-reports");
     c->shutdown_ms = 30000;
     c->stock_low = 100;
 }

@@ -12,7 +12,8 @@
  *            dm_fpa_key may be a PKCS#11 URI (RFC 7512, "pkcs11:token=...;object=...?pin-source=..."): p11key.h
  *   slots    ( { name; spec; }, ... )                     spec: station.h's "BACKEND:TARGET[,key=value]"
  *   mes      { path; mode; group; max_clients; max_line; max_queue; }
- *   reports  { dir; }                                     where `report` writes Profile Loading Reports
+ *   reports  { dir; }                                     where a MES `report` naming no destination writes
+ *                                                         the day's files (a stick's mount point: agent/media.c)
  *   timeouts { shutdown_ms; stock_low; }                  SIGTERM's grace for running sessions; stock warning
  */
 #ifndef IFPP_CONFIG_H

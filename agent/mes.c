@@ -251,16 +251,17 @@ ifpp_err mes_parse_request(const char *line, size_t n, mes_request *req, char *e
             !mes_str(o, "out", out, sizeof out, false, err, err_len) ||
             !mes_str(o, "day", req->day, sizeof req->day, false, err, err_len))
             goto out;
-        if (!req->path[0] == !out[0]) {
+        if (req->path[0] && out[0]) {
             snprintf(err, err_len, "report: give 'dir' (the day's three files onto removable media) or 'out' (the "
                                    "signed report alone), one of them");
             goto out;
         }
-        req->to_dir = req->path[0] != 0;
+        /* neither: the day's files go to the configured reports.dir (the stick's usual mount point) */
+        req->to_dir = !out[0];
         if (!req->to_dir)
             memcpy(req->path, out, sizeof req->path);
         /* the daemon's working directory means nothing to a client: only absolute paths */
-        if (req->path[0] != '/') {
+        if (req->path[0] && req->path[0] != '/') {
             snprintf(err, err_len, "report: '%s' %.200s is not an absolute path", req->to_dir ? "dir" : "out", req->path);
             goto out;
         }
@@ -819,9 +820,9 @@ static void mes_report_start(mes *m, size_t i, const mes_request *rq)
     j->client = m->cl[i].id;
     j->to_dir = rq->to_dir;
     snprintf(j->id, sizeof j->id, "%s", rq->id);
-    snprintf(j->path, sizeof j->path, "%s", rq->path);
+    snprintf(j->path, sizeof j->path, "%s", rq->path[0] ? rq->path : m->cfg->report_dir);
     snprintf(j->day, sizeof j->day, "%s", rq->day);
-    snprintf(m->report_to, sizeof m->report_to, "%s", rq->path);
+    snprintf(m->report_to, sizeof m->report_to, "%s", j->path);
     m->report_running = true;
     int rc = pthread_create(&m->report_th, NULL, mes_report_run, j);
     if (rc != 0) {

@@ -414,6 +414,40 @@ static void test_report_through_daemon(void **state)
     free(oa);
     free(ob);
 
+    /* a request naming no destination: the day's files go to station.conf.d's reports.dir (here: set by a reload) */
+    char *cd = media_dir("configured");
+    afx_client ev;
+    assert_int_equal(afx_connect(&ev, fx->sock), 0);
+    afx_send(&ev, "{\"id\":\"s\",\"op\":\"subscribe\"}\n");
+    json_decref(afx_reply(&ev, "s"));
+    afx_conf(fx, "65-reports.conf", "reports = { dir = \"%s\"; };\n", cd);
+    assert_int_equal(kill(fx->pid, SIGHUP), 0);
+    json_t *rl = afx_event(&ev, "StationStateChanged", "reloaded");
+    assert_non_null(rl);
+    json_decref(rl);
+    afx_send(&ev, "{\"id\":\"d\",\"op\":\"report\",\"day\":\"%s\"}\n", day);
+    json_t *rd = afx_reply(&ev, "d");
+    assert_non_null(rd);
+    if (!json_is_true(json_object_get(rd, "ok")) || strcmp(afx_js(rd, "status"), "written") ||
+        strcmp(afx_js(rd, "dir"), cd))
+        fail_msg("report with no destination: %s %s", afx_js(rd, "error"), afx_js(rd, "message"));
+    json_decref(rd);
+    char csv[64], *cp;
+    snprintf(csv, sizeof csv, "ifpp-ctl-daemon-%s-duts.csv", day);
+    cp = tu_path(cd, csv);
+    struct stat cs;
+    if (stat(cp, &cs) != 0 || cs.st_size == 0)
+        fail_msg("report with no destination: no %s in reports.dir %s", csv, cd);
+    free(cp);
+    char *rc65 = tu_path(fx->conf, "65-reports.conf");
+    unlink(rc65);
+    free(rc65);
+    assert_int_equal(kill(fx->pid, SIGHUP), 0); /* back to the default reports.dir for the tests after this one */
+    assert_non_null(rl = afx_event(&ev, "StationStateChanged", "reloaded"));
+    json_decref(rl);
+    close(ev.fd);
+    free(cd);
+
     /* refusals: the store's own filesystem (as ifppctl refuses it: exit 3), the store itself (exit 2), a file on
      * the station's disk (the daemon writes only onto removable media: exit 3) */
     rc = ctl(out, sizeof out, "--socket", fx->sock, "report", "--to", fx->dir, (char *)NULL);
@@ -441,7 +475,7 @@ static void test_report_recover_bad_requests(void **state)
     } cases[] = {
         {"{\"id\":\"1\",\"op\":\"report\",\"dir\":\"media/x\"}\n", "bad-request", "not an absolute path"},
         {"{\"id\":\"1\",\"op\":\"report\",\"dir\":\"/a\",\"out\":\"/b\"}\n", "bad-request", "one of them"},
-        {"{\"id\":\"1\",\"op\":\"report\"}\n", "bad-request", "give 'dir'"},
+        {"{\"id\":\"1\",\"op\":\"report\"}\n", "refused", "/media/ifpp-reports"}, /* reports.dir, no stick */
         {"{\"id\":\"1\",\"op\":\"report\",\"dir\":\"/a\",\"day\":\"2026-02-30\"}\n", "bad-request", "calendar day"},
         {"{\"id\":\"1\",\"op\":\"report\",\"dir\":\"/a\",\"slot\":\"x\"}\n", "bad-request", "unknown field 'slot'"},
         {"{\"id\":\"1\",\"op\":\"report\",\"dir\":\"/nonexistent/stick\"}\n", "refused", "/nonexistent/stick"},
