@@ -17,6 +17,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -41,10 +42,19 @@ struct store {
     bool readonly;
     int busy_ms;
     char *path;
+    struct store_bppfile *bf; /* the BPP data file beside the database (issue 16), opened at first use */
 };
 
 /* The last failure's message, per thread (each thread has its own store*, docs/store.md). */
 static _Thread_local char store_msg[512];
+
+/* the BPP data file (issue 16): the block at the end of this file */
+static ifpp_err bppfile_before_commit(store *s);
+static void bppfile_after_rollback(store *s);
+static void bppfile_close(store *s);
+static ifpp_err bppfile_append(store *s, const uint8_t *p, size_t n, uint64_t *off);
+static ifpp_err bppfile_read(store *s, const uint8_t *txid, size_t txid_len, uint64_t off, uint64_t len,
+                             const uint8_t sha[32], uint8_t **out);
 
 static const char *const state_names[BPP_STATE__COUNT] = {
     "available", "reserved", "installed", "failed", "in_doubt", "transferred", "deleted",
@@ -97,6 +107,13 @@ static const char *const migrations[] = {
     "CREATE TABLE vault_sub_ca ("
     "  vault_id TEXT NOT NULL REFERENCES vault(vault_id), position INTEGER NOT NULL CHECK (position >= 0),"
     "  der BLOB NOT NULL, PRIMARY KEY (vault_id, position));",
+    /* migration 7: BPP bytes in the store's append-only data file <store>.bpp (issue 16); a row holds where
+     * (offset, length) and their SHA-256; rows written before keep their bytes in bpp (data_off NULL) */
+    "ALTER TABLE bpp ADD COLUMN data_off INTEGER CHECK (data_off >= 0);"
+    "ALTER TABLE bpp ADD COLUMN data_len INTEGER CHECK (data_len > 0);"
+    "ALTER TABLE bpp ADD COLUMN data_sha256 BLOB CHECK (data_sha256 IS NULL OR length(data_sha256) = 32);"
+    "CREATE TABLE bpp_data (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL CHECK (size >= 0));"
+    "INSERT INTO bpp_data (id, size) VALUES (1, 0);",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -263,9 +280,12 @@ ifpp_err store_transaction(store *s, ifpp_err (*fn)(store *s, void *arg), void *
         snprintf(store_msg, sizeof store_msg, "store %s: a step inside the transaction failed; rolled back", s->path);
         e = IFPP_E_INTERNAL;
     }
+    if (e == IFPP_OK)
+        e = bppfile_before_commit(s); /* the BPP bytes on disk before the rows that point at them */
     if (e == IFPP_OK && (e = store_exec(s, "COMMIT", "committing")) == IFPP_OK)
         return IFPP_OK;
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* keeps store_msg: the cause is what matters */
+    bppfile_after_rollback(s);
     s->inner_failed = false;
     return e;
 }
@@ -989,7 +1009,7 @@ ifpp_err store_open_readonly(const char *path, store **out, char *why, size_t wh
 
 bool store_owns_path(const store *s, const char *path)
 {
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal", STORE_BPP_SUFFIX};
     struct stat target, own;
     if (!s || !path || stat(path, &target) != 0)
         return false; /* a file that does not exist yet cannot be one of ours */
@@ -1007,6 +1027,7 @@ void store_close(store *s)
 {
     if (!s)
         return;
+    bppfile_close(s);
     sqlite3_close(s->db);
     free(s->path);
     free(s);
@@ -1158,9 +1179,21 @@ static ifpp_err store_add_bpp_tx(store *s, void *arg)
         err_why(a->why, a->why_len, "%s", store_msg);
         return e;
     }
+    /* the bytes go to the data file (synced before COMMIT), the row says where and what they hash to */
+    uint8_t sha[32];
+    uint64_t off = 0;
+    if (b->bpp_sha256)
+        memcpy(sha, b->bpp_sha256, 32);
+    else if ((e = crypto_sha256(b->bpp, b->bpp_len, sha)) != IFPP_OK)
+        return e;
+    if ((e = bppfile_append(s, b->bpp, b->bpp_len, &off)) != IFPP_OK) {
+        err_why(a->why, a->why_len, "%s", store_msg);
+        return e;
+    }
     store_now(at);
     if ((e = store_prepare(s, "INSERT INTO bpp (txid, eid, otpk, iccid, profile_type, bpp_hash, bpp, vault_id, state,"
-                              " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'available', ?)", &st)) != IFPP_OK)
+                              " updated_at, data_off, data_len, data_sha256)"
+                              " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'available', ?, ?, ?, ?)", &st)) != IFPP_OK)
         return e;
     sqlite3_bind_blob(st, 1, b->transaction_id, (int)b->transaction_id_len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, b->eid, 16, SQLITE_STATIC);
@@ -1168,9 +1201,12 @@ static ifpp_err store_add_bpp_tx(store *s, void *arg)
     sqlite3_bind_blob(st, 4, b->iccid, 10, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, b->profile_type, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 6, b->bpp_hash, 32, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 7, b->bpp, (int)b->bpp_len, SQLITE_STATIC);
+    sqlite3_bind_zeroblob(st, 7, 0); /* not NULL (schema 1); the bytes are in the data file */
     sqlite3_bind_text(st, 8, b->vault_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 9, at, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 10, (sqlite3_int64)off);
+    sqlite3_bind_int64(st, 11, (sqlite3_int64)b->bpp_len);
+    sqlite3_bind_blob(st, 12, sha, 32, SQLITE_STATIC);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if ((rc & 0xFF) == SQLITE_CONSTRAINT) {
@@ -1226,7 +1262,7 @@ static ifpp_err store_row_to_bpp(sqlite3_stmt *st, store_bpp *out)
     return IFPP_E_IO;
 }
 
-#define BPP_COLUMNS "txid, eid, otpk, iccid, profile_type, bpp_hash, vault_id, state, length(bpp)"
+#define BPP_COLUMNS "txid, eid, otpk, iccid, profile_type, bpp_hash, vault_id, state, coalesce(data_len, length(bpp))"
 
 /* The conditional move at the heart of exactly-once: only from the expected state. */
 static ifpp_err store_move_row(store *s, const uint8_t *txid, size_t txid_len, bpp_state from, bpp_state to,
@@ -1390,12 +1426,6 @@ ifpp_err store_get_bpp(store *s, const uint8_t *txid, size_t txid_len, store_bpp
     return e;
 }
 
-ifpp_err store_bpp_blob(store *s, const uint8_t *txid, size_t txid_len, uint8_t **out, size_t *n)
-{
-    if (!txid || !txid_len || txid_len > 16)
-        return IFPP_E_ARG;
-    return store_fetch_blob(s, "SELECT bpp FROM bpp WHERE txid = ?", txid, (int)txid_len, false, out, n);
-}
 
 ifpp_err store_count_bpps(store *s, bpp_state state, size_t *n)
 {
@@ -1978,4 +2008,289 @@ ifpp_err store_each_dut(store *s, const char *day, ifpp_err (*fn)(void *arg, con
 const char *store_path(const store *s)
 {
     return s ? s->path : NULL;
+}
+
+/* ---- BPP bytes outside SQLite: the store's append-only data file (issue 16) ---------------------- */
+
+/*
+ * <store>.bpp holds every BPP imported since schema 7, back to back; bpp_data.size is how much of it
+ * is committed. Appending happens only inside a write transaction (BEGIN IMMEDIATE: SQLite's write lock
+ * orders appenders across threads and processes), starts by cutting the file back to the committed
+ * size (what an interrupted import left), and is fdatasync'd (and its directory fsync'd when the file
+ * was created) before the COMMIT that inserts the rows pointing at it: a row never points at bytes that
+ * are not on disk. Reading is one pread of the row's (offset, length), checked against its SHA-256.
+ */
+struct store_bppfile {
+    int fd;             /* -1: not open */
+    bool writable;
+    bool created;       /* this handle created the file: its directory entry must be synced too */
+    bool active;        /* appended in the open transaction */
+    uint64_t committed; /* bpp_data.size when the transaction's first append started */
+    uint64_t end;       /* where the next append goes */
+    char *path;
+};
+
+/* The data file's path for the store (":memory:" stores use an unlinked temporary file). */
+static ifpp_err bppfile_get(store *s, bool write, struct store_bppfile **out)
+{
+    struct store_bppfile *f = s->bf;
+    if (!f) {
+        if (!(f = calloc(1, sizeof *f)))
+            return IFPP_E_NOMEM;
+        f->fd = -1;
+        size_t n = strlen(s->path) + sizeof STORE_BPP_SUFFIX;
+        if (!(f->path = malloc(n))) {
+            free(f);
+            return IFPP_E_NOMEM;
+        }
+        snprintf(f->path, n, "%s%s", s->path, STORE_BPP_SUFFIX);
+        s->bf = f;
+    }
+    if (f->fd >= 0 && (f->writable || !write)) {
+        *out = f;
+        return IFPP_OK;
+    }
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+    if (strcmp(s->path, ":memory:") == 0) {
+        char tmpl[] = "/tmp/ifpp-bpp-XXXXXX";
+        if ((f->fd = mkstemp(tmpl)) >= 0)
+            unlink(tmpl);
+        f->writable = true;
+    } else if (write) {
+        f->fd = open(f->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (f->fd < 0 && errno == ENOENT && (f->fd = open(f->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                                                            0600)) >= 0)
+            f->created = true;
+        f->writable = true;
+    } else {
+        f->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        f->writable = false;
+    }
+    if (f->fd < 0) {
+        snprintf(store_msg, sizeof store_msg, "store %s: BPP data file %s: %s", s->path, f->path, strerror(errno));
+        return IFPP_E_IO;
+    }
+    struct stat st;
+    if (fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(store_msg, sizeof store_msg, "store %s: BPP data file %s is not a regular file", s->path, f->path);
+        close(f->fd);
+        f->fd = -1;
+        return IFPP_E_IO;
+    }
+    *out = f;
+    return IFPP_OK;
+}
+
+/* Inside the write transaction: the committed size, and the file cut back to it (an aborted import's tail). */
+static ifpp_err bppfile_begin(store *s, struct store_bppfile *f)
+{
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT size FROM bpp_data WHERE id = 1", &st);
+    if (e != IFPP_OK)
+        return e;
+    int rc = sqlite3_step(st);
+    sqlite3_int64 size = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW || size < 0)
+        return store_fail(s, rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the BPP data size");
+    struct stat fs;
+    if (fstat(f->fd, &fs) != 0) {
+        snprintf(store_msg, sizeof store_msg, "store %s: BPP data file %s: %s", s->path, f->path, strerror(errno));
+        return IFPP_E_IO;
+    }
+    if ((uint64_t)fs.st_size < (uint64_t)size) {
+        snprintf(store_msg, sizeof store_msg, "store %s: BPP data file %s holds %lld bytes but the store committed "
+                 "%lld: it was truncated or replaced (damaged; restore the store's directory whole)", s->path, f->path,
+                 (long long)fs.st_size, (long long)size);
+        return IFPP_E_IO;
+    }
+    if ((uint64_t)fs.st_size > (uint64_t)size && ftruncate(f->fd, (off_t)size) != 0) {
+        snprintf(store_msg, sizeof store_msg, "store %s: cutting an aborted import off %s: %s", s->path, f->path,
+                 strerror(errno));
+        return IFPP_E_IO;
+    }
+    f->committed = f->end = (uint64_t)size;
+    f->active = true;
+    return IFPP_OK;
+}
+
+static ifpp_err bppfile_append(store *s, const uint8_t *p, size_t n, uint64_t *off)
+{
+    struct store_bppfile *f;
+    ifpp_err e;
+    if (s->depth == 0 || s->readonly) {
+        snprintf(store_msg, sizeof store_msg, "store %s: a BPP is written only inside a write transaction", s->path);
+        return IFPP_E_INTERNAL;
+    }
+    if ((e = bppfile_get(s, true, &f)) != IFPP_OK || (!f->active && (e = bppfile_begin(s, f)) != IFPP_OK))
+        return e;
+    *off = f->end;
+    for (size_t done = 0; done < n;) {
+        ssize_t w = pwrite(f->fd, p + done, n - done, (off_t)(f->end + done));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            snprintf(store_msg, sizeof store_msg, "store %s: writing a BPP to %s: %s", s->path, f->path,
+                     w < 0 ? strerror(errno) : "no progress");
+            return IFPP_E_IO;
+        }
+        done += (size_t)w;
+    }
+    f->end += n;
+    return IFPP_OK;
+}
+
+/* The directory holding path, synced (a new file's name must survive a power cut too). */
+static int bppfile_sync_dir(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Before COMMIT: the appended bytes on disk, then the committed size moved in the same transaction. */
+static ifpp_err bppfile_before_commit(store *s)
+{
+    struct store_bppfile *f = s->bf;
+    if (!f || !f->active || f->end == f->committed)
+        return IFPP_OK;
+    if (fdatasync(f->fd) != 0 || (f->created && strcmp(s->path, ":memory:") != 0 && bppfile_sync_dir(f->path) != 0)) {
+        snprintf(store_msg, sizeof store_msg, "store %s: syncing the BPP data file %s: %s", s->path, f->path,
+                 strerror(errno));
+        return IFPP_E_IO;
+    }
+    f->created = false;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "UPDATE bpp_data SET size = ? WHERE id = 1 AND size = ?", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)f->end);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)f->committed);
+    e = store_step_done(s, st, "recording the BPP data size");
+    sqlite3_finalize(st);
+    if (e == IFPP_OK && sqlite3_changes(s->db) != 1)
+        e = store_fail(s, SQLITE_CORRUPT, "recording the BPP data size");
+    if (e == IFPP_OK)
+        f->active = false; /* the next transaction reads the size again */
+    return e;
+}
+
+/* After ROLLBACK: the bytes no row will point at are cut off now (the next append would do it too). */
+static void bppfile_after_rollback(store *s)
+{
+    struct store_bppfile *f = s->bf;
+    if (!f || !f->active)
+        return;
+    f->active = false;
+    if (f->fd >= 0 && f->end > f->committed && ftruncate(f->fd, (off_t)f->committed) != 0) {
+        /* harmless: the tail is past the committed size, and the next append cuts it */
+    }
+}
+
+static void bppfile_close(store *s)
+{
+    if (!s->bf)
+        return;
+    if (s->bf->fd >= 0)
+        close(s->bf->fd);
+    free(s->bf->path);
+    free(s->bf);
+    s->bf = NULL;
+}
+
+/* One pread of a BPP's bytes, checked against the SHA-256 its row recorded: a damaged file is refused by name. */
+static ifpp_err bppfile_read(store *s, const uint8_t *txid, size_t txid_len, uint64_t off, uint64_t len,
+                             const uint8_t sha[32], uint8_t **out)
+{
+    char tx[33];
+    struct store_bppfile *f;
+    hex_encode(txid, txid_len, tx, sizeof tx);
+    ifpp_err e = bppfile_get(s, false, &f);
+    if (e != IFPP_OK) {
+        snprintf(store_msg + strlen(store_msg), sizeof store_msg - strlen(store_msg), " (reading BPP %s)", tx);
+        return e;
+    }
+    uint8_t *buf = malloc(len ? (size_t)len : 1);
+    if (!buf)
+        return IFPP_E_NOMEM;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = pread(f->fd, buf + done, (size_t)len - done, (off_t)(off + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            snprintf(store_msg, sizeof store_msg, "store %s: BPP %s: %s at offset %llu, %llu bytes: %s", s->path, tx,
+                     f->path, (unsigned long long)off, (unsigned long long)len,
+                     r < 0 ? strerror(errno) : "the file ends before them (truncated or replaced)");
+            free(buf);
+            return IFPP_E_IO;
+        }
+        done += (size_t)r;
+    }
+    uint8_t h[32];
+    if ((e = crypto_sha256(buf, (size_t)len, h)) != IFPP_OK || !crypto_equal_ct(h, sha, 32)) {
+        snprintf(store_msg, sizeof store_msg, "store %s: BPP %s: its bytes in %s (offset %llu, %llu bytes) do not "
+                 "match the SHA-256 the store recorded at import: the file was damaged or edited; not sent to a card",
+                 s->path, tx, f->path, (unsigned long long)off, (unsigned long long)len);
+        free(buf);
+        return e != IFPP_OK ? e : IFPP_E_SIGNATURE;
+    }
+    *out = buf;
+    return IFPP_OK;
+}
+
+ifpp_err store_bpp_blob(store *s, const uint8_t *txid, size_t txid_len, uint8_t **out, size_t *n)
+{
+    STORE_CHECK(s);
+    if (!txid || !txid_len || txid_len > 16 || !out || !n)
+        return IFPP_E_ARG;
+    sqlite3_stmt *st;
+    /* the bpp column is read only for a row from before schema 7 (since then it is empty) */
+    ifpp_err e = store_prepare(s, "SELECT data_off, data_len, data_sha256, bpp FROM bpp WHERE txid = ?", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_blob(st, 1, txid, (int)txid_len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        sqlite3_int64 off = sqlite3_column_int64(st, 0), len = sqlite3_column_int64(st, 1);
+        uint8_t sha[32];
+        if (off < 0 || len <= 0 || len > INT32_MAX || sqlite3_column_bytes(st, 2) != 32) {
+            snprintf(store_msg, sizeof store_msg, "store %s: a BPP row's data location is malformed", s->path);
+            e = IFPP_E_IO;
+        } else {
+            memcpy(sha, sqlite3_column_blob(st, 2), 32);
+            sqlite3_finalize(st);
+            st = NULL;
+            if ((e = bppfile_read(s, txid, txid_len, (uint64_t)off, (uint64_t)len, sha, out)) == IFPP_OK)
+                *n = (size_t)len;
+        }
+    } else if (rc == SQLITE_ROW) { /* a row from before schema 7: its bytes are still in the table */
+        size_t len = (size_t)sqlite3_column_bytes(st, 3);
+        if (!(*out = malloc(len ? len : 1)))
+            e = IFPP_E_NOMEM;
+        else {
+            if (len)
+                memcpy(*out, sqlite3_column_blob(st, 3), len);
+            *n = len;
+        }
+    } else if (rc == SQLITE_DONE) {
+        snprintf(store_msg, sizeof store_msg, "no such BPP in the store");
+        e = IFPP_E_NOT_FOUND;
+    } else {
+        e = store_fail(s, rc, "reading a BPP");
+    }
+    sqlite3_finalize(st);
+    return e;
 }

@@ -74,6 +74,7 @@ typedef struct {
     size_t bpp_len;
     char vault_id[33];      /* hex of the vault's id */
     bpp_state state;
+    const uint8_t *bpp_sha256; /* in, optional: SHA-256 of bpp the caller just computed (NULL: the store hashes) */
 } store_bpp;
 
 /*
@@ -98,7 +99,11 @@ void store_set_busy_timeout(store *s, int ms);
 /* Runs PRAGMA quick_check over the whole file; IFPP_E_IO with why naming the damage. */
 ifpp_err store_check_integrity(store *s, char *why, size_t why_len);
 
-/* True if path is the store's file or its -wal, -shm or -journal (same inode): never write an output there. */
+/* The BPP data file beside the store: <store>.bpp, part of the store's state (docs/store.md). */
+#define STORE_BPP_SUFFIX ".bpp"
+
+/* True if path is the store's file, its -wal, -shm or -journal, or its BPP data file (same inode): never write
+ * an output there. */
 bool store_owns_path(const store *s, const char *path);
 
 /* Closes the store (NULL is fine). */
@@ -154,7 +159,11 @@ ifpp_err store_record_pir(store *s, const uint8_t *txid, size_t txid_len, const 
 /* Reads one BPP's row (no blob). */
 ifpp_err store_get_bpp(store *s, const uint8_t *txid, size_t txid_len, store_bpp *out);
 
-/* Copies a BPP's blob into a malloc'd buffer. */
+/*
+ * Copies a BPP's bytes into a malloc'd buffer: one read from the store's data file, checked against the
+ * SHA-256 recorded at import (IFPP_E_SIGNATURE for bytes that differ, IFPP_E_IO for a missing or short
+ * file; store_errmsg names the BPP and the file). Rows from before schema 7 are read from the table.
+ */
 ifpp_err store_bpp_blob(store *s, const uint8_t *txid, size_t txid_len, uint8_t **out, size_t *n);
 
 /* One certificate's DER (malloc'd when the store hands it out). */
