@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +51,7 @@ static _Thread_local char store_msg[512];
 
 /* the BPP data file (issue 16): the block at the end of this file */
 static ifpp_err bppfile_before_commit(store *s);
+static void bppfile_after_commit(store *s);
 static void bppfile_after_rollback(store *s);
 static void bppfile_close(store *s);
 static ifpp_err bppfile_append(store *s, const uint8_t *p, size_t n, uint64_t *off);
@@ -282,8 +284,10 @@ ifpp_err store_transaction(store *s, ifpp_err (*fn)(store *s, void *arg), void *
     }
     if (e == IFPP_OK)
         e = bppfile_before_commit(s); /* the BPP bytes on disk before the rows that point at them */
-    if (e == IFPP_OK && (e = store_exec(s, "COMMIT", "committing")) == IFPP_OK)
+    if (e == IFPP_OK && (e = store_exec(s, "COMMIT", "committing")) == IFPP_OK) {
+        bppfile_after_commit(s);
         return IFPP_OK;
+    }
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* keeps store_msg: the cause is what matters */
     bppfile_after_rollback(s);
     s->inner_failed = false;
@@ -1144,11 +1148,9 @@ typedef struct {
     size_t why_len;
 } add_bpp_arg;
 
-static ifpp_err store_add_bpp_tx(store *s, void *arg)
+/* Is b already in the store (*duplicate), or does its transaction id or One-time Key carry another BPP (GENS08)? */
+static ifpp_err store_bpp_conflict(store *s, const store_bpp *b, bool *duplicate, char *why, size_t why_len)
 {
-    add_bpp_arg *a = arg;
-    const store_bpp *b = a->b;
-    char at[32];
     sqlite3_stmt *st;
     ifpp_err e = store_prepare(s, "SELECT txid, bpp_hash FROM bpp WHERE txid = ? OR (eid = ? AND otpk = ?)", &st);
     if (e != IFPP_OK)
@@ -1157,18 +1159,19 @@ static ifpp_err store_add_bpp_tx(store *s, void *arg)
     sqlite3_bind_blob(st, 2, b->eid, 16, SQLITE_STATIC);
     sqlite3_bind_blob(st, 3, b->otpk, 65, SQLITE_STATIC);
     int rc = sqlite3_step(st);
+    *duplicate = false;
     if (rc == SQLITE_ROW) {
         bool same = (size_t)sqlite3_column_bytes(st, 0) == b->transaction_id_len &&
                     memcmp(sqlite3_column_blob(st, 0), b->transaction_id, b->transaction_id_len) == 0 &&
                     sqlite3_column_bytes(st, 1) == 32 && memcmp(sqlite3_column_blob(st, 1), b->bpp_hash, 32) == 0;
         sqlite3_finalize(st);
         if (same) {
-            *a->duplicate = true;
+            *duplicate = true;
             return IFPP_OK;
         }
         char tx[33];
         hex_encode(b->transaction_id, b->transaction_id_len, tx, sizeof tx);
-        err_why(a->why, a->why_len,
+        err_why(why, why_len,
                 "BPP %s conflicts with one already in the store (same transaction id, or a second BPP for the "
                 "same One-time Key: GENS08)", tx);
         return IFPP_E_ARG;
@@ -1176,24 +1179,23 @@ static ifpp_err store_add_bpp_tx(store *s, void *arg)
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
         e = store_fail(s, rc, "looking up a BPP");
-        err_why(a->why, a->why_len, "%s", store_msg);
+        err_why(why, why_len, "%s", store_msg);
         return e;
     }
-    /* the bytes go to the data file (synced before COMMIT), the row says where and what they hash to */
-    uint8_t sha[32];
-    uint64_t off = 0;
-    if (b->bpp_sha256)
-        memcpy(sha, b->bpp_sha256, 32);
-    else if ((e = crypto_sha256(b->bpp, b->bpp_len, sha)) != IFPP_OK)
-        return e;
-    if ((e = bppfile_append(s, b->bpp, b->bpp_len, &off)) != IFPP_OK) {
-        err_why(a->why, a->why_len, "%s", store_msg);
-        return e;
-    }
+    return IFPP_OK;
+}
+
+/* The row of a BPP whose bytes are at (off, b->bpp_len) in the data file with SHA-256 sha, and its audit entry. */
+static ifpp_err store_bpp_insert(store *s, const store_bpp *b, uint64_t off, const uint8_t sha[32], char *why,
+                                 size_t why_len)
+{
+    char at[32];
+    sqlite3_stmt *st;
     store_now(at);
-    if ((e = store_prepare(s, "INSERT INTO bpp (txid, eid, otpk, iccid, profile_type, bpp_hash, bpp, vault_id, state,"
-                              " updated_at, data_off, data_len, data_sha256)"
-                              " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'available', ?, ?, ?, ?)", &st)) != IFPP_OK)
+    ifpp_err e = store_prepare(s, "INSERT INTO bpp (txid, eid, otpk, iccid, profile_type, bpp_hash, bpp, vault_id, state,"
+                                  " updated_at, data_off, data_len, data_sha256)"
+                                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'available', ?, ?, ?, ?)", &st);
+    if (e != IFPP_OK)
         return e;
     sqlite3_bind_blob(st, 1, b->transaction_id, (int)b->transaction_id_len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, b->eid, 16, SQLITE_STATIC);
@@ -1207,20 +1209,41 @@ static ifpp_err store_add_bpp_tx(store *s, void *arg)
     sqlite3_bind_int64(st, 10, (sqlite3_int64)off);
     sqlite3_bind_int64(st, 11, (sqlite3_int64)b->bpp_len);
     sqlite3_bind_blob(st, 12, sha, 32, SQLITE_STATIC);
-    rc = sqlite3_step(st);
+    int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if ((rc & 0xFF) == SQLITE_CONSTRAINT) {
-        err_why(a->why, a->why_len, "BPP for an unknown eUICC or One-time Key: %s", sqlite3_errmsg(s->db));
+        err_why(why, why_len, "BPP for an unknown eUICC or One-time Key: %s", sqlite3_errmsg(s->db));
         return IFPP_E_ARG;
     }
     if (rc != SQLITE_DONE) {
         e = store_fail(s, rc, "adding a BPP");
-        err_why(a->why, a->why_len, "%s", store_msg);
+        err_why(why, why_len, "%s", store_msg);
         return e;
     }
     audit_fields f = {.event = "bpp_added", .txid = b->transaction_id, .txid_len = b->transaction_id_len,
                       .eid = b->eid, .to_state = state_names[BPP_AVAILABLE], .object = b->vault_id};
     return audit_append(s, &f);
+}
+
+static ifpp_err store_add_bpp_tx(store *s, void *arg)
+{
+    add_bpp_arg *a = arg;
+    const store_bpp *b = a->b;
+    ifpp_err e = store_bpp_conflict(s, b, a->duplicate, a->why, a->why_len);
+    if (e != IFPP_OK || *a->duplicate)
+        return e;
+    /* the bytes go to the data file (synced before COMMIT), the row says where and what they hash to */
+    uint8_t sha[32];
+    uint64_t off = 0;
+    if (b->bpp_sha256)
+        memcpy(sha, b->bpp_sha256, 32);
+    else if ((e = crypto_sha256(b->bpp, b->bpp_len, sha)) != IFPP_OK)
+        return e;
+    if ((e = bppfile_append(s, b->bpp, b->bpp_len, &off)) != IFPP_OK) {
+        err_why(a->why, a->why_len, "%s", store_msg);
+        return e;
+    }
+    return store_bpp_insert(s, b, off, sha, a->why, a->why_len);
 }
 
 ifpp_err store_add_bpp(store *s, const store_bpp *b, bool *duplicate, char *why, size_t why_len)
@@ -2013,24 +2036,32 @@ const char *store_path(const store *s)
 /* ---- BPP bytes outside SQLite: the store's append-only data file (issue 16) ---------------------- */
 
 /*
- * <store>.bpp holds every BPP imported since schema 7, back to back; bpp_data.size is how much of it
- * is committed. Appending happens only inside a write transaction (BEGIN IMMEDIATE: SQLite's write lock
- * orders appenders across threads and processes), starts by cutting the file back to the committed
- * size (what an interrupted import left), and is fdatasync'd (and its directory fsync'd when the file
- * was created) before the COMMIT that inserts the rows pointing at it: a row never points at bytes that
- * are not on disk. Reading is one pread of the row's (offset, length), checked against its SHA-256.
+ * <store>.bpp holds every BPP added since schema 7, back to back; bpp_data.size is how much of it is
+ * committed. One appender at a time: flock on the file, taken before the committed size is read and
+ * held until the transaction that moves it has committed or rolled back. The first append cuts the
+ * file back to the committed size (what an interrupted import left). Before the COMMIT that inserts
+ * rows pointing at new bytes, the file is fdatasync'd (its directory fsync'd when the file is new): a
+ * row never points at bytes that are not on disk. Reading is one pread of the row's (offset, length),
+ * checked against its SHA-256.
+ *
+ * Appends come two ways: store_add_bpp inside a transaction (the flock taken after SQLite's write lock),
+ * and a staged import (store_bpp_stage_*: the flock first, the bytes appended and the rows staged in a
+ * TEMP table with no write lock, SQLite's write lock only for the commit). The two orders are opposite,
+ * so each wait is bounded by the busy timeout and ends in IFPP_E_BUSY, never in a deadlock.
  */
 struct store_bppfile {
     int fd;             /* -1: not open */
     bool writable;
     bool created;       /* this handle created the file: its directory entry must be synced too */
-    bool active;        /* appended in the open transaction */
-    uint64_t committed; /* bpp_data.size when the transaction's first append started */
+    bool active;        /* holds the flock, committed read: appending */
+    bool staging;       /* a staged import is open (store_bpp_stage_begin) */
+    uint64_t committed; /* bpp_data.size when the flock was taken */
     uint64_t end;       /* where the next append goes */
+    sqlite3_stmt *stage_insert;
     char *path;
 };
 
-/* The data file's path for the store (":memory:" stores use an unlinked temporary file). */
+/* The data file, opened for reading or writing (":memory:" stores use an unlinked temporary file). */
 static ifpp_err bppfile_get(store *s, bool write, struct store_bppfile **out)
 {
     struct store_bppfile *f = s->bf;
@@ -2051,7 +2082,7 @@ static ifpp_err bppfile_get(store *s, bool write, struct store_bppfile **out)
         return IFPP_OK;
     }
     if (f->fd >= 0)
-        close(f->fd);
+        close(f->fd); /* read-only until now: never holds the flock */
     f->fd = -1;
     if (strcmp(s->path, ":memory:") == 0) {
         char tmpl[] = "/tmp/ifpp-bpp-XXXXXX";
@@ -2083,45 +2114,80 @@ static ifpp_err bppfile_get(store *s, bool write, struct store_bppfile **out)
     return IFPP_OK;
 }
 
-/* Inside the write transaction: the committed size, and the file cut back to it (an aborted import's tail). */
+/* The flock, the committed size, and the file cut back to it (an aborted import's tail). */
 static ifpp_err bppfile_begin(store *s, struct store_bppfile *f)
 {
+    for (int waited = 0; flock(f->fd, LOCK_EX | LOCK_NB) != 0;) {
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK || waited >= s->busy_ms) {
+            int err = errno;
+            snprintf(store_msg, sizeof store_msg, "store %s: BPP data file %s %s (waited %d ms)", s->path, f->path,
+                     err == EWOULDBLOCK ? "is being written by another import" : strerror(err), waited);
+            return err == EWOULDBLOCK ? IFPP_E_BUSY : IFPP_E_IO;
+        }
+        struct timespec ts = {0, 5000000L};
+        nanosleep(&ts, NULL);
+        waited += 5;
+    }
     sqlite3_stmt *st;
     ifpp_err e = store_prepare(s, "SELECT size FROM bpp_data WHERE id = 1", &st);
-    if (e != IFPP_OK)
-        return e;
-    int rc = sqlite3_step(st);
-    sqlite3_int64 size = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    int rc = SQLITE_MISUSE;
+    sqlite3_int64 size = -1;
+    if (e == IFPP_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        size = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    if (rc != SQLITE_ROW || size < 0)
-        return store_fail(s, rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the BPP data size");
     struct stat fs;
-    if (fstat(f->fd, &fs) != 0) {
+    if (e != IFPP_OK)
+        ;
+    else if (rc != SQLITE_ROW || size < 0)
+        e = store_fail(s, rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the BPP data size");
+    else if (fstat(f->fd, &fs) != 0) {
         snprintf(store_msg, sizeof store_msg, "store %s: BPP data file %s: %s", s->path, f->path, strerror(errno));
-        return IFPP_E_IO;
-    }
-    if ((uint64_t)fs.st_size < (uint64_t)size) {
+        e = IFPP_E_IO;
+    } else if ((uint64_t)fs.st_size < (uint64_t)size) {
         snprintf(store_msg, sizeof store_msg, "store %s: BPP data file %s holds %lld bytes but the store committed "
                  "%lld: it was truncated or replaced (damaged; restore the store's directory whole)", s->path, f->path,
                  (long long)fs.st_size, (long long)size);
-        return IFPP_E_IO;
-    }
-    if ((uint64_t)fs.st_size > (uint64_t)size && ftruncate(f->fd, (off_t)size) != 0) {
+        e = IFPP_E_IO;
+    } else if ((uint64_t)fs.st_size > (uint64_t)size && ftruncate(f->fd, (off_t)size) != 0) {
         snprintf(store_msg, sizeof store_msg, "store %s: cutting an aborted import off %s: %s", s->path, f->path,
                  strerror(errno));
-        return IFPP_E_IO;
+        e = IFPP_E_IO;
+    }
+    if (e != IFPP_OK) {
+        flock(f->fd, LOCK_UN);
+        return e;
     }
     f->committed = f->end = (uint64_t)size;
     f->active = true;
     return IFPP_OK;
 }
 
+/* Ends the append: committed, the size moves on; otherwise the tail is cut off. The flock is let go. */
+static void bppfile_end(store *s, bool committed)
+{
+    struct store_bppfile *f = s->bf;
+    if (!f || !f->active)
+        return;
+    if (committed)
+        f->committed = f->end;
+    else if (f->end > f->committed && ftruncate(f->fd, (off_t)f->committed) != 0) {
+        /* harmless: the tail is past the committed size, and the next append cuts it */
+    }
+    f->end = f->committed;
+    f->active = false;
+    f->staging = false;
+    flock(f->fd, LOCK_UN);
+}
+
 static ifpp_err bppfile_append(store *s, const uint8_t *p, size_t n, uint64_t *off)
 {
     struct store_bppfile *f;
     ifpp_err e;
-    if (s->depth == 0 || s->readonly) {
-        snprintf(store_msg, sizeof store_msg, "store %s: a BPP is written only inside a write transaction", s->path);
+    if (s->readonly || (s->depth == 0 && !(s->bf && s->bf->staging)) || (s->depth > 0 && s->bf && s->bf->staging)) {
+        snprintf(store_msg, sizeof store_msg, "store %s: a BPP is written inside a write transaction or a staged import,"
+                 " not both", s->path);
         return IFPP_E_INTERNAL;
     }
     if ((e = bppfile_get(s, true, &f)) != IFPP_OK || (!f->active && (e = bppfile_begin(s, f)) != IFPP_OK))
@@ -2181,33 +2247,188 @@ static ifpp_err bppfile_before_commit(store *s)
     e = store_step_done(s, st, "recording the BPP data size");
     sqlite3_finalize(st);
     if (e == IFPP_OK && sqlite3_changes(s->db) != 1)
-        e = store_fail(s, SQLITE_CORRUPT, "recording the BPP data size");
-    if (e == IFPP_OK)
-        f->active = false; /* the next transaction reads the size again */
+        e = store_fail(s, SQLITE_CORRUPT, "recording the BPP data size (it moved under the data file's lock)");
     return e;
 }
 
-/* After ROLLBACK: the bytes no row will point at are cut off now (the next append would do it too). */
+static void bppfile_after_commit(store *s)
+{
+    bppfile_end(s, true);
+}
+
 static void bppfile_after_rollback(store *s)
 {
-    struct store_bppfile *f = s->bf;
-    if (!f || !f->active)
-        return;
-    f->active = false;
-    if (f->fd >= 0 && f->end > f->committed && ftruncate(f->fd, (off_t)f->committed) != 0) {
-        /* harmless: the tail is past the committed size, and the next append cuts it */
-    }
+    bppfile_end(s, false);
 }
 
 static void bppfile_close(store *s)
 {
     if (!s->bf)
         return;
+    bppfile_end(s, false);
+    sqlite3_finalize(s->bf->stage_insert);
     if (s->bf->fd >= 0)
         close(s->bf->fd);
     free(s->bf->path);
     free(s->bf);
     s->bf = NULL;
+}
+
+/* ---- a staged import: the bytes appended and the rows staged with no write lock (issue 16) ---- */
+
+#define STAGE_COLUMNS "item, txid, eid, otpk, iccid, profile_type, bpp_hash, vault_id, data_off, data_len, data_sha256"
+
+ifpp_err store_bpp_stage_begin(store *s)
+{
+    STORE_CHECK(s);
+    struct store_bppfile *f;
+    ifpp_err e;
+    if (s->readonly || s->depth > 0 || (s->bf && (s->bf->staging || s->bf->active))) {
+        snprintf(store_msg, sizeof store_msg, "store %s: a staged import starts outside any transaction or other "
+                 "import (and never on a read-only store)", s->path);
+        return IFPP_E_ARG;
+    }
+    if ((e = bppfile_get(s, true, &f)) != IFPP_OK ||
+        (e = store_exec(s, "CREATE TEMP TABLE IF NOT EXISTS bpp_stage (item INTEGER PRIMARY KEY, txid BLOB NOT NULL,"
+                           " eid BLOB NOT NULL, otpk BLOB NOT NULL, iccid BLOB NOT NULL, profile_type TEXT NOT NULL,"
+                           " bpp_hash BLOB NOT NULL, vault_id TEXT NOT NULL, data_off INTEGER NOT NULL,"
+                           " data_len INTEGER NOT NULL, data_sha256 BLOB NOT NULL);"
+                           "DELETE FROM temp.bpp_stage;", "staging an import")) != IFPP_OK ||
+        (e = bppfile_begin(s, f)) != IFPP_OK)
+        return e;
+    f->staging = true;
+    return IFPP_OK;
+}
+
+ifpp_err store_bpp_stage_add(store *s, const store_bpp *b, bool *duplicate, char *why, size_t why_len)
+{
+    STORE_CHECK(s);
+    struct store_bppfile *f = s->bf;
+    bool dup = false;
+    if (!b || !b->bpp || b->bpp_len == 0 || b->bpp_len > INT32_MAX || b->transaction_id_len == 0 ||
+        b->transaction_id_len > 16 || !f || !f->staging)
+        return IFPP_E_ARG;
+    /* checked now so that a conflict is named early and a re-import appends nothing; again at the commit */
+    ifpp_err e = store_bpp_conflict(s, b, &dup, why, why_len);
+    if (duplicate)
+        *duplicate = dup;
+    if (e != IFPP_OK || dup)
+        return e;
+    uint8_t sha[32];
+    uint64_t off;
+    if (b->bpp_sha256)
+        memcpy(sha, b->bpp_sha256, 32);
+    else if ((e = crypto_sha256(b->bpp, b->bpp_len, sha)) != IFPP_OK)
+        return e;
+    if ((e = bppfile_append(s, b->bpp, b->bpp_len, &off)) != IFPP_OK) {
+        err_why(why, why_len, "%s", store_msg);
+        return e;
+    }
+    sqlite3_stmt *st = f->stage_insert;
+    if (!st && (e = store_prepare(s, "INSERT INTO temp.bpp_stage (" STAGE_COLUMNS ") VALUES (NULL, ?, ?, ?, ?, ?, ?,"
+                                     " ?, ?, ?, ?)", &f->stage_insert)) != IFPP_OK)
+        return e;
+    st = f->stage_insert;
+    sqlite3_reset(st);
+    sqlite3_bind_blob(st, 1, b->transaction_id, (int)b->transaction_id_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, b->eid, 16, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, b->otpk, 65, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, b->iccid, 10, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, b->profile_type, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, b->bpp_hash, 32, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, b->vault_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)off);
+    sqlite3_bind_int64(st, 9, (sqlite3_int64)b->bpp_len);
+    sqlite3_bind_blob(st, 10, sha, 32, SQLITE_STATIC);
+    e = store_step_done(s, st, "staging a BPP");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (e != IFPP_OK)
+        err_why(why, why_len, "%s", store_msg);
+    return e;
+}
+
+typedef struct {
+    ifpp_err (*fn)(store *s, void *arg);
+    void *arg;
+    size_t *added, *duplicate;
+    char *why;
+    size_t why_len;
+} stage_commit_arg;
+
+static ifpp_err store_bpp_stage_commit_tx(store *s, void *arg)
+{
+    stage_commit_arg *a = arg;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT " STAGE_COLUMNS " FROM temp.bpp_stage ORDER BY item", &st);
+    if (e != IFPP_OK)
+        return e;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_bpp b;
+        memset(&b, 0, sizeof b);
+        size_t tl = (size_t)sqlite3_column_bytes(st, 1);
+        const char *type = (const char *)sqlite3_column_text(st, 5), *vault = (const char *)sqlite3_column_text(st, 7);
+        if (tl == 0 || tl > 16 || sqlite3_column_bytes(st, 2) != 16 || sqlite3_column_bytes(st, 3) != 65 ||
+            sqlite3_column_bytes(st, 4) != 10 || sqlite3_column_bytes(st, 6) != 32 || sqlite3_column_bytes(st, 10) != 32 ||
+            !type || !vault) {
+            e = store_fail(s, SQLITE_CORRUPT, "reading a staged BPP");
+            break;
+        }
+        memcpy(b.transaction_id, sqlite3_column_blob(st, 1), tl);
+        b.transaction_id_len = tl;
+        memcpy(b.eid, sqlite3_column_blob(st, 2), 16);
+        memcpy(b.otpk, sqlite3_column_blob(st, 3), 65);
+        memcpy(b.iccid, sqlite3_column_blob(st, 4), 10);
+        snprintf(b.profile_type, sizeof b.profile_type, "%s", type);
+        memcpy(b.bpp_hash, sqlite3_column_blob(st, 6), 32);
+        snprintf(b.vault_id, sizeof b.vault_id, "%s", vault);
+        b.bpp_len = (size_t)sqlite3_column_int64(st, 9);
+        bool dup = false;
+        if ((e = store_bpp_conflict(s, &b, &dup, a->why, a->why_len)) != IFPP_OK)
+            break;
+        if (dup) { /* committed by another import since it was staged: its bytes here stay unreferenced */
+            (*a->duplicate)++;
+            continue;
+        }
+        if ((e = store_bpp_insert(s, &b, (uint64_t)sqlite3_column_int64(st, 8), sqlite3_column_blob(st, 10), a->why,
+                                  a->why_len)) != IFPP_OK)
+            break;
+        (*a->added)++;
+    }
+    e = store_loop_end(s, rc, e, "reading the staged BPPs");
+    sqlite3_finalize(st);
+    if (e == IFPP_OK && a->fn)
+        e = a->fn(s, a->arg);
+    return e;
+}
+
+ifpp_err store_bpp_stage_commit(store *s, ifpp_err (*fn)(store *s, void *arg), void *arg, size_t *added,
+                                size_t *duplicate, char *why, size_t why_len)
+{
+    STORE_CHECK(s);
+    size_t a0 = 0, d0 = 0;
+    if (!s->bf || !s->bf->staging)
+        return IFPP_E_ARG;
+    stage_commit_arg a = {.fn = fn, .arg = arg, .added = added ? added : &a0, .duplicate = duplicate ? duplicate : &d0,
+                          .why = why, .why_len = why_len};
+    *a.added = 0;
+    *a.duplicate = 0;
+    s->bf->staging = false; /* the transaction's hooks sync the file, move the size and let the lock go */
+    ifpp_err e = store_transaction(s, store_bpp_stage_commit_tx, &a);
+    bppfile_end(s, false);  /* if the transaction never began (busy), the staged tail goes too */
+    sqlite3_exec(s->db, "DELETE FROM temp.bpp_stage", NULL, NULL, NULL);
+    if (e != IFPP_OK && why && why_len && !*why)
+        err_why(why, why_len, "%s", store_msg);
+    return e;
+}
+
+void store_bpp_stage_abort(store *s)
+{
+    if (!store_mine(s) || !s->bf || !s->bf->staging)
+        return;
+    bppfile_end(s, false);
+    sqlite3_exec(s->db, "DELETE FROM temp.bpp_stage", NULL, NULL, NULL);
 }
 
 /* One pread of a BPP's bytes, checked against the SHA-256 its row recorded: a damaged file is refused by name. */

@@ -156,6 +156,20 @@ ifpp_err bpp_move(store *s, const uint8_t *txid, size_t txid_len, bpp_state from
 ifpp_err store_record_pir(store *s, const uint8_t *txid, size_t txid_len, const uint8_t *pir, size_t pir_len,
                           bool success, bpp_state from, const store_actor *who);
 
+/*
+ * A vault's BPPs, streamed in without the write lock (issue 16): store_bpp_stage_begin claims the store's BPP
+ * data file (one import at a time; IFPP_E_BUSY after the busy timeout); store_bpp_stage_add appends a BPP's
+ * bytes to it and stages its row (an identical BPP already stored: *duplicate, nothing appended; a conflict as
+ * store_add_bpp); store_bpp_stage_commit syncs the file and, in one transaction, adds every staged row (checked
+ * again) and then runs fn (NULL: none) -- all or nothing; store_bpp_stage_abort forgets the stage and cuts the
+ * file back. Memory stays flat: the staged rows are in a TEMP table.
+ */
+ifpp_err store_bpp_stage_begin(store *s);
+ifpp_err store_bpp_stage_add(store *s, const store_bpp *b, bool *duplicate, char *why, size_t why_len);
+ifpp_err store_bpp_stage_commit(store *s, ifpp_err (*fn)(store *s, void *arg), void *arg, size_t *added,
+                                size_t *duplicate, char *why, size_t why_len);
+void store_bpp_stage_abort(store *s);
+
 /* Reads one BPP's row (no blob). */
 ifpp_err store_get_bpp(store *s, const uint8_t *txid, size_t txid_len, store_bpp *out);
 
