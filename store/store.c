@@ -2452,8 +2452,8 @@ static ifpp_err bppfile_read(store *s, const uint8_t *txid, size_t txid_len, uin
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            snprintf(store_msg, sizeof store_msg, "store %s: BPP %s: %s at offset %llu, %llu bytes: %s", s->path, tx,
-                     f->path, (unsigned long long)off, (unsigned long long)len,
+            snprintf(store_msg, sizeof store_msg, "BPP %s: %s at offset %llu, %llu bytes: %s", tx, f->path,
+                     (unsigned long long)off, (unsigned long long)len,
                      r < 0 ? strerror(errno) : "the file ends before them (truncated or replaced)");
             free(buf);
             return IFPP_E_IO;
@@ -2462,9 +2462,9 @@ static ifpp_err bppfile_read(store *s, const uint8_t *txid, size_t txid_len, uin
     }
     uint8_t h[32];
     if ((e = crypto_sha256(buf, (size_t)len, h)) != IFPP_OK || !crypto_equal_ct(h, sha, 32)) {
-        snprintf(store_msg, sizeof store_msg, "store %s: BPP %s: its bytes in %s (offset %llu, %llu bytes) do not "
-                 "match the SHA-256 the store recorded at import: the file was damaged or edited; not sent to a card",
-                 s->path, tx, f->path, (unsigned long long)off, (unsigned long long)len);
+        snprintf(store_msg, sizeof store_msg, "BPP %s is damaged or edited in %s (offset %llu, %llu bytes: not the "
+                 "SHA-256 the store recorded at import); not sent to a card", tx, f->path, (unsigned long long)off,
+                 (unsigned long long)len);
         free(buf);
         return e != IFPP_OK ? e : IFPP_E_SIGNATURE;
     }
