@@ -14,6 +14,7 @@
  * result is checked: a row loop ends on SQLITE_DONE and on nothing else, so a locked, damaged
  * or unreadable store is an error the caller sees, never a short answer.
  */
+#define _GNU_SOURCE /* sync_file_range: a vault's BPPs start for the disk while the import reads on */
 #include "store.h"
 
 #include <errno.h>
@@ -44,6 +45,10 @@ struct store {
     int busy_ms;
     char *path;
     struct store_bppfile *bf; /* the BPP data file beside the database (issue 16), opened at first use */
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } cache[8];               /* statements run once per BPP of a vault, kept prepared (store_prepare_cached) */
 };
 
 /* The last failure's message, per thread (each thread has its own store*, docs/store.md). */
@@ -54,6 +59,7 @@ static ifpp_err bppfile_before_commit(store *s);
 static void bppfile_after_commit(store *s);
 static void bppfile_after_rollback(store *s);
 static void bppfile_close(store *s);
+static ifpp_err store_bpp_stage_txn_end(store *s, bool keep);
 static ifpp_err bppfile_append(store *s, const uint8_t *p, size_t n, uint64_t *off);
 static ifpp_err bppfile_read(store *s, const uint8_t *txid, size_t txid_len, uint64_t off, uint64_t len,
                              const uint8_t sha[32], uint8_t **out);
@@ -230,6 +236,41 @@ static ifpp_err store_prepare(store *s, const char *sql, sqlite3_stmt **st)
     return rc == SQLITE_OK ? IFPP_OK : store_fail(s, rc, "preparing a query");
 }
 
+/*
+ * A statement kept prepared for the calls made once per BPP of a vault (issue 16: preparing them each time
+ * cost more than hashing the BPP), keyed by the address of its SQL text; give it back with store_release.
+ */
+static ifpp_err store_prepare_cached(store *s, const char *sql, sqlite3_stmt **st)
+{
+    size_t n = sizeof s->cache / sizeof s->cache[0], i;
+    for (i = 0; i < n && s->cache[i].sql; i++)
+        if (s->cache[i].sql == sql) {
+            *st = s->cache[i].st;
+            return IFPP_OK;
+        }
+    if (i == n)
+        return store_prepare(s, sql, st); /* full: an ordinary statement, finalised by store_release */
+    *st = NULL;
+    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail(s, rc, "preparing a query");
+    s->cache[i].sql = sql;
+    s->cache[i].st = *st;
+    return IFPP_OK;
+}
+
+/* Ends the use of a statement from store_prepare_cached: reset (no read lock kept), or finalised if not kept. */
+static void store_release(store *s, sqlite3_stmt *st)
+{
+    for (size_t i = 0; i < sizeof s->cache / sizeof s->cache[0] && s->cache[i].sql; i++)
+        if (s->cache[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    sqlite3_finalize(st);
+}
+
 /* Steps a statement that must finish with no row (INSERT, UPDATE without RETURNING). */
 static ifpp_err store_step_done(store *s, sqlite3_stmt *st, const char *what)
 {
@@ -386,7 +427,7 @@ static ifpp_err audit_append(store *s, const audit_fields *a)
     sqlite3_int64 id = 1;
     char at[32];
     sqlite3_stmt *st;
-    ifpp_err e = store_prepare(s, "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", &st);
+    ifpp_err e = store_prepare_cached(s, "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", &st);
     if (e != IFPP_OK)
         return e;
     int rc = sqlite3_step(st);
@@ -396,7 +437,7 @@ static ifpp_err audit_append(store *s, const audit_fields *a)
             memcpy(prev, sqlite3_column_blob(st, 1), 32);
     } else if (rc != SQLITE_DONE)
         e = store_fail(s, rc, "reading the audit log's last entry");
-    sqlite3_finalize(st);
+    store_release(s, st);
     if (e != IFPP_OK)
         return e;
     store_now(at);
@@ -409,7 +450,7 @@ static ifpp_err audit_append(store *s, const audit_fields *a)
     for (int i = 0; i < AUDIT_N_FIELDS; i++)
         flen[i] = i == 2 ? (a->txid ? a->txid_len : 0) : i == 3 ? (a->eid ? 16 : 0) : f[i] ? strlen(f[i]) : 0;
     audit_hash_v2(prev, id, f, flen, hash);
-    if ((e = store_prepare(s, "INSERT INTO audit (id, detail, prev, hash, form, " AUDIT_V2_COLUMNS
+    if ((e = store_prepare_cached(s, "INSERT INTO audit (id, detail, prev, hash, form, " AUDIT_V2_COLUMNS
                               ") VALUES (?, '', ?, ?, 2, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st)) != IFPP_OK)
         return e;
     sqlite3_bind_int64(st, 1, id);
@@ -424,7 +465,7 @@ static ifpp_err audit_append(store *s, const audit_fields *a)
             sqlite3_bind_text(st, 4 + i, f[i], (int)flen[i], SQLITE_TRANSIENT);
     }
     e = store_step_done(s, st, "appending to the audit log");
-    sqlite3_finalize(st);
+    store_release(s, st);
     return e;
 }
 
@@ -1032,6 +1073,8 @@ void store_close(store *s)
     if (!s)
         return;
     bppfile_close(s);
+    for (size_t i = 0; i < sizeof s->cache / sizeof s->cache[0]; i++)
+        sqlite3_finalize(s->cache[i].st);
     sqlite3_close(s->db);
     free(s->path);
     free(s);
@@ -1120,7 +1163,7 @@ ifpp_err store_find_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65],
     if (!eid || !otpk || !found)
         return IFPP_E_ARG;
     sqlite3_stmt *st;
-    ifpp_err e = store_prepare(s, "SELECT 1 FROM otk WHERE eid = ? AND otpk = ?", &st);
+    ifpp_err e = store_prepare_cached(s, "SELECT 1 FROM otk WHERE eid = ? AND otpk = ?", &st);
     if (e != IFPP_OK)
         return e;
     sqlite3_bind_blob(st, 1, eid, 16, SQLITE_STATIC);
@@ -1129,7 +1172,7 @@ ifpp_err store_find_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65],
     *found = rc == SQLITE_ROW;
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         e = store_fail(s, rc, "looking up a One-time Key");
-    sqlite3_finalize(st);
+    store_release(s, st);
     return e;
 }
 
@@ -1152,7 +1195,7 @@ typedef struct {
 static ifpp_err store_bpp_conflict(store *s, const store_bpp *b, bool *duplicate, char *why, size_t why_len)
 {
     sqlite3_stmt *st;
-    ifpp_err e = store_prepare(s, "SELECT txid, bpp_hash FROM bpp WHERE txid = ? OR (eid = ? AND otpk = ?)", &st);
+    ifpp_err e = store_prepare_cached(s, "SELECT txid, bpp_hash FROM bpp WHERE txid = ? OR (eid = ? AND otpk = ?)", &st);
     if (e != IFPP_OK)
         return e;
     sqlite3_bind_blob(st, 1, b->transaction_id, (int)b->transaction_id_len, SQLITE_STATIC);
@@ -1164,7 +1207,7 @@ static ifpp_err store_bpp_conflict(store *s, const store_bpp *b, bool *duplicate
         bool same = (size_t)sqlite3_column_bytes(st, 0) == b->transaction_id_len &&
                     memcmp(sqlite3_column_blob(st, 0), b->transaction_id, b->transaction_id_len) == 0 &&
                     sqlite3_column_bytes(st, 1) == 32 && memcmp(sqlite3_column_blob(st, 1), b->bpp_hash, 32) == 0;
-        sqlite3_finalize(st);
+        store_release(s, st);
         if (same) {
             *duplicate = true;
             return IFPP_OK;
@@ -1176,7 +1219,7 @@ static ifpp_err store_bpp_conflict(store *s, const store_bpp *b, bool *duplicate
                 "same One-time Key: GENS08)", tx);
         return IFPP_E_ARG;
     }
-    sqlite3_finalize(st);
+    store_release(s, st);
     if (rc != SQLITE_DONE) {
         e = store_fail(s, rc, "looking up a BPP");
         err_why(why, why_len, "%s", store_msg);
@@ -1192,8 +1235,8 @@ static ifpp_err store_bpp_insert(store *s, const store_bpp *b, uint64_t off, con
     char at[32];
     sqlite3_stmt *st;
     store_now(at);
-    ifpp_err e = store_prepare(s, "INSERT INTO bpp (txid, eid, otpk, iccid, profile_type, bpp_hash, bpp, vault_id, state,"
-                                  " updated_at, data_off, data_len, data_sha256)"
+    ifpp_err e = store_prepare_cached(s, "INSERT INTO bpp (txid, eid, otpk, iccid, profile_type, bpp_hash, bpp, vault_id,"
+                                         " state, updated_at, data_off, data_len, data_sha256)"
                                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'available', ?, ?, ?, ?)", &st);
     if (e != IFPP_OK)
         return e;
@@ -1210,7 +1253,7 @@ static ifpp_err store_bpp_insert(store *s, const store_bpp *b, uint64_t off, con
     sqlite3_bind_int64(st, 11, (sqlite3_int64)b->bpp_len);
     sqlite3_bind_blob(st, 12, sha, 32, SQLITE_STATIC);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    store_release(s, st);
     if ((rc & 0xFF) == SQLITE_CONSTRAINT) {
         err_why(why, why_len, "BPP for an unknown eUICC or One-time Key: %s", sqlite3_errmsg(s->db));
         return IFPP_E_ARG;
@@ -2049,6 +2092,8 @@ const char *store_path(const store *s)
  * TEMP table with no write lock, SQLite's write lock only for the commit). The two orders are opposite,
  * so each wait is bounded by the busy timeout and ends in IFPP_E_BUSY, never in a deadlock.
  */
+#define BPPFILE_WRITEBACK (16u << 20)
+
 struct store_bppfile {
     int fd;             /* -1: not open */
     bool writable;
@@ -2057,6 +2102,8 @@ struct store_bppfile {
     bool staging;       /* a staged import is open (store_bpp_stage_begin) */
     uint64_t committed; /* bpp_data.size when the flock was taken */
     uint64_t end;       /* where the next append goes */
+    uint64_t started;   /* bytes up to here were handed to the disk (sync_file_range) */
+    bool stage_txn;     /* the staging pass's own transaction (one read snapshot, the TEMP rows) is open */
     sqlite3_stmt *stage_insert;
     char *path;
 };
@@ -2159,7 +2206,7 @@ static ifpp_err bppfile_begin(store *s, struct store_bppfile *f)
         flock(f->fd, LOCK_UN);
         return e;
     }
-    f->committed = f->end = (uint64_t)size;
+    f->committed = f->end = f->started = (uint64_t)size;
     f->active = true;
     return IFPP_OK;
 }
@@ -2205,6 +2252,12 @@ static ifpp_err bppfile_append(store *s, const uint8_t *p, size_t n, uint64_t *o
         done += (size_t)w;
     }
     f->end += n;
+    /* a big import: start writing back as it goes, so the fdatasync before COMMIT has little left to wait for */
+    if (f->end - f->started >= BPPFILE_WRITEBACK && f->end > f->committed) {
+        uint64_t from = f->started > f->committed ? f->started : f->committed;
+        sync_file_range(f->fd, (off_t)from, (off_t)(f->end - from), SYNC_FILE_RANGE_WRITE); /* a hint: errors show at fdatasync */
+        f->started = f->end;
+    }
     return IFPP_OK;
 }
 
@@ -2265,6 +2318,7 @@ static void bppfile_close(store *s)
 {
     if (!s->bf)
         return;
+    store_bpp_stage_txn_end(s, false);
     bppfile_end(s, false);
     sqlite3_finalize(s->bf->stage_insert);
     if (s->bf->fd >= 0)
@@ -2296,7 +2350,25 @@ ifpp_err store_bpp_stage_begin(store *s)
                            "DELETE FROM temp.bpp_stage;", "staging an import")) != IFPP_OK ||
         (e = bppfile_begin(s, f)) != IFPP_OK)
         return e;
+    /* one read transaction for the pass (one snapshot, no lock churn per statement); it writes only TEMP rows */
+    if ((e = store_exec(s, "BEGIN DEFERRED", "staging an import")) != IFPP_OK) {
+        bppfile_end(s, false);
+        return e;
+    }
+    f->stage_txn = true;
     f->staging = true;
+    return IFPP_OK;
+}
+
+/* Ends the staging pass's transaction: kept (its TEMP rows, for the commit) or dropped. */
+static ifpp_err store_bpp_stage_txn_end(store *s, bool keep)
+{
+    if (!s->bf || !s->bf->stage_txn)
+        return IFPP_OK;
+    s->bf->stage_txn = false;
+    if (keep)
+        return store_exec(s, "COMMIT", "ending the staging pass");
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     return IFPP_OK;
 }
 
@@ -2415,7 +2487,9 @@ ifpp_err store_bpp_stage_commit(store *s, ifpp_err (*fn)(store *s, void *arg), v
     *a.added = 0;
     *a.duplicate = 0;
     s->bf->staging = false; /* the transaction's hooks sync the file, move the size and let the lock go */
-    ifpp_err e = store_transaction(s, store_bpp_stage_commit_tx, &a);
+    ifpp_err e = store_bpp_stage_txn_end(s, true);
+    if (e == IFPP_OK)
+        e = store_transaction(s, store_bpp_stage_commit_tx, &a);
     bppfile_end(s, false);  /* if the transaction never began (busy), the staged tail goes too */
     sqlite3_exec(s->db, "DELETE FROM temp.bpp_stage", NULL, NULL, NULL);
     if (e != IFPP_OK && why && why_len && !*why)
@@ -2427,6 +2501,7 @@ void store_bpp_stage_abort(store *s)
 {
     if (!store_mine(s) || !s->bf || !s->bf->staging)
         return;
+    store_bpp_stage_txn_end(s, false);
     bppfile_end(s, false);
     sqlite3_exec(s->db, "DELETE FROM temp.bpp_stage", NULL, NULL, NULL);
 }
