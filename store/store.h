@@ -20,6 +20,10 @@
  * number and hash) travels in every signed bundle the station exports, so a rewrite or a
  * truncation of the whole tail shows too (docs/store.md).
  *
+ * BPP bytes (issue 16) live outside SQLite, in the store's append-only data file <store>.bpp, synced
+ * before the transaction that inserts the rows holding their offset, length and SHA-256; a read is one
+ * pread, checked against that hash (docs/store.md, "BPP bytes outside SQLite").
+ *
  * Threads: a store* is one SQLite connection and belongs to the thread that opened it; every
  * call from another thread is refused with IFPP_E_ARG. Each slot thread opens its own.
  * Errors: IFPP_E_BUSY when another process holds the write lock past the busy timeout,
