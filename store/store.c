@@ -664,7 +664,8 @@ ifpp_err store_audit_head(store *s, store_anchor *head)
 /* Compares every BPP row's state with the state its audit entries replay to. */
 static ifpp_err audit_compare_bpps(store *s, replay_log *log, char *why, size_t why_len)
 {
-    qsort(log->v, log->n, sizeof *log->v, replay_cmp);
+    if (log->n) /* qsort(NULL, 0) is undefined: a log with no BPP move yet */
+        qsort(log->v, log->n, sizeof *log->v, replay_cmp);
     size_t u = 0; /* keep the last move per BPP */
     for (size_t i = 0; i < log->n; i++) {
         if (u && log->v[u - 1].txid_len == log->v[i].txid_len &&
