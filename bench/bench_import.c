@@ -63,7 +63,8 @@ static double time_command(char *const argv[])
     double t0 = now_s();
     pid_t pid = fork();
     if (pid == 0) {
-        freopen("/dev/null", "w", stdout);
+        if (!freopen("/dev/null", "w", stdout))
+            _exit(127);
         execvp(argv[0], argv);
         _exit(127);
     }
