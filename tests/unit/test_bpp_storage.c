@@ -5,7 +5,8 @@
  * of it, every BPP then readable and hash-correct, and the aborted tail of the data file cut off by the
  * next import; a flipped byte in the data file is refused at provisioning, naming the BPP, and nothing
  * reaches the card; BPP rows from before migration 7 (bytes in the table) still provision; a read-only
- * store reads BPPs; the data file is the store's own (no report may be written over it).
+ * store reads BPPs; the data file is the store's own (no report may be written over it); a re-import
+ * appends nothing; two importers of one store take turns and both vaults end whole.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -370,12 +371,103 @@ static void test_readonly_and_owned(void **state)
     test_line_free(&L);
 }
 
+/* A line with n One-time Keys and a vaultgen vault for them at *vault (dir/name). */
+static void bulk_line(test_line *L, const char *stem, const char *name, size_t n, char **vault)
+{
+    char why[512] = "";
+    memset(L, 0, sizeof *L);
+    char *dir = tu_mkdtemp(stem);
+    test_line_opts o = {.n_cards = 1, .n_otks = {2}, .profile_size = 1024};
+    if (test_line_make(L, dir, &o, why, sizeof why) != 0)
+        fail_msg("line: %s", why);
+    *vault = tu_path(dir, name);
+    if (vaultgen_make(L, n, 4000, *vault, why, sizeof why) != 0)
+        fail_msg("%s", why);
+    free(dir);
+}
+
+/* A vault imported again: every BPP a duplicate, not one byte appended to the data file. */
+static void test_reimport_appends_nothing(void **state)
+{
+    (void)state;
+    test_line L;
+    char *vault, why[512] = "";
+    bulk_line(&L, "ifpp-bppre", "bulk.der", 200, &vault);
+    char *data = bpp_path(L.db);
+    store *s;
+    import_summary sum;
+    assert_int_equal(store_open(L.db, &s, why, sizeof why), IFPP_OK);
+    assert_int_equal(import_vault_file(s, vault, L.ci, &sum, why, sizeof why), IFPP_OK);
+    assert_int_equal(sum.added, 200);
+    struct stat a, b;
+    assert_int_equal(stat(data, &a), 0);
+    assert_int_equal(import_vault_file(s, vault, L.ci, &sum, why, sizeof why), IFPP_OK);
+    assert_int_equal(sum.added, 0);
+    assert_int_equal(sum.duplicate, 200);
+    assert_int_equal(stat(data, &b), 0);
+    assert_int_equal(a.st_size, b.st_size);
+    assert_int_equal((long long)b.st_size, sql_int(L.db, "SELECT size FROM bpp_data"));
+    store_close(s);
+    tu_rmrf(L.dir);
+    free(vault);
+    free(data);
+    test_line_free(&L);
+}
+
+/* Two importers of one store at once (two processes): they take turns at the data file, both vaults whole. */
+static void test_two_importers_take_turns(void **state)
+{
+    (void)state;
+    test_line L;
+    char *one, why[512] = "";
+    bulk_line(&L, "ifpp-bpptwo", "one.der", 600, &one);
+    char *two = tu_path(L.dir, "two.der");
+    if (vaultgen_make(&L, 600, 4000, two, why, sizeof why) != 0)
+        fail_msg("%s", why);
+    pid_t a = start_import(L.db, one, L.ci), b = start_import(L.db, two, L.ci);
+    int sa, sb;
+    assert_int_equal(waitpid(a, &sa, 0), a);
+    assert_int_equal(waitpid(b, &sb, 0), b);
+    assert_true(WIFEXITED(sa) && WEXITSTATUS(sa) == 0);
+    assert_true(WIFEXITED(sb) && WEXITSTATUS(sb) == 0);
+    assert_int_equal(sql_int(L.db, "SELECT count(*) FROM vault"), 2);
+    store *s;
+    assert_int_equal(store_open(L.db, &s, why, sizeof why), IFPP_OK);
+    size_t avail = 0;
+    assert_int_equal(store_count_bpps(s, BPP_AVAILABLE, &avail), IFPP_OK);
+    assert_int_equal(avail, 1200);
+    const char *vaults[2] = {one, two};
+    for (int v = 0; v < 2; v++)
+        for (size_t i = 0; i < 600; i++) {
+            uint8_t txid[16], *bytes = NULL, h[32];
+            size_t len = 0;
+            store_bpp row;
+            vaultgen_txid(vaults[v], i, txid);
+            assert_int_equal(store_get_bpp(s, txid, 16, &row), IFPP_OK);
+            if (store_bpp_blob(s, txid, 16, &bytes, &len) != IFPP_OK)
+                fail_msg("vault %d BPP %zu: %s", v + 1, i, store_errmsg(s));
+            assert_int_equal(vaultgen_item_of(bytes, len), i);
+            crypto_sha256(bytes, len, h);
+            assert_memory_equal(h, row.bpp_hash, 32);
+            free(bytes);
+        }
+    char cwhy[256] = "";
+    assert_int_equal(store_audit_check(s, NULL, NULL, cwhy, sizeof cwhy), IFPP_OK);
+    store_close(s);
+    tu_rmrf(L.dir);
+    free(one);
+    free(two);
+    test_line_free(&L);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readonly_and_owned),
         cmocka_unit_test(test_flipped_byte_refused),
         cmocka_unit_test(test_old_blob_rows_provision),
+        cmocka_unit_test(test_reimport_appends_nothing),
+        cmocka_unit_test(test_two_importers_take_turns),
         cmocka_unit_test(test_kill_import_all_or_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
