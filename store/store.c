@@ -2084,7 +2084,8 @@ const char *store_path(const store *s)
  * committed. One appender at a time: flock on the file, taken before the committed size is read and
  * held until the transaction that moves it has committed or rolled back. The first append cuts the
  * file back to the committed size (what an interrupted import left). Before the COMMIT that inserts
- * rows pointing at new bytes, the file is fdatasync'd (its directory fsync'd when the file is new): a
+ * rows pointing at new bytes, the file is fdatasync'd (and its directory fsync'd, once per handle: the
+ * handle that created the file may have died before it synced the name): a
  * row never points at bytes that are not on disk. Reading is one pread of the row's (offset, length),
  * checked against its SHA-256.
  *
@@ -2098,7 +2099,7 @@ const char *store_path(const store *s)
 struct store_bppfile {
     int fd;             /* -1: not open */
     bool writable;
-    bool created;       /* this handle created the file: its directory entry must be synced too */
+    bool dir_synced;    /* the directory entry synced by this handle (whoever created the file may have died first) */
     bool active;        /* holds the flock, committed read: appending */
     bool staging;       /* a staged import is open (store_bpp_stage_begin) */
     uint64_t committed; /* bpp_data.size when the flock was taken */
@@ -2139,9 +2140,8 @@ static ifpp_err bppfile_get(store *s, bool write, struct store_bppfile **out)
         f->writable = true;
     } else if (write) {
         f->fd = open(f->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-        if (f->fd < 0 && errno == ENOENT && (f->fd = open(f->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                                                            0600)) >= 0)
-            f->created = true;
+        if (f->fd < 0 && errno == ENOENT)
+            f->fd = open(f->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         f->writable = true;
     } else {
         f->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -2286,12 +2286,12 @@ static ifpp_err bppfile_before_commit(store *s)
     struct store_bppfile *f = s->bf;
     if (!f || !f->active || f->end == f->committed)
         return IFPP_OK;
-    if (fdatasync(f->fd) != 0 || (f->created && strcmp(s->path, ":memory:") != 0 && bppfile_sync_dir(f->path) != 0)) {
+    if (fdatasync(f->fd) != 0 || (!f->dir_synced && strcmp(s->path, ":memory:") != 0 && bppfile_sync_dir(f->path) != 0)) {
         snprintf(store_msg, sizeof store_msg, "store %s: syncing the BPP data file %s: %s", s->path, f->path,
                  strerror(errno));
         return IFPP_E_IO;
     }
-    f->created = false;
+    f->dir_synced = true;
     sqlite3_stmt *st;
     ifpp_err e = store_prepare(s, "UPDATE bpp_data SET size = ? WHERE id = 1 AND size = ?", &st);
     if (e != IFPP_OK)
