@@ -139,7 +139,8 @@ bool store_has_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65]);
 ifpp_err store_find_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65], bool *found);
 
 /*
- * Adds a BPP as available. IFPP_OK if new; IFPP_E_ARG (with why) if its transaction id or its
+ * Adds a BPP as available, its bytes appended to the store's data file (synced before the row commits).
+ * IFPP_OK if new; IFPP_E_ARG (with why) if its transaction id or its
  * One-time Key already carries a different BPP (GENS08: one key, one profile); an identical
  * BPP already present is reported by *duplicate = true and not added again.
  */
