@@ -1,11 +1,13 @@
 /*
  * import.c -- eUICC data package and BPP vault import; see import.h and docs/ifpp.asn.
  *
- * Both bundles are first verified whole (signer chain and signature, one hash pass, no parsing,
- * no store lock: bundle_stream_verify), then read again with common/bundle_stream.h, one record at
- * a time, inside one store transaction: each record is checked and staged as it passes, the
- * signature is checked again over what was read, and only then is the transaction committed. Memory is
- * bounded by the largest record (IMPORT_MAX_RECORD), not by the bundle.
+ * An eUICC data package is first verified whole (signer chain and signature, one hash pass, no
+ * parsing, no store lock: bundle_stream_verify), its records then checked without the write lock, and
+ * written in one transaction by a third pass over the same bytes. A BPP vault is read once (issue 16):
+ * each item is checked as it passes and its BPP appended to the store's data file with its row staged
+ * (store_bpp_stage_add, no write lock); the signature is verified over what was read, and only then
+ * are the staged rows and the vault committed in one transaction. Memory is bounded by the largest
+ * record (IMPORT_MAX_RECORD), not by the bundle.
  */
 #include "import.h"
 
@@ -250,11 +252,11 @@ static ifpp_err import_vault_item(store *s, import_ctx *c, const tlv *item, cons
                 index, LABEL_MAX);
         return IFPP_E_ARG;
     }
-    if (!c->checked && ((e = crypto_sha256(bpp.raw, bpp.raw_len, h)) != IFPP_OK || !crypto_equal_ct(h, hash.value, 32))) {
+    if ((e = crypto_sha256(bpp.raw, bpp.raw_len, h)) != IFPP_OK || !crypto_equal_ct(h, hash.value, 32)) {
         err_why(c->why, c->why_len, "vault item %zu: the BPP does not match its hash (altered)", index);
         return IFPP_E_SIGNATURE;
     }
-    if (!c->checked && (e = import_bpp_loadable(c, &bpp, index, txid_hex)) != IFPP_OK)
+    if ((e = import_bpp_loadable(c, &bpp, index, txid_hex)) != IFPP_OK)
         return e;
     bool known_key = false;
     if ((e = store_find_otk(s, eid.value, otpk.value, &known_key)) != IFPP_OK) {
@@ -278,21 +280,17 @@ static ifpp_err import_vault_item(store *s, import_ctx *c, const tlv *item, cons
     memcpy(b.bpp_hash, hash.value, 32);
     b.bpp = bpp.raw;
     b.bpp_len = bpp.raw_len;
+    b.bpp_sha256 = h; /* hashed just above: the store need not hash it again */
     snprintf(b.vault_id, sizeof b.vault_id, "%s", vault_id);
     bool dup = false;
     char bwhy[256] = "";
-    if (c->dry) {
-        c->sum->added++;
-        return IFPP_OK;
-    }
-    if ((e = store_add_bpp(s, &b, &dup, bwhy, sizeof bwhy)) != IFPP_OK) {
+    /* the bytes to the store's data file, the row staged: no write lock until the signature verified */
+    if ((e = store_bpp_stage_add(s, &b, &dup, bwhy, sizeof bwhy)) != IFPP_OK) {
         err_why(c->why, c->why_len, "vault item %zu: %s", index, *bwhy ? bwhy : err_str(e));
         return e;
     }
     if (dup)
         c->sum->duplicate++;
-    else
-        c->sum->added++;
     return IFPP_OK;
 }
 
@@ -365,6 +363,22 @@ static ifpp_err import_sub_cas(import_ctx *c, const tlv *list, cert **subs, size
     return IFPP_OK;
 }
 
+typedef struct {
+    const char *vault_id;
+    const uint8_t *pb_der, *content_hash;
+    size_t pb_len, n_sub;
+    const store_der *sub_der;
+    bool *known;
+} vault_row_arg;
+
+/* The vault's row, inside the transaction that adds its staged BPPs. */
+static ifpp_err import_vault_row(store *s, void *arg)
+{
+    vault_row_arg *a = arg;
+    return store_add_vault(s, a->vault_id, a->pb_der, a->pb_len, a->sub_der, a->n_sub, a->content_hash, a->known);
+}
+
+/* A vault, one pass: every item checked and staged as it passes (store_bpp_stage_add), committed at the end. */
 static ifpp_err import_vault_tx(store *s, void *arg)
 {
     import_ctx *c = arg;
@@ -408,7 +422,7 @@ static ifpp_err import_vault_tx(store *s, void *arg)
     else if (e != IFPP_OK && !*c->why)
         err_why(c->why, c->why_len, "BPP vault: item %zu malformed (%s)", c->sum->records + 1,
                 err_str(e == IFPP_OK || e == IFPP_E_TLV_END ? IFPP_E_TLV_TRAILING : e));
-    if (e == IFPP_OK && !c->dry) {
+    if (e == IFPP_OK) {
         const uint8_t *pb_der;
         size_t pb_len;
         bool known = false;
@@ -418,9 +432,18 @@ static ifpp_err import_vault_tx(store *s, void *arg)
             cert_der(subs[i], &d, &sub_der[i].len);
             sub_der[i].der = (uint8_t *)d; /* borrowed: store_add_vault only reads them */
         }
-        if ((e = store_add_vault(s, vault_id, pb_der, pb_len, sub_der, n_sub, content_hash, &known)) != IFPP_OK)
+        vault_row_arg va = {.vault_id = vault_id, .pb_der = pb_der, .pb_len = pb_len, .sub_der = sub_der,
+                            .n_sub = n_sub, .content_hash = content_hash, .known = &known};
+        size_t added = 0, dup = 0;
+        char bwhy[256] = "";
+        /* the staged rows and the vault's own row in one transaction, after the data file is on disk */
+        if ((e = store_bpp_stage_commit(s, import_vault_row, &va, &added, &dup, bwhy, sizeof bwhy)) != IFPP_OK)
             err_why(c->why, c->why_len, "BPP vault %s: %s", vault_id,
-                    e == IFPP_E_ARG && known ? "a different vault with this id was imported before" : store_errmsg(s));
+                    e == IFPP_E_ARG && known ? "a different vault with this id was imported before"
+                    : *bwhy                  ? bwhy
+                                             : store_errmsg(s));
+        c->sum->added = added;
+        c->sum->duplicate += dup;
     }
 out:
     cert_free(pbc);
@@ -442,8 +465,12 @@ static ifpp_err import_pass(store *s, FILE *f, size_t size, bundle_type t, impor
     ifpp_err e = bundle_stream_open(f, size, t, IMPORT_MAX_RECORD, &c->bs, c->why, c->why_len);
     if (e != IFPP_OK)
         return e;
-    ifpp_err (*fn)(store *, void *) = t == BUNDLE_BPP_VAULT ? import_vault_tx : import_euicc_tx;
-    e = c->dry ? fn(s, c) : store_transaction(s, fn, c);
+    if (t == BUNDLE_BPP_VAULT) { /* one pass, staged: the write lock only for the commit at its end */
+        if ((e = store_bpp_stage_begin(s)) == IFPP_OK && (e = import_vault_tx(s, c)) != IFPP_OK)
+            store_bpp_stage_abort(s);
+    } else {
+        e = c->dry ? import_euicc_tx(s, c) : store_transaction(s, import_euicc_tx, c);
+    }
     if (e != IFPP_OK && c->why && c->why_len && !*c->why)
         err_why(c->why, c->why_len, "%s", store_errmsg(s)); /* a store failure (busy, damaged, full), not the bundle's */
     bundle_stream_free(c->bs);
@@ -452,11 +479,19 @@ static ifpp_err import_pass(store *s, FILE *f, size_t size, bundle_type t, impor
 }
 
 /*
- * Three passes, so that neither a bad file nor a long good one holds up a running line:
+ * An eUICC data package: three passes, so that neither a bad file nor a long good one holds up a
+ * running line (its records carry certificates and proofs to verify, which take far longer than the
+ * bytes take to read):
  *  1. the signer chain and the signature, one hash pass, nothing parsed, no store lock;
- *  2. every record parsed and checked (certificates, GENS12 proofs, BPP hashes) with no write lock;
+ *  2. every record parsed and checked (certificates, GENS12 proofs) with no write lock;
  *  3. the same bytes (their digest must equal pass 2's) written in one transaction, without the
  *     per-record cryptography.
+ * A BPP vault: one pass (issue 16). Its records carry no signature of their own, only bytes to hash,
+ * so the whole import is bounded by the two hashes (the bundle's and each BPP's) and reading the file
+ * three times would triple it. Each item is checked and written as it passes -- the BPP to the store's
+ * data file, its row in the one transaction -- and the transaction commits only after the signature
+ * verified at the end; a refusal anywhere rolls back the rows and cuts the data file back. The write
+ * lock is held for that one pass, good file or bad (docs/store.md, "Imports").
  */
 static ifpp_err import_stream(store *s, FILE *f, size_t size, bundle_type t, const cert *ci, import_summary *sum,
                               char *why, size_t why_len)
@@ -468,6 +503,11 @@ static ifpp_err import_stream(store *s, FILE *f, size_t size, bundle_type t, con
     memset(sum, 0, sizeof *sum);
     if (why && why_len)
         why[0] = '\0';
+    if (t == BUNDLE_BPP_VAULT) {
+        ifpp_err e = import_pass(s, f, size, t, &c);
+        free(c.cmds);
+        return e;
+    }
     ifpp_err e = bundle_stream_verify(f, size, t, ci, time(NULL), &signer, NULL, why, why_len);
     if (e != IFPP_OK)
         return e;

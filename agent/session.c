@@ -707,7 +707,7 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
     /* The BPP, command by command, never opened (GENS09/GENS10). */
     step(c, SESSION_STEP_LOAD, NULL);
     if ((e = store_bpp_blob(c->st, b.transaction_id, b.transaction_id_len, &bpp, &bpp_len)) != IFPP_OK) {
-        err_why(r->message, sizeof r->message, "stored BPP unreadable (%s)", err_str(e));
+        err_why(r->message, sizeof r->message, "stored BPP unreadable (%s): %s", err_str(e), store_errmsg(c->st));
         session_release(c, r, &who);
         goto done;
     }

@@ -174,7 +174,8 @@ static ifpp_err station_canonical(const char *path, char *out, size_t cap)
 
 ifpp_err station_check_output(const station *s, const char *out_path, char *why, size_t why_len)
 {
-    static const char *const suffix[] = {"", "-wal", "-journal", "-shm", STATION_LOCK_SUFFIX}; /* [4]: the daemon's lock */
+    static const char *const suffix[] = {"", "-wal", "-journal", "-shm", STATION_LOCK_SUFFIX, /* [4]: the daemon's lock */
+                                         STORE_BPP_SUFFIX}; /* [5]: the BPP data file (issue 16) */
     struct stat os, ss;
     char oc[PATH_MAX + 256], sc[PATH_MAX + 256], name[4200];
     if (!s || !out_path || !*out_path) {
@@ -194,7 +195,7 @@ ifpp_err station_check_output(const station *s, const char *out_path, char *why,
             same = strcmp(oc, sc) == 0;
         if (same) {
             err_why(why, why_len, "--out %s is the station's store%s%s (%s): refused, it would replace it", out_path,
-                    !*suffix[i] ? "" : i == 4 ? " daemon lock " : " journal ", suffix[i],
+                    !*suffix[i] ? "" : i == 4 ? " daemon lock " : i == 5 ? " BPP data file " : " journal ", suffix[i],
                     name);
             return IFPP_E_ARG;
         }

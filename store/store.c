@@ -14,15 +14,18 @@
  * result is checked: a row loop ends on SQLITE_DONE and on nothing else, so a locked, damaged
  * or unreadable store is an error the caller sees, never a short answer.
  */
+#define _GNU_SOURCE /* sync_file_range: a vault's BPPs start for the disk while the import reads on */
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,10 +44,25 @@ struct store {
     bool readonly;
     int busy_ms;
     char *path;
+    struct store_bppfile *bf; /* the BPP data file beside the database (issue 16), opened at first use */
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } cache[8];               /* statements run once per BPP of a vault, kept prepared (store_prepare_cached) */
 };
 
 /* The last failure's message, per thread (each thread has its own store*, docs/store.md). */
 static _Thread_local char store_msg[512];
+
+/* the BPP data file (issue 16): the block at the end of this file */
+static ifpp_err bppfile_before_commit(store *s);
+static void bppfile_after_commit(store *s);
+static void bppfile_after_rollback(store *s);
+static void bppfile_close(store *s);
+static ifpp_err store_bpp_stage_txn_end(store *s, bool keep);
+static ifpp_err bppfile_append(store *s, const uint8_t *p, size_t n, uint64_t *off);
+static ifpp_err bppfile_read(store *s, const uint8_t *txid, size_t txid_len, uint64_t off, uint64_t len,
+                             const uint8_t sha[32], uint8_t **out);
 
 static const char *const state_names[BPP_STATE__COUNT] = {
     "available", "reserved", "installed", "failed", "in_doubt", "transferred", "deleted",
@@ -107,6 +125,13 @@ static const char *const migrations[] = {
     "  nonce BLOB CHECK (nonce IS NULL OR length(nonce) = 16), evidence BLOB, at TEXT NOT NULL,"
     "  CHECK ((outcome IN ('passed', 'failed')) = (evidence IS NOT NULL AND result IS NOT NULL)));"
     "CREATE INDEX conn_test_by_txid ON conn_test(txid);",
+    /* migration 7: BPP bytes in the store's append-only data file <store>.bpp (issue 16); a row holds where
+     * (offset, length) and their SHA-256; rows written before keep their bytes in bpp (data_off NULL) */
+    "ALTER TABLE bpp ADD COLUMN data_off INTEGER CHECK (data_off >= 0);"
+    "ALTER TABLE bpp ADD COLUMN data_len INTEGER CHECK (data_len > 0);"
+    "ALTER TABLE bpp ADD COLUMN data_sha256 BLOB CHECK (data_sha256 IS NULL OR length(data_sha256) = 32);"
+    "CREATE TABLE bpp_data (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL CHECK (size >= 0));"
+    "INSERT INTO bpp_data (id, size) VALUES (1, 0);",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -221,6 +246,41 @@ static ifpp_err store_prepare(store *s, const char *sql, sqlite3_stmt **st)
     return rc == SQLITE_OK ? IFPP_OK : store_fail(s, rc, "preparing a query");
 }
 
+/*
+ * A statement kept prepared for the calls made once per BPP of a vault (issue 16: preparing them each time
+ * cost more than hashing the BPP), keyed by the address of its SQL text; give it back with store_release.
+ */
+static ifpp_err store_prepare_cached(store *s, const char *sql, sqlite3_stmt **st)
+{
+    size_t n = sizeof s->cache / sizeof s->cache[0], i;
+    for (i = 0; i < n && s->cache[i].sql; i++)
+        if (s->cache[i].sql == sql) {
+            *st = s->cache[i].st;
+            return IFPP_OK;
+        }
+    if (i == n)
+        return store_prepare(s, sql, st); /* full: an ordinary statement, finalised by store_release */
+    *st = NULL;
+    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail(s, rc, "preparing a query");
+    s->cache[i].sql = sql;
+    s->cache[i].st = *st;
+    return IFPP_OK;
+}
+
+/* Ends the use of a statement from store_prepare_cached: reset (no read lock kept), or finalised if not kept. */
+static void store_release(store *s, sqlite3_stmt *st)
+{
+    for (size_t i = 0; i < sizeof s->cache / sizeof s->cache[0] && s->cache[i].sql; i++)
+        if (s->cache[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    sqlite3_finalize(st);
+}
+
 /* Steps a statement that must finish with no row (INSERT, UPDATE without RETURNING). */
 static ifpp_err store_step_done(store *s, sqlite3_stmt *st, const char *what)
 {
@@ -273,9 +333,14 @@ ifpp_err store_transaction(store *s, ifpp_err (*fn)(store *s, void *arg), void *
         snprintf(store_msg, sizeof store_msg, "store %s: a step inside the transaction failed; rolled back", s->path);
         e = IFPP_E_INTERNAL;
     }
-    if (e == IFPP_OK && (e = store_exec(s, "COMMIT", "committing")) == IFPP_OK)
+    if (e == IFPP_OK)
+        e = bppfile_before_commit(s); /* the BPP bytes on disk before the rows that point at them */
+    if (e == IFPP_OK && (e = store_exec(s, "COMMIT", "committing")) == IFPP_OK) {
+        bppfile_after_commit(s);
         return IFPP_OK;
+    }
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* keeps store_msg: the cause is what matters */
+    bppfile_after_rollback(s);
     s->inner_failed = false;
     return e;
 }
@@ -372,7 +437,7 @@ static ifpp_err audit_append(store *s, const audit_fields *a)
     sqlite3_int64 id = 1;
     char at[32];
     sqlite3_stmt *st;
-    ifpp_err e = store_prepare(s, "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", &st);
+    ifpp_err e = store_prepare_cached(s, "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", &st);
     if (e != IFPP_OK)
         return e;
     int rc = sqlite3_step(st);
@@ -382,7 +447,7 @@ static ifpp_err audit_append(store *s, const audit_fields *a)
             memcpy(prev, sqlite3_column_blob(st, 1), 32);
     } else if (rc != SQLITE_DONE)
         e = store_fail(s, rc, "reading the audit log's last entry");
-    sqlite3_finalize(st);
+    store_release(s, st);
     if (e != IFPP_OK)
         return e;
     store_now(at);
@@ -395,7 +460,7 @@ static ifpp_err audit_append(store *s, const audit_fields *a)
     for (int i = 0; i < AUDIT_N_FIELDS; i++)
         flen[i] = i == 2 ? (a->txid ? a->txid_len : 0) : i == 3 ? (a->eid ? 16 : 0) : f[i] ? strlen(f[i]) : 0;
     audit_hash_v2(prev, id, f, flen, hash);
-    if ((e = store_prepare(s, "INSERT INTO audit (id, detail, prev, hash, form, " AUDIT_V2_COLUMNS
+    if ((e = store_prepare_cached(s, "INSERT INTO audit (id, detail, prev, hash, form, " AUDIT_V2_COLUMNS
                               ") VALUES (?, '', ?, ?, 2, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st)) != IFPP_OK)
         return e;
     sqlite3_bind_int64(st, 1, id);
@@ -410,7 +475,7 @@ static ifpp_err audit_append(store *s, const audit_fields *a)
             sqlite3_bind_text(st, 4 + i, f[i], (int)flen[i], SQLITE_TRANSIENT);
     }
     e = store_step_done(s, st, "appending to the audit log");
-    sqlite3_finalize(st);
+    store_release(s, st);
     return e;
 }
 
@@ -609,7 +674,8 @@ ifpp_err store_audit_head(store *s, store_anchor *head)
 /* Compares every BPP row's state with the state its audit entries replay to. */
 static ifpp_err audit_compare_bpps(store *s, replay_log *log, char *why, size_t why_len)
 {
-    qsort(log->v, log->n, sizeof *log->v, replay_cmp);
+    if (log->n) /* qsort(NULL, 0) is undefined: a log with no BPP move yet */
+        qsort(log->v, log->n, sizeof *log->v, replay_cmp);
     size_t u = 0; /* keep the last move per BPP */
     for (size_t i = 0; i < log->n; i++) {
         if (u && log->v[u - 1].txid_len == log->v[i].txid_len &&
@@ -999,7 +1065,7 @@ ifpp_err store_open_readonly(const char *path, store **out, char *why, size_t wh
 
 bool store_owns_path(const store *s, const char *path)
 {
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal", STORE_BPP_SUFFIX};
     struct stat target, own;
     if (!s || !path || stat(path, &target) != 0)
         return false; /* a file that does not exist yet cannot be one of ours */
@@ -1017,6 +1083,9 @@ void store_close(store *s)
 {
     if (!s)
         return;
+    bppfile_close(s);
+    for (size_t i = 0; i < sizeof s->cache / sizeof s->cache[0]; i++)
+        sqlite3_finalize(s->cache[i].st);
     sqlite3_close(s->db);
     free(s->path);
     free(s);
@@ -1105,7 +1174,7 @@ ifpp_err store_find_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65],
     if (!eid || !otpk || !found)
         return IFPP_E_ARG;
     sqlite3_stmt *st;
-    ifpp_err e = store_prepare(s, "SELECT 1 FROM otk WHERE eid = ? AND otpk = ?", &st);
+    ifpp_err e = store_prepare_cached(s, "SELECT 1 FROM otk WHERE eid = ? AND otpk = ?", &st);
     if (e != IFPP_OK)
         return e;
     sqlite3_bind_blob(st, 1, eid, 16, SQLITE_STATIC);
@@ -1114,7 +1183,7 @@ ifpp_err store_find_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65],
     *found = rc == SQLITE_ROW;
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         e = store_fail(s, rc, "looking up a One-time Key");
-    sqlite3_finalize(st);
+    store_release(s, st);
     return e;
 }
 
@@ -1133,44 +1202,54 @@ typedef struct {
     size_t why_len;
 } add_bpp_arg;
 
-static ifpp_err store_add_bpp_tx(store *s, void *arg)
+/* Is b already in the store (*duplicate), or does its transaction id or One-time Key carry another BPP (GENS08)? */
+static ifpp_err store_bpp_conflict(store *s, const store_bpp *b, bool *duplicate, char *why, size_t why_len)
 {
-    add_bpp_arg *a = arg;
-    const store_bpp *b = a->b;
-    char at[32];
     sqlite3_stmt *st;
-    ifpp_err e = store_prepare(s, "SELECT txid, bpp_hash FROM bpp WHERE txid = ? OR (eid = ? AND otpk = ?)", &st);
+    ifpp_err e = store_prepare_cached(s, "SELECT txid, bpp_hash FROM bpp WHERE txid = ? OR (eid = ? AND otpk = ?)", &st);
     if (e != IFPP_OK)
         return e;
     sqlite3_bind_blob(st, 1, b->transaction_id, (int)b->transaction_id_len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, b->eid, 16, SQLITE_STATIC);
     sqlite3_bind_blob(st, 3, b->otpk, 65, SQLITE_STATIC);
     int rc = sqlite3_step(st);
+    *duplicate = false;
     if (rc == SQLITE_ROW) {
         bool same = (size_t)sqlite3_column_bytes(st, 0) == b->transaction_id_len &&
                     memcmp(sqlite3_column_blob(st, 0), b->transaction_id, b->transaction_id_len) == 0 &&
                     sqlite3_column_bytes(st, 1) == 32 && memcmp(sqlite3_column_blob(st, 1), b->bpp_hash, 32) == 0;
-        sqlite3_finalize(st);
+        store_release(s, st);
         if (same) {
-            *a->duplicate = true;
+            *duplicate = true;
             return IFPP_OK;
         }
         char tx[33];
         hex_encode(b->transaction_id, b->transaction_id_len, tx, sizeof tx);
-        err_why(a->why, a->why_len,
+        err_why(why, why_len,
                 "BPP %s conflicts with one already in the store (same transaction id, or a second BPP for the "
                 "same One-time Key: GENS08)", tx);
         return IFPP_E_ARG;
     }
-    sqlite3_finalize(st);
+    store_release(s, st);
     if (rc != SQLITE_DONE) {
         e = store_fail(s, rc, "looking up a BPP");
-        err_why(a->why, a->why_len, "%s", store_msg);
+        err_why(why, why_len, "%s", store_msg);
         return e;
     }
+    return IFPP_OK;
+}
+
+/* The row of a BPP whose bytes are at (off, b->bpp_len) in the data file with SHA-256 sha, and its audit entry. */
+static ifpp_err store_bpp_insert(store *s, const store_bpp *b, uint64_t off, const uint8_t sha[32], char *why,
+                                 size_t why_len)
+{
+    char at[32];
+    sqlite3_stmt *st;
     store_now(at);
-    if ((e = store_prepare(s, "INSERT INTO bpp (txid, eid, otpk, iccid, profile_type, bpp_hash, bpp, vault_id, state,"
-                              " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'available', ?)", &st)) != IFPP_OK)
+    ifpp_err e = store_prepare_cached(s, "INSERT INTO bpp (txid, eid, otpk, iccid, profile_type, bpp_hash, bpp, vault_id,"
+                                         " state, updated_at, data_off, data_len, data_sha256)"
+                                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'available', ?, ?, ?, ?)", &st);
+    if (e != IFPP_OK)
         return e;
     sqlite3_bind_blob(st, 1, b->transaction_id, (int)b->transaction_id_len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, b->eid, 16, SQLITE_STATIC);
@@ -1178,23 +1257,47 @@ static ifpp_err store_add_bpp_tx(store *s, void *arg)
     sqlite3_bind_blob(st, 4, b->iccid, 10, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, b->profile_type, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 6, b->bpp_hash, 32, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 7, b->bpp, (int)b->bpp_len, SQLITE_STATIC);
+    sqlite3_bind_zeroblob(st, 7, 0); /* not NULL (schema 1); the bytes are in the data file */
     sqlite3_bind_text(st, 8, b->vault_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 9, at, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    sqlite3_bind_int64(st, 10, (sqlite3_int64)off);
+    sqlite3_bind_int64(st, 11, (sqlite3_int64)b->bpp_len);
+    sqlite3_bind_blob(st, 12, sha, 32, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    store_release(s, st);
     if ((rc & 0xFF) == SQLITE_CONSTRAINT) {
-        err_why(a->why, a->why_len, "BPP for an unknown eUICC or One-time Key: %s", sqlite3_errmsg(s->db));
+        err_why(why, why_len, "BPP for an unknown eUICC or One-time Key: %s", sqlite3_errmsg(s->db));
         return IFPP_E_ARG;
     }
     if (rc != SQLITE_DONE) {
         e = store_fail(s, rc, "adding a BPP");
-        err_why(a->why, a->why_len, "%s", store_msg);
+        err_why(why, why_len, "%s", store_msg);
         return e;
     }
     audit_fields f = {.event = "bpp_added", .txid = b->transaction_id, .txid_len = b->transaction_id_len,
                       .eid = b->eid, .to_state = state_names[BPP_AVAILABLE], .object = b->vault_id};
     return audit_append(s, &f);
+}
+
+static ifpp_err store_add_bpp_tx(store *s, void *arg)
+{
+    add_bpp_arg *a = arg;
+    const store_bpp *b = a->b;
+    ifpp_err e = store_bpp_conflict(s, b, a->duplicate, a->why, a->why_len);
+    if (e != IFPP_OK || *a->duplicate)
+        return e;
+    /* the bytes go to the data file (synced before COMMIT), the row says where and what they hash to */
+    uint8_t sha[32];
+    uint64_t off = 0;
+    if (b->bpp_sha256)
+        memcpy(sha, b->bpp_sha256, 32);
+    else if ((e = crypto_sha256(b->bpp, b->bpp_len, sha)) != IFPP_OK)
+        return e;
+    if ((e = bppfile_append(s, b->bpp, b->bpp_len, &off)) != IFPP_OK) {
+        err_why(a->why, a->why_len, "%s", store_msg);
+        return e;
+    }
+    return store_bpp_insert(s, b, off, sha, a->why, a->why_len);
 }
 
 ifpp_err store_add_bpp(store *s, const store_bpp *b, bool *duplicate, char *why, size_t why_len)
@@ -1236,7 +1339,7 @@ static ifpp_err store_row_to_bpp(sqlite3_stmt *st, store_bpp *out)
     return IFPP_E_IO;
 }
 
-#define BPP_COLUMNS "txid, eid, otpk, iccid, profile_type, bpp_hash, vault_id, state, length(bpp)"
+#define BPP_COLUMNS "txid, eid, otpk, iccid, profile_type, bpp_hash, vault_id, state, coalesce(data_len, length(bpp))"
 
 /* The conditional move at the heart of exactly-once: only from the expected state. */
 static ifpp_err store_move_row(store *s, const uint8_t *txid, size_t txid_len, bpp_state from, bpp_state to,
@@ -1400,12 +1503,6 @@ ifpp_err store_get_bpp(store *s, const uint8_t *txid, size_t txid_len, store_bpp
     return e;
 }
 
-ifpp_err store_bpp_blob(store *s, const uint8_t *txid, size_t txid_len, uint8_t **out, size_t *n)
-{
-    if (!txid || !txid_len || txid_len > 16)
-        return IFPP_E_ARG;
-    return store_fetch_blob(s, "SELECT bpp FROM bpp WHERE txid = ?", txid, (int)txid_len, false, out, n);
-}
 
 ifpp_err store_count_bpps(store *s, bpp_state state, size_t *n)
 {
@@ -1991,6 +2088,521 @@ ifpp_err store_each_dut(store *s, const char *day, ifpp_err (*fn)(void *arg, con
 const char *store_path(const store *s)
 {
     return s ? s->path : NULL;
+}
+
+/* ---- BPP bytes outside SQLite: the store's append-only data file (issue 16) ---------------------- */
+
+/*
+ * <store>.bpp holds every BPP added since schema 7, back to back; bpp_data.size is how much of it is
+ * committed. One appender at a time: flock on the file, taken before the committed size is read and
+ * held until the transaction that moves it has committed or rolled back. The first append cuts the
+ * file back to the committed size (what an interrupted import left). Before the COMMIT that inserts
+ * rows pointing at new bytes, the file is fdatasync'd (and its directory fsync'd, once per handle: the
+ * handle that created the file may have died before it synced the name): a
+ * row never points at bytes that are not on disk. Reading is one pread of the row's (offset, length),
+ * checked against its SHA-256.
+ *
+ * Appends come two ways: store_add_bpp inside a transaction (the flock taken after SQLite's write lock),
+ * and a staged import (store_bpp_stage_*: the flock first, the bytes appended and the rows staged in a
+ * TEMP table with no write lock, SQLite's write lock only for the commit). The two orders are opposite,
+ * so each wait is bounded by the busy timeout and ends in IFPP_E_BUSY, never in a deadlock.
+ */
+#define BPPFILE_WRITEBACK (16u << 20)
+
+struct store_bppfile {
+    int fd;             /* -1: not open */
+    bool writable;
+    bool dir_synced;    /* the directory entry synced by this handle (whoever created the file may have died first) */
+    bool active;        /* holds the flock, committed read: appending */
+    bool staging;       /* a staged import is open (store_bpp_stage_begin) */
+    uint64_t committed; /* bpp_data.size when the flock was taken */
+    uint64_t end;       /* where the next append goes */
+    uint64_t started;   /* bytes up to here were handed to the disk (sync_file_range) */
+    bool stage_txn;     /* the staging pass's own transaction (one read snapshot, the TEMP rows) is open */
+    sqlite3_stmt *stage_insert;
+    char *path;
+};
+
+/* The data file, opened for reading or writing (":memory:" stores use an unlinked temporary file). */
+static ifpp_err bppfile_get(store *s, bool write, struct store_bppfile **out)
+{
+    struct store_bppfile *f = s->bf;
+    if (!f) {
+        if (!(f = calloc(1, sizeof *f)))
+            return IFPP_E_NOMEM;
+        f->fd = -1;
+        size_t n = strlen(s->path) + sizeof STORE_BPP_SUFFIX;
+        if (!(f->path = malloc(n))) {
+            free(f);
+            return IFPP_E_NOMEM;
+        }
+        snprintf(f->path, n, "%s%s", s->path, STORE_BPP_SUFFIX);
+        s->bf = f;
+    }
+    if (f->fd >= 0 && (f->writable || !write)) {
+        *out = f;
+        return IFPP_OK;
+    }
+    if (f->fd >= 0)
+        close(f->fd); /* read-only until now: never holds the flock */
+    f->fd = -1;
+    if (strcmp(s->path, ":memory:") == 0) {
+        char tmpl[] = "/tmp/ifpp-bpp-XXXXXX";
+        if ((f->fd = mkstemp(tmpl)) >= 0)
+            unlink(tmpl);
+        f->writable = true;
+    } else if (write) {
+        f->fd = open(f->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (f->fd < 0 && errno == ENOENT)
+            f->fd = open(f->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        f->writable = true;
+    } else {
+        f->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        f->writable = false;
+    }
+    if (f->fd < 0) {
+        snprintf(store_msg, sizeof store_msg, "store %s: BPP data file %s: %s", s->path, f->path, strerror(errno));
+        return IFPP_E_IO;
+    }
+    struct stat st;
+    if (fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(store_msg, sizeof store_msg, "store %s: BPP data file %s is not a regular file", s->path, f->path);
+        close(f->fd);
+        f->fd = -1;
+        return IFPP_E_IO;
+    }
+    *out = f;
+    return IFPP_OK;
+}
+
+/* The flock, the committed size, and the file cut back to it (an aborted import's tail). */
+static ifpp_err bppfile_begin(store *s, struct store_bppfile *f)
+{
+    for (int waited = 0; flock(f->fd, LOCK_EX | LOCK_NB) != 0;) {
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK || waited >= s->busy_ms) {
+            int err = errno;
+            snprintf(store_msg, sizeof store_msg, "store %s: BPP data file %s %s (waited %d ms)", s->path, f->path,
+                     err == EWOULDBLOCK ? "is being written by another import" : strerror(err), waited);
+            return err == EWOULDBLOCK ? IFPP_E_BUSY : IFPP_E_IO;
+        }
+        struct timespec ts = {0, 5000000L};
+        nanosleep(&ts, NULL);
+        waited += 5;
+    }
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT size FROM bpp_data WHERE id = 1", &st);
+    int rc = SQLITE_MISUSE;
+    sqlite3_int64 size = -1;
+    if (e == IFPP_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        size = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    struct stat fs;
+    if (e != IFPP_OK)
+        ;
+    else if (rc != SQLITE_ROW || size < 0)
+        e = store_fail(s, rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the BPP data size");
+    else if (fstat(f->fd, &fs) != 0) {
+        snprintf(store_msg, sizeof store_msg, "store %s: BPP data file %s: %s", s->path, f->path, strerror(errno));
+        e = IFPP_E_IO;
+    } else if ((uint64_t)fs.st_size < (uint64_t)size) {
+        snprintf(store_msg, sizeof store_msg, "store %s: BPP data file %s holds %lld bytes but the store committed "
+                 "%lld: it was truncated or replaced (damaged; restore the store's directory whole)", s->path, f->path,
+                 (long long)fs.st_size, (long long)size);
+        e = IFPP_E_IO;
+    } else if ((uint64_t)fs.st_size > (uint64_t)size && ftruncate(f->fd, (off_t)size) != 0) {
+        snprintf(store_msg, sizeof store_msg, "store %s: cutting an aborted import off %s: %s", s->path, f->path,
+                 strerror(errno));
+        e = IFPP_E_IO;
+    }
+    if (e != IFPP_OK) {
+        flock(f->fd, LOCK_UN);
+        return e;
+    }
+    f->committed = f->end = f->started = (uint64_t)size;
+    f->active = true;
+    return IFPP_OK;
+}
+
+/* Ends the append: committed, the size moves on; otherwise the tail is cut off. The flock is let go. */
+static void bppfile_end(store *s, bool committed)
+{
+    struct store_bppfile *f = s->bf;
+    if (!f || !f->active)
+        return;
+    if (committed)
+        f->committed = f->end;
+    else if (f->end > f->committed && ftruncate(f->fd, (off_t)f->committed) != 0) {
+        /* harmless: the tail is past the committed size, and the next append cuts it */
+    }
+    f->end = f->committed;
+    f->active = false;
+    f->staging = false;
+    flock(f->fd, LOCK_UN);
+}
+
+static ifpp_err bppfile_append(store *s, const uint8_t *p, size_t n, uint64_t *off)
+{
+    struct store_bppfile *f;
+    ifpp_err e;
+    if (s->readonly || (s->depth == 0 && !(s->bf && s->bf->staging)) || (s->depth > 0 && s->bf && s->bf->staging)) {
+        snprintf(store_msg, sizeof store_msg, "store %s: a BPP is written inside a write transaction or a staged import,"
+                 " not both", s->path);
+        return IFPP_E_INTERNAL;
+    }
+    if ((e = bppfile_get(s, true, &f)) != IFPP_OK || (!f->active && (e = bppfile_begin(s, f)) != IFPP_OK))
+        return e;
+    *off = f->end;
+    for (size_t done = 0; done < n;) {
+        ssize_t w = pwrite(f->fd, p + done, n - done, (off_t)(f->end + done));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            snprintf(store_msg, sizeof store_msg, "store %s: writing a BPP to %s: %s", s->path, f->path,
+                     w < 0 ? strerror(errno) : "no progress");
+            return IFPP_E_IO;
+        }
+        done += (size_t)w;
+    }
+    f->end += n;
+    /* a big import: start writing back as it goes, so the fdatasync before COMMIT has little left to wait for */
+    if (f->end - f->started >= BPPFILE_WRITEBACK && f->end > f->committed) {
+        uint64_t from = f->started > f->committed ? f->started : f->committed;
+        sync_file_range(f->fd, (off_t)from, (off_t)(f->end - from), SYNC_FILE_RANGE_WRITE); /* a hint: errors show at fdatasync */
+        f->started = f->end;
+    }
+    return IFPP_OK;
+}
+
+/* The directory holding path, synced (a new file's name must survive a power cut too). */
+static int bppfile_sync_dir(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Before COMMIT: the appended bytes on disk, then the committed size moved in the same transaction. */
+static ifpp_err bppfile_before_commit(store *s)
+{
+    struct store_bppfile *f = s->bf;
+    if (!f || !f->active || f->end == f->committed)
+        return IFPP_OK;
+    if (fdatasync(f->fd) != 0 || (!f->dir_synced && strcmp(s->path, ":memory:") != 0 && bppfile_sync_dir(f->path) != 0)) {
+        snprintf(store_msg, sizeof store_msg, "store %s: syncing the BPP data file %s: %s", s->path, f->path,
+                 strerror(errno));
+        return IFPP_E_IO;
+    }
+    f->dir_synced = true;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "UPDATE bpp_data SET size = ? WHERE id = 1 AND size = ?", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)f->end);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)f->committed);
+    e = store_step_done(s, st, "recording the BPP data size");
+    sqlite3_finalize(st);
+    if (e == IFPP_OK && sqlite3_changes(s->db) != 1)
+        e = store_fail(s, SQLITE_CORRUPT, "recording the BPP data size (it moved under the data file's lock)");
+    return e;
+}
+
+static void bppfile_after_commit(store *s)
+{
+    bppfile_end(s, true);
+}
+
+static void bppfile_after_rollback(store *s)
+{
+    bppfile_end(s, false);
+}
+
+static void bppfile_close(store *s)
+{
+    if (!s->bf)
+        return;
+    store_bpp_stage_txn_end(s, false);
+    bppfile_end(s, false);
+    sqlite3_finalize(s->bf->stage_insert);
+    if (s->bf->fd >= 0)
+        close(s->bf->fd);
+    free(s->bf->path);
+    free(s->bf);
+    s->bf = NULL;
+}
+
+/* ---- a staged import: the bytes appended and the rows staged with no write lock (issue 16) ---- */
+
+#define STAGE_COLUMNS "item, txid, eid, otpk, iccid, profile_type, bpp_hash, vault_id, data_off, data_len, data_sha256"
+
+ifpp_err store_bpp_stage_begin(store *s)
+{
+    STORE_CHECK(s);
+    struct store_bppfile *f;
+    ifpp_err e;
+    if (s->readonly || s->depth > 0 || (s->bf && (s->bf->staging || s->bf->active))) {
+        snprintf(store_msg, sizeof store_msg, "store %s: a staged import starts outside any transaction or other "
+                 "import (and never on a read-only store)", s->path);
+        return IFPP_E_ARG;
+    }
+    if ((e = bppfile_get(s, true, &f)) != IFPP_OK ||
+        (e = store_exec(s, "CREATE TEMP TABLE IF NOT EXISTS bpp_stage (item INTEGER PRIMARY KEY, txid BLOB NOT NULL,"
+                           " eid BLOB NOT NULL, otpk BLOB NOT NULL, iccid BLOB NOT NULL, profile_type TEXT NOT NULL,"
+                           " bpp_hash BLOB NOT NULL, vault_id TEXT NOT NULL, data_off INTEGER NOT NULL,"
+                           " data_len INTEGER NOT NULL, data_sha256 BLOB NOT NULL);"
+                           "DELETE FROM temp.bpp_stage;", "staging an import")) != IFPP_OK ||
+        (e = bppfile_begin(s, f)) != IFPP_OK)
+        return e;
+    /* one read transaction for the pass (one snapshot, no lock churn per statement); it writes only TEMP rows */
+    if ((e = store_exec(s, "BEGIN DEFERRED", "staging an import")) != IFPP_OK) {
+        bppfile_end(s, false);
+        return e;
+    }
+    f->stage_txn = true;
+    f->staging = true;
+    return IFPP_OK;
+}
+
+/* Ends the staging pass's transaction: kept (its TEMP rows, for the commit) or dropped. */
+static ifpp_err store_bpp_stage_txn_end(store *s, bool keep)
+{
+    if (!s->bf || !s->bf->stage_txn)
+        return IFPP_OK;
+    s->bf->stage_txn = false;
+    if (keep)
+        return store_exec(s, "COMMIT", "ending the staging pass");
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return IFPP_OK;
+}
+
+ifpp_err store_bpp_stage_add(store *s, const store_bpp *b, bool *duplicate, char *why, size_t why_len)
+{
+    STORE_CHECK(s);
+    struct store_bppfile *f = s->bf;
+    bool dup = false;
+    if (!b || !b->bpp || b->bpp_len == 0 || b->bpp_len > INT32_MAX || b->transaction_id_len == 0 ||
+        b->transaction_id_len > 16 || !f || !f->staging)
+        return IFPP_E_ARG;
+    /* checked now so that a conflict is named early and a re-import appends nothing; again at the commit */
+    ifpp_err e = store_bpp_conflict(s, b, &dup, why, why_len);
+    if (duplicate)
+        *duplicate = dup;
+    if (e != IFPP_OK || dup)
+        return e;
+    uint8_t sha[32];
+    uint64_t off;
+    if (b->bpp_sha256)
+        memcpy(sha, b->bpp_sha256, 32);
+    else if ((e = crypto_sha256(b->bpp, b->bpp_len, sha)) != IFPP_OK)
+        return e;
+    if ((e = bppfile_append(s, b->bpp, b->bpp_len, &off)) != IFPP_OK) {
+        err_why(why, why_len, "%s", store_msg);
+        return e;
+    }
+    sqlite3_stmt *st = f->stage_insert;
+    if (!st && (e = store_prepare(s, "INSERT INTO temp.bpp_stage (" STAGE_COLUMNS ") VALUES (NULL, ?, ?, ?, ?, ?, ?,"
+                                     " ?, ?, ?, ?)", &f->stage_insert)) != IFPP_OK)
+        return e;
+    st = f->stage_insert;
+    sqlite3_reset(st);
+    sqlite3_bind_blob(st, 1, b->transaction_id, (int)b->transaction_id_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, b->eid, 16, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, b->otpk, 65, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, b->iccid, 10, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, b->profile_type, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, b->bpp_hash, 32, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, b->vault_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)off);
+    sqlite3_bind_int64(st, 9, (sqlite3_int64)b->bpp_len);
+    sqlite3_bind_blob(st, 10, sha, 32, SQLITE_STATIC);
+    e = store_step_done(s, st, "staging a BPP");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (e != IFPP_OK)
+        err_why(why, why_len, "%s", store_msg);
+    return e;
+}
+
+typedef struct {
+    ifpp_err (*fn)(store *s, void *arg);
+    void *arg;
+    size_t *added, *duplicate;
+    char *why;
+    size_t why_len;
+} stage_commit_arg;
+
+static ifpp_err store_bpp_stage_commit_tx(store *s, void *arg)
+{
+    stage_commit_arg *a = arg;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT " STAGE_COLUMNS " FROM temp.bpp_stage ORDER BY item", &st);
+    if (e != IFPP_OK)
+        return e;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_bpp b;
+        memset(&b, 0, sizeof b);
+        size_t tl = (size_t)sqlite3_column_bytes(st, 1);
+        const char *type = (const char *)sqlite3_column_text(st, 5), *vault = (const char *)sqlite3_column_text(st, 7);
+        if (tl == 0 || tl > 16 || sqlite3_column_bytes(st, 2) != 16 || sqlite3_column_bytes(st, 3) != 65 ||
+            sqlite3_column_bytes(st, 4) != 10 || sqlite3_column_bytes(st, 6) != 32 || sqlite3_column_bytes(st, 10) != 32 ||
+            !type || !vault) {
+            e = store_fail(s, SQLITE_CORRUPT, "reading a staged BPP");
+            break;
+        }
+        memcpy(b.transaction_id, sqlite3_column_blob(st, 1), tl);
+        b.transaction_id_len = tl;
+        memcpy(b.eid, sqlite3_column_blob(st, 2), 16);
+        memcpy(b.otpk, sqlite3_column_blob(st, 3), 65);
+        memcpy(b.iccid, sqlite3_column_blob(st, 4), 10);
+        snprintf(b.profile_type, sizeof b.profile_type, "%s", type);
+        memcpy(b.bpp_hash, sqlite3_column_blob(st, 6), 32);
+        snprintf(b.vault_id, sizeof b.vault_id, "%s", vault);
+        b.bpp_len = (size_t)sqlite3_column_int64(st, 9);
+        bool dup = false;
+        if ((e = store_bpp_conflict(s, &b, &dup, a->why, a->why_len)) != IFPP_OK)
+            break;
+        if (dup) { /* committed by another import since it was staged: its bytes here stay unreferenced */
+            (*a->duplicate)++;
+            continue;
+        }
+        if ((e = store_bpp_insert(s, &b, (uint64_t)sqlite3_column_int64(st, 8), sqlite3_column_blob(st, 10), a->why,
+                                  a->why_len)) != IFPP_OK)
+            break;
+        (*a->added)++;
+    }
+    e = store_loop_end(s, rc, e, "reading the staged BPPs");
+    sqlite3_finalize(st);
+    if (e == IFPP_OK && a->fn)
+        e = a->fn(s, a->arg);
+    return e;
+}
+
+ifpp_err store_bpp_stage_commit(store *s, ifpp_err (*fn)(store *s, void *arg), void *arg, size_t *added,
+                                size_t *duplicate, char *why, size_t why_len)
+{
+    STORE_CHECK(s);
+    size_t a0 = 0, d0 = 0;
+    if (!s->bf || !s->bf->staging)
+        return IFPP_E_ARG;
+    stage_commit_arg a = {.fn = fn, .arg = arg, .added = added ? added : &a0, .duplicate = duplicate ? duplicate : &d0,
+                          .why = why, .why_len = why_len};
+    *a.added = 0;
+    *a.duplicate = 0;
+    s->bf->staging = false; /* the transaction's hooks sync the file, move the size and let the lock go */
+    ifpp_err e = store_bpp_stage_txn_end(s, true);
+    if (e == IFPP_OK)
+        e = store_transaction(s, store_bpp_stage_commit_tx, &a);
+    bppfile_end(s, false);  /* if the transaction never began (busy), the staged tail goes too */
+    sqlite3_exec(s->db, "DELETE FROM temp.bpp_stage", NULL, NULL, NULL);
+    if (e != IFPP_OK && why && why_len && !*why)
+        err_why(why, why_len, "%s", store_msg);
+    return e;
+}
+
+void store_bpp_stage_abort(store *s)
+{
+    if (!store_mine(s) || !s->bf || !s->bf->staging)
+        return;
+    store_bpp_stage_txn_end(s, false);
+    bppfile_end(s, false);
+    sqlite3_exec(s->db, "DELETE FROM temp.bpp_stage", NULL, NULL, NULL);
+}
+
+/* One pread of a BPP's bytes, checked against the SHA-256 its row recorded: a damaged file is refused by name. */
+static ifpp_err bppfile_read(store *s, const uint8_t *txid, size_t txid_len, uint64_t off, uint64_t len,
+                             const uint8_t sha[32], uint8_t **out)
+{
+    char tx[33];
+    struct store_bppfile *f;
+    hex_encode(txid, txid_len, tx, sizeof tx);
+    ifpp_err e = bppfile_get(s, false, &f);
+    if (e != IFPP_OK) {
+        snprintf(store_msg + strlen(store_msg), sizeof store_msg - strlen(store_msg), " (reading BPP %s)", tx);
+        return e;
+    }
+    uint8_t *buf = malloc(len ? (size_t)len : 1);
+    if (!buf)
+        return IFPP_E_NOMEM;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = pread(f->fd, buf + done, (size_t)len - done, (off_t)(off + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            snprintf(store_msg, sizeof store_msg, "BPP %s: %s at offset %llu, %llu bytes: %s", tx, f->path,
+                     (unsigned long long)off, (unsigned long long)len,
+                     r < 0 ? strerror(errno) : "the file ends before them (truncated or replaced)");
+            free(buf);
+            return IFPP_E_IO;
+        }
+        done += (size_t)r;
+    }
+    uint8_t h[32];
+    if ((e = crypto_sha256(buf, (size_t)len, h)) != IFPP_OK || !crypto_equal_ct(h, sha, 32)) {
+        snprintf(store_msg, sizeof store_msg, "BPP %s is damaged or edited in %s (offset %llu, %llu bytes: not the "
+                 "SHA-256 the store recorded at import); not sent to a card", tx, f->path, (unsigned long long)off,
+                 (unsigned long long)len);
+        free(buf);
+        return e != IFPP_OK ? e : IFPP_E_SIGNATURE;
+    }
+    *out = buf;
+    return IFPP_OK;
+}
+
+ifpp_err store_bpp_blob(store *s, const uint8_t *txid, size_t txid_len, uint8_t **out, size_t *n)
+{
+    STORE_CHECK(s);
+    if (!txid || !txid_len || txid_len > 16 || !out || !n)
+        return IFPP_E_ARG;
+    sqlite3_stmt *st;
+    /* the bpp column is read only for a row from before schema 7 (since then it is empty) */
+    ifpp_err e = store_prepare(s, "SELECT data_off, data_len, data_sha256, bpp FROM bpp WHERE txid = ?", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_blob(st, 1, txid, (int)txid_len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        sqlite3_int64 off = sqlite3_column_int64(st, 0), len = sqlite3_column_int64(st, 1);
+        uint8_t sha[32];
+        if (off < 0 || len <= 0 || len > INT32_MAX || sqlite3_column_bytes(st, 2) != 32) {
+            snprintf(store_msg, sizeof store_msg, "store %s: a BPP row's data location is malformed", s->path);
+            e = IFPP_E_IO;
+        } else {
+            memcpy(sha, sqlite3_column_blob(st, 2), 32);
+            sqlite3_finalize(st);
+            st = NULL;
+            if ((e = bppfile_read(s, txid, txid_len, (uint64_t)off, (uint64_t)len, sha, out)) == IFPP_OK)
+                *n = (size_t)len;
+        }
+    } else if (rc == SQLITE_ROW) { /* a row from before schema 7: its bytes are still in the table */
+        size_t len = (size_t)sqlite3_column_bytes(st, 3);
+        if (!(*out = malloc(len ? len : 1)))
+            e = IFPP_E_NOMEM;
+        else {
+            if (len)
+                memcpy(*out, sqlite3_column_blob(st, 3), len);
+            *n = len;
+        }
+    } else if (rc == SQLITE_DONE) {
+        snprintf(store_msg, sizeof store_msg, "no such BPP in the store");
+        e = IFPP_E_NOT_FOUND;
+    } else {
+        e = store_fail(s, rc, "reading a BPP");
+    }
+    sqlite3_finalize(st);
+    return e;
 }
 
 /* ---- EUICCF05 connectivity tests (issue 15) ---- */

@@ -20,6 +20,10 @@
  * number and hash) travels in every signed bundle the station exports, so a rewrite or a
  * truncation of the whole tail shows too (docs/store.md).
  *
+ * BPP bytes (issue 16) live outside SQLite, in the store's append-only data file <store>.bpp, synced
+ * before the transaction that inserts the rows holding their offset, length and SHA-256; a read is one
+ * pread, checked against that hash (docs/store.md, "BPP bytes outside SQLite").
+ *
  * Threads: a store* is one SQLite connection and belongs to the thread that opened it; every
  * call from another thread is refused with IFPP_E_ARG. Each slot thread opens its own.
  * Errors: IFPP_E_BUSY when another process holds the write lock past the busy timeout,
@@ -74,6 +78,7 @@ typedef struct {
     size_t bpp_len;
     char vault_id[33];      /* hex of the vault's id */
     bpp_state state;
+    const uint8_t *bpp_sha256; /* in, optional: SHA-256 of bpp the caller just computed (NULL: the store hashes) */
 } store_bpp;
 
 /*
@@ -98,7 +103,11 @@ void store_set_busy_timeout(store *s, int ms);
 /* Runs PRAGMA quick_check over the whole file; IFPP_E_IO with why naming the damage. */
 ifpp_err store_check_integrity(store *s, char *why, size_t why_len);
 
-/* True if path is the store's file or its -wal, -shm or -journal (same inode): never write an output there. */
+/* The BPP data file beside the store: <store>.bpp, part of the store's state (docs/store.md). */
+#define STORE_BPP_SUFFIX ".bpp"
+
+/* True if path is the store's file, its -wal, -shm or -journal, or its BPP data file (same inode): never write
+ * an output there. */
 bool store_owns_path(const store *s, const char *path);
 
 /* Closes the store (NULL is fine). */
@@ -130,7 +139,8 @@ bool store_has_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65]);
 ifpp_err store_find_otk(store *s, const uint8_t eid[16], const uint8_t otpk[65], bool *found);
 
 /*
- * Adds a BPP as available. IFPP_OK if new; IFPP_E_ARG (with why) if its transaction id or its
+ * Adds a BPP as available, its bytes appended to the store's data file (synced before the row commits).
+ * IFPP_OK if new; IFPP_E_ARG (with why) if its transaction id or its
  * One-time Key already carries a different BPP (GENS08: one key, one profile); an identical
  * BPP already present is reported by *duplicate = true and not added again.
  */
@@ -151,10 +161,28 @@ ifpp_err bpp_move(store *s, const uint8_t *txid, size_t txid_len, bpp_state from
 ifpp_err store_record_pir(store *s, const uint8_t *txid, size_t txid_len, const uint8_t *pir, size_t pir_len,
                           bool success, bpp_state from, const store_actor *who);
 
+/*
+ * A vault's BPPs, streamed in without the write lock (issue 16): store_bpp_stage_begin claims the store's BPP
+ * data file (one import at a time; IFPP_E_BUSY after the busy timeout); store_bpp_stage_add appends a BPP's
+ * bytes to it and stages its row (an identical BPP already stored: *duplicate, nothing appended; a conflict as
+ * store_add_bpp); store_bpp_stage_commit syncs the file and, in one transaction, adds every staged row (checked
+ * again) and then runs fn (NULL: none) -- all or nothing; store_bpp_stage_abort forgets the stage and cuts the
+ * file back. Memory stays flat: the staged rows are in a TEMP table.
+ */
+ifpp_err store_bpp_stage_begin(store *s);
+ifpp_err store_bpp_stage_add(store *s, const store_bpp *b, bool *duplicate, char *why, size_t why_len);
+ifpp_err store_bpp_stage_commit(store *s, ifpp_err (*fn)(store *s, void *arg), void *arg, size_t *added,
+                                size_t *duplicate, char *why, size_t why_len);
+void store_bpp_stage_abort(store *s);
+
 /* Reads one BPP's row (no blob). */
 ifpp_err store_get_bpp(store *s, const uint8_t *txid, size_t txid_len, store_bpp *out);
 
-/* Copies a BPP's blob into a malloc'd buffer. */
+/*
+ * Copies a BPP's bytes into a malloc'd buffer: one read from the store's data file, checked against the
+ * SHA-256 recorded at import (IFPP_E_SIGNATURE for bytes that differ, IFPP_E_IO for a missing or short
+ * file; store_errmsg names the BPP and the file). Rows from before schema 7 are read from the table.
+ */
 ifpp_err store_bpp_blob(store *s, const uint8_t *txid, size_t txid_len, uint8_t **out, size_t *n);
 
 /* One certificate's DER (malloc'd when the store hands it out). */

@@ -158,7 +158,9 @@ static void test_out_is_the_store_refused(void **state)
     snprintf(dotted, sizeof dotted, "%s/./../line/station.db", f->demo);
     char lock[4200];
     snprintf(lock, sizeof lock, "%s" STATION_LOCK_SUFFIX, f->db); /* the daemon's lock beside the store */
-    const char *outs[] = {f->db, dotted, wal, journal, lock};
+    char data[4200];
+    snprintf(data, sizeof data, "%s" STORE_BPP_SUFFIX, f->db); /* the BPP data file (issue 16) */
+    const char *outs[] = {f->db, dotted, wal, journal, lock, data};
     for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
         assert_int_equal(RUN(f, (char *)product(), "--store", f->db, "--pki", f->pki, "report", "--out", (char *)outs[i]),
                          STATION_EXIT_USAGE);
