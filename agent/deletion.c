@@ -386,10 +386,11 @@ ifpp_err deletion_run(station *s, const deletion_job *j, deletion_summary *sum, 
     bool too_long, nul, hashing = false;
     size_t size, line = 0;
     ifpp_err e;
-    if (!s || !s->st || !j || !j->job || !j->list_path || !j->slot_spec || !sum)
+    deletion_job named;
+    if (!s || !s->st || !j || !j->list_path || !j->slot_spec || !sum)
         return IFPP_E_ARG;
     memset(sum, 0, sizeof *sum);
-    if (!label_valid(j->job, strlen(j->job))) {
+    if (j->job && !label_valid(j->job, strlen(j->job))) {
         err_why(why, why_len, "job name must be a plain name (1..%d of A-Z a-z 0-9 . _ -)", LABEL_MAX);
         return IFPP_E_ARG;
     }
@@ -397,6 +398,16 @@ ifpp_err deletion_run(station *s, const deletion_job *j, deletion_summary *sum, 
         return e;
     if ((e = deletion_check_list(f, j->list_path, j->kind, hash, &sum->lines, &sum->devices, why, why_len)) != IFPP_OK)
         goto out;
+    if (!j->job) { /* unnamed: the list names its job, so re-running the same list resumes it */
+        char hex[65];
+        hex_encode(hash, 32, hex, sizeof hex);
+        named = *j;
+        snprintf(sum->job, sizeof sum->job, "list-%.16s", hex);
+        named.job = sum->job;
+        j = &named;
+    } else {
+        snprintf(sum->job, sizeof sum->job, "%s", j->job);
+    }
     if ((e = store_deletion_job_begin(s->st, j->job, j->kind, hash, sum->lines, &sum->resumed)) != IFPP_OK) {
         err_why(why, why_len, "%s", store_errmsg(s->st));
         goto out;

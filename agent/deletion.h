@@ -44,7 +44,8 @@ typedef enum {
 const char *deletion_step_name(deletion_step s);
 
 typedef struct {
-    const char *job;              /* the job's name (a plain label): re-running it resumes it */
+    const char *job;              /* the job's name (a plain label; NULL: "list-" and the start of the list's
+                                     SHA-256): re-running it resumes it */
     store_deletion_kind kind;     /* the list holds serials or EIDs */
     const char *list_path;
     const char *slot_spec;        /* BACKEND:TARGET[,key=value...]; DELETION_SLOT_ID names each device's own */
@@ -61,6 +62,7 @@ typedef struct {
     size_t profiles;              /* profiles deleted and recorded now */
     bool resumed;                 /* the job existed: this run resumed it */
     bool finished;                /* every device of the job is done */
+    char job[72];                 /* the job's name */
 } deletion_summary;
 
 /*
