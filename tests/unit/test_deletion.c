@@ -411,6 +411,12 @@ static void test_job_crash_resume_and_report(void **state)
     card_counts(2, &profiles, &notifications);
     assert_int_equal(profiles, 0);
     assert_int_equal(notifications, 1);
+    run_job_killed("returns", list, 2, DELETION_STEP_COLLECT);  /* SN-2's notification verified, not recorded */
+    station *pre = open_station();
+    assert_int_equal(recorded(pre->st, "returns", NULL), 0);
+    station_close(pre);
+    card_counts(2, &profiles, &notifications);
+    assert_int_equal(notifications, 1); /* still on the card: removed only once recorded */
     run_job_killed("returns", list, 3, DELETION_STEP_RECORDED); /* SN-2 collected; SN-3 recorded, still on card */
     station *st = open_station();
     assert_int_equal(recorded(st->st, "returns", NULL), 2);
