@@ -1349,6 +1349,10 @@ ifpp_err bpp_move(store *s, const uint8_t *txid, size_t txid_len, bpp_state from
     if (!s || !txid || !txid_len || txid_len > 16 || (unsigned)from >= BPP_STATE__COUNT ||
         (unsigned)to >= BPP_STATE__COUNT)
         return IFPP_E_ARG;
+    if (from == BPP_INSTALLED) { /* only with the eUICC's signed deletion notification: store_record_deletion */
+        snprintf(store_msg, sizeof store_msg, "an installed BPP moves only with its eUICC's deletion notification");
+        return IFPP_E_ARG;
+    }
     move_arg a = {.txid = txid, .txid_len = txid_len, .from = from, .to = to, .who = who};
     return store_transaction(s, bpp_move_tx, &a);
 }
@@ -2293,4 +2297,9 @@ ifpp_err store_each_deletion(store *s, const char *job, ifpp_err (*fn)(void *arg
     e = store_loop_end(s, rc, e, "reading the recorded deletions");
     sqlite3_finalize(st);
     return e;
+}
+
+int store_schema_latest(void)
+{
+    return STORE_SCHEMA_VERSION;
 }

@@ -372,6 +372,9 @@ typedef struct {
     const char *dut_serial, *job, *received_at;       /* received_at: "YYYY-MM-DDTHH:MM:SSZ" */
 } store_deletion_record;
 
+/* The schema version store_open migrates a store to (tests compare store_schema_version() with it). */
+int store_schema_latest(void);
+
 /* Calls fn, streaming, for every recorded deletion of job (NULL: every job), oldest first. */
 ifpp_err store_each_deletion(store *s, const char *job, ifpp_err (*fn)(void *arg, const store_deletion_record *r),
                              void *arg);
