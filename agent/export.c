@@ -1252,3 +1252,126 @@ static ifpp_err verify_deletion_content(const uint8_t *content, size_t n, const 
         cert_free(eums[i]);
     return e;
 }
+
+/* An auditAnchor element ('A5' { 02 entry, 04 hash }) on its own. */
+static ifpp_err verify_anchor_element(const tlv *a, store_anchor *out)
+{
+    tlv_reader r0, r;
+    tlv entry, hash;
+    uint64_t v;
+    ifpp_err e;
+    if (a->tag != 0xA5)
+        return IFPP_E_TLV_UNEXPECTED_TAG;
+    tlv_reader_init(&r0, a->raw, a->raw_len, TLV_DER);
+    if ((e = tlv_reader_enter(&r0, a, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x02, &entry)) != IFPP_OK ||
+        (e = tlv_get_uint(&entry, &v)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x04, &hash)) != IFPP_OK)
+        return e;
+    if (hash.len != 32 || !tlv_reader_done(&r))
+        return IFPP_E_RANGE;
+    out->entry = v;
+    memcpy(out->hash, hash.value, 32);
+    return IFPP_OK;
+}
+
+/*
+ * A Deletion Report of any size, from its file: the signature and chain first (one hash pass, nothing
+ * believed before), then every record read one at a time and checked as verify_deletion does.
+ */
+static ifpp_err verify_deletion_stream(FILE *f, size_t size, const cert *dm_root, const cert *ci, time_t now,
+                                       export_verify_summary *sum, char *why, size_t why_len)
+{
+    static const uint32_t head[] = {0x02, 0x04, 0x0C}; /* version, reportId, stationId */
+    bundle_stream *bs = NULL;
+    cert *eums[EXPORT_VERIFY_EUMS];
+    size_t n_eums = 0;
+    uint8_t h[32];
+    char vwhy[256] = "";
+    tlv el;
+    ifpp_err e = bundle_stream_verify(f, size, BUNDLE_DELETION_REPORT, dm_root, now, NULL, h, vwhy, sizeof vwhy);
+    if (e != IFPP_OK) {
+        err_why(why, why_len, "the Deletion Report's signature or signer chain does not verify: %s", vwhy);
+        return e;
+    }
+    sum->type = BUNDLE_DELETION_REPORT;
+    rewind(f);
+    if ((e = bundle_stream_open(f, size, BUNDLE_DELETION_REPORT, 1u << 20, &bs, why, why_len)) != IFPP_OK)
+        return e;
+    for (size_t i = 0; e == IFPP_OK && i < sizeof head / sizeof head[0]; i++)
+        if ((e = bundle_stream_next(bs, &el)) == IFPP_OK && el.tag != head[i])
+            e = IFPP_E_TLV_UNEXPECTED_TAG;
+    if (e != IFPP_OK)
+        err_why(why, why_len, "the report's header is malformed (%s)", err_str(e));
+    if (e == IFPP_OK && (e = bundle_stream_enter(bs, 0x30)) == IFPP_OK) {
+        while ((e = bundle_stream_next(bs, &el)) == IFPP_OK) {
+            if (n_eums == EXPORT_VERIFY_EUMS) {
+                err_why(why, why_len, "the report carries more than %d EUM certificates", EXPORT_VERIFY_EUMS);
+                e = IFPP_E_RANGE;
+                break;
+            }
+            if ((e = cert_parse_der(el.raw, el.raw_len, &eums[n_eums])) != IFPP_OK) {
+                err_why(why, why_len, "EUM certificate %zu does not parse", n_eums + 1);
+                break;
+            }
+            n_eums++;
+        }
+        if (e == IFPP_E_TLV_END)
+            e = IFPP_OK;
+    }
+    if (e == IFPP_OK && (e = bundle_stream_enter(bs, 0x30)) != IFPP_OK)
+        err_why(why, why_len, "the report has no readable deletion list (%s)", err_str(e));
+    while (e == IFPP_OK && (e = bundle_stream_next(bs, &el)) == IFPP_OK) {
+        tlv_reader items;
+        tlv_reader_init(&items, el.raw, el.raw_len, TLV_DER);
+        e = verify_deletion(&items, &el, (const cert *const *)eums, n_eums, ci, now, sum, why, why_len);
+    }
+    if (e == IFPP_E_TLV_END)
+        e = IFPP_OK;
+    if (e == IFPP_OK && ((e = bundle_stream_next(bs, &el)) != IFPP_OK || (e = verify_anchor_element(&el, &sum->anchor)) !=
+                         IFPP_OK))
+        err_why(why, why_len, "the Deletion Report carries no readable audit anchor (%s)", err_str(e));
+    if (e == IFPP_OK) {
+        if ((e = bundle_stream_next(bs, &el)) == IFPP_E_TLV_END) {
+            e = bundle_stream_finish(bs, dm_root, now, NULL, h, why, why_len); /* the bytes read were the bytes signed */
+        } else {
+            err_why(why, why_len, "the Deletion Report has elements after its audit anchor");
+            e = e == IFPP_OK ? IFPP_E_TLV_TRAILING : e;
+        }
+    }
+    for (size_t i = 0; i < n_eums; i++)
+        cert_free(eums[i]);
+    bundle_stream_free(bs);
+    return e;
+}
+
+ifpp_err export_verify_file(const char *path, const cert *dm_root, const cert *ci, time_t now,
+                            export_verify_summary *sum, bool *unreadable, char *why, size_t why_len)
+{
+    FILE *f = NULL;
+    bundle_stream *probe = NULL;
+    size_t size = 0;
+    uint8_t *buf = NULL;
+    ifpp_err e;
+    if (!path || !dm_root || !sum || !unreadable)
+        return IFPP_E_ARG;
+    memset(sum, 0, sizeof *sum);
+    *unreadable = true;
+    if ((e = fs_fopen_regular(path, &f, &size, why, why_len)) != IFPP_OK)
+        return e;
+    /* a Deletion Report (a million records is over a GB) is walked from the file; every other bundle read whole */
+    if (bundle_stream_open(f, size, BUNDLE_DELETION_REPORT, 1u << 20, &probe, NULL, 0) == IFPP_OK) {
+        bundle_stream_free(probe);
+        rewind(f);
+        *unreadable = false;
+        e = verify_deletion_stream(f, size, dm_root, ci, now, sum, why, why_len);
+        fclose(f);
+        return e;
+    }
+    bundle_stream_free(probe);
+    fclose(f);
+    if ((e = fs_read_all_why(path, 1u << 30, &buf, &size, why, why_len)) != IFPP_OK)
+        return e;
+    *unreadable = false;
+    e = export_verify(buf, size, dm_root, ci, now, sum, why, why_len);
+    free(buf);
+    return e;
+}

@@ -118,6 +118,14 @@ typedef struct {
  * otherwise dest is the file. Either way written under a temporary name, fsync'd, read back and
  * verified under dm_root before it gets its name.
  */
+/*
+ * export_verify on the bundle in the file at path; a Deletion Report is walked from the file one record
+ * at a time (a million deletions do not fit in memory), its signature and chain checked first.
+ * *unreadable: the file could not be read at all (why names it), as opposed to failing verification.
+ */
+ifpp_err export_verify_file(const char *path, const cert *dm_root, const cert *ci, time_t now,
+                            export_verify_summary *sum, bool *unreadable, char *why, size_t why_len);
+
 ifpp_err export_deletion_report(store *s, const char *station_id, const char *job, const crypto_key *station_key,
                                 const cert *station_cert, const cert *dm_root, const char *dest, bool medium,
                                 export_deletion_summary *sum, char *why, size_t why_len);
