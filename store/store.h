@@ -11,6 +11,8 @@
  *     available -> reserved -> installed | failed | in_doubt
  *     in_doubt  -> installed | failed | available      (only from the eUICC's evidence)
  *     available -> transferred | deleted
+ *     installed -> deleted      (use case A.4: only with the eUICC-signed deletion notification,
+ *                                recorded in the same transaction: store_record_deletion)
  *
  * and every move is one IMMEDIATE transaction, committed with synchronous=FULL in WAL mode
  * before the caller takes the next step, naming the session, slot, EID and DUT serial. The
