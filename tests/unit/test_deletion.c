@@ -13,10 +13,13 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -564,6 +567,46 @@ static void test_by_eid_and_profile_gone_without_evidence(void **state)
     station_close(st);
 }
 
+/*
+ * report --deletions --to DIR: onto a removable medium (a tmpfs in a private mount namespace), under its
+ * name, verified from the medium; a directory on the store's own filesystem is refused.
+ */
+static void test_report_to_medium(void **state)
+{
+    (void)state;
+    char why[1024] = "";
+    char *stick = tu_path(T.dir, "stick");
+    assert_int_equal(mkdir(stick, 0755), 0);
+    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+        free(stick);
+        print_message("no private mount namespace here (not root, or no unshare): skipped\n");
+        skip();
+    }
+    station *st = open_station();
+    export_deletion_summary es;
+    assert_int_equal(export_deletion_report(st->st, st->station_id, "returns", st->station_key, st->station_cert,
+                                            st->dm_root, stick, true, &es, why, sizeof why),
+                     IFPP_E_ARG); /* not a mounted medium: the station's own disk */
+    assert_int_equal(mount("ifpp-stick", stick, "tmpfs", 0, "size=4m,mode=0755"), 0);
+    ifpp_err e = export_deletion_report(st->st, st->station_id, "returns", st->station_key, st->station_cert,
+                                        st->dm_root, stick, true, &es, why, sizeof why);
+    if (e != IFPP_OK)
+        fprintf(stderr, "to medium: %s\n", why);
+    assert_int_equal(e, IFPP_OK);
+    assert_string_equal(es.name, "ifpp-station-01-deletions-returns.der");
+    assert_int_equal(es.deletions, 2);
+    char *file = tu_path(stick, es.name);
+    export_verify_summary vs;
+    bool unreadable;
+    assert_int_equal(export_verify_file(file, st->dm_root, st->ci, time(NULL), &vs, &unreadable, why, sizeof why),
+                     IFPP_OK);
+    assert_int_equal(vs.deletions, 2);
+    umount2(stick, MNT_DETACH);
+    station_close(st);
+    free(file);
+    free(stick);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -571,6 +614,7 @@ int main(void)
         cmocka_unit_test(test_forged_and_foreign_refused),
         cmocka_unit_test(test_job_crash_resume_and_report),
         cmocka_unit_test(test_by_eid_and_profile_gone_without_evidence),
+        cmocka_unit_test(test_report_to_medium),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
