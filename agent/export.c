@@ -825,8 +825,8 @@ static ifpp_err verify_report_content(const uint8_t *content, size_t n, const ce
     return e;
 }
 
-static ifpp_err verify_deletion_content(const uint8_t *content, size_t n, const cert *ci, time_t now,
-                                        export_verify_summary *sum, char *why, size_t why_len);
+static ifpp_err verify_deletion_stream(FILE *f, size_t size, const cert *dm_root, const cert *ci, time_t now,
+                                       export_verify_summary *sum, char *why, size_t why_len);
 
 ifpp_err export_verify(const uint8_t *buf, size_t n, const cert *dm_root, const cert *ci, time_t now,
                        export_verify_summary *sum, char *why, size_t why_len)
@@ -857,8 +857,12 @@ ifpp_err export_verify(const uint8_t *buf, size_t n, const cert *dm_root, const 
             err_why(why, why_len, "the %s carries no readable audit anchor (%s)", bundle_type_name(types[i]), err_str(e));
         if (e == IFPP_OK && types[i] == BUNDLE_LOADING_REPORT)
             e = verify_report_content(v.content, v.content_len, ci, now, sum, why, why_len);
-        if (e == IFPP_OK && types[i] == BUNDLE_DELETION_REPORT)
-            e = verify_deletion_content(v.content, v.content_len, ci, now, sum, why, why_len);
+        if (e == IFPP_OK && types[i] == BUNDLE_DELETION_REPORT) { /* one reader, from memory as from a file */
+            FILE *mf = fmemopen((void *)buf, n, "rb");
+            e = mf ? verify_deletion_stream(mf, n, dm_root, ci, now, sum, why, why_len) : IFPP_E_NOMEM;
+            if (mf)
+                fclose(mf);
+        }
         bundle_view_free(&v);
         return e;
     }
@@ -1206,50 +1210,6 @@ static ifpp_err verify_deletion(tlv_reader *items, const tlv *item, const cert *
     cert_free(ec);
     if (e == IFPP_OK)
         sum->deletions++;
-    return e;
-}
-
-/* A Deletion Report's content: version, id, station, the EUM certificates, every deletion. */
-static ifpp_err verify_deletion_content(const uint8_t *content, size_t n, const cert *ci, time_t now,
-                                        export_verify_summary *sum, char *why, size_t why_len)
-{
-    tlv top, el, list;
-    tlv_reader r0, r, lr;
-    cert *eums[EXPORT_VERIFY_EUMS];
-    size_t n_eums = 0;
-    ifpp_err e;
-    tlv_reader_init(&r0, content, n, TLV_DER);
-    if ((e = tlv_parse_exact(content, n, TLV_DER, &top)) != IFPP_OK || (e = tlv_reader_enter(&r0, &top, &r)) != IFPP_OK)
-        return e;
-    static const uint32_t head[] = {0x02, 0x04, 0x0C}; /* version, reportId, stationId */
-    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
-        if ((e = tlv_reader_expect(&r, head[i], &el)) != IFPP_OK) {
-            err_why(why, why_len, "the report's header is malformed (%s)", err_str(e));
-            return e;
-        }
-    if ((e = tlv_reader_expect(&r, 0x30, &list)) != IFPP_OK || (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK)
-        return e;
-    while (e == IFPP_OK && (e = tlv_reader_next(&lr, &el)) == IFPP_OK) {
-        if (n_eums == EXPORT_VERIFY_EUMS) {
-            err_why(why, why_len, "the report carries more than %d EUM certificates", EXPORT_VERIFY_EUMS);
-            e = IFPP_E_RANGE;
-        } else if ((e = cert_parse_der(el.raw, el.raw_len, &eums[n_eums])) == IFPP_OK) {
-            n_eums++;
-        } else {
-            err_why(why, why_len, "EUM certificate %zu does not parse", n_eums + 1);
-        }
-    }
-    if (e == IFPP_E_TLV_END)
-        e = IFPP_OK;
-    if (e == IFPP_OK && ((e = tlv_reader_expect(&r, 0x30, &list)) != IFPP_OK ||
-                         (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK))
-        err_why(why, why_len, "the report has no readable deletion list (%s)", err_str(e));
-    while (e == IFPP_OK && (e = tlv_reader_next(&lr, &el)) == IFPP_OK)
-        e = verify_deletion(&lr, &el, (const cert *const *)eums, n_eums, ci, now, sum, why, why_len);
-    if (e == IFPP_E_TLV_END)
-        e = IFPP_OK;
-    for (size_t i = 0; i < n_eums; i++)
-        cert_free(eums[i]);
     return e;
 }
 
