@@ -534,34 +534,20 @@ out:
     return e;
 }
 
+typedef struct {
+    const cert *root;
+    bundle_type type;
+    int n_head; /* the content's elements before its two lists */
+} stream_check_arg;
+
+static ifpp_err stream_check_bundle(FILE *in, size_t size, void *arg, char *why, size_t why_len);
+
 /* The report as it lies on the medium, read through the streaming reader: every element, the chain, the signature. */
 static ifpp_err stream_check(FILE *in, size_t size, void *arg, char *why, size_t why_len)
 {
-    const cert *root = arg;
-    bundle_stream *bs = NULL;
-    tlv t;
-    uint8_t h[32];
-    ifpp_err e = bundle_stream_open(in, size, BUNDLE_LOADING_REPORT, 1u << 20, &bs, why, why_len);
-    for (int i = 0; e == IFPP_OK && i < 5; i++) /* version, reportId, stationId, periodStart, periodEnd */
-        e = bundle_stream_next(bs, &t);
-    for (int list = 0; e == IFPP_OK && list < 2; list++) { /* the EUM certificates, the results */
-        if ((e = bundle_stream_enter(bs, 0x30)) != IFPP_OK)
-            break;
-        while ((e = bundle_stream_next(bs, &t)) == IFPP_OK) {
-        }
-        if (e == IFPP_E_TLV_END)
-            e = IFPP_OK;
-    }
-    if (e == IFPP_OK && (e = bundle_stream_next(bs, &t)) == IFPP_OK && t.tag != 0xA5)
-        e = IFPP_E_TLV_UNEXPECTED_TAG;
-    if (e == IFPP_OK && (e = bundle_stream_next(bs, &t)) == IFPP_E_TLV_END)
-        e = bundle_stream_finish(bs, root, time(NULL), NULL, h, why, why_len);
-    else if (e == IFPP_OK)
-        e = IFPP_E_TLV_TRAILING;
-    if (e != IFPP_OK && why && !*why)
-        err_why(why, why_len, "the report on the medium does not verify: %s", err_str(e));
-    bundle_stream_free(bs);
-    return e;
+    /* version, reportId, stationId, periodStart, periodEnd; then the EUM certificates and the results */
+    stream_check_arg a = {.root = arg, .type = BUNDLE_LOADING_REPORT, .n_head = 5};
+    return stream_check_bundle(in, size, &a, why, why_len);
 }
 
 /* All three files from one read snapshot, so the CSV and the HTML count what the signed report holds. */
@@ -968,12 +954,6 @@ out:
     tlv_builder_free(&cb);
     return e;
 }
-
-typedef struct {
-    const cert *root;
-    bundle_type type;
-    int n_head; /* the content's elements before its two lists */
-} stream_check_arg;
 
 /* A streamed station bundle as the medium holds it: every element read, then the chain and the signature. */
 static ifpp_err stream_check_bundle(FILE *in, size_t size, void *arg, char *why, size_t why_len)
