@@ -8,15 +8,19 @@
 #include "export.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bundle.h"
 #include "bundle_stream.h"
+#include "es10.h"
 #include "fsutil.h"
+#include "hex.h"
 #include "label.h"
 #include "media.h"
 #include "pir.h"
@@ -530,34 +534,20 @@ out:
     return e;
 }
 
+typedef struct {
+    const cert *root;
+    bundle_type type;
+    int n_head; /* the content's elements before its two lists */
+} stream_check_arg;
+
+static ifpp_err stream_check_bundle(FILE *in, size_t size, void *arg, char *why, size_t why_len);
+
 /* The report as it lies on the medium, read through the streaming reader: every element, the chain, the signature. */
 static ifpp_err stream_check(FILE *in, size_t size, void *arg, char *why, size_t why_len)
 {
-    const cert *root = arg;
-    bundle_stream *bs = NULL;
-    tlv t;
-    uint8_t h[32];
-    ifpp_err e = bundle_stream_open(in, size, BUNDLE_LOADING_REPORT, 1u << 20, &bs, why, why_len);
-    for (int i = 0; e == IFPP_OK && i < 5; i++) /* version, reportId, stationId, periodStart, periodEnd */
-        e = bundle_stream_next(bs, &t);
-    for (int list = 0; e == IFPP_OK && list < 2; list++) { /* the EUM certificates, the results */
-        if ((e = bundle_stream_enter(bs, 0x30)) != IFPP_OK)
-            break;
-        while ((e = bundle_stream_next(bs, &t)) == IFPP_OK) {
-        }
-        if (e == IFPP_E_TLV_END)
-            e = IFPP_OK;
-    }
-    if (e == IFPP_OK && (e = bundle_stream_next(bs, &t)) == IFPP_OK && t.tag != 0xA5)
-        e = IFPP_E_TLV_UNEXPECTED_TAG;
-    if (e == IFPP_OK && (e = bundle_stream_next(bs, &t)) == IFPP_E_TLV_END)
-        e = bundle_stream_finish(bs, root, time(NULL), NULL, h, why, why_len);
-    else if (e == IFPP_OK)
-        e = IFPP_E_TLV_TRAILING;
-    if (e != IFPP_OK && why && !*why)
-        err_why(why, why_len, "the report on the medium does not verify: %s", err_str(e));
-    bundle_stream_free(bs);
-    return e;
+    /* version, reportId, stationId, periodStart, periodEnd; then the EUM certificates and the results */
+    stream_check_arg a = {.root = arg, .type = BUNDLE_LOADING_REPORT, .n_head = 5};
+    return stream_check_bundle(in, size, &a, why, why_len);
 }
 
 /* All three files from one read snapshot, so the CSV and the HTML count what the signed report holds. */
@@ -663,7 +653,7 @@ static ifpp_err export_parse_anchor(const uint8_t *content, size_t n, store_anch
 ifpp_err export_read_anchor(const uint8_t *buf, size_t n, const cert *root, store_anchor *anchor, char *why,
                             size_t why_len)
 {
-    static const bundle_type types[] = {BUNDLE_LOADING_REPORT, BUNDLE_BPP_REQUEST};
+    static const bundle_type types[] = {BUNDLE_LOADING_REPORT, BUNDLE_BPP_REQUEST, BUNDLE_DELETION_REPORT};
     char vwhy[256] = "";
     ifpp_err e = IFPP_E_ARG;
     if (!buf || !root || !anchor)
@@ -821,10 +811,13 @@ static ifpp_err verify_report_content(const uint8_t *content, size_t n, const ce
     return e;
 }
 
+static ifpp_err verify_deletion_stream(FILE *f, size_t size, const cert *dm_root, const cert *ci, time_t now,
+                                       export_verify_summary *sum, char *why, size_t why_len);
+
 ifpp_err export_verify(const uint8_t *buf, size_t n, const cert *dm_root, const cert *ci, time_t now,
                        export_verify_summary *sum, char *why, size_t why_len)
 {
-    static const bundle_type types[] = {BUNDLE_LOADING_REPORT, BUNDLE_BPP_REQUEST};
+    static const bundle_type types[] = {BUNDLE_LOADING_REPORT, BUNDLE_BPP_REQUEST, BUNDLE_DELETION_REPORT};
     char vwhy[256] = "";
     ifpp_err e = IFPP_E_ARG;
     if (!buf || !dm_root || !sum)
@@ -850,9 +843,475 @@ ifpp_err export_verify(const uint8_t *buf, size_t n, const cert *dm_root, const 
             err_why(why, why_len, "the %s carries no readable audit anchor (%s)", bundle_type_name(types[i]), err_str(e));
         if (e == IFPP_OK && types[i] == BUNDLE_LOADING_REPORT)
             e = verify_report_content(v.content, v.content_len, ci, now, sum, why, why_len);
+        if (e == IFPP_OK && types[i] == BUNDLE_DELETION_REPORT) { /* one reader, from memory as from a file */
+            FILE *mf = fmemopen((void *)buf, n, "rb");
+            e = mf ? verify_deletion_stream(mf, n, dm_root, ci, now, sum, why, why_len) : IFPP_E_NOMEM;
+            if (mf)
+                fclose(mf);
+        }
         bundle_view_free(&v);
         return e;
     }
-    err_why(why, why_len, "not a station-signed Profile Loading Report or BPP request: %s", vwhy);
+    err_why(why, why_len, "not a station-signed Profile Loading Report, BPP request or Deletion Report: %s", vwhy);
+    return e;
+}
+
+/* ---- use case A.4: the Deletion Report, streamed (issue 15 item 4) ---------------------------- */
+
+/*
+ * A station-signed bundle written in two passes over one read snapshot, as the streamed Profile
+ * Loading Report above is: content = head (the DER of its first elements), the EUM certificates, the
+ * records (emitted by `records`, measuring when c->f is NULL), the audit anchor. Memory: one record.
+ */
+typedef struct {
+    bundle_type type;
+    const uint8_t *head;
+    size_t head_n;
+    ifpp_err (*records)(store *s, stream_ctx *c, void *arg);
+    void *arg;
+    const crypto_key *key;
+    const cert *station_cert;
+    int dirfd;
+    media_file *f;
+    char *why;
+    size_t why_len;
+} stream_bundle;
+
+static ifpp_err stream_bundle_write(store *s, stream_bundle *sb, stream_ctx *c)
+{
+    tlv_builder ab, cb;
+    const uint8_t *anchor_der, *chain, *cd;
+    size_t anchor_n, chain_n, cd_n;
+    store_anchor anchor;
+    uint8_t oid[32], sig[CRYPTO_SIG_RAW_LEN], digest[CRYPTO_SHA256_LEN];
+    size_t oid_n = bundle_type_oid(sb->type, oid, sizeof oid), siglen = sizeof sig;
+    ifpp_err e;
+    memset(c, 0, sizeof *c);
+    if (!oid_n)
+        return IFPP_E_INTERNAL;
+    if ((e = store_each_eum_cert(s, stream_eum, c)) != IFPP_OK || (e = sb->records(s, c, sb->arg)) != IFPP_OK ||
+        (e = store_audit_head(s, &anchor)) != IFPP_OK)
+        return e;
+    uint64_t eums_len = c->eums_len, results_len = c->results_len;
+    size_t counted = c->sum.results;
+    memset(&ab, 0, sizeof ab);
+    memset(&cb, 0, sizeof cb);
+    tlv_builder_init_dynamic(&ab, 256);
+    tlv_begin(&ab, 0xA5);
+    tlv_put_uint(&ab, 0x02, anchor.entry);
+    tlv_put(&ab, 0x04, anchor.hash, sizeof anchor.hash);
+    tlv_end(&ab);
+    tlv_builder_init_dynamic(&cb, 1u << 16);
+    tlv_begin(&cb, 0xA1);
+    cert_der(sb->station_cert, &cd, &cd_n);
+    tlv_put_raw(&cb, cd, cd_n);
+    tlv_end(&cb);
+    if ((e = tlv_builder_finish(&ab, &anchor_der, &anchor_n)) != IFPP_OK ||
+        (e = tlv_builder_finish(&cb, &chain, &chain_n)) != IFPP_OK)
+        goto out;
+    uint64_t content_len = sb->head_n + stream_tlv_size(0x30, eums_len) + stream_tlv_size(0x30, results_len) + anchor_n;
+    uint64_t wrapped_len = stream_tlv_size(0x30, content_len);
+    uint64_t outer_len = stream_tlv_size(0x06, oid_n) + stream_tlv_size(0xA0, wrapped_len) + chain_n +
+                         stream_tlv_size(0x5F37, CRYPTO_SIG_RAW_LEN);
+    char mwhy[256] = "";
+    if ((e = media_check_space(sb->dirfd, stream_tlv_size(0x30, outer_len) + (1u << 20), mwhy, sizeof mwhy)) !=
+        IFPP_OK) {
+        err_why(sb->why, sb->why_len, "%s", mwhy);
+        goto out;
+    }
+    memset(c, 0, sizeof *c);
+    c->f = sb->f;
+    if ((e = crypto_sha256_init(&c->h)) != IFPP_OK)
+        goto out;
+    stream_header(c, 0x30, outer_len, false);
+    stream_header(c, 0x06, oid_n, false);
+    stream_emit(c, oid, oid_n, false);
+    stream_header(c, 0xA0, wrapped_len, true);
+    stream_header(c, 0x30, content_len, true);
+    stream_emit(c, sb->head, sb->head_n, true);
+    stream_header(c, 0x30, eums_len, true);
+    if ((e = store_each_eum_cert(s, stream_eum, c)) == IFPP_OK) {
+        stream_header(c, 0x30, results_len, true);
+        e = sb->records(s, c, sb->arg);
+    }
+    stream_emit(c, anchor_der, anchor_n, true);
+    if (e == IFPP_OK && (c->eums_len != eums_len || c->results_len != results_len || c->sum.results != counted))
+        e = IFPP_E_INTERNAL; /* one snapshot: the two passes cannot differ */
+    if (e == IFPP_OK)
+        e = c->err;
+    if (e != IFPP_OK) {
+        crypto_sha256_abort(&c->h);
+        goto out;
+    }
+    if ((e = crypto_sha256_final(&c->h, digest)) != IFPP_OK ||
+        (e = crypto_ecdsa_sign_digest(sb->key, digest, CRYPTO_SIG_RAW, sig, &siglen)) != IFPP_OK)
+        goto out;
+    stream_emit(c, chain, chain_n, false);
+    stream_header(c, 0x5F37, siglen, false);
+    stream_emit(c, sig, siglen, false);
+out:
+    tlv_builder_free(&ab);
+    tlv_builder_free(&cb);
+    return e;
+}
+
+/* A streamed station bundle as the medium holds it: every element read, then the chain and the signature. */
+static ifpp_err stream_check_bundle(FILE *in, size_t size, void *arg, char *why, size_t why_len)
+{
+    const stream_check_arg *a = arg;
+    bundle_stream *bs = NULL;
+    tlv t;
+    uint8_t h[32];
+    ifpp_err e = bundle_stream_open(in, size, a->type, 1u << 20, &bs, why, why_len);
+    for (int i = 0; e == IFPP_OK && i < a->n_head; i++)
+        e = bundle_stream_next(bs, &t);
+    for (int list = 0; e == IFPP_OK && list < 2; list++) {
+        if ((e = bundle_stream_enter(bs, 0x30)) != IFPP_OK)
+            break;
+        while ((e = bundle_stream_next(bs, &t)) == IFPP_OK) {
+        }
+        if (e == IFPP_E_TLV_END)
+            e = IFPP_OK;
+    }
+    if (e == IFPP_OK && (e = bundle_stream_next(bs, &t)) == IFPP_OK && t.tag != 0xA5)
+        e = IFPP_E_TLV_UNEXPECTED_TAG;
+    if (e == IFPP_OK && (e = bundle_stream_next(bs, &t)) == IFPP_E_TLV_END)
+        e = bundle_stream_finish(bs, a->root, time(NULL), NULL, h, why, why_len);
+    else if (e == IFPP_OK)
+        e = IFPP_E_TLV_TRAILING;
+    if (e != IFPP_OK && why && !*why)
+        err_why(why, why_len, "the %s on the medium does not verify: %s", bundle_type_name(a->type), err_str(e));
+    bundle_stream_free(bs);
+    return e;
+}
+
+/* One DeletionRecord (docs/ifpp.asn): the notification byte for byte as the eUICC signed it. */
+static ifpp_err put_deletion(tlv_builder *b, const store_deletion_record *r)
+{
+    char at[16];
+    export_gentime(r->received_at, at);
+    tlv_begin(b, 0x30);
+    tlv_put(b, 0x80, r->txid, r->txid_len);
+    tlv_put(b, 0x5A, r->eid, 16);
+    tlv_put(b, 0x81, r->iccid, 10);
+    if (r->dut_serial)
+        tlv_put(b, 0x82, r->dut_serial, strlen(r->dut_serial));
+    tlv_put(b, 0x83, r->job, strlen(r->job));
+    tlv_put(b, 0x18, at, 15);
+    tlv_put_raw(b, r->notification, r->notification_len);
+    return tlv_end(b);
+}
+
+static ifpp_err stream_deletion(void *arg, const store_deletion_record *r)
+{
+    stream_ctx *c = arg;
+    tlv_builder b;
+    const uint8_t *p;
+    size_t n;
+    tlv_builder_init_dynamic(&b, 1u << 20);
+    ifpp_err e = put_deletion(&b, r);
+    if (e == IFPP_OK && (e = tlv_builder_finish(&b, &p, &n)) == IFPP_OK) {
+        c->results_len += n;
+        c->sum.results++;
+        stream_emit(c, p, n, true);
+        e = c->f ? c->f->err : IFPP_OK;
+    }
+    tlv_builder_free(&b);
+    return e;
+}
+
+static ifpp_err deletion_records(store *s, stream_ctx *c, void *arg)
+{
+    return store_each_deletion(s, arg, stream_deletion, c);
+}
+
+typedef struct {
+    stream_bundle sb;
+    stream_ctx c;
+    stream_check_arg chk;
+    bool written;
+} deletion_export;
+
+/* Both passes and the commit in one snapshot of the store. */
+static ifpp_err deletion_export_read(store *s, void *arg)
+{
+    deletion_export *x = arg;
+    ifpp_err e = stream_bundle_write(s, &x->sb, &x->c);
+    if (e != IFPP_OK)
+        return e;
+    x->written = true; /* the commit removes its temporary itself on failure */
+    return media_file_commit_checked(x->sb.f, stream_check_bundle, &x->chk, x->sb.why, x->sb.why_len);
+}
+
+/* Opens the directory of a plain output file (no link followed) and names the file in it. */
+static ifpp_err export_open_parent(const char *path, int *dirfd, char *name, size_t cap, char *why, size_t why_len)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dl = slash ? (size_t)(slash - path) : 0;
+    if (!*base || !strcmp(base, ".") || !strcmp(base, "..") || strlen(base) >= cap || strlen(base) >= MEDIA_NAME_MAX ||
+        dl >= sizeof dir) {
+        err_why(why, why_len, "%s: not a file name the report can be written to", path);
+        return IFPP_E_ARG;
+    }
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash ? (dl ? dl : 1) : 1), slash ? path : ".");
+    snprintf(name, cap, "%s", base);
+    *dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (*dirfd < 0) {
+        err_why(why, why_len, "%s: cannot open its directory: %s", path, strerror(errno));
+        return IFPP_E_IO;
+    }
+    return IFPP_OK;
+}
+
+ifpp_err export_deletion_report(store *s, const char *station_id, const char *job, const crypto_key *station_key,
+                                const cert *station_cert, const cert *dm_root, const char *dest, bool medium,
+                                export_deletion_summary *sum, char *why, size_t why_len)
+{
+    int dirfd = -1;
+    media_file *f = NULL;
+    tlv_builder hb;
+    const uint8_t *head;
+    size_t head_n;
+    uint8_t id[16];
+    ifpp_err e;
+    if (!s || !station_id || !station_key || !station_cert || !dm_root || !dest || !sum)
+        return IFPP_E_ARG;
+    memset(sum, 0, sizeof *sum);
+    memset(&hb, 0, sizeof hb);
+    if (!export_label_ok("the station id", station_id, why, why_len) ||
+        (job && !export_label_ok("the job name", job, why, why_len)))
+        return IFPP_E_ARG;
+    if (!medium && store_owns_path(s, dest)) {
+        err_why(why, why_len, "%s is the station store (or its journal): choose another output", dest);
+        return IFPP_E_ARG;
+    }
+    if ((e = export_key_matches(station_key, station_cert, why, why_len)) != IFPP_OK)
+        return e;
+    if (medium) {
+        char mwhy[256] = "";
+        if ((e = media_open_dest(dest, store_path(s), &dirfd, why, why_len)) != IFPP_OK)
+            return e;
+        if ((e = media_clean_temps(dirfd, &sum->stale_removed, mwhy, sizeof mwhy)) != IFPP_OK) {
+            err_why(why, why_len, "%s: %s", dest, mwhy);
+            goto out;
+        }
+        snprintf(sum->name, sizeof sum->name, "ifpp-%s-deletions%s%s.der", station_id, job ? "-" : "", job ? job : "");
+    } else if ((e = export_open_parent(dest, &dirfd, sum->name, sizeof sum->name, why, why_len)) != IFPP_OK) {
+        return e;
+    }
+    tlv_builder_init_dynamic(&hb, 4096); /* version, reportId, stationId */
+    if ((e = crypto_random(id, sizeof id)) != IFPP_OK)
+        goto out;
+    tlv_put_uint(&hb, 0x02, 1);
+    tlv_put(&hb, 0x04, id, sizeof id);
+    tlv_put(&hb, 0x0C, station_id, strlen(station_id));
+    if ((e = tlv_builder_finish(&hb, &head, &head_n)) != IFPP_OK)
+        goto out;
+    if (!(f = calloc(1, sizeof *f))) {
+        e = IFPP_E_NOMEM;
+        goto out;
+    }
+    if ((e = media_file_begin(f, dirfd, sum->name, why, why_len)) != IFPP_OK)
+        goto out;
+    deletion_export x = {
+        .sb = {.type = BUNDLE_DELETION_REPORT, .head = head, .head_n = head_n, .records = deletion_records,
+               .arg = (void *)job, .key = station_key, .station_cert = station_cert, .dirfd = dirfd, .f = f,
+               .why = why, .why_len = why_len},
+        .chk = {.root = dm_root, .type = BUNDLE_DELETION_REPORT, .n_head = 3},
+    };
+    why[0] = '\0';
+    e = store_read(s, deletion_export_read, &x);
+    sum->deletions = x.c.sum.results;
+    if (e != IFPP_OK && !x.written) {
+        if (!*why)
+            err_why(why, why_len, "cannot write the Deletion Report: %s",
+                    f->err ? (f->sys_errno ? strerror(f->sys_errno) : err_str(f->err))
+                           : *store_errmsg(s) ? store_errmsg(s) : err_str(e));
+        media_file_abort(f);
+    }
+out:
+    tlv_builder_free(&hb);
+    free(f);
+    if (dirfd >= 0)
+        close(dirfd);
+    return e;
+}
+
+/* One DeletionRecord checked offline: its notification's signature, event and ICCID, its eUICC under an EUM under ci. */
+static ifpp_err verify_deletion(tlv_reader *items, const tlv *item, const cert *const *eums, size_t n_eums,
+                                const cert *ci, time_t now, export_verify_summary *sum, char *why, size_t why_len)
+{
+    tlv_reader r;
+    tlv txid, eid, iccid, el, notif;
+    es10_other_notification on;
+    cert *ec = NULL;
+    char vwhy[256] = "", eid_text[33];
+    size_t no = sum->deletions + 1;
+    ifpp_err e;
+    if ((e = tlv_reader_enter(items, item, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x80, &txid)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x5A, &eid)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x81, &iccid)) != IFPP_OK ||
+        (e = tlv_reader_next(&r, &el)) != IFPP_OK || (el.tag == 0x82 && (e = tlv_reader_next(&r, &el)) != IFPP_OK) ||
+        el.tag != 0x83 || !label_valid((const char *)el.value, el.len) || (e = tlv_reader_expect(&r, 0x18, &el)) != IFPP_OK ||
+        el.len != 15 || (e = tlv_reader_expect(&r, 0x30, &notif)) != IFPP_OK) {
+        err_why(why, why_len, "deletion %zu: malformed (%s)", no, e ? err_str(e) : "a field out of its rule");
+        return e ? e : IFPP_E_TLV_UNEXPECTED_TAG;
+    }
+    if (!tlv_reader_done(&r) || txid.len == 0 || txid.len > 16 || eid.len != 16 || iccid.len != 10) {
+        err_why(why, why_len, "deletion %zu: a field of a wrong length, or bytes after the notification", no);
+        return IFPP_E_RANGE;
+    }
+    if ((e = es10_parse_other_notification(notif.raw, notif.raw_len, &on)) != IFPP_OK) {
+        err_why(why, why_len, "deletion %zu: the eUICC's notification does not parse (%s)", no, err_str(e));
+        return e;
+    }
+    if ((e = es10_verify_delete_notification(&on, on.euicc_cert.raw, on.euicc_cert.raw_len, iccid.value, vwhy,
+                                             sizeof vwhy)) != IFPP_OK) {
+        err_why(why, why_len, "deletion %zu: %s", no, vwhy);
+        return e;
+    }
+    if ((e = cert_parse_der(on.euicc_cert.raw, on.euicc_cert.raw_len, &ec)) != IFPP_OK) {
+        err_why(why, why_len, "deletion %zu: the eUICC certificate does not parse", no);
+        return e;
+    }
+    hex_encode(eid.value, 16, eid_text, sizeof eid_text);
+    if (!cert_subject_serial(ec) || strcasecmp(cert_subject_serial(ec), eid_text) != 0) {
+        err_why(why, why_len, "deletion %zu: the notification is signed by another eUICC than EID %s", no, eid_text);
+        e = IFPP_E_SIGNATURE;
+    } else if (ci) {
+        e = IFPP_E_CERT_CHAIN;
+        for (size_t i = 0; i < n_eums && e != IFPP_OK; i++)
+            e = cert_verify_chain(ci, &eums[i], 1, ec, CERT_ROLE_EUICC, now, vwhy, sizeof vwhy);
+        if (e != IFPP_OK)
+            err_why(why, why_len, "deletion %zu: the eUICC certificate does not chain to the CI through the report's "
+                    "EUM certificates: %s", no, vwhy);
+    }
+    cert_free(ec);
+    if (e == IFPP_OK)
+        sum->deletions++;
+    return e;
+}
+
+/* An auditAnchor element ('A5' { 02 entry, 04 hash }) on its own. */
+static ifpp_err verify_anchor_element(const tlv *a, store_anchor *out)
+{
+    tlv_reader r0, r;
+    tlv entry, hash;
+    uint64_t v;
+    ifpp_err e;
+    if (a->tag != 0xA5)
+        return IFPP_E_TLV_UNEXPECTED_TAG;
+    tlv_reader_init(&r0, a->raw, a->raw_len, TLV_DER);
+    if ((e = tlv_reader_enter(&r0, a, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x02, &entry)) != IFPP_OK ||
+        (e = tlv_get_uint(&entry, &v)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x04, &hash)) != IFPP_OK)
+        return e;
+    if (hash.len != 32 || !tlv_reader_done(&r))
+        return IFPP_E_RANGE;
+    out->entry = v;
+    memcpy(out->hash, hash.value, 32);
+    return IFPP_OK;
+}
+
+/*
+ * A Deletion Report of any size, from its file: the signature and chain first (one hash pass, nothing
+ * believed before), then every record read one at a time and checked as verify_deletion does.
+ */
+static ifpp_err verify_deletion_stream(FILE *f, size_t size, const cert *dm_root, const cert *ci, time_t now,
+                                       export_verify_summary *sum, char *why, size_t why_len)
+{
+    static const uint32_t head[] = {0x02, 0x04, 0x0C}; /* version, reportId, stationId */
+    bundle_stream *bs = NULL;
+    cert *eums[EXPORT_VERIFY_EUMS];
+    size_t n_eums = 0;
+    uint8_t h[32];
+    char vwhy[256] = "";
+    tlv el;
+    ifpp_err e = bundle_stream_verify(f, size, BUNDLE_DELETION_REPORT, dm_root, now, NULL, h, vwhy, sizeof vwhy);
+    if (e != IFPP_OK) {
+        err_why(why, why_len, "the Deletion Report's signature or signer chain does not verify: %s", vwhy);
+        return e;
+    }
+    sum->type = BUNDLE_DELETION_REPORT;
+    rewind(f);
+    if ((e = bundle_stream_open(f, size, BUNDLE_DELETION_REPORT, 1u << 20, &bs, why, why_len)) != IFPP_OK)
+        return e;
+    for (size_t i = 0; e == IFPP_OK && i < sizeof head / sizeof head[0]; i++)
+        if ((e = bundle_stream_next(bs, &el)) == IFPP_OK && el.tag != head[i])
+            e = IFPP_E_TLV_UNEXPECTED_TAG;
+    if (e != IFPP_OK)
+        err_why(why, why_len, "the report's header is malformed (%s)", err_str(e));
+    if (e == IFPP_OK && (e = bundle_stream_enter(bs, 0x30)) == IFPP_OK) {
+        while ((e = bundle_stream_next(bs, &el)) == IFPP_OK) {
+            if (n_eums == EXPORT_VERIFY_EUMS) {
+                err_why(why, why_len, "the report carries more than %d EUM certificates", EXPORT_VERIFY_EUMS);
+                e = IFPP_E_RANGE;
+                break;
+            }
+            if ((e = cert_parse_der(el.raw, el.raw_len, &eums[n_eums])) != IFPP_OK) {
+                err_why(why, why_len, "EUM certificate %zu does not parse", n_eums + 1);
+                break;
+            }
+            n_eums++;
+        }
+        if (e == IFPP_E_TLV_END)
+            e = IFPP_OK;
+    }
+    if (e == IFPP_OK && (e = bundle_stream_enter(bs, 0x30)) != IFPP_OK)
+        err_why(why, why_len, "the report has no readable deletion list (%s)", err_str(e));
+    while (e == IFPP_OK && (e = bundle_stream_next(bs, &el)) == IFPP_OK) {
+        tlv_reader items;
+        tlv_reader_init(&items, el.raw, el.raw_len, TLV_DER);
+        e = verify_deletion(&items, &el, (const cert *const *)eums, n_eums, ci, now, sum, why, why_len);
+    }
+    if (e == IFPP_E_TLV_END)
+        e = IFPP_OK;
+    if (e == IFPP_OK && ((e = bundle_stream_next(bs, &el)) != IFPP_OK || (e = verify_anchor_element(&el, &sum->anchor)) !=
+                         IFPP_OK))
+        err_why(why, why_len, "the Deletion Report carries no readable audit anchor (%s)", err_str(e));
+    if (e == IFPP_OK) {
+        if ((e = bundle_stream_next(bs, &el)) == IFPP_E_TLV_END) {
+            e = bundle_stream_finish(bs, dm_root, now, NULL, h, why, why_len); /* the bytes read were the bytes signed */
+        } else {
+            err_why(why, why_len, "the Deletion Report has elements after its audit anchor");
+            e = e == IFPP_OK ? IFPP_E_TLV_TRAILING : e;
+        }
+    }
+    for (size_t i = 0; i < n_eums; i++)
+        cert_free(eums[i]);
+    bundle_stream_free(bs);
+    return e;
+}
+
+ifpp_err export_verify_file(const char *path, const cert *dm_root, const cert *ci, time_t now,
+                            export_verify_summary *sum, bool *unreadable, char *why, size_t why_len)
+{
+    FILE *f = NULL;
+    bundle_stream *probe = NULL;
+    size_t size = 0;
+    uint8_t *buf = NULL;
+    ifpp_err e;
+    if (!path || !dm_root || !sum || !unreadable)
+        return IFPP_E_ARG;
+    memset(sum, 0, sizeof *sum);
+    *unreadable = true;
+    if ((e = fs_fopen_regular(path, &f, &size, why, why_len)) != IFPP_OK)
+        return e;
+    /* a Deletion Report (a million records is over a GB) is walked from the file; every other bundle read whole */
+    if (bundle_stream_open(f, size, BUNDLE_DELETION_REPORT, 1u << 20, &probe, NULL, 0) == IFPP_OK) {
+        bundle_stream_free(probe);
+        rewind(f);
+        *unreadable = false;
+        e = verify_deletion_stream(f, size, dm_root, ci, now, sum, why, why_len);
+        fclose(f);
+        return e;
+    }
+    bundle_stream_free(probe);
+    fclose(f);
+    if ((e = fs_read_all_why(path, 1u << 30, &buf, &size, why, why_len)) != IFPP_OK)
+        return e;
+    *unreadable = false;
+    e = export_verify(buf, size, dm_root, ci, now, sum, why, why_len);
+    free(buf);
     return e;
 }

@@ -10,6 +10,7 @@
 #ifndef IFPP_EXPORT_H
 #define IFPP_EXPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,6 +88,7 @@ typedef struct {
     size_t pirs;           /* PIRs checked (DPFF06: eUICC certificate under an EUM certificate under the CI) */
     size_t pirs_unchecked; /* PIRs only parsed: no CI given */
     size_t no_result;
+    size_t deletions;      /* Deletion Report: records, each eUICC-signed notification verified */
     store_anchor anchor;
 } export_verify_summary;
 
@@ -98,5 +100,34 @@ typedef struct {
  */
 ifpp_err export_verify(const uint8_t *buf, size_t n, const cert *dm_root, const cert *ci, time_t now,
                        export_verify_summary *sum, char *why, size_t why_len);
+
+/* ---- use case A.4: the Deletion Report for the MSP and the customer (issue 15 item 4) ---- */
+
+/* What export_deletion_report wrote. */
+typedef struct {
+    size_t deletions;     /* records: one per profile deleted, with its eUICC-signed notification */
+    size_t stale_removed; /* temporaries of a crashed export removed first (medium only) */
+    char name[160];       /* the file's name in its directory */
+} export_deletion_summary;
+
+/*
+ * Streams the signed Deletion Report (docs/ifpp.asn DeletionReport) of job (NULL: every recorded
+ * deletion) in bounded memory: every deletion notification byte for byte as the eUICC signed it,
+ * the EUM certificates, the audit anchor, under the station's signature. With medium, dest is a
+ * removable medium's directory (media_open_dest) and the file is ifpp-STATION-deletions[-JOB].der;
+ * otherwise dest is the file. Either way written under a temporary name, fsync'd, read back and
+ * verified under dm_root before it gets its name.
+ */
+/*
+ * export_verify on the bundle in the file at path; a Deletion Report is walked from the file one record
+ * at a time (a million deletions do not fit in memory), its signature and chain checked first.
+ * *unreadable: the file could not be read at all (why names it), as opposed to failing verification.
+ */
+ifpp_err export_verify_file(const char *path, const cert *dm_root, const cert *ci, time_t now,
+                            export_verify_summary *sum, bool *unreadable, char *why, size_t why_len);
+
+ifpp_err export_deletion_report(store *s, const char *station_id, const char *job, const crypto_key *station_key,
+                                const cert *station_cert, const cert *dm_root, const char *dest, bool medium,
+                                export_deletion_summary *sum, char *why, size_t why_len);
 
 #endif

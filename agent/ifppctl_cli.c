@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "deletion.h"
 #include "export.h"
 #include "fsutil.h"
 #include "hex.h"
@@ -35,6 +36,8 @@ typedef struct {
     station_config cfg;
     const char *out, *slot, *serial, *profile_type, *day, *anchor, *since, *event, *eid, *txid, *limit, *to;
     const char *socket, *config; /* --socket, --config */
+    const char *serials, *eids, *job; /* delete (use case A.4) */
+    bool deletions;                   /* report --deletions */
     bool complete, logical_channel, additional_profile, list, store_given;
     char given[32]; /* the command options given, as their short codes */
     const char *prog; /* the program's name as invoked (ifppctl, ifpp-rehearse) */
@@ -353,10 +356,33 @@ static int report_to_media(options *o, station *st)
     return STATION_EXIT_OK;
 }
 
+/* report --deletions: the signed Deletion Report (use case A.4) for the MSP and the customer, streamed. */
+static int report_deletions(options *o, station *st)
+{
+    export_deletion_summary sum;
+    char why[512] = "", d[200];
+    ifpp_err e = o->out ? station_check_output(st, o->out, why, sizeof why) : IFPP_OK;
+    if (e != IFPP_OK)
+        return fail(STATION_EXIT_USAGE, "report --deletions", e, why);
+    e = export_deletion_report(st->st, st->station_id, o->job, st->station_key, st->station_cert, st->dm_root,
+                               o->out ? o->out : o->to, !o->out, &sum, why, sizeof why);
+    if (e != IFPP_OK)
+        return fail(e == IFPP_E_ARG || e == IFPP_E_NOT_FOUND ? STATION_EXIT_REFUSED : exit_of(e), "Deletion Report", e,
+                    why);
+    safe(o->out ? o->out : o->to, d, sizeof d);
+    if (sum.stale_removed)
+        printf("%s: removed %zu temporary file(s) an interrupted export left\n", d, sum.stale_removed);
+    printf("%s%s%s: Deletion Report with %zu eUICC-signed deletion notification(s); written, read back, verified\n",
+           d, o->out ? "" : "/", o->out ? "" : sum.name, sum.deletions);
+    return STATION_EXIT_OK;
+}
+
 static int cmd_report(const ifppctl_cmd *c, options *o, station *st, const char *arg)
 {
     export_summary sum;
     char why[512] = "";
+    if (o->deletions)
+        return report_deletions(o, st);
     if (o->to)
         return report_to_media(o, st);
     ifpp_err e = station_check_output(st, o->out, why, sizeof why);
@@ -373,16 +399,14 @@ static int cmd_report(const ifppctl_cmd *c, options *o, station *st, const char 
 /* verify FILE: an exported bundle checked offline; with --store also tied to this store's audit chain. */
 static int cmd_verify(const ifppctl_cmd *c, options *o, station *st, const char *file)
 {
-    uint8_t *buf = NULL;
-    size_t n = 0, entries = 0;
+    size_t entries = 0;
     char why[768] = "", f[200];
     export_verify_summary sum;
+    bool unreadable = false;
     safe(file, f, sizeof f);
-    ifpp_err e = fs_read_all_why(file, 1u << 30, &buf, &n, why, sizeof why);
-    if (e != IFPP_OK)
+    ifpp_err e = export_verify_file(file, st->dm_root, st->ci, time(NULL), &sum, &unreadable, why, sizeof why);
+    if (e != IFPP_OK && unreadable)
         return fail(exit_of(e) == STATION_EXIT_FAILURE ? STATION_EXIT_FAILURE : STATION_EXIT_REFUSED, NULL, e, why);
-    e = export_verify(buf, n, st->dm_root, st->ci, time(NULL), &sum, why, sizeof why);
-    free(buf);
     if (e != IFPP_OK) {
         fprintf(stderr, "%s: %s: FAILS verification: %s\n", o->prog, f, why);
         return STATION_EXIT_REFUSED;
@@ -392,6 +416,9 @@ static int cmd_verify(const ifppctl_cmd *c, options *o, station *st, const char 
     if (sum.type == BUNDLE_LOADING_REPORT)
         printf("%s: %zu result(s): %zu PIR(s) verified under the CI (DPFF06), %zu NoResultRecord(s)\n", f, sum.records,
                sum.pirs, sum.no_result);
+    if (sum.type == BUNDLE_DELETION_REPORT)
+        printf("%s: %zu deletion(s): every eUICC-signed deletion notification verified, its eUICC under the CI\n", f,
+               sum.deletions);
     printf("%s: audit anchor: entry %llu\n", f, (unsigned long long)sum.anchor.entry);
     if (st->st) {
         if ((e = store_audit_check(st->st, &sum.anchor, &entries, why, sizeof why)) != IFPP_OK) {
@@ -401,6 +428,40 @@ static int cmd_verify(const ifppctl_cmd *c, options *o, station *st, const char 
         printf("%s: ties to the store: its audit chain of %zu entries holds the anchored entry\n", f, entries);
     }
     return STATION_EXIT_OK;
+}
+
+/* ---- delete: use case A.4, a deletion job over a list of DUT serials or EIDs (issue 15 item 4) -- */
+
+static void delete_outcome(void *arg, size_t line, const char *ident, bool done, bool skipped, size_t profiles,
+                           const char *why)
+{
+    char id[160], w[600];
+    (void)arg;
+    safe(ident, id, sizeof id);
+    if (skipped)
+        printf("  line %zu %s: done before (skipped)\n", line, id);
+    else if (done)
+        printf("  line %zu %s: DELETED, %zu profile(s) deleted and recorded now\n", line, id, profiles);
+    else
+        printf("  line %zu %s: FAIL: %s\n", line, id, safe(why, w, sizeof w));
+    fflush(stdout);
+}
+
+static int cmd_delete(const ifppctl_cmd *c, options *o, station *st, const char *arg)
+{
+    deletion_summary sum;
+    char why[1024] = "", job[200];
+    deletion_job j = {.job = o->job, .kind = o->eids ? STORE_DELETION_BY_EID : STORE_DELETION_BY_SERIAL,
+                      .list_path = o->eids ? o->eids : o->serials, .slot_spec = o->slot, .outcome = delete_outcome};
+    ifpp_err e = deletion_run(st, &j, &sum, why, sizeof why);
+    if (e != IFPP_OK)
+        return fail(exit_of(e) == STATION_EXIT_FAILURE || e == IFPP_E_BUSY ? STATION_EXIT_FAILURE : STATION_EXIT_REFUSED,
+                    "delete", e, why);
+    safe(sum.job, job, sizeof job);
+    printf("job %s%s: %zu device(s) on %zu line(s): %zu deleted now (%zu profile(s)), %zu done before, %zu failed%s\n",
+           job, sum.resumed ? " (resumed)" : "", sum.devices, sum.lines, sum.done, sum.profiles, sum.skipped,
+           sum.failed, sum.finished ? "; job finished" : "; re-run the job to retry the failed ones");
+    return sum.failed ? STATION_EXIT_DUT_FAIL : STATION_EXIT_OK;
 }
 
 /* ---- status: one consistent snapshot of the store, then printed ------------------------------ */
@@ -1011,14 +1072,21 @@ static const ifppctl_cmd commands[] = {
      "resolve the slot's eUICC's reserved or in-doubt BPPs from the card's own evidence, printing each BPP's "
      "outcome and why; with --socket (or --config) the running ifpp-agent recovers the card in its slot NAME",
      "lLMG", "l", STORE_EXISTING | STATION_NEED_DM_FPA, false, cmd_recover},
-    {"report", "--out FILE [--day YYYY-MM-DD] | --to DIR [--day YYYY-MM-DD] [--socket PATH]",
+    {"report", "--out FILE [--day YYYY-MM-DD] | --to DIR [--day YYYY-MM-DD] | --deletions [--job NAME] (--out FILE | --to DIR) [--socket PATH]",
      "write the signed Profile Loading Report (ESBPP03), read it back and verify it before it replaces FILE; --to DIR: "
      "onto removable media mounted at DIR, that report with a CSV of every DUT and an HTML summary with charts; with "
-     "--socket (or --config) the running ifpp-agent writes them (onto removable media only) and says their SHA-256",
-     "odDMG", "",
+     "--socket (or --config) the running ifpp-agent writes them (onto removable media only) and says their SHA-256; "
+     "--deletions: the signed Deletion Report (use case A.4) of every recorded deletion, or of --job NAME",
+     "odDMGwj", "",
      STORE_READ | STATION_NEED_STATION_KEY | STATION_NEED_DM_ROOT, false, cmd_report},
-    {"verify", "FILE", "check an exported Profile Loading Report or BPP request offline: signature and chain, every "
-     "PIR under the CI, the audit anchor; with --store, that the anchor ties to that store's audit chain", "", "",
+    {"delete", "--slot BACKEND:TARGET[,key=value...] (--serials FILE | --eids FILE) [--job NAME]",
+     "use case A.4: for each DUT on the list (one serial or EID a line), delete every profile this station installed "
+     "on its eUICC, record the eUICC-signed deletion notification with the BPP's move to deleted, then remove it from "
+     "the card; streamed, resumable: re-running the job skips the devices done and finishes an interrupted one from "
+     "the card's evidence. {} in the slot names each device's own (a card file, a reader)",
+     "lrij", "l", STORE_EXISTING, false, cmd_delete},
+    {"verify", "FILE", "check an exported Profile Loading Report, Deletion Report or BPP request offline: signature "
+     "and chain, every PIR and deletion notification under the CI, the audit anchor; with --store, that the anchor ties to that store's audit chain", "", "",
      STATION_NEED_DM_ROOT | STATION_NEED_CI, true, cmd_verify},
     {"audit", "[--anchor FILE | --list [--since T] [--event E] [--serial S] [--eid EID] [--txid TXID] [--limit N]]",
      "verify the hash-chained audit log and replay every BPP's state from it; --anchor checks it against the "
@@ -1074,6 +1142,11 @@ static const opt_doc opt_docs[] = {
      "at PATH"},
     {"config", 'G', "DIR", "config check: station.conf.d (default " IFPPCTL_DEFAULT_CONFIG "); status, stock, "
      "provision, report, recover: its mes.path as --socket"},
+    {"serials", 'r', "FILE", "delete: the DUT serials, one a line (blank lines and # comments skipped)"},
+    {"eids", 'i', "FILE", "delete: the EIDs (32 hex digits), one a line"},
+    {"job", 'j', "NAME", "delete: the job's name, to resume it (default: from the list's hash); report --deletions: "
+     "only that job's"},
+    {"deletions", 'w', NULL, "report: the signed Deletion Report (use case A.4) instead of the day's reports"},
     {"help", 'h', NULL, "this help; COMMAND --help for one command"},
     {"version", 'V', NULL, "the version"},
 };
@@ -1221,6 +1294,10 @@ static int parse_options(int argc, char **argv, options *o, bool *help)
         case 'N': o->limit = optarg; break;
         case 'M': o->socket = optarg; break;
         case 'G': o->config = optarg; break;
+        case 'r': o->serials = optarg; break;
+        case 'i': o->eids = optarg; break;
+        case 'j': o->job = optarg; break;
+        case 'w': o->deletions = true; break;
         case 'h': *help = true; break;
         case 'V': printf("%s %s\n", o->prog, IFPP_VERSION); return STATION_EXIT_OK;
         case OPT_COMPLETE_WORDS: return complete_words();
@@ -1265,6 +1342,14 @@ static int check_usage(const ifppctl_cmd *c, const options *o, const char *arg)
         return usage_error(c, o, "--day ", o->day, ": not a calendar day YYYY-MM-DD from 2000-01-01");
     if (!strcmp(c->name, "report") && !o->out == !o->to)
         return usage_error(c, o, "", "--out FILE or --to DIR", ": one of them is required, not both");
+    if (!strcmp(c->name, "report") && o->deletions && o->day)
+        return usage_error(c, o, "", "--day", " does not apply to --deletions (a job's report, or every deletion)");
+    if (!strcmp(c->name, "report") && o->job && !o->deletions)
+        return usage_error(c, o, "", "--job", " selects a Deletion Report: add --deletions");
+    if (!strcmp(c->name, "delete") && !o->serials == !o->eids)
+        return usage_error(c, o, "", "--serials FILE or --eids FILE", ": one of them is required, not both");
+    if (o->job && !label_valid(o->job, strlen(o->job)))
+        return usage_error(c, o, "--job ", o->job, ": a plain name (1..64 of A-Z a-z 0-9 . _ -)");
     if (o->additional_profile && !o->profile_type)
         return usage_error(c, o, "", "--additional-profile",
                            " needs --profile-type T: the further profile asked for (use case A.3)");

@@ -824,3 +824,16 @@ ifpp_err session_recover(session_ctx *c, size_t *resolved, char *why, size_t why
     session_close_channel(c);
     return e;
 }
+
+ifpp_err session_open(session_ctx *c, es10_chan *k, uint8_t eid[16], char *why, size_t why_len)
+{
+    ifpp_err e = session_open_card(c, k, eid, why, why_len);
+    if (e != IFPP_OK)
+        session_add_transport_detail(c, e, why, why_len);
+    return e;
+}
+
+void session_close_card(session_ctx *c)
+{
+    session_close_channel(c);
+}

@@ -25,6 +25,7 @@
 
 #include "cert.h"
 #include "crypto.h"
+#include "es10.h"
 #include "fpa.h"
 #include "store.h"
 
@@ -119,5 +120,15 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
 
 /* Resolves this eUICC's reserved/in_doubt BPPs from the card's evidence; *resolved counts them. */
 ifpp_err session_recover(session_ctx *c, size_t *resolved, char *why, size_t why_len);
+
+/*
+ * Opens the DUT's card as every session does (reset, the ISD-R selected, GetEID, GetEUICCInfo2), for a
+ * job that is not a provisioning (use case A.4, agent/deletion.h); *k is the ES10 link to the ISD-R and
+ * why names the slot and the card's words. Call session_close_card after, whatever happened.
+ */
+ifpp_err session_open(session_ctx *c, es10_chan *k, uint8_t eid[16], char *why, size_t why_len);
+
+/* Gives back what session_open took (a logical channel). */
+void session_close_card(session_ctx *c);
 
 #endif

@@ -26,6 +26,7 @@ const char *bundle_type_name(bundle_type t)
     case BUNDLE_BPP_REQUEST: return "BPP request";
     case BUNDLE_BPP_VAULT: return "BPP vault";
     case BUNDLE_LOADING_REPORT: return "Profile Loading Report";
+    case BUNDLE_DELETION_REPORT: return "Deletion Report";
     }
     return "unknown bundle";
 }
@@ -36,7 +37,8 @@ cert_role bundle_signer_role(bundle_type t)
     case BUNDLE_EUICC_DATA: return CERT_ROLE_EUM;
     case BUNDLE_BPP_VAULT: return CERT_ROLE_DPF_AUTH;
     case BUNDLE_BPP_REQUEST:
-    case BUNDLE_LOADING_REPORT: break;
+    case BUNDLE_LOADING_REPORT:
+    case BUNDLE_DELETION_REPORT: break;
     }
     return CERT_ROLE_STATION;
 }

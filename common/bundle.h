@@ -28,6 +28,7 @@ typedef enum {
     BUNDLE_BPP_REQUEST = 2,    /* BppRequest, signed by the station */
     BUNDLE_BPP_VAULT = 3,      /* BppVault, signed by the SM-DPf (DPauth) */
     BUNDLE_LOADING_REPORT = 4, /* ProfileLoadingReport, signed by the station */
+    BUNDLE_DELETION_REPORT = 5, /* DeletionReport (use case A.4), signed by the station */
 } bundle_type;
 
 #define BUNDLE_MAX_CHAIN 4

@@ -530,3 +530,221 @@ const char *es10_conn_result_str(int result)
                                         "notSupported", "fpaNotAuthorised"};
     return result >= 0 && result < 7 ? names[result] : "undefinedError";
 }
+
+/* ---- use case A.4: DeleteProfile and the eUICC-signed deletion notification (issue 15) ---------- */
+
+ifpp_err es10_parse_notification_meta(const uint8_t *p, size_t n, es10_notification_meta *out)
+{
+    tlv top, f;
+    tlv_reader r;
+    ifpp_err e;
+    if (!out)
+        return IFPP_E_ARG;
+    memset(out, 0, sizeof *out);
+    if ((e = es10_open(p, n, 0xBF2F, &top, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x80, &f)) != IFPP_OK ||
+        (e = tlv_get_uint(&f, &out->seq)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x81, &f)) != IFPP_OK)
+        return e;
+    /* NotificationEvent, a DER BIT STRING of named bits: unused-bit count, then at most two bytes, no trailing 0 */
+    if (f.len < 1 || f.len > 3 || f.value[0] > 7 || (f.len == 1 && f.value[0] != 0) ||
+        (f.len > 1 && (f.value[f.len - 1] == 0 || (f.value[f.len - 1] & ((1u << f.value[0]) - 1)) != 0)))
+        return IFPP_E_RANGE;
+    for (size_t i = 1; i < f.len; i++)
+        for (unsigned b = 0; b < 8; b++)
+            if (f.value[i] & (0x80u >> b))
+                out->events |= (uint16_t)(1u << ((i - 1) * 8 + b));
+    if ((e = tlv_reader_expect(&r, 0x0C, &f)) != IFPP_OK) /* notificationAddress: for the SM-DP+, not us */
+        return e;
+    if (f.len > 255)
+        return IFPP_E_RANGE;
+    if (tlv_reader_expect(&r, 0x5A, &f) == IFPP_OK) {
+        if (f.len != 10)
+            return IFPP_E_RANGE;
+        memcpy(out->iccid, f.value, 10);
+        out->has_iccid = true;
+    }
+    return tlv_reader_done(&r) ? IFPP_OK : IFPP_E_TLV_TRAILING;
+}
+
+ifpp_err es10_parse_other_notification(const uint8_t *p, size_t n, es10_other_notification *out)
+{
+    tlv top, sig;
+    tlv_reader r;
+    ifpp_err e;
+    if (!out)
+        return IFPP_E_ARG;
+    memset(out, 0, sizeof *out);
+    if ((e = es10_open(p, n, 0x30, &top, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0xBF2F, &out->tbs)) != IFPP_OK ||
+        (e = es10_parse_notification_meta(out->tbs.raw, out->tbs.raw_len, &out->meta)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x5F37, &sig)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x30, &out->euicc_cert)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x30, &out->eum_cert)) != IFPP_OK)
+        return e;
+    if (sig.len != CRYPTO_SIG_RAW_LEN)
+        return IFPP_E_RANGE;
+    out->sig = sig.value;
+    out->sig_len = sig.len;
+    return tlv_reader_done(&r) ? IFPP_OK : IFPP_E_TLV_TRAILING;
+}
+
+ifpp_err es10_verify_delete_notification(const es10_other_notification *n, const uint8_t *euicc_cert_der,
+                                         size_t euicc_cert_len, const uint8_t iccid[10], char *why, size_t why_len)
+{
+    cert *c = NULL;
+    crypto_key *k = NULL;
+    ifpp_err e;
+    if (!n || !euicc_cert_der || !iccid)
+        return IFPP_E_ARG;
+    if (n->meta.events != (1u << ES10_EVENT_DELETE)) {
+        err_why(why, why_len, "the notification is not a deletion notification (its event is not notificationDelete)");
+        return IFPP_E_SIGNATURE;
+    }
+    if (!n->meta.has_iccid || memcmp(n->meta.iccid, iccid, 10) != 0) {
+        err_why(why, why_len, "the deletion notification names %s ICCID than the profile deleted",
+                n->meta.has_iccid ? "another" : "no");
+        return IFPP_E_SIGNATURE;
+    }
+    if (n->euicc_cert.raw_len != euicc_cert_len || memcmp(n->euicc_cert.raw, euicc_cert_der, euicc_cert_len) != 0) {
+        err_why(why, why_len, "the deletion notification carries another eUICC's certificate than the one the EUM "
+                "delivered for this EID");
+        return IFPP_E_SIGNATURE;
+    }
+    if ((e = cert_parse_der(euicc_cert_der, euicc_cert_len, &c)) == IFPP_OK && (e = cert_public_key(c, &k)) == IFPP_OK)
+        e = crypto_ecdsa_verify(k, n->tbs.raw, n->tbs.raw_len, CRYPTO_SIG_RAW, n->sig, n->sig_len);
+    if (e != IFPP_OK)
+        err_why(why, why_len, "the deletion notification's signature does not verify with this eUICC's certificate (%s)",
+                err_str(e));
+    crypto_key_free(k);
+    cert_free(c);
+    return e == IFPP_OK ? IFPP_OK : IFPP_E_SIGNATURE;
+}
+
+ifpp_err es10_parse_notification_list(const uint8_t *resp, size_t n, es10_notification_meta *out, size_t max,
+                                      size_t *count, int *error)
+{
+    tlv top, list, item;
+    tlv_reader r, lr;
+    ifpp_err e;
+    if (!count || !error || (max && !out))
+        return IFPP_E_ARG;
+    *count = 0;
+    *error = ES10_NO_RESULT;
+    if ((e = es10_open(resp, n, 0xBF28, &top, &r)) != IFPP_OK)
+        return e;
+    if (tlv_reader_expect(&r, 0x81, &list) == IFPP_OK) { /* listNotificationsResultError */
+        uint64_t u;
+        if ((e = tlv_get_uint(&list, &u)) != IFPP_OK)
+            return e;
+        *error = u > 255 ? 255 : (int)u;
+        return tlv_reader_done(&r) ? IFPP_E_IO : IFPP_E_TLV_TRAILING;
+    }
+    if ((e = tlv_reader_expect(&r, 0xA0, &list)) != IFPP_OK || (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK)
+        return e;
+    if (!tlv_reader_done(&r))
+        return IFPP_E_TLV_TRAILING;
+    while ((e = tlv_reader_next(&lr, &item)) == IFPP_OK) {
+        if (*count == max)
+            return IFPP_E_RANGE;
+        if ((e = es10_parse_notification_meta(item.raw, item.raw_len, &out[*count])) != IFPP_OK)
+            return e;
+        (*count)++;
+    }
+    return e == IFPP_E_TLV_END ? IFPP_OK : e;
+}
+
+ifpp_err es10_list_notifications(es10_chan *k, unsigned event, es10_notification_meta *out, size_t max,
+                                 size_t *count)
+{
+    uint8_t req[16], bits[2], *resp;
+    const uint8_t *p;
+    size_t qn, rn;
+    int error;
+    tlv_builder b;
+    if (event > 7 || !count)
+        return IFPP_E_ARG;
+    *count = 0;
+    bits[0] = (uint8_t)(7 - event); /* one named bit: the trailing zero bits are unused */
+    bits[1] = (uint8_t)(0x80u >> event);
+    tlv_builder_init_fixed(&b, req, sizeof req);
+    tlv_begin(&b, 0xBF28);
+    tlv_put(&b, 0x81, bits, sizeof bits);
+    tlv_end(&b);
+    ifpp_err e = tlv_builder_finish(&b, &p, &qn);
+    if (e != IFPP_OK || !(resp = malloc(ES10F_MAX_RESPONSE)))
+        return e != IFPP_OK ? e : IFPP_E_NOMEM;
+    if ((e = es10_call(k, req, qn, resp, ES10F_MAX_RESPONSE, &rn)) == IFPP_OK &&
+        (e = es10_parse_notification_list(resp, rn, out, max, count, &error)) != IFPP_OK)
+        k->result = error;
+    free(resp);
+    return e;
+}
+
+ifpp_err es10_retrieve_other_notification(es10_chan *k, uint64_t seq, uint8_t *buf, size_t cap, size_t *len,
+                                          es10_other_notification *out)
+{
+    uint8_t req[24];
+    const uint8_t *p;
+    size_t qn, rn;
+    tlv top, list, item, more;
+    tlv_reader r, lr;
+    tlv_builder b;
+    if (!buf || !len || !out)
+        return IFPP_E_ARG;
+    *len = 0;
+    /* searchCriteria is an untagged CHOICE under AUTOMATIC TAGS: [0] EXPLICIT around seqNumber [0] */
+    tlv_builder_init_fixed(&b, req, sizeof req);
+    tlv_begin(&b, 0xBF2B);
+    tlv_begin(&b, 0xA0);
+    tlv_put_uint(&b, 0x80, seq);
+    tlv_end(&b);
+    tlv_end(&b);
+    ifpp_err e = tlv_builder_finish(&b, &p, &qn);
+    if (e != IFPP_OK || (e = es10_call(k, req, qn, buf, cap, &rn)) != IFPP_OK ||
+        (e = es10_open(buf, rn, 0xBF2B, &top, &r)) != IFPP_OK)
+        return e;
+    if (tlv_reader_expect(&r, 0x81, &list) == IFPP_OK) { /* notificationsListResultError */
+        uint64_t u;
+        if ((e = tlv_get_uint(&list, &u)) == IFPP_OK)
+            k->result = u > 255 ? 255 : (int)u;
+        return e == IFPP_OK ? IFPP_E_IO : e;
+    }
+    if ((e = tlv_reader_expect(&r, 0xA0, &list)) != IFPP_OK || (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK)
+        return e;
+    if (!tlv_reader_done(&r))
+        return IFPP_E_TLV_TRAILING;
+    if ((e = tlv_reader_next(&lr, &item)) == IFPP_E_TLV_END)
+        return IFPP_E_NOT_FOUND;
+    if (e != IFPP_OK)
+        return e;
+    if (item.tag != 0x30 || tlv_reader_next(&lr, &more) != IFPP_E_TLV_END)
+        return IFPP_E_TLV_UNEXPECTED_TAG;
+    /* the one notification, moved to the start of buf: the caller keeps exactly the eUICC's bytes */
+    memmove(buf, item.raw, item.raw_len);
+    *len = item.raw_len;
+    if ((e = es10_parse_other_notification(buf, *len, out)) != IFPP_OK)
+        return e;
+    return out->meta.seq == seq ? IFPP_OK : IFPP_E_RANGE;
+}
+
+ifpp_err es10_delete_profile(es10_chan *k, const uint8_t iccid[10])
+{
+    uint8_t req[24], result = 0xFF;
+    const uint8_t *p;
+    size_t qn;
+    tlv_builder b;
+    if (!iccid)
+        return IFPP_E_ARG;
+    tlv_builder_init_fixed(&b, req, sizeof req);
+    tlv_begin(&b, 0xBF33);
+    tlv_put(&b, 0x5A, iccid, 10);
+    tlv_end(&b);
+    ifpp_err e = tlv_builder_finish(&b, &p, &qn);
+    if (e == IFPP_OK)
+        e = es10_result_call(k, req, qn, 0xBF33, 0x80, &result);
+    return e == IFPP_OK && result != 0 ? IFPP_E_IO : e;
+}
+
+const char *es10_delete_result_str(int result)
+{
+    static const char *const names[] = {"ok", "iccidOrAidNotFound", "profileNotInDisabledState", "disallowedByPolicy"};
+    return result >= 0 && result < 4 ? names[result] : "undefinedError";
+}

@@ -191,5 +191,73 @@ ifpp_err es10_conn_test(es10_chan *k, const uint8_t iccid[10], const uint8_t non
 
 /* Names a testResult ("noNetwork", ...). */
 const char *es10_conn_result_str(int result);
+/* ---- use case A.4: deleting a profile and collecting the eUICC's signed evidence (issue 15) ---- */
+
+#define ES10_EVENT_DELETE 3 /* SGP.22 NotificationEvent notificationDelete(3) */
+#define ES10_MAX_LISTED 64  /* NotificationMetadata entries one ListNotification answer may hold */
+
+/* SGP.22 NotificationMetadata ('BF2F'), parsed strictly; iccid only if has_iccid. */
+typedef struct {
+    uint64_t seq;
+    uint16_t events;      /* the NotificationEvent bits present: bit n set for event n (0..15) */
+    bool has_iccid;
+    uint8_t iccid[10];    /* EF.ICCID form, as the store keeps it */
+} es10_notification_meta;
+
+/*
+ * SGP.22 OtherSignedNotification ('30'): tbsOtherNotification ('BF2F'), euiccNotificationSignature
+ * ('5F37', r||s over the DER of tbsOtherNotification), euiccCertificate, eumCertificate; nothing
+ * after them. Pointers go into the parsed buffer.
+ */
+typedef struct {
+    es10_notification_meta meta;
+    tlv tbs;                  /* the BF2F TLV as signed */
+    const uint8_t *sig;
+    size_t sig_len;
+    tlv euicc_cert, eum_cert; /* whole TLVs (the certificates' DER) */
+} es10_other_notification;
+
+/* Parses one NotificationMetadata TLV ('BF2F' ...), exactly n bytes. */
+ifpp_err es10_parse_notification_meta(const uint8_t *p, size_t n, es10_notification_meta *out);
+
+/* Parses exactly one OtherSignedNotification (n bytes, nothing after it). */
+ifpp_err es10_parse_other_notification(const uint8_t *p, size_t n, es10_other_notification *out);
+
+/*
+ * Verifies a parsed OtherSignedNotification as evidence that the eUICC whose certificate the store
+ * holds (euicc_cert_der) deleted the profile iccid: the notification carries exactly that certificate,
+ * its event is notificationDelete only, it names iccid, and its signature verifies with that
+ * certificate's key. IFPP_E_SIGNATURE (why: which of these failed) otherwise.
+ */
+ifpp_err es10_verify_delete_notification(const es10_other_notification *n, const uint8_t *euicc_cert_der,
+                                         size_t euicc_cert_len, const uint8_t iccid[10], char *why, size_t why_len);
+
+/*
+ * Parses ListNotification's answer ('BF28'): 'BF28' { 'A0' { 'BF2F'* } } (at most max, more is
+ * IFPP_E_RANGE) or 'BF28' { '81' error } (IFPP_E_IO, *error set).
+ */
+ifpp_err es10_parse_notification_list(const uint8_t *resp, size_t n, es10_notification_meta *out, size_t max,
+                                      size_t *count, int *error);
+
+/* ES10b.ListNotification ('BF28' { '81' NotificationEvent }) for one event (ES10_EVENT_DELETE ...). */
+ifpp_err es10_list_notifications(es10_chan *k, unsigned event, es10_notification_meta *out, size_t max,
+                                 size_t *count);
+
+/*
+ * ES10b.RetrieveNotificationsList for one seqNumber ('BF2B' { 'A0' { '80' seq } }): the one
+ * OtherSignedNotification with that number, copied into buf (cap bytes) and parsed into *out.
+ * IFPP_E_NOT_FOUND if the list holds none; IFPP_E_TLV_UNEXPECTED_TAG if it holds a PIR or more than one.
+ */
+ifpp_err es10_retrieve_other_notification(es10_chan *k, uint64_t seq, uint8_t *buf, size_t cap, size_t *len,
+                                          es10_other_notification *out);
+
+/*
+ * ES10c.DeleteProfile ('BF33' { '5A' iccid }): IFPP_OK for ok(0); a refusal (iccidOrAidNotFound(1),
+ * profileNotInDisabledState(2), disallowedByPolicy(3), undefinedError(127)) is IFPP_E_IO with k->result set.
+ */
+ifpp_err es10_delete_profile(es10_chan *k, const uint8_t iccid[10]);
+
+/* Names a DeleteProfile result ("iccidOrAidNotFound", ...). */
+const char *es10_delete_result_str(int result);
 
 #endif

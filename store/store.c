@@ -115,6 +115,21 @@ static const char *const migrations[] = {
     "CREATE TABLE vault_sub_ca ("
     "  vault_id TEXT NOT NULL REFERENCES vault(vault_id), position INTEGER NOT NULL CHECK (position >= 0),"
     "  der BLOB NOT NULL, PRIMARY KEY (vault_id, position));",
+    /* migration 5: use case A.4, deletion jobs (issue 15 item 4): each job's list (by its hash), each
+       device's outcome, and every eUICC-signed deletion notification, recorded with the BPP's move to deleted */
+    "CREATE TABLE deletion_job ("
+    "  name TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('serial', 'eid')),"
+    "  list_hash BLOB NOT NULL CHECK (length(list_hash) = 32), lines INTEGER NOT NULL CHECK (lines >= 0),"
+    "  created_at TEXT NOT NULL, finished_at TEXT);"
+    "CREATE TABLE deletion_item ("
+    "  job TEXT NOT NULL REFERENCES deletion_job(name), line INTEGER NOT NULL CHECK (line >= 1),"
+    "  ident TEXT NOT NULL, outcome TEXT NOT NULL CHECK (outcome IN ('done', 'failed')),"
+    "  profiles INTEGER NOT NULL, reason TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (job, line));"
+    "CREATE TABLE deletion_notification ("
+    "  txid BLOB PRIMARY KEY REFERENCES bpp(txid), eid BLOB NOT NULL CHECK (length(eid) = 16),"
+    "  seq INTEGER NOT NULL, notification BLOB NOT NULL, job TEXT NOT NULL, received_at TEXT NOT NULL);"
+    "CREATE INDEX deletion_by_job ON deletion_notification(job);"
+    "CREATE INDEX bpp_by_serial ON bpp(dut_serial);",
     /* migration 6: EUICCF05 connectivity tests (issue 15 item 5); one row per test, the eUICC's signed answer kept */
     "CREATE TABLE conn_test ("
     "  id INTEGER PRIMARY KEY, txid BLOB NOT NULL REFERENCES bpp(txid),"
@@ -156,6 +171,7 @@ bool bpp_transition_allowed(bpp_state from, bpp_state to)
     case BPP_AVAILABLE: return to == BPP_RESERVED || to == BPP_TRANSFERRED || to == BPP_DELETED;
     case BPP_RESERVED: return to == BPP_INSTALLED || to == BPP_FAILED || to == BPP_IN_DOUBT;
     case BPP_IN_DOUBT: return to == BPP_INSTALLED || to == BPP_FAILED || to == BPP_AVAILABLE;
+    case BPP_INSTALLED: return to == BPP_DELETED; /* use case A.4: only with the eUICC's signed notification */
     default: return false; /* installed, failed, transferred, deleted are final */
     }
 }
@@ -1446,6 +1462,10 @@ ifpp_err bpp_move(store *s, const uint8_t *txid, size_t txid_len, bpp_state from
     if (!s || !txid || !txid_len || txid_len > 16 || (unsigned)from >= BPP_STATE__COUNT ||
         (unsigned)to >= BPP_STATE__COUNT)
         return IFPP_E_ARG;
+    if (from == BPP_INSTALLED) { /* only with the eUICC's signed deletion notification: store_record_deletion */
+        snprintf(store_msg, sizeof store_msg, "an installed BPP moves only with its eUICC's deletion notification");
+        return IFPP_E_ARG;
+    }
     move_arg a = {.txid = txid, .txid_len = txid_len, .from = from, .to = to, .who = who};
     return store_transaction(s, bpp_move_tx, &a);
 }
@@ -2731,4 +2751,308 @@ ifpp_err store_last_conn_test(store *s, const uint8_t *txid, size_t txid_len, st
     }
     sqlite3_finalize(st);
     return e;
+}
+
+/* ---- deletion jobs (issue 15 item 4) ---- */
+
+typedef struct {
+    const char *name;
+    store_deletion_kind kind;
+    const uint8_t *hash;
+    size_t lines;
+    bool *resumed;
+} deletion_job_arg;
+
+static const char *const deletion_kinds[] = {"serial", "eid"};
+
+static ifpp_err store_deletion_job_begin_tx(store *s, void *arg)
+{
+    deletion_job_arg *a = arg;
+    sqlite3_stmt *st;
+    char at[32];
+    ifpp_err e = store_prepare(s, "SELECT kind, list_hash, lines FROM deletion_job WHERE name = ?", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_text(st, 1, a->name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *kind = (const char *)sqlite3_column_text(st, 0);
+        bool same = kind && !strcmp(kind, deletion_kinds[a->kind]) && sqlite3_column_bytes(st, 1) == 32 &&
+                    !memcmp(sqlite3_column_blob(st, 1), a->hash, 32) &&
+                    (size_t)sqlite3_column_int64(st, 2) == a->lines;
+        sqlite3_finalize(st);
+        if (!same) {
+            snprintf(store_msg, sizeof store_msg, "deletion job '%s' exists with another list: give the new list "
+                     "another --job name, or re-run the job with its own list to resume it", a->name);
+            return IFPP_E_ARG;
+        }
+        *a->resumed = true;
+        return IFPP_OK;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return store_fail(s, rc, "reading a deletion job");
+    *a->resumed = false;
+    store_now(at);
+    if ((e = store_prepare(s, "INSERT INTO deletion_job (name, kind, list_hash, lines, created_at) VALUES (?, ?, ?, ?, ?)",
+                           &st)) != IFPP_OK)
+        return e;
+    sqlite3_bind_text(st, 1, a->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, deletion_kinds[a->kind], -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, a->hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)a->lines);
+    sqlite3_bind_text(st, 5, at, -1, SQLITE_STATIC);
+    e = store_step_done(s, st, "starting a deletion job");
+    sqlite3_finalize(st);
+    store_actor who = {.reason = "deletion job started (use case A.4)"};
+    audit_fields f = {.event = "deletion_job", .object = a->name, .who = &who};
+    return e == IFPP_OK ? audit_append(s, &f) : e;
+}
+
+ifpp_err store_deletion_job_begin(store *s, const char *name, store_deletion_kind kind, const uint8_t list_hash[32],
+                                  size_t lines, bool *resumed)
+{
+    if (!name || !*name || (unsigned)kind > STORE_DELETION_BY_EID || !list_hash || !resumed || lines > INT64_MAX)
+        return IFPP_E_ARG;
+    deletion_job_arg a = {.name = name, .kind = kind, .hash = list_hash, .lines = lines, .resumed = resumed};
+    return store_transaction(s, store_deletion_job_begin_tx, &a);
+}
+
+ifpp_err store_deletion_item_done(store *s, const char *job, size_t line, bool *done)
+{
+    STORE_CHECK(s);
+    if (!job || !done || line == 0)
+        return IFPP_E_ARG;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT 1 FROM deletion_item WHERE job = ? AND line = ? AND outcome = 'done'", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)line);
+    int rc = sqlite3_step(st);
+    *done = rc == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? IFPP_OK : store_fail(s, rc, "reading a deletion job's line");
+}
+
+typedef struct {
+    const char *job, *ident, *reason;
+    size_t line, profiles;
+    bool done;
+} deletion_item_arg;
+
+static ifpp_err store_deletion_item_set_tx(store *s, void *arg)
+{
+    deletion_item_arg *a = arg;
+    sqlite3_stmt *st;
+    char at[32];
+    store_now(at);
+    ifpp_err e = store_prepare(s, "INSERT OR REPLACE INTO deletion_item (job, line, ident, outcome, profiles, reason,"
+                                  " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_text(st, 1, a->job, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)a->line);
+    sqlite3_bind_text(st, 3, a->ident, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, a->done ? "done" : "failed", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)a->profiles);
+    sqlite3_bind_text(st, 6, a->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, at, -1, SQLITE_STATIC);
+    e = store_step_done(s, st, "recording a deletion job's line");
+    sqlite3_finalize(st);
+    return e;
+}
+
+ifpp_err store_deletion_item_set(store *s, const char *job, size_t line, const char *ident, bool done,
+                                 size_t profiles, const char *reason)
+{
+    if (!job || !ident || line == 0 || line > INT64_MAX || profiles > INT64_MAX)
+        return IFPP_E_ARG;
+    deletion_item_arg a = {.job = job, .ident = ident, .reason = reason, .line = line, .profiles = profiles,
+                           .done = done};
+    return store_transaction(s, store_deletion_item_set_tx, &a);
+}
+
+static ifpp_err store_deletion_job_finish_tx(store *s, void *arg)
+{
+    const char *job = arg;
+    sqlite3_stmt *st;
+    char at[32];
+    store_now(at);
+    ifpp_err e = store_prepare(s, "UPDATE deletion_job SET finished_at = ? WHERE name = ? AND finished_at IS NULL", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_text(st, 1, at, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, job, -1, SQLITE_STATIC);
+    e = store_step_done(s, st, "finishing a deletion job");
+    bool changed = e == IFPP_OK && sqlite3_changes(s->db) > 0;
+    sqlite3_finalize(st);
+    store_actor who = {.reason = "deletion job finished: every line done"};
+    audit_fields f = {.event = "deletion_job", .object = job, .who = &who};
+    return e == IFPP_OK && changed ? audit_append(s, &f) : e;
+}
+
+ifpp_err store_deletion_job_finish(store *s, const char *job)
+{
+    if (!job)
+        return IFPP_E_ARG;
+    return store_transaction(s, store_deletion_job_finish_tx, (void *)job);
+}
+
+ifpp_err store_eid_of_serial(store *s, const char *serial, uint8_t eid[16])
+{
+    STORE_CHECK(s);
+    if (!serial || !eid)
+        return IFPP_E_ARG;
+    sqlite3_stmt *st;
+    /* the profiles a session installed (or a deletion retired) for this DUT: all must be on one eUICC */
+    ifpp_err e = store_prepare(s, "SELECT DISTINCT eid FROM bpp WHERE dut_serial = ? AND state IN ('installed', 'deleted')"
+                                  " LIMIT 2", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+    size_t found = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 0) == 16 && found == 0)
+            memcpy(eid, sqlite3_column_blob(st, 0), 16);
+        found++;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return store_fail(s, rc, "looking up a DUT serial");
+    if (found == 0) {
+        snprintf(store_msg, sizeof store_msg, "no profile was installed on a DUT with this serial");
+        return IFPP_E_NOT_FOUND;
+    }
+    if (found > 1) {
+        snprintf(store_msg, sizeof store_msg, "this serial names more than one eUICC: give the EIDs instead");
+        return IFPP_E_RANGE;
+    }
+    return IFPP_OK;
+}
+
+ifpp_err store_deletion_targets(store *s, const uint8_t eid[16], store_deletion_target *out, size_t max, size_t *n)
+{
+    STORE_CHECK(s);
+    if (!eid || !n || (max && !out))
+        return IFPP_E_ARG;
+    *n = 0;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT b.txid, b.iccid, b.state, d.seq FROM bpp b"
+                                  " LEFT JOIN deletion_notification d ON d.txid = b.txid WHERE b.eid = ?"
+                                  " AND (b.state = 'installed' OR (b.state = 'deleted' AND d.txid IS NOT NULL))"
+                                  " ORDER BY b.rowid", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_blob(st, 1, eid, 16, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t tl = (size_t)sqlite3_column_bytes(st, 0);
+        store_deletion_target t = {.txid_len = tl, .recorded = sqlite3_column_type(st, 3) != SQLITE_NULL,
+                                   .seq = (uint64_t)sqlite3_column_int64(st, 3)};
+        if (*n == max) {
+            snprintf(store_msg, sizeof store_msg, "this eUICC has more than %zu profiles to delete", max);
+            e = IFPP_E_RANGE;
+            break;
+        }
+        if (tl == 0 || tl > 16 || sqlite3_column_bytes(st, 1) != 10 ||
+            !bpp_state_parse((const char *)sqlite3_column_text(st, 2), &t.state)) {
+            snprintf(store_msg, sizeof store_msg, "store %s: a BPP row is malformed", s->path);
+            e = IFPP_E_IO;
+            break;
+        }
+        memcpy(t.txid, sqlite3_column_blob(st, 0), tl);
+        memcpy(t.iccid, sqlite3_column_blob(st, 1), 10);
+        out[(*n)++] = t;
+    }
+    e = store_loop_end(s, rc, e, "listing an eUICC's profiles to delete");
+    sqlite3_finalize(st);
+    return e;
+}
+
+typedef struct {
+    const uint8_t *txid, *notification;
+    size_t txid_len, n;
+    uint64_t seq;
+    const char *job;
+    const store_actor *who;
+} deletion_record_arg;
+
+static ifpp_err store_record_deletion_tx(store *s, void *arg)
+{
+    deletion_record_arg *a = arg;
+    sqlite3_stmt *st;
+    char at[32];
+    store_bpp b;
+    ifpp_err e = store_get_bpp(s, a->txid, a->txid_len, &b);
+    if (e == IFPP_OK)
+        e = store_move_row(s, a->txid, a->txid_len, BPP_INSTALLED, BPP_DELETED, a->who);
+    if (e != IFPP_OK)
+        return e;
+    store_now(at);
+    if ((e = store_prepare(s, "INSERT INTO deletion_notification (txid, eid, seq, notification, job, received_at)"
+                              " VALUES (?, ?, ?, ?, ?, ?)", &st)) != IFPP_OK)
+        return e;
+    sqlite3_bind_blob(st, 1, a->txid, (int)a->txid_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, b.eid, 16, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)a->seq);
+    sqlite3_bind_blob(st, 4, a->notification, (int)a->n, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, a->job, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, at, -1, SQLITE_STATIC);
+    e = store_step_done(s, st, "recording a deletion notification");
+    sqlite3_finalize(st);
+    return e;
+}
+
+ifpp_err store_record_deletion(store *s, const uint8_t *txid, size_t txid_len, uint64_t seq,
+                               const uint8_t *notification, size_t n, const char *job, const store_actor *who)
+{
+    if (!s || !txid || !txid_len || txid_len > 16 || !notification || !n || n > INT32_MAX || !job ||
+        seq > INT64_MAX)
+        return IFPP_E_ARG;
+    deletion_record_arg a = {.txid = txid, .txid_len = txid_len, .notification = notification, .n = n, .seq = seq,
+                             .job = job, .who = who};
+    return store_transaction(s, store_record_deletion_tx, &a);
+}
+
+ifpp_err store_each_deletion(store *s, const char *job, ifpp_err (*fn)(void *arg, const store_deletion_record *r),
+                             void *arg)
+{
+    STORE_CHECK(s);
+    if (!fn)
+        return IFPP_E_ARG;
+    sqlite3_stmt *st;
+    ifpp_err e = store_prepare(s, "SELECT d.txid, d.eid, b.iccid, d.notification, b.dut_serial, d.job, d.received_at"
+                                  " FROM deletion_notification d JOIN bpp b ON b.txid = d.txid"
+                                  " WHERE ?1 IS NULL OR d.job = ?1 ORDER BY d.rowid", &st);
+    if (e != IFPP_OK)
+        return e;
+    sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_deletion_record r = {
+            .txid = sqlite3_column_blob(st, 0), .txid_len = (size_t)sqlite3_column_bytes(st, 0),
+            .eid = sqlite3_column_blob(st, 1), .iccid = sqlite3_column_blob(st, 2),
+            .notification = sqlite3_column_blob(st, 3), .notification_len = (size_t)sqlite3_column_bytes(st, 3),
+            .dut_serial = (const char *)sqlite3_column_text(st, 4), .job = (const char *)sqlite3_column_text(st, 5),
+            .received_at = (const char *)sqlite3_column_text(st, 6),
+        };
+        if (r.txid_len == 0 || r.txid_len > 16 || sqlite3_column_bytes(st, 1) != 16 ||
+            sqlite3_column_bytes(st, 2) != 10 || !r.notification_len || !r.job || !r.received_at) {
+            snprintf(store_msg, sizeof store_msg, "store %s: a deletion record is malformed", s->path);
+            e = IFPP_E_IO;
+            break;
+        }
+        if ((e = fn(arg, &r)) != IFPP_OK)
+            break;
+    }
+    e = store_loop_end(s, rc, e, "reading the recorded deletions");
+    sqlite3_finalize(st);
+    return e;
+}
+
+int store_schema_latest(void)
+{
+    return STORE_SCHEMA_VERSION;
 }

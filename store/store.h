@@ -11,6 +11,8 @@
  *     available -> reserved -> installed | failed | in_doubt
  *     in_doubt  -> installed | failed | available      (only from the eUICC's evidence)
  *     available -> transferred | deleted
+ *     installed -> deleted      (use case A.4: only with the eUICC-signed deletion notification,
+ *                                recorded in the same transaction: store_record_deletion)
  *
  * and every move is one IMMEDIATE transaction, committed with synchronous=FULL in WAL mode
  * before the caller takes the next step, naming the session, slot, EID and DUT serial. The
@@ -395,5 +397,63 @@ typedef struct {
 
 /* The last test recorded for a BPP; IFPP_E_NOT_FOUND if none. */
 ifpp_err store_last_conn_test(store *s, const uint8_t *txid, size_t txid_len, store_conn_test_row *out);
+/* ---- use case A.4: deletion jobs and the eUICC-signed deletion notifications (issue 15 item 4) ---- */
+
+typedef enum { STORE_DELETION_BY_SERIAL = 0, STORE_DELETION_BY_EID } store_deletion_kind;
+
+/*
+ * Starts deletion job `name` over a list (its SHA-256 and line count), or finds it again: *resumed =
+ * true if it exists with the same kind and list. IFPP_E_ARG (store_errmsg says why) if the name exists
+ * with another list or kind. The start is audited (event "deletion_job").
+ */
+ifpp_err store_deletion_job_begin(store *s, const char *name, store_deletion_kind kind, const uint8_t list_hash[32],
+                                  size_t lines, bool *resumed);
+
+/* *done = whether line (from 1) of job was completed before. */
+ifpp_err store_deletion_item_done(store *s, const char *job, size_t line, bool *done);
+
+/* Records the outcome of one line (done, or failed with why), with the number of profiles it deleted. */
+ifpp_err store_deletion_item_set(store *s, const char *job, size_t line, const char *ident, bool done,
+                                 size_t profiles, const char *reason);
+
+/* Marks the job finished (every line done); audited. */
+ifpp_err store_deletion_job_finish(store *s, const char *job);
+
+/* The eUICC a profile was installed on for DUT serial: IFPP_E_NOT_FOUND if none, IFPP_E_RANGE if several. */
+ifpp_err store_eid_of_serial(store *s, const char *serial, uint8_t eid[16]);
+
+/* One profile this station installed on an eUICC, as a deletion sees it. */
+typedef struct {
+    uint8_t txid[16];
+    size_t txid_len;
+    uint8_t iccid[10];
+    bpp_state state;      /* installed, or deleted (then recorded is true) */
+    bool recorded;        /* its deletion notification is in the store */
+    uint64_t seq;         /* the recorded notification's seqNumber */
+} store_deletion_target;
+
+/* eid's BPPs installed, or deleted with a recorded notification (at most max; more is IFPP_E_RANGE). */
+ifpp_err store_deletion_targets(store *s, const uint8_t eid[16], store_deletion_target *out, size_t max, size_t *n);
+
+/*
+ * In one transaction: the eUICC-signed deletion notification recorded for the BPP, and the BPP moved
+ * installed -> deleted (audited, naming the job). IFPP_E_RANGE if the BPP was not installed.
+ */
+ifpp_err store_record_deletion(store *s, const uint8_t *txid, size_t txid_len, uint64_t seq,
+                               const uint8_t *notification, size_t n, const char *job, const store_actor *who);
+
+/* One recorded deletion (pointers valid during the callback; dut_serial may be NULL). */
+typedef struct {
+    const uint8_t *txid, *eid, *iccid, *notification; /* iccid: 10 bytes */
+    size_t txid_len, notification_len;
+    const char *dut_serial, *job, *received_at;       /* received_at: "YYYY-MM-DDTHH:MM:SSZ" */
+} store_deletion_record;
+
+/* The schema version store_open migrates a store to (tests compare store_schema_version() with it). */
+int store_schema_latest(void);
+
+/* Calls fn, streaming, for every recorded deletion of job (NULL: every job), oldest first. */
+ifpp_err store_each_deletion(store *s, const char *job, ifpp_err (*fn)(void *arg, const store_deletion_record *r),
+                             void *arg);
 
 #endif

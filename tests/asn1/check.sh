@@ -8,7 +8,8 @@
 # it imports (rsp-subset.asn, pkix-subset.asn); roundtrip.c is built against the generated code;
 # `ifpp-rehearse demo` runs a whole simulated line with IFPP_SIM_TRACE_DIR set, so the software eUICC
 # writes each ES10f request and response it gets; then every bundle the demo wrote (eUICC data
-# package, BPP request, BPP vault, Profile Loading Report: every record kind inside them) and every
+# package, BPP request, BPP vault, Profile Loading Report, and the Deletion Report of a deletion job run on
+# the demo's DUTs afterwards: every record kind inside them) and every
 # traced ES10f object is BER-decoded as its type, constraint-checked, DER-encoded and compared
 # byte for byte. Fails if any object differs, or if any of the twelve ES10f types was not seen (the
 # demo's slots ask for the EUICCF05 connectivity test where offered, so 'BF74' and 'BF75' are traced too).
@@ -37,6 +38,16 @@ cc -std=gnu11 -O1 -w -I"$work/gen" -o "$work/roundtrip" "$work"/gen/*.c "$here/r
 
 IFPP_SIM_TRACE_DIR="$work/trace" "$rehearse" demo --dir "$work/demo" --duts 2 >"$work/demo.log" 2>&1 ||
   { tail -n 30 "$work/demo.log" >&2; echo "asn1 check: the demo line failed" >&2; exit 1; }
+
+# Use case A.4 on the demo's line: both DUTs' profiles deleted (each card file under its serial's name, as
+# the slot's {} names it), their eUICC-signed notifications recorded, and the Deletion Report exported.
+for i in 1 2; do cp "$work/demo/fixtures/dut-0$i.card" "$work/demo/fixtures/DUT-00000$i.card"; done
+printf 'DUT-000001\nDUT-000002\n' >"$work/serials.txt"
+"$rehearse" --store "$work/demo/station.db" --pki "$work/demo/pki" delete --slot "virtual:$work/demo/fixtures/{}.card" \
+  --serials "$work/serials.txt" --job asn1-check >>"$work/demo.log" 2>&1 &&
+"$rehearse" --store "$work/demo/station.db" --pki "$work/demo/pki" report --deletions \
+  --out "$work/demo/deletion-report.der" >>"$work/demo.log" 2>&1 ||
+  { tail -n 30 "$work/demo.log" >&2; echo "asn1 check: the deletion job or its report failed" >&2; exit 1; }
 
 for t in AuthoriseFpaServices PrepareBppLoad GetOneTimeKeyInfo DeleteOneTimeKeys GetIfppCapabilities ConnectivityTest; do
   for k in Request Response; do

@@ -6,7 +6,7 @@
  *
  * Each file's ASN.1 type is in its name: "...-<Type>.der" (ES10f requests and responses, as the
  * software eUICC traces them) or a SignedBundle ("euicc-data.der", "bpp-request.der",
- * "bpp-vault.der", "profile-loading-report.der"). A bundle's content, an open type selected by
+ * "bpp-vault.der", "profile-loading-report.der", "deletion-report.der"). A bundle's content, an open type selected by
  * bundleType, is then decoded as the type bundleType names and round-tripped too. Constraints
  * (sizes, Label's alphabet, version 1) are checked on every decoded value. Built by check.sh
  * against asn1c's output in a temporary directory; it is not part of the CMake build.
@@ -24,6 +24,7 @@
 #include "ConnectivityTestResponse.h"
 #include "DeleteOneTimeKeysRequest.h"
 #include "DeleteOneTimeKeysResponse.h"
+#include "DeletionReport.h"
 #include "EuiccDataPackage.h"
 #include "GetIfppCapabilitiesRequest.h"
 #include "GetIfppCapabilitiesResponse.h"
@@ -53,8 +54,9 @@ static const struct {
 };
 
 /* id-ifpp-bundle n ({id-ifpp bundle(2) n}): the content's type by the last arc. */
-static asn_TYPE_descriptor_t *const rt_bundle_types[5] = {
+static asn_TYPE_descriptor_t *const rt_bundle_types[6] = {
     NULL, &asn_DEF_EuiccDataPackage, &asn_DEF_BppRequest, &asn_DEF_BppVault, &asn_DEF_ProfileLoadingReport,
+    &asn_DEF_DeletionReport,
 };
 
 static int rt_enc_cb(const void *p, size_t n, void *key)
@@ -115,9 +117,9 @@ static int rt_bundle(const char *path, const uint8_t *buf, size_t n)
     int rc = 1;
     const uint8_t *oid = b->bundleType.buf;
     size_t on = (size_t)b->bundleType.size;
-    unsigned which = on >= 2 && oid[on - 2] == 2 && oid[on - 1] >= 1 && oid[on - 1] <= 4 ? oid[on - 1] : 0;
+    unsigned which = on >= 2 && oid[on - 2] == 2 && oid[on - 1] >= 1 && oid[on - 1] <= 5 ? oid[on - 1] : 0;
     if (!which) {
-        fprintf(stderr, "%s: bundleType is not one of id-ifpp-bundle 1..4\n", path);
+        fprintf(stderr, "%s: bundleType is not one of id-ifpp-bundle 1..5\n", path);
     } else {
         char what[4200];
         snprintf(what, sizeof what, "%s (content)", path);

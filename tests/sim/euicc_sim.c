@@ -1146,8 +1146,11 @@ static uint16_t sim_retrieve_notifications(euicc_sim *c, const tlv *req, uint8_t
     bool filter = false;
     tlv_builder b;
     const uint8_t *p;
+    tlv_reader crit_r;
     tlv_reader_init(&top, req->raw, req->raw_len, TLV_DER);
-    if (tlv_reader_enter(&top, req, &r) == IFPP_OK && tlv_reader_expect(&r, 0x80, &crit) == IFPP_OK)
+    /* searchCriteria [0] EXPLICIT CHOICE { seqNumber [0] ... } (SGP.22, AUTOMATIC TAGS): A0 { 80 seq } */
+    if (tlv_reader_enter(&top, req, &r) == IFPP_OK && tlv_reader_expect(&r, 0xA0, &crit) == IFPP_OK &&
+        tlv_reader_enter(&r, &crit, &crit_r) == IFPP_OK && tlv_reader_expect(&crit_r, 0x80, &crit) == IFPP_OK)
         filter = sim_get_uint32(&crit, &only) == IFPP_OK;
     tlv_builder_init_fixed(&b, out, cap);
     tlv_begin(&b, 0xBF2B);
@@ -1273,6 +1276,29 @@ static uint16_t sim_profile_info(euicc_sim *c, uint8_t *out, size_t cap, size_t 
     return tlv_builder_finish(&b, &p, n) == IFPP_OK ? SW_OK : SW_NOT_ENOUGH_MEMORY;
 }
 
+/*
+ * OtherSignedNotification (SGP.22): tbsOtherNotification (meta, a BF2F TLV), euiccNotificationSignature
+ * over it, CERT.EUICC, CERT.EUM. The faults make the evidence a station must refuse: a signature that
+ * does not verify, or another card's signature and certificates.
+ */
+static ifpp_err sim_put_delete_notification(euicc_sim *c, tlv_builder *b, const uint8_t *meta, size_t mlen)
+{
+    const euicc_sim *signer = c->faults.delete_signer ? c->faults.delete_signer : c;
+    uint8_t sig[CRYPTO_SIG_RAW_LEN];
+    size_t siglen = sizeof sig;
+    ifpp_err e = crypto_ecdsa_sign(signer->euicc_key, meta, mlen, CRYPTO_SIG_RAW, sig, &siglen);
+    if (e != IFPP_OK)
+        return e;
+    if (c->faults.forge_delete_signature)
+        sig[siglen / 2] ^= 0x01;
+    tlv_begin(b, 0x30);
+    tlv_put_raw(b, meta, mlen);
+    tlv_put(b, 0x5F37, sig, siglen);
+    tlv_put_raw(b, signer->euicc_cert, signer->euicc_cert_len);
+    tlv_put_raw(b, signer->eum_cert, signer->eum_cert_len);
+    return tlv_end(b);
+}
+
 /* BF33 DeleteProfile (use case A.4): removes it and keeps a signed deletion notification. */
 static uint16_t sim_delete_profile(euicc_sim *c, const tlv *req, uint8_t *out, size_t cap, size_t *n)
 {
@@ -1299,12 +1325,8 @@ static uint16_t sim_delete_profile(euicc_sim *c, const tlv *req, uint8_t *out, s
         if (tlv_builder_finish(&b, &p, &mlen) != IFPP_OK)
             return SW_UNKNOWN;
         tlv_builder_init_fixed(&b, buf, sizeof buf);
-        tlv_begin(&b, 0x30);
-        tlv_put_raw(&b, meta, mlen);
-        sim_put_signature(c, &b, meta, mlen);
-        tlv_put_raw(&b, c->euicc_cert, c->euicc_cert_len);
-        tlv_put_raw(&b, c->eum_cert, c->eum_cert_len);
-        tlv_end(&b);
+        if (sim_put_delete_notification(c, &b, meta, mlen) != IFPP_OK)
+            return SW_UNKNOWN;
         if (tlv_builder_finish(&b, &p, &len) != IFPP_OK || sim_keep_notification(c, c->next_seq, p, len) != IFPP_OK)
             return SW_NOT_ENOUGH_MEMORY;
         c->next_seq++;

@@ -56,6 +56,9 @@ typedef struct {
     unsigned flip_at_apdu;      /* >0: flip bit flip_bit of this APDU's data before processing */
     unsigned flip_bit;
     bool power_cut_in_write;    /* the next persistent write stops after its temp file: not applied */
+    bool forge_delete_signature; /* DeleteProfile keeps a notification whose signature does not verify */
+    const struct euicc_sim *delete_signer; /* DeleteProfile's notification signed by this other card, with its
+                                              certificates (a notification of the wrong eUICC); NULL: itself */
 } euicc_sim_faults;
 
 /* Creates a new card state file at path (refuses to overwrite an existing one). */
