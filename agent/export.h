@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <time.h>
 
 #include "cert.h"
 #include "crypto.h"
@@ -32,8 +34,8 @@ typedef struct {
  * Writes the Profile Loading Report (ESBPP03) of day (NULL: everything final) to path: every
  * PIR as the eUICC signed it with its eUICC certificate, a NoResultRecord for every profile
  * without one, the EUM certificates, signed by the station; written atomically (temp, fsync,
- * rename, fsync of the directory) only after it verified under dm_root, then read back and verified
- * again. A path that is the store or its journal is refused (store_owns_path: the CLI checks the
+ * rename, fsync of the directory) after it was streamed (memory: one record), read back and
+ * verified as export_verify_file verifies it under dm_root. A path that is the store or its journal is refused (store_owns_path: the CLI checks the
  * request's output with it too).
  */
 ifpp_err export_loading_report(store *s, const char *station_id, const char *day, const crypto_key *station_key,
@@ -98,5 +100,13 @@ typedef struct {
  */
 ifpp_err export_verify(const uint8_t *buf, size_t n, const cert *dm_root, const cert *ci, time_t now,
                        export_verify_summary *sum, char *why, size_t why_len);
+
+/*
+ * export_verify of the size bytes of f from its position, streamed: the signature first (one hash
+ * pass), then one element at a time and the signature again; memory bounded by one element
+ * whatever the number of results (issue 16.3).
+ */
+ifpp_err export_verify_file(FILE *f, size_t size, const cert *dm_root, const cert *ci, time_t now,
+                            export_verify_summary *sum, char *why, size_t why_len);
 
 #endif

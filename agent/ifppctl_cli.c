@@ -347,16 +347,16 @@ static int cmd_report(const ifppctl_cmd *c, options *o, station *st, const char 
 /* verify FILE: an exported bundle checked offline; with --store also tied to this store's audit chain. */
 static int cmd_verify(const ifppctl_cmd *c, options *o, station *st, const char *file)
 {
-    uint8_t *buf = NULL;
+    FILE *in = NULL;
     size_t n = 0, entries = 0;
     char why[768] = "", f[200];
     export_verify_summary sum;
     safe(file, f, sizeof f);
-    ifpp_err e = fs_read_all_why(file, 1u << 30, &buf, &n, why, sizeof why);
+    ifpp_err e = fs_fopen_regular(file, &in, &n, why, sizeof why);
     if (e != IFPP_OK)
         return fail(exit_of(e) == STATION_EXIT_FAILURE ? STATION_EXIT_FAILURE : STATION_EXIT_REFUSED, NULL, e, why);
-    e = export_verify(buf, n, st->dm_root, st->ci, time(NULL), &sum, why, sizeof why);
-    free(buf);
+    e = export_verify_file(in, n, st->dm_root, st->ci, time(NULL), &sum, why, sizeof why); /* streamed (issue 16.3) */
+    fclose(in);
     if (e != IFPP_OK) {
         fprintf(stderr, "%s: %s: FAILS verification: %s\n", o->prog, f, why);
         return STATION_EXIT_REFUSED;
