@@ -25,17 +25,65 @@
 
 #include "bench_util.h"
 #include "export.h"
+#include "fpa.h"
 #include "fsutil.h"
+#include "session.h"
 #include "media.h"
 #include "testline.h"
 #include "testutil.h"
+
+/* One real session on the virtual backend: the PIR every bench result is modelled on. */
+static int one_session(test_line *L, char *why, size_t why_len)
+{
+    store *s;
+    fpa_slot slot;
+    session_result r;
+    if (store_open(L->db, &s, why, why_len) != IFPP_OK)
+        return -1;
+    ifpp_err e = fpa_open("virtual", L->card[0], &slot, why, why_len);
+    if (e == IFPP_OK) {
+        session_ctx c = {.st = s, .slot = &slot, .slot_name = "fixture-1", .dm_fpa_key = L->dm_fpa_key,
+                         .dm_fpa_cert = L->dm_fpa};
+        e = session_provision(&c, "DUT-0", NULL, &r);
+        if (e == IFPP_OK && !r.installed)
+            e = IFPP_E_INTERNAL;
+        fpa_close(&slot);
+    }
+    store_close(s);
+    return e == IFPP_OK ? 0 : -1;
+}
+
+/* A real PIR of the line's day of sessions, and where its 16-byte transaction id lies in it. */
+static int pir_template(sqlite3 *d, uint8_t *out, size_t *n, size_t *at)
+{
+    sqlite3_stmt *st;
+    int rc = -1;
+    if (sqlite3_prepare_v2(d, "SELECT p.pir, p.txid FROM pir p WHERE length(p.txid) = 16 AND length(p.pir) <= 1024"
+                              " LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const uint8_t *p = sqlite3_column_blob(st, 0), *t = sqlite3_column_blob(st, 1);
+        *n = (size_t)sqlite3_column_bytes(st, 0);
+        memcpy(out, p, *n);
+        for (size_t i = 0; i + 16 <= *n && rc; i++)
+            if (!memcmp(p + i, t, 16)) {
+                *at = i;
+                rc = 0;
+            }
+    }
+    sqlite3_finalize(st);
+    if (rc)
+        fprintf(stderr, "bench_report: the line's store holds no PIR to model the results on\n");
+    return rc;
+}
 
 /* N installed results of day for the line's eUICC (tag: a byte that makes their keys unique), with audit entries. */
 static int fill(const char *db, const char *eid_hex, const char *day, uint8_t tag, size_t n)
 {
     sqlite3 *d;
     sqlite3_stmt *b, *a;
-    size_t len;
+    size_t len, pir_len = 0, pir_at = 0;
+    uint8_t pir[1024];
     uint8_t *eid = tu_hex(eid_hex, &len);
     if (!eid || sqlite3_open(db, &d) != SQLITE_OK)
         return -1;
@@ -43,8 +91,8 @@ static int fill(const char *db, const char *eid_hex, const char *day, uint8_t ta
     if (sqlite3_prepare_v2(d, "INSERT INTO bpp (txid, eid, otpk, iccid, profile_type, bpp_hash, bpp, vault_id, state,"
                               " session, slot, dut_serial, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, zeroblob(32),"
                               " zeroblob(1), 'bench', 'installed', ?6, ?7, ?8, ?9)", -1, &b, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(d, "INSERT INTO pir (txid, pir, success, received_at)"
-                              " VALUES (?1, X'BF37760474' || randomblob(116), 1, ?2)", -1, &a, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(d, "INSERT INTO pir (txid, pir, success, received_at) VALUES (?1, ?3, 1, ?2)", -1, &a,
+                           NULL) != SQLITE_OK || pir_template(d, pir, &pir_len, &pir_at) != 0) {
         fprintf(stderr, "bench: %s\n", sqlite3_errmsg(d));
         return -1;
     }
@@ -80,6 +128,8 @@ static int fill(const char *db, const char *eid_hex, const char *day, uint8_t ta
         sqlite3_bind_text(b, 9, at, -1, SQLITE_STATIC);
         sqlite3_bind_blob(a, 1, txid, 16, SQLITE_STATIC);
         sqlite3_bind_text(a, 2, at, -1, SQLITE_STATIC);
+        memcpy(pir + pir_at, txid, 16); /* the PIR names its BPP (verify checks the binding, not the signature) */
+        sqlite3_bind_blob(a, 3, pir, (int)pir_len, SQLITE_TRANSIENT);
         int rc = sqlite3_step(b) == SQLITE_DONE && sqlite3_step(a) == SQLITE_DONE ? 0 : -1;
         sqlite3_reset(b);
         sqlite3_reset(a);
@@ -195,9 +245,9 @@ int main(int argc, char **argv)
     test_line L;
     cert *dm_root = NULL;
     memset(&L, 0, sizeof L);
-    test_line_opts o = {.n_cards = 1, .n_otks = {1}, .profile_size = 256, .days = 2};
+    test_line_opts o = {.n_cards = 1, .n_otks = {1}, .profile_size = 256, .days = 2, .import_vault = true};
     if (!dir || !mkdtemp(dest) || test_line_make(&L, dir, &o, why, sizeof why) != 0 ||
-        testpki_load(L.pki, "dm-root", &dm_root, NULL) != IFPP_OK) {
+        testpki_load(L.pki, "dm-root", &dm_root, NULL) != IFPP_OK || one_session(&L, why, sizeof why) != 0) {
         fprintf(stderr, "bench_report: setup failed: %s\n", why);
         return 1;
     }
