@@ -238,7 +238,7 @@ int main(int argc, char **argv)
     static const struct {
         const char *day, *label;
         size_t n;
-    } days[] = {{"2026-11-23", "10^4", 10000}, {"2026-11-24", "10^5", 100000}, {"2026-11-25", "10^6", 1000000}};
+    } days[] = {{"2025-06-01", "10^4", 10000}, {"2025-06-02", "10^5", 100000}, {"2025-06-03", "10^6", 1000000}};
     char why[512] = "";
     char *dir = tu_mkdtemp("ifpp-bench-report");
     char dest[] = "/dev/shm/ifpp-bench-stick.XXXXXX";
