@@ -416,11 +416,14 @@ out:
     return e;
 }
 
+static ifpp_err verify_file(FILE *f, size_t size, const cert *dm_root, const cert *ci, time_t now, bool sig_first,
+                            export_verify_summary *sum, char *why, size_t why_len);
+
 /* The report as it lies on the medium: verified as `ifppctl verify` verifies it (PIRs parsed; no CI here). */
 static ifpp_err stream_check(FILE *in, size_t size, void *arg, char *why, size_t why_len)
 {
     export_verify_summary vs;
-    ifpp_err e = export_verify_file(in, size, arg, NULL, time(NULL), &vs, why, why_len);
+    ifpp_err e = verify_file(in, size, arg, NULL, time(NULL), false, &vs, why, why_len);
     if (e == IFPP_OK && vs.type != BUNDLE_LOADING_REPORT)
         e = IFPP_E_TLV_UNEXPECTED_TAG;
     if (e != IFPP_OK && why && !*why)
@@ -749,7 +752,11 @@ static ifpp_err verify_content(bundle_stream *bs, bundle_type type, verify_walk 
     return IFPP_OK;
 }
 
-ifpp_err export_verify_file(FILE *f, size_t size, const cert *dm_root, const cert *ci, time_t now,
+/*
+ * export_verify_file; sig_first false skips the signature-only pass: for a file the station just wrote and read
+ * back by SHA-256 (the media check), whose content is its own; the parse pass still checks the signature at its end.
+ */
+static ifpp_err verify_file(FILE *f, size_t size, const cert *dm_root, const cert *ci, time_t now, bool sig_first,
                             export_verify_summary *sum, char *why, size_t why_len)
 {
     static const bundle_type types[] = {BUNDLE_LOADING_REPORT, BUNDLE_BPP_REQUEST};
@@ -763,7 +770,13 @@ ifpp_err export_verify_file(FILE *f, size_t size, const cert *dm_root, const cer
         /* the signature first (one SHA-256 pass), as before anything is parsed: a wrongly signed file costs one hash */
         if (fseeko(f, start, SEEK_SET) != 0)
             return IFPP_E_IO;
-        e = bundle_stream_verify(f, size, types[i], dm_root, now, NULL, NULL, vwhy, sizeof vwhy);
+        if (!sig_first) { /* only the type, from the header */
+            bundle_stream *probe = NULL;
+            e = bundle_stream_open(f, size, types[i], 64, &probe, vwhy, sizeof vwhy);
+            bundle_stream_free(probe);
+        } else {
+            e = bundle_stream_verify(f, size, types[i], dm_root, now, NULL, NULL, vwhy, sizeof vwhy);
+        }
         if (e == IFPP_E_TLV_UNEXPECTED_TAG)
             continue; /* another kind of bundle */
         if (e != IFPP_OK) {
@@ -788,6 +801,12 @@ ifpp_err export_verify_file(FILE *f, size_t size, const cert *dm_root, const cer
     }
     err_why(why, why_len, "not a station-signed Profile Loading Report or BPP request: %s", vwhy);
     return e;
+}
+
+ifpp_err export_verify_file(FILE *f, size_t size, const cert *dm_root, const cert *ci, time_t now,
+                            export_verify_summary *sum, char *why, size_t why_len)
+{
+    return verify_file(f, size, dm_root, ci, now, true, sum, why, why_len);
 }
 
 ifpp_err export_verify(const uint8_t *buf, size_t n, const cert *dm_root, const cert *ci, time_t now,
