@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,122 +240,6 @@ static ifpp_err put_result(void *arg, const store_result_record *r)
     return tlv_end(b);
 }
 
-typedef struct {
-    report_ctx *c;
-    const char *station_id, *day, *start, *end;
-    store_anchor anchor;
-} report_read;
-
-/* The report's results and the audit head, in one snapshot of the store. */
-static ifpp_err export_report_read(store *s, void *arg)
-{
-    report_read *r = arg;
-    ifpp_err e = export_begin(r->c->b, s, 1u << 30, r->station_id, r->start, r->end);
-    if (e == IFPP_OK)
-        e = store_each_result(s, r->day, put_result, r->c);
-    if (e == IFPP_OK)
-        e = store_audit_head(s, &r->anchor);
-    return e;
-}
-
-/*
- * Builds, signs and verifies the day's Profile Loading Report into *out (malloc'd): nothing that
- * does not verify under dm_root leaves here. what names the destination in messages.
- */
-static ifpp_err export_build_report(store *s, const char *station_id, const char *day, const crypto_key *station_key,
-                                    const cert *station_cert, const cert *dm_root, const char *what,
-                                    export_summary *sum, uint8_t **out, size_t *out_len, char *why, size_t why_len)
-{
-    tlv_builder b;
-    char start[16], end[16], day_iso[32];
-    report_ctx c = {.b = &b, .sum = sum};
-    bundle_view v;
-    ifpp_err e;
-    memset(sum, 0, sizeof *sum);
-    if (!export_label_ok("the station id", station_id, why, why_len))
-        return IFPP_E_ARG;
-    if (day && !export_day_ok(day)) {
-        err_why(why, why_len, "day '%s' is not a calendar day as YYYY-MM-DD", day);
-        return IFPP_E_ARG;
-    }
-    if ((e = export_key_matches(station_key, station_cert, why, why_len)) != IFPP_OK)
-        return e;
-    if (!day) {
-        time_t t = time(NULL);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(day_iso, sizeof day_iso, "%Y-%m-%d", &tm);
-    } else {
-        snprintf(day_iso, sizeof day_iso, "%s", day);
-    }
-    snprintf(start, sizeof start, "%.4s%.2s%.2s000000Z", day_iso, day_iso + 5, day_iso + 8);
-    snprintf(end, sizeof end, "%.4s%.2s%.2s235959Z", day_iso, day_iso + 5, day_iso + 8);
-    memset(&b, 0, sizeof b);
-    report_read r = {.c = &c, .station_id = station_id, .day = day, .start = start, .end = end};
-    e = store_read(s, export_report_read, &r);
-    if (e != IFPP_OK) {
-        err_why(why, why_len, "cannot read the store for the Profile Loading Report: %s",
-                *store_errmsg(s) ? store_errmsg(s) : err_str(e));
-        tlv_builder_free(&b);
-        return e;
-    }
-    e = export_seal(&b, BUNDLE_LOADING_REPORT, &r.anchor, station_key, station_cert, out, out_len);
-    tlv_builder_free(&b);
-    if (e != IFPP_OK) {
-        err_why(why, why_len, "cannot build the Profile Loading Report: %s", err_str(e));
-        return e;
-    }
-    /* Verify what was signed before it may replace anything on the medium (a previous good report). */
-    memset(&v, 0, sizeof v);
-    char vwhy[256] = "";
-    e = bundle_open(*out, *out_len, BUNDLE_LOADING_REPORT, dm_root, time(NULL), &v, vwhy, sizeof vwhy);
-    bundle_view_free(&v);
-    if (e != IFPP_OK) {
-        err_why(why, why_len, "the signed report does not verify under the Device Manufacturer root (%s); %s was not "
-                "touched", vwhy, what);
-        free(*out);
-        *out = NULL;
-    }
-    return e;
-}
-
-ifpp_err export_loading_report(store *s, const char *station_id, const char *day, const crypto_key *station_key,
-                               const cert *station_cert, const cert *dm_root, const char *path,
-                               export_summary *sum, char *why, size_t why_len)
-{
-    uint8_t *out = NULL, *back = NULL;
-    size_t out_len = 0, back_len = 0;
-    bundle_view v;
-    ifpp_err e;
-    if (!s || !station_id || !station_key || !station_cert || !dm_root || !path || !sum)
-        return IFPP_E_ARG;
-    memset(sum, 0, sizeof *sum);
-    if (store_owns_path(s, path)) {
-        err_why(why, why_len, "%s is the station store (or its journal): the report would replace it; choose another "
-                "output", path);
-        return IFPP_E_ARG;
-    }
-    e = export_build_report(s, station_id, day, station_key, station_cert, dm_root, path, sum, &out, &out_len, why,
-                            why_len);
-    if (e != IFPP_OK)
-        return e;
-    /* Atomically onto the medium, then read back what is really there and verify it. */
-    if ((e = fs_write_atomic(path, out, out_len, 0644)) != IFPP_OK) {
-        err_why(why, why_len, "cannot write %s: %s", path, err_str(e));
-    } else if ((e = fs_read_all(path, out_len, &back, &back_len)) != IFPP_OK || back_len != out_len ||
-               memcmp(back, out, out_len) != 0) {
-        err_why(why, why_len, "%s reads back different from what was written: the medium is not trustworthy", path);
-        e = e ? e : IFPP_E_IO;
-    } else {
-        memset(&v, 0, sizeof v);
-        e = bundle_open(back, back_len, BUNDLE_LOADING_REPORT, dm_root, time(NULL), &v, why, why_len);
-        bundle_view_free(&v);
-    }
-    free(out);
-    free(back);
-    return e;
-}
-
 /* ---- the Profile Loading Report streamed onto a medium (bounded memory, issue 15) ------------ */
 
 /*
@@ -428,7 +313,8 @@ static ifpp_err stream_result(void *arg, const store_result_record *r)
 }
 
 typedef struct {
-    const char *station_id, *day;
+    const char *station_id, *day; /* day NULL: every final result (export_loading_report) */
+    const char *period;           /* "YYYY-MM-DD" of periodStart and periodEnd */
     const crypto_key *key;
     const cert *station_cert, *dm_root;
     int dirfd;
@@ -453,8 +339,8 @@ static ifpp_err stream_read(store *s, void *arg)
     size_t oid_n = bundle_type_oid(BUNDLE_LOADING_REPORT, oid, sizeof oid), siglen = sizeof sig;
     char start[16], end[16];
     ifpp_err e;
-    snprintf(start, sizeof start, "%.4s%.2s%.2s000000Z", j->day, j->day + 5, j->day + 8);
-    snprintf(end, sizeof end, "%.4s%.2s%.2s235959Z", j->day, j->day + 5, j->day + 8);
+    snprintf(start, sizeof start, "%.4s%.2s%.2s000000Z", j->period, j->period + 5, j->period + 8);
+    snprintf(end, sizeof end, "%.4s%.2s%.2s235959Z", j->period, j->period + 5, j->period + 8);
     memset(c, 0, sizeof *c);
     if ((e = store_each_eum_cert(s, stream_eum, c)) != IFPP_OK || (e = store_each_result(s, j->day, stream_result, c)) !=
         IFPP_OK || (e = store_audit_head(s, &anchor)) != IFPP_OK || (e = crypto_random(id, sizeof id)) != IFPP_OK)
@@ -534,19 +420,32 @@ out:
     return e;
 }
 
+static ifpp_err verify_file(FILE *f, size_t size, const cert *dm_root, const cert *ci, time_t now, bool sig_first,
+                            export_verify_summary *sum, char *why, size_t why_len);
+
+/* What a media check expects to read back: a bundle of this type under this root. */
 typedef struct {
     const cert *root;
     bundle_type type;
-    int n_head; /* the content's elements before its two lists */
 } stream_check_arg;
 
-static ifpp_err stream_check_bundle(FILE *in, size_t size, void *arg, char *why, size_t why_len);
+/* A bundle as it lies on the medium: verified as `ifppctl verify` verifies it (every element; no CI here). */
+static ifpp_err stream_check_bundle(FILE *in, size_t size, void *arg, char *why, size_t why_len)
+{
+    const stream_check_arg *a = arg;
+    export_verify_summary vs;
+    ifpp_err e = verify_file(in, size, a->root, NULL, time(NULL), false, &vs, why, why_len);
+    if (e == IFPP_OK && vs.type != a->type)
+        e = IFPP_E_TLV_UNEXPECTED_TAG;
+    if (e != IFPP_OK && why && !*why)
+        err_why(why, why_len, "the %s on the medium does not verify: %s", bundle_type_name(a->type), err_str(e));
+    return e;
+}
 
-/* The report as it lies on the medium, read through the streaming reader: every element, the chain, the signature. */
+/* The Profile Loading Report as it lies on the medium. */
 static ifpp_err stream_check(FILE *in, size_t size, void *arg, char *why, size_t why_len)
 {
-    /* version, reportId, stationId, periodStart, periodEnd; then the EUM certificates and the results */
-    stream_check_arg a = {.root = arg, .type = BUNDLE_LOADING_REPORT, .n_head = 5};
+    stream_check_arg a = {.root = arg, .type = BUNDLE_LOADING_REPORT};
     return stream_check_bundle(in, size, &a, why, why_len);
 }
 
@@ -600,7 +499,7 @@ ifpp_err export_day_to_media(store *s, const char *station_id, const char *day, 
     /* the report streamed onto the medium, then read back (SHA-256) and verified there before it is renamed */
     if ((e = media_file_begin(f, dirfd, sum->plr_name, why, why_len)) != IFPP_OK)
         goto out;
-    stream_job j = {.station_id = station_id, .day = day, .key = station_key, .station_cert = station_cert,
+    stream_job j = {.station_id = station_id, .day = day, .period = day, .key = station_key, .station_cert = station_cert,
                     .dirfd = dirfd, .f = f, .dm_root = dm_root, .sum = sum, .why = why, .why_len = why_len};
     why[0] = '\0';
     e = store_read(s, day_read, &j);
@@ -618,105 +517,106 @@ out:
     return e;
 }
 
-/* The auditAnchor of a station bundle's content (the last element, 'A5'). */
-static ifpp_err export_parse_anchor(const uint8_t *content, size_t n, store_anchor *out)
+/* The streamed report's file committed (media.h: read back, verified as `verify` does, renamed). */
+static ifpp_err report_read(store *s, void *arg)
 {
-    tlv top, el, entry, hash, found = {0};
-    tlv_reader r0, r, ar;
-    bool have = false;
-    uint64_t v;
-    ifpp_err e;
-    if ((e = tlv_parse_exact(content, n, TLV_DER, &top)) != IFPP_OK)
+    stream_job *j = arg;
+    ifpp_err e = stream_read(s, j);
+    if (e != IFPP_OK)
         return e;
-    tlv_reader_init(&r0, content, n, TLV_DER);
-    if ((e = tlv_reader_enter(&r0, &top, &r)) != IFPP_OK)
-        return e;
-    while ((e = tlv_reader_next(&r, &el)) == IFPP_OK) {
-        have = el.tag == 0xA5;
-        if (have)
-            found = el;
-    }
-    if (e != IFPP_E_TLV_END)
-        return e;
-    if (!have)
-        return IFPP_E_TLV_MISSING; /* a bundle from before anchors, or not the last element */
-    if ((e = tlv_reader_enter(&r, &found, &ar)) != IFPP_OK || (e = tlv_reader_expect(&ar, 0x02, &entry)) != IFPP_OK ||
-        (e = tlv_get_uint(&entry, &v)) != IFPP_OK || (e = tlv_reader_expect(&ar, 0x04, &hash)) != IFPP_OK)
-        return e;
-    if (hash.len != 32 || !tlv_reader_done(&ar))
-        return IFPP_E_RANGE;
-    out->entry = v;
-    memcpy(out->hash, hash.value, 32);
-    return IFPP_OK;
+    j->written = true;
+    return media_file_commit_checked(j->f, stream_check, (void *)j->dm_root, j->why, j->why_len);
 }
 
-ifpp_err export_read_anchor(const uint8_t *buf, size_t n, const cert *root, store_anchor *anchor, char *why,
-                            size_t why_len)
+ifpp_err export_loading_report(store *s, const char *station_id, const char *day, const crypto_key *station_key,
+                               const cert *station_cert, const cert *dm_root, const char *path,
+                               export_summary *sum, char *why, size_t why_len)
 {
-    static const bundle_type types[] = {BUNDLE_LOADING_REPORT, BUNDLE_BPP_REQUEST, BUNDLE_DELETION_REPORT};
-    char vwhy[256] = "";
-    ifpp_err e = IFPP_E_ARG;
-    if (!buf || !root || !anchor)
+    char period[11], dir[4096];
+    ifpp_err e;
+    if (!s || !station_id || !station_key || !station_cert || !dm_root || !path || !sum)
         return IFPP_E_ARG;
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        bundle_view v;
-        memset(&v, 0, sizeof v);
-        /* the signature first: an anchor from an unsigned or foreign file proves nothing */
-        e = bundle_open(buf, n, types[i], root, time(NULL), &v, vwhy, sizeof vwhy);
-        if (e == IFPP_OK) {
-            e = export_parse_anchor(v.content, v.content_len, anchor);
-            if (e != IFPP_OK)
-                err_why(why, why_len, "the %s carries no readable audit anchor (%s)", bundle_type_name(types[i]),
-                        err_str(e));
-            bundle_view_free(&v);
-            return e;
-        }
-        bundle_view_free(&v);
-        if (e != IFPP_E_TLV_UNEXPECTED_TAG)
-            break; /* the type matched and something else failed: say that */
+    memset(sum, 0, sizeof *sum);
+    if (store_owns_path(s, path)) {
+        err_why(why, why_len, "%s is the station store (or its journal): the report would replace it; choose another "
+                "output", path);
+        return IFPP_E_ARG;
     }
-    err_why(why, why_len, "not a station-signed report or request that verifies: %s", vwhy);
+    if (!export_label_ok("the station id", station_id, why, why_len))
+        return IFPP_E_ARG;
+    if (day && !export_day_ok(day)) {
+        err_why(why, why_len, "day '%s' is not a calendar day as YYYY-MM-DD", day);
+        return IFPP_E_ARG;
+    }
+    if ((e = export_key_matches(station_key, station_cert, why, why_len)) != IFPP_OK)
+        return e;
+    if (day) {
+        snprintf(period, sizeof period, "%s", day);
+    } else { /* everything final: the period is today's */
+        time_t t = time(NULL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(period, sizeof period, "%Y-%m-%d", &tm);
+    }
+    /* the file's directory and name: written there under a temporary name, as on removable media */
+    const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+    if (!*name || strlen(name) >= MEDIA_NAME_MAX || (slash && (size_t)(slash - path) >= sizeof dir)) {
+        err_why(why, why_len, "%s: not a file name the report can be written under", path);
+        return IFPP_E_ARG;
+    }
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash == path ? 1 : slash - path) : 1, slash ? path : ".");
+    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) {
+        err_why(why, why_len, "cannot open the directory of %s: %s", path, strerror(errno));
+        return IFPP_E_IO;
+    }
+    media_file *f = calloc(1, sizeof *f);
+    if (!f) {
+        close(dirfd);
+        return IFPP_E_NOMEM;
+    }
+    why[0] = '\0';
+    export_day_summary ds; /* stream_job's; only its plr part is used here */
+    memset(&ds, 0, sizeof ds);
+    stream_job j = {.station_id = station_id, .day = day, .period = period, .key = station_key,
+                    .station_cert = station_cert, .dirfd = dirfd, .f = f, .dm_root = dm_root, .sum = &ds, .why = why,
+                    .why_len = why_len};
+    if ((e = media_file_begin(f, dirfd, name, why, why_len)) == IFPP_OK) {
+        e = store_read(s, report_read, &j);
+        if (e != IFPP_OK && !j.written) {
+            if (!*why)
+                err_why(why, why_len, "cannot write the Profile Loading Report %s: %s", path,
+                        f->err ? (f->sys_errno ? strerror(f->sys_errno) : err_str(f->err))
+                               : *store_errmsg(s) ? store_errmsg(s) : err_str(e));
+            media_file_abort(f);
+        }
+    }
+    if (e == IFPP_OK)
+        *sum = j.c.sum;
+    free(f);
+    close(dirfd);
     return e;
 }
 
-ifpp_err export_audit_check(store *s, const char *bundle_path, const cert *root, size_t *entries, char *why,
-                            size_t why_len)
-{
-    uint8_t *buf = NULL;
-    size_t n = 0;
-    store_anchor anchor;
-    ifpp_err e;
-    if (!s || !bundle_path || !root)
-        return IFPP_E_ARG;
-    if ((e = fs_read_all(bundle_path, 1u << 30, &buf, &n)) != IFPP_OK) {
-        err_why(why, why_len, "cannot read %s: %s", bundle_path, err_str(e));
-        return e;
-    }
-    char awhy[256] = "";
-    e = export_read_anchor(buf, n, root, &anchor, awhy, sizeof awhy);
-    free(buf);
-    if (e != IFPP_OK) {
-        err_why(why, why_len, "%s: %s", bundle_path, awhy);
-        return e;
-    }
-    return store_audit_check(s, &anchor, entries, why, why_len);
-}
+/* ---- verify: any exported bundle, offline, streamed from its file (issues 15.3, 16.3) -------- */
 
-/* ---- verify: any exported bundle, offline (issue 15, item 3) -------------------------------- */
-
-#define EXPORT_VERIFY_EUMS 16 /* EUM certificates a report may carry */
+#define EXPORT_VERIFY_EUMS 16        /* EUM certificates a report may carry */
+#define EXPORT_VERIFY_ELEMENT (1u << 20) /* the largest element read whole: one result, one certificate */
 
 /* One LoadingResult: its PIR checked (DPFF06) under the report's EUM certificates and ci, and bound to its txid. */
-static ifpp_err verify_result(tlv_reader *items, const tlv *item, const cert *const *eums, size_t n_eums,
-                              const cert *ci, time_t now, export_verify_summary *sum, char *why, size_t why_len)
+static ifpp_err verify_result(const tlv *item, const cert *const *eums, size_t n_eums, const cert *ci, time_t now,
+                              export_verify_summary *sum, char *why, size_t why_len)
 {
-    tlv_reader r;
+    tlv_reader items, r;
     tlv txid, eid, el;
     char vwhy[256] = "";
     size_t no = sum->records + 1;
     ifpp_err e;
-    if ((e = tlv_reader_enter(items, item, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x80, &txid)) != IFPP_OK ||
-        (e = tlv_reader_expect(&r, 0x5A, &eid)) != IFPP_OK || (e = tlv_reader_next(&r, &el)) != IFPP_OK) {
+    tlv_reader_init(&items, item->raw, item->raw_len, TLV_DER);
+    if (item->tag != 0x30 || (e = tlv_reader_enter(&items, item, &r)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x80, &txid)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x5A, &eid)) != IFPP_OK ||
+        (e = tlv_reader_next(&r, &el)) != IFPP_OK) {
+        e = item->tag != 0x30 ? IFPP_E_TLV_UNEXPECTED_TAG : e;
         err_why(why, why_len, "result %zu: malformed (%s)", no, err_str(e));
         return e;
     }
@@ -734,7 +634,9 @@ static ifpp_err verify_result(tlv_reader *items, const tlv *item, const cert *co
         cert *ec = NULL;
         tlv p;
         pir_info pir;
-        if ((e = cert_parse_der(el.raw, el.raw_len, &ec)) != IFPP_OK || (e = tlv_reader_expect(&r, 0xBF37, &p)) != IFPP_OK ||
+        /* without a CI the certificate checks nothing: its TLV suffices, and a million of them parse in no time */
+        if ((ci && (e = cert_parse_der(el.raw, el.raw_len, &ec)) != IFPP_OK) ||
+            (e = tlv_reader_expect(&r, 0xBF37, &p)) != IFPP_OK ||
             (e = pir_parse(p.raw, p.raw_len, &pir)) != IFPP_OK) {
             cert_free(ec);
             err_why(why, why_len, "result %zu: the eUICC certificate or PIR does not parse (%s)", no, err_str(e));
@@ -766,94 +668,280 @@ static ifpp_err verify_result(tlv_reader *items, const tlv *item, const cert *co
     return IFPP_OK;
 }
 
-/* A Profile Loading Report's content: its EUM certificates, then every result. */
-static ifpp_err verify_report_content(const uint8_t *content, size_t n, const cert *ci, time_t now,
-                                      export_verify_summary *sum, char *why, size_t why_len)
+/* The auditAnchor element ('A5', the content's last): entry number and hash. */
+static ifpp_err verify_anchor(const tlv *a, store_anchor *out)
 {
-    tlv top, el, list;
-    tlv_reader r0, r, lr;
-    cert *eums[EXPORT_VERIFY_EUMS];
-    size_t n_eums = 0;
+    tlv_reader r0, ar;
+    tlv entry, hash;
+    uint64_t v;
     ifpp_err e;
-    tlv_reader_init(&r0, content, n, TLV_DER);
-    if ((e = tlv_parse_exact(content, n, TLV_DER, &top)) != IFPP_OK || (e = tlv_reader_enter(&r0, &top, &r)) != IFPP_OK)
+    tlv_reader_init(&r0, a->raw, a->raw_len, TLV_DER);
+    if ((e = tlv_reader_enter(&r0, a, &ar)) != IFPP_OK || (e = tlv_reader_expect(&ar, 0x02, &entry)) != IFPP_OK ||
+        (e = tlv_get_uint(&entry, &v)) != IFPP_OK || (e = tlv_reader_expect(&ar, 0x04, &hash)) != IFPP_OK)
         return e;
-    /* version, reportId, stationId, periodStart, periodEnd */
-    static const uint32_t head[] = {0x02, 0x04, 0x0C, 0x18, 0x18};
-    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
-        if ((e = tlv_reader_expect(&r, head[i], &el)) != IFPP_OK) {
-            err_why(why, why_len, "the report's header is malformed (%s)", err_str(e));
-            return e;
-        }
-    if ((e = tlv_reader_expect(&r, 0x30, &list)) != IFPP_OK || (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK)
-        return e;
-    while (e == IFPP_OK && (e = tlv_reader_next(&lr, &el)) == IFPP_OK) {
-        if (n_eums == EXPORT_VERIFY_EUMS) {
-            err_why(why, why_len, "the report carries more than %d EUM certificates", EXPORT_VERIFY_EUMS);
-            e = IFPP_E_RANGE;
-        } else if ((e = cert_parse_der(el.raw, el.raw_len, &eums[n_eums])) == IFPP_OK) {
-            n_eums++;
-        } else {
-            err_why(why, why_len, "EUM certificate %zu does not parse", n_eums + 1);
-        }
+    if (hash.len != 32 || !tlv_reader_done(&ar))
+        return IFPP_E_RANGE;
+    out->entry = v;
+    memcpy(out->hash, hash.value, 32);
+    return IFPP_OK;
+}
+
+/* One DeletionRecord checked offline: its notification's signature, event and ICCID, its eUICC under an EUM under ci. */
+static ifpp_err verify_deletion(tlv_reader *items, const tlv *item, const cert *const *eums, size_t n_eums,
+                                const cert *ci, time_t now, export_verify_summary *sum, char *why, size_t why_len)
+{
+    tlv_reader r;
+    tlv txid, eid, iccid, el, notif;
+    es10_other_notification on;
+    cert *ec = NULL;
+    char vwhy[256] = "", eid_text[33];
+    size_t no = sum->deletions + 1;
+    ifpp_err e;
+    if ((e = tlv_reader_enter(items, item, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x80, &txid)) != IFPP_OK ||
+        (e = tlv_reader_expect(&r, 0x5A, &eid)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x81, &iccid)) != IFPP_OK ||
+        (e = tlv_reader_next(&r, &el)) != IFPP_OK || (el.tag == 0x82 && (e = tlv_reader_next(&r, &el)) != IFPP_OK) ||
+        el.tag != 0x83 || !label_valid((const char *)el.value, el.len) || (e = tlv_reader_expect(&r, 0x18, &el)) != IFPP_OK ||
+        el.len != 15 || (e = tlv_reader_expect(&r, 0x30, &notif)) != IFPP_OK) {
+        err_why(why, why_len, "deletion %zu: malformed (%s)", no, e ? err_str(e) : "a field out of its rule");
+        return e ? e : IFPP_E_TLV_UNEXPECTED_TAG;
     }
-    if (e == IFPP_E_TLV_END)
-        e = IFPP_OK;
-    if (e == IFPP_OK && ((e = tlv_reader_expect(&r, 0x30, &list)) != IFPP_OK ||
-                         (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK))
-        err_why(why, why_len, "the report has no readable result list (%s)", err_str(e));
-    while (e == IFPP_OK && (e = tlv_reader_next(&lr, &el)) == IFPP_OK)
-        e = verify_result(&lr, &el, (const cert *const *)eums, n_eums, ci, now, sum, why, why_len);
-    if (e == IFPP_E_TLV_END)
-        e = IFPP_OK;
-    for (size_t i = 0; i < n_eums; i++)
-        cert_free(eums[i]);
+    if (!tlv_reader_done(&r) || txid.len == 0 || txid.len > 16 || eid.len != 16 || iccid.len != 10) {
+        err_why(why, why_len, "deletion %zu: a field of a wrong length, or bytes after the notification", no);
+        return IFPP_E_RANGE;
+    }
+    if ((e = es10_parse_other_notification(notif.raw, notif.raw_len, &on)) != IFPP_OK) {
+        err_why(why, why_len, "deletion %zu: the eUICC's notification does not parse (%s)", no, err_str(e));
+        return e;
+    }
+    if ((e = es10_verify_delete_notification(&on, on.euicc_cert.raw, on.euicc_cert.raw_len, iccid.value, vwhy,
+                                             sizeof vwhy)) != IFPP_OK) {
+        err_why(why, why_len, "deletion %zu: %s", no, vwhy);
+        return e;
+    }
+    if ((e = cert_parse_der(on.euicc_cert.raw, on.euicc_cert.raw_len, &ec)) != IFPP_OK) {
+        err_why(why, why_len, "deletion %zu: the eUICC certificate does not parse", no);
+        return e;
+    }
+    hex_encode(eid.value, 16, eid_text, sizeof eid_text);
+    if (!cert_subject_serial(ec) || strcasecmp(cert_subject_serial(ec), eid_text) != 0) {
+        err_why(why, why_len, "deletion %zu: the notification is signed by another eUICC than EID %s", no, eid_text);
+        e = IFPP_E_SIGNATURE;
+    } else if (ci) {
+        e = IFPP_E_CERT_CHAIN;
+        for (size_t i = 0; i < n_eums && e != IFPP_OK; i++)
+            e = cert_verify_chain(ci, &eums[i], 1, ec, CERT_ROLE_EUICC, now, vwhy, sizeof vwhy);
+        if (e != IFPP_OK)
+            err_why(why, why_len, "deletion %zu: the eUICC certificate does not chain to the CI through the report's "
+                    "EUM certificates: %s", no, vwhy);
+    }
+    cert_free(ec);
+    if (e == IFPP_OK)
+        sum->deletions++;
     return e;
 }
 
-static ifpp_err verify_deletion_stream(FILE *f, size_t size, const cert *dm_root, const cert *ci, time_t now,
-                                       export_verify_summary *sum, char *why, size_t why_len);
+typedef struct {
+    const cert *ci;
+    time_t now;
+    export_verify_summary *sum;
+    cert *eums[EXPORT_VERIFY_EUMS];
+    size_t n_eums;
+    char *why;
+    size_t why_len;
+} verify_walk;
 
-ifpp_err export_verify(const uint8_t *buf, size_t n, const cert *dm_root, const cert *ci, time_t now,
-                       export_verify_summary *sum, char *why, size_t why_len)
+/*
+ * The content of a bundle already verified once, one element at a time: the header, every list
+ * (a report's EUM certificates, then its results, each checked), the anchor last. Memory: one element.
+ */
+static ifpp_err verify_content(bundle_stream *bs, bundle_type type, verify_walk *w)
+{
+    /* a report's header: version, reportId, stationId, then periodStart, periodEnd (a Deletion Report has none) */
+    static const uint32_t head[] = {0x02, 0x04, 0x0C, 0x18, 0x18};
+    const bool checked = type == BUNDLE_LOADING_REPORT || type == BUNDLE_DELETION_REPORT;
+    const size_t n_head = type == BUNDLE_DELETION_REPORT ? 3 : 5;
+    const char *records = type == BUNDLE_DELETION_REPORT ? "deletion" : "result";
+    size_t heads = 0, lists = 0;
+    bool anchored = false;
+    tlv t;
+    ifpp_err e;
+    for (;;) {
+        bool entered = false;
+        if ((e = bundle_stream_enter_or_next(bs, 0x30, &t, &entered)) == IFPP_E_TLV_END)
+            break;
+        if (e != IFPP_OK) {
+            err_why(w->why, w->why_len, "the %s's content is malformed (%s)", bundle_type_name(type), err_str(e));
+            return e;
+        }
+        anchored = false;
+        if (!entered) {
+            if (t.tag == 0xA5) {
+                if ((e = verify_anchor(&t, &w->sum->anchor)) != IFPP_OK) {
+                    err_why(w->why, w->why_len, "the %s carries no readable audit anchor (%s)", bundle_type_name(type),
+                            err_str(e));
+                    return e;
+                }
+                anchored = true;
+            } else if (checked && (lists > 0 || heads >= n_head || t.tag != head[heads++])) {
+                err_why(w->why, w->why_len, "the report's header is malformed (tag %X)", (unsigned)t.tag);
+                return IFPP_E_TLV_UNEXPECTED_TAG;
+            }
+            continue;
+        }
+        if (checked && (heads != n_head || lists >= 2)) {
+            err_why(w->why, w->why_len, "the report's %s is malformed", heads != n_head ? "header" : "content");
+            return IFPP_E_TLV_UNEXPECTED_TAG;
+        }
+        lists++;
+        while ((e = bundle_stream_next(bs, &t)) == IFPP_OK) {
+            if (!checked)
+                continue; /* a request's lists: the SM-DPf checks them (DPFF10) */
+            if (lists == 2 && type == BUNDLE_LOADING_REPORT) {
+                if ((e = verify_result(&t, (const cert *const *)w->eums, w->n_eums, w->ci, w->now, w->sum, w->why,
+                                       w->why_len)) != IFPP_OK)
+                    return e;
+            } else if (lists == 2) { /* a DeletionRecord: the eUICC-signed notification (use case A.4) */
+                tlv_reader items;
+                tlv_reader_init(&items, t.raw, t.raw_len, TLV_DER);
+                if ((e = verify_deletion(&items, &t, (const cert *const *)w->eums, w->n_eums, w->ci, w->now, w->sum,
+                                         w->why, w->why_len)) != IFPP_OK)
+                    return e;
+            } else if (w->n_eums == EXPORT_VERIFY_EUMS) {
+                err_why(w->why, w->why_len, "the report carries more than %d EUM certificates", EXPORT_VERIFY_EUMS);
+                return IFPP_E_RANGE;
+            } else if ((e = cert_parse_der(t.raw, t.raw_len, &w->eums[w->n_eums])) != IFPP_OK) {
+                err_why(w->why, w->why_len, "EUM certificate %zu does not parse", w->n_eums + 1);
+                return e;
+            } else {
+                w->n_eums++;
+            }
+        }
+        if (e != IFPP_E_TLV_END) {
+            err_why(w->why, w->why_len, "the %s's list %zu is malformed (%s)", bundle_type_name(type), lists,
+                    err_str(e));
+            return e;
+        }
+    }
+    if (checked && lists != 2) {
+        err_why(w->why, w->why_len, "the report has no readable %s list", records);
+        return IFPP_E_TLV_MISSING;
+    }
+    if (!anchored) { /* a bundle from before anchors, or the anchor not last */
+        err_why(w->why, w->why_len, "the %s carries no readable audit anchor (%s)", bundle_type_name(type),
+                err_str(IFPP_E_TLV_MISSING));
+        return IFPP_E_TLV_MISSING;
+    }
+    return IFPP_OK;
+}
+
+/*
+ * export_verify_file; sig_first false skips the signature-only pass: for a file the station just wrote and read
+ * back by SHA-256 (the media check), whose content is its own; the parse pass still checks the signature at its end.
+ */
+static ifpp_err verify_file(FILE *f, size_t size, const cert *dm_root, const cert *ci, time_t now, bool sig_first,
+                            export_verify_summary *sum, char *why, size_t why_len)
 {
     static const bundle_type types[] = {BUNDLE_LOADING_REPORT, BUNDLE_BPP_REQUEST, BUNDLE_DELETION_REPORT};
     char vwhy[256] = "";
     ifpp_err e = IFPP_E_ARG;
-    if (!buf || !dm_root || !sum)
+    off_t start;
+    if (!f || !dm_root || !sum || (start = ftello(f)) < 0)
         return IFPP_E_ARG;
     memset(sum, 0, sizeof *sum);
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        bundle_view v;
-        memset(&v, 0, sizeof v);
-        e = bundle_open(buf, n, types[i], dm_root, now, &v, vwhy, sizeof vwhy);
-        if (e == IFPP_E_TLV_UNEXPECTED_TAG) {
-            bundle_view_free(&v);
-            continue; /* another kind of bundle */
+        /* the signature first (one SHA-256 pass), as before anything is parsed: a wrongly signed file costs one hash */
+        if (fseeko(f, start, SEEK_SET) != 0)
+            return IFPP_E_IO;
+        if (!sig_first) { /* only the type, from the header */
+            bundle_stream *probe = NULL;
+            e = bundle_stream_open(f, size, types[i], 64, &probe, vwhy, sizeof vwhy);
+            bundle_stream_free(probe);
+        } else {
+            e = bundle_stream_verify(f, size, types[i], dm_root, now, NULL, NULL, vwhy, sizeof vwhy);
         }
+        if (e == IFPP_E_TLV_UNEXPECTED_TAG)
+            continue; /* another kind of bundle */
         if (e != IFPP_OK) {
             err_why(why, why_len, "the %s's signature or signer chain does not verify: %s", bundle_type_name(types[i]),
                     vwhy);
-            bundle_view_free(&v);
             return e;
         }
+        /* then every element, and the signature again over what was parsed (the file may have changed since) */
+        bundle_stream *bs = NULL;
+        verify_walk w = {.ci = ci, .now = now, .sum = sum, .why = why, .why_len = why_len};
         sum->type = types[i];
-        e = export_parse_anchor(v.content, v.content_len, &sum->anchor);
-        if (e != IFPP_OK)
-            err_why(why, why_len, "the %s carries no readable audit anchor (%s)", bundle_type_name(types[i]), err_str(e));
-        if (e == IFPP_OK && types[i] == BUNDLE_LOADING_REPORT)
-            e = verify_report_content(v.content, v.content_len, ci, now, sum, why, why_len);
-        if (e == IFPP_OK && types[i] == BUNDLE_DELETION_REPORT) { /* one reader, from memory as from a file */
-            FILE *mf = fmemopen((void *)buf, n, "rb");
-            e = mf ? verify_deletion_stream(mf, n, dm_root, ci, now, sum, why, why_len) : IFPP_E_NOMEM;
-            if (mf)
-                fclose(mf);
-        }
-        bundle_view_free(&v);
+        if (fseeko(f, start, SEEK_SET) != 0)
+            return IFPP_E_IO;
+        if ((e = bundle_stream_open(f, size, types[i], EXPORT_VERIFY_ELEMENT, &bs, why, why_len)) == IFPP_OK &&
+            (e = verify_content(bs, types[i], &w)) == IFPP_OK &&
+            (e = bundle_stream_finish(bs, dm_root, now, NULL, NULL, vwhy, sizeof vwhy)) != IFPP_OK)
+            err_why(why, why_len, "the %s changed while it was read: %s", bundle_type_name(types[i]), vwhy);
+        bundle_stream_free(bs);
+        for (size_t k = 0; k < w.n_eums; k++)
+            cert_free(w.eums[k]);
         return e;
     }
     err_why(why, why_len, "not a station-signed Profile Loading Report, BPP request or Deletion Report: %s", vwhy);
     return e;
+}
+
+ifpp_err export_verify_file(FILE *f, size_t size, const cert *dm_root, const cert *ci, time_t now,
+                            export_verify_summary *sum, char *why, size_t why_len)
+{
+    return verify_file(f, size, dm_root, ci, now, true, sum, why, why_len);
+}
+
+ifpp_err export_verify(const uint8_t *buf, size_t n, const cert *dm_root, const cert *ci, time_t now,
+                       export_verify_summary *sum, char *why, size_t why_len)
+{
+    if (!buf || !dm_root || !sum)
+        return IFPP_E_ARG;
+    memset(sum, 0, sizeof *sum);
+    if (n == 0) {
+        err_why(why, why_len, "not a station-signed Profile Loading Report, BPP request or Deletion Report: the file is empty");
+        return IFPP_E_TLV_TRUNCATED;
+    }
+    FILE *f = fmemopen((void *)buf, n, "rb"); /* one reader for a file and a buffer */
+    if (!f)
+        return IFPP_E_NOMEM;
+    ifpp_err e = export_verify_file(f, n, dm_root, ci, now, sum, why, why_len);
+    fclose(f);
+    return e;
+}
+
+ifpp_err export_read_anchor(const uint8_t *buf, size_t n, const cert *root, store_anchor *anchor, char *why,
+                            size_t why_len)
+{
+    export_verify_summary sum;
+    if (!buf || !root || !anchor)
+        return IFPP_E_ARG;
+    ifpp_err e = export_verify(buf, n, root, NULL, time(NULL), &sum, why, why_len);
+    if (e == IFPP_OK)
+        *anchor = sum.anchor;
+    return e;
+}
+
+ifpp_err export_audit_check(store *s, const char *bundle_path, const cert *root, size_t *entries, char *why,
+                            size_t why_len)
+{
+    FILE *f = NULL;
+    size_t n = 0;
+    export_verify_summary sum;
+    char awhy[256] = "";
+    ifpp_err e;
+    if (!s || !bundle_path || !root)
+        return IFPP_E_ARG;
+    if ((e = fs_fopen_regular(bundle_path, &f, &n, awhy, sizeof awhy)) != IFPP_OK) {
+        err_why(why, why_len, "cannot read %s: %s", bundle_path, awhy);
+        return e;
+    }
+    e = export_verify_file(f, n, root, NULL, time(NULL), &sum, awhy, sizeof awhy);
+    fclose(f);
+    if (e != IFPP_OK) {
+        err_why(why, why_len, "%s: %s", bundle_path, awhy);
+        return e;
+    }
+    return store_audit_check(s, &sum.anchor, entries, why, why_len);
 }
 
 /* ---- use case A.4: the Deletion Report, streamed (issue 15 item 4) ---------------------------- */
@@ -955,35 +1043,6 @@ out:
     return e;
 }
 
-/* A streamed station bundle as the medium holds it: every element read, then the chain and the signature. */
-static ifpp_err stream_check_bundle(FILE *in, size_t size, void *arg, char *why, size_t why_len)
-{
-    const stream_check_arg *a = arg;
-    bundle_stream *bs = NULL;
-    tlv t;
-    uint8_t h[32];
-    ifpp_err e = bundle_stream_open(in, size, a->type, 1u << 20, &bs, why, why_len);
-    for (int i = 0; e == IFPP_OK && i < a->n_head; i++)
-        e = bundle_stream_next(bs, &t);
-    for (int list = 0; e == IFPP_OK && list < 2; list++) {
-        if ((e = bundle_stream_enter(bs, 0x30)) != IFPP_OK)
-            break;
-        while ((e = bundle_stream_next(bs, &t)) == IFPP_OK) {
-        }
-        if (e == IFPP_E_TLV_END)
-            e = IFPP_OK;
-    }
-    if (e == IFPP_OK && (e = bundle_stream_next(bs, &t)) == IFPP_OK && t.tag != 0xA5)
-        e = IFPP_E_TLV_UNEXPECTED_TAG;
-    if (e == IFPP_OK && (e = bundle_stream_next(bs, &t)) == IFPP_E_TLV_END)
-        e = bundle_stream_finish(bs, a->root, time(NULL), NULL, h, why, why_len);
-    else if (e == IFPP_OK)
-        e = IFPP_E_TLV_TRAILING;
-    if (e != IFPP_OK && why && !*why)
-        err_why(why, why_len, "the %s on the medium does not verify: %s", bundle_type_name(a->type), err_str(e));
-    bundle_stream_free(bs);
-    return e;
-}
 
 /* One DeletionRecord (docs/ifpp.asn): the notification byte for byte as the eUICC signed it. */
 static ifpp_err put_deletion(tlv_builder *b, const store_deletion_record *r)
@@ -1119,7 +1178,7 @@ ifpp_err export_deletion_report(store *s, const char *station_id, const char *jo
         .sb = {.type = BUNDLE_DELETION_REPORT, .head = head, .head_n = head_n, .records = deletion_records,
                .arg = (void *)job, .key = station_key, .station_cert = station_cert, .dirfd = dirfd, .f = f,
                .why = why, .why_len = why_len},
-        .chk = {.root = dm_root, .type = BUNDLE_DELETION_REPORT, .n_head = 3},
+        .chk = {.root = dm_root, .type = BUNDLE_DELETION_REPORT},
     };
     why[0] = '\0';
     e = store_read(s, deletion_export_read, &x);
@@ -1139,157 +1198,11 @@ out:
     return e;
 }
 
-/* One DeletionRecord checked offline: its notification's signature, event and ICCID, its eUICC under an EUM under ci. */
-static ifpp_err verify_deletion(tlv_reader *items, const tlv *item, const cert *const *eums, size_t n_eums,
-                                const cert *ci, time_t now, export_verify_summary *sum, char *why, size_t why_len)
-{
-    tlv_reader r;
-    tlv txid, eid, iccid, el, notif;
-    es10_other_notification on;
-    cert *ec = NULL;
-    char vwhy[256] = "", eid_text[33];
-    size_t no = sum->deletions + 1;
-    ifpp_err e;
-    if ((e = tlv_reader_enter(items, item, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x80, &txid)) != IFPP_OK ||
-        (e = tlv_reader_expect(&r, 0x5A, &eid)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x81, &iccid)) != IFPP_OK ||
-        (e = tlv_reader_next(&r, &el)) != IFPP_OK || (el.tag == 0x82 && (e = tlv_reader_next(&r, &el)) != IFPP_OK) ||
-        el.tag != 0x83 || !label_valid((const char *)el.value, el.len) || (e = tlv_reader_expect(&r, 0x18, &el)) != IFPP_OK ||
-        el.len != 15 || (e = tlv_reader_expect(&r, 0x30, &notif)) != IFPP_OK) {
-        err_why(why, why_len, "deletion %zu: malformed (%s)", no, e ? err_str(e) : "a field out of its rule");
-        return e ? e : IFPP_E_TLV_UNEXPECTED_TAG;
-    }
-    if (!tlv_reader_done(&r) || txid.len == 0 || txid.len > 16 || eid.len != 16 || iccid.len != 10) {
-        err_why(why, why_len, "deletion %zu: a field of a wrong length, or bytes after the notification", no);
-        return IFPP_E_RANGE;
-    }
-    if ((e = es10_parse_other_notification(notif.raw, notif.raw_len, &on)) != IFPP_OK) {
-        err_why(why, why_len, "deletion %zu: the eUICC's notification does not parse (%s)", no, err_str(e));
-        return e;
-    }
-    if ((e = es10_verify_delete_notification(&on, on.euicc_cert.raw, on.euicc_cert.raw_len, iccid.value, vwhy,
-                                             sizeof vwhy)) != IFPP_OK) {
-        err_why(why, why_len, "deletion %zu: %s", no, vwhy);
-        return e;
-    }
-    if ((e = cert_parse_der(on.euicc_cert.raw, on.euicc_cert.raw_len, &ec)) != IFPP_OK) {
-        err_why(why, why_len, "deletion %zu: the eUICC certificate does not parse", no);
-        return e;
-    }
-    hex_encode(eid.value, 16, eid_text, sizeof eid_text);
-    if (!cert_subject_serial(ec) || strcasecmp(cert_subject_serial(ec), eid_text) != 0) {
-        err_why(why, why_len, "deletion %zu: the notification is signed by another eUICC than EID %s", no, eid_text);
-        e = IFPP_E_SIGNATURE;
-    } else if (ci) {
-        e = IFPP_E_CERT_CHAIN;
-        for (size_t i = 0; i < n_eums && e != IFPP_OK; i++)
-            e = cert_verify_chain(ci, &eums[i], 1, ec, CERT_ROLE_EUICC, now, vwhy, sizeof vwhy);
-        if (e != IFPP_OK)
-            err_why(why, why_len, "deletion %zu: the eUICC certificate does not chain to the CI through the report's "
-                    "EUM certificates: %s", no, vwhy);
-    }
-    cert_free(ec);
-    if (e == IFPP_OK)
-        sum->deletions++;
-    return e;
-}
-
-/* An auditAnchor element ('A5' { 02 entry, 04 hash }) on its own. */
-static ifpp_err verify_anchor_element(const tlv *a, store_anchor *out)
-{
-    tlv_reader r0, r;
-    tlv entry, hash;
-    uint64_t v;
-    ifpp_err e;
-    if (a->tag != 0xA5)
-        return IFPP_E_TLV_UNEXPECTED_TAG;
-    tlv_reader_init(&r0, a->raw, a->raw_len, TLV_DER);
-    if ((e = tlv_reader_enter(&r0, a, &r)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x02, &entry)) != IFPP_OK ||
-        (e = tlv_get_uint(&entry, &v)) != IFPP_OK || (e = tlv_reader_expect(&r, 0x04, &hash)) != IFPP_OK)
-        return e;
-    if (hash.len != 32 || !tlv_reader_done(&r))
-        return IFPP_E_RANGE;
-    out->entry = v;
-    memcpy(out->hash, hash.value, 32);
-    return IFPP_OK;
-}
-
-/*
- * A Deletion Report of any size, from its file: the signature and chain first (one hash pass, nothing
- * believed before), then every record read one at a time and checked as verify_deletion does.
- */
-static ifpp_err verify_deletion_stream(FILE *f, size_t size, const cert *dm_root, const cert *ci, time_t now,
-                                       export_verify_summary *sum, char *why, size_t why_len)
-{
-    static const uint32_t head[] = {0x02, 0x04, 0x0C}; /* version, reportId, stationId */
-    bundle_stream *bs = NULL;
-    cert *eums[EXPORT_VERIFY_EUMS];
-    size_t n_eums = 0;
-    uint8_t h[32];
-    char vwhy[256] = "";
-    tlv el;
-    ifpp_err e = bundle_stream_verify(f, size, BUNDLE_DELETION_REPORT, dm_root, now, NULL, h, vwhy, sizeof vwhy);
-    if (e != IFPP_OK) {
-        err_why(why, why_len, "the Deletion Report's signature or signer chain does not verify: %s", vwhy);
-        return e;
-    }
-    sum->type = BUNDLE_DELETION_REPORT;
-    rewind(f);
-    if ((e = bundle_stream_open(f, size, BUNDLE_DELETION_REPORT, 1u << 20, &bs, why, why_len)) != IFPP_OK)
-        return e;
-    for (size_t i = 0; e == IFPP_OK && i < sizeof head / sizeof head[0]; i++)
-        if ((e = bundle_stream_next(bs, &el)) == IFPP_OK && el.tag != head[i])
-            e = IFPP_E_TLV_UNEXPECTED_TAG;
-    if (e != IFPP_OK)
-        err_why(why, why_len, "the report's header is malformed (%s)", err_str(e));
-    if (e == IFPP_OK && (e = bundle_stream_enter(bs, 0x30)) == IFPP_OK) {
-        while ((e = bundle_stream_next(bs, &el)) == IFPP_OK) {
-            if (n_eums == EXPORT_VERIFY_EUMS) {
-                err_why(why, why_len, "the report carries more than %d EUM certificates", EXPORT_VERIFY_EUMS);
-                e = IFPP_E_RANGE;
-                break;
-            }
-            if ((e = cert_parse_der(el.raw, el.raw_len, &eums[n_eums])) != IFPP_OK) {
-                err_why(why, why_len, "EUM certificate %zu does not parse", n_eums + 1);
-                break;
-            }
-            n_eums++;
-        }
-        if (e == IFPP_E_TLV_END)
-            e = IFPP_OK;
-    }
-    if (e == IFPP_OK && (e = bundle_stream_enter(bs, 0x30)) != IFPP_OK)
-        err_why(why, why_len, "the report has no readable deletion list (%s)", err_str(e));
-    while (e == IFPP_OK && (e = bundle_stream_next(bs, &el)) == IFPP_OK) {
-        tlv_reader items;
-        tlv_reader_init(&items, el.raw, el.raw_len, TLV_DER);
-        e = verify_deletion(&items, &el, (const cert *const *)eums, n_eums, ci, now, sum, why, why_len);
-    }
-    if (e == IFPP_E_TLV_END)
-        e = IFPP_OK;
-    if (e == IFPP_OK && ((e = bundle_stream_next(bs, &el)) != IFPP_OK || (e = verify_anchor_element(&el, &sum->anchor)) !=
-                         IFPP_OK))
-        err_why(why, why_len, "the Deletion Report carries no readable audit anchor (%s)", err_str(e));
-    if (e == IFPP_OK) {
-        if ((e = bundle_stream_next(bs, &el)) == IFPP_E_TLV_END) {
-            e = bundle_stream_finish(bs, dm_root, now, NULL, h, why, why_len); /* the bytes read were the bytes signed */
-        } else {
-            err_why(why, why_len, "the Deletion Report has elements after its audit anchor");
-            e = e == IFPP_OK ? IFPP_E_TLV_TRAILING : e;
-        }
-    }
-    for (size_t i = 0; i < n_eums; i++)
-        cert_free(eums[i]);
-    bundle_stream_free(bs);
-    return e;
-}
-
-ifpp_err export_verify_file(const char *path, const cert *dm_root, const cert *ci, time_t now,
+ifpp_err export_verify_path(const char *path, const cert *dm_root, const cert *ci, time_t now,
                             export_verify_summary *sum, bool *unreadable, char *why, size_t why_len)
 {
     FILE *f = NULL;
-    bundle_stream *probe = NULL;
     size_t size = 0;
-    uint8_t *buf = NULL;
     ifpp_err e;
     if (!path || !dm_root || !sum || !unreadable)
         return IFPP_E_ARG;
@@ -1297,21 +1210,8 @@ ifpp_err export_verify_file(const char *path, const cert *dm_root, const cert *c
     *unreadable = true;
     if ((e = fs_fopen_regular(path, &f, &size, why, why_len)) != IFPP_OK)
         return e;
-    /* a Deletion Report (a million records is over a GB) is walked from the file; every other bundle read whole */
-    if (bundle_stream_open(f, size, BUNDLE_DELETION_REPORT, 1u << 20, &probe, NULL, 0) == IFPP_OK) {
-        bundle_stream_free(probe);
-        rewind(f);
-        *unreadable = false;
-        e = verify_deletion_stream(f, size, dm_root, ci, now, sum, why, why_len);
-        fclose(f);
-        return e;
-    }
-    bundle_stream_free(probe);
-    fclose(f);
-    if ((e = fs_read_all_why(path, 1u << 30, &buf, &size, why, why_len)) != IFPP_OK)
-        return e;
     *unreadable = false;
-    e = export_verify(buf, size, dm_root, ci, now, sum, why, why_len);
-    free(buf);
+    e = export_verify_file(f, size, dm_root, ci, now, sum, why, why_len); /* every kind streamed: one element in memory */
+    fclose(f);
     return e;
 }

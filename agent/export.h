@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <time.h>
 
 #include "cert.h"
 #include "crypto.h"
@@ -33,8 +35,8 @@ typedef struct {
  * Writes the Profile Loading Report (ESBPP03) of day (NULL: everything final) to path: every
  * PIR as the eUICC signed it with its eUICC certificate, a NoResultRecord for every profile
  * without one, the EUM certificates, signed by the station; written atomically (temp, fsync,
- * rename, fsync of the directory) only after it verified under dm_root, then read back and verified
- * again. A path that is the store or its journal is refused (store_owns_path: the CLI checks the
+ * rename, fsync of the directory) after it was streamed (memory: one record), read back and
+ * verified as export_verify_file verifies it under dm_root. A path that is the store or its journal is refused (store_owns_path: the CLI checks the
  * request's output with it too).
  */
 ifpp_err export_loading_report(store *s, const char *station_id, const char *day, const crypto_key *station_key,
@@ -118,16 +120,22 @@ typedef struct {
  * otherwise dest is the file. Either way written under a temporary name, fsync'd, read back and
  * verified under dm_root before it gets its name.
  */
-/*
- * export_verify on the bundle in the file at path; a Deletion Report is walked from the file one record
- * at a time (a million deletions do not fit in memory), its signature and chain checked first.
- * *unreadable: the file could not be read at all (why names it), as opposed to failing verification.
- */
-ifpp_err export_verify_file(const char *path, const cert *dm_root, const cert *ci, time_t now,
-                            export_verify_summary *sum, bool *unreadable, char *why, size_t why_len);
-
 ifpp_err export_deletion_report(store *s, const char *station_id, const char *job, const crypto_key *station_key,
                                 const cert *station_cert, const cert *dm_root, const char *dest, bool medium,
                                 export_deletion_summary *sum, char *why, size_t why_len);
+/*
+ * export_verify of the size bytes of f from its position, streamed: the signature first (one hash
+ * pass), then one element at a time and the signature again; memory bounded by one element
+ * whatever the number of results (issue 16.3).
+ */
+ifpp_err export_verify_file(FILE *f, size_t size, const cert *dm_root, const cert *ci, time_t now,
+                            export_verify_summary *sum, char *why, size_t why_len);
+
+/*
+ * export_verify_file on the file at path (a regular file, opened as fs_fopen_regular opens it):
+ * *unreadable when it could not be read at all (why names it), as opposed to failing verification.
+ */
+ifpp_err export_verify_path(const char *path, const cert *dm_root, const cert *ci, time_t now,
+                            export_verify_summary *sum, bool *unreadable, char *why, size_t why_len);
 
 #endif

@@ -404,7 +404,7 @@ static int cmd_verify(const ifppctl_cmd *c, options *o, station *st, const char 
     export_verify_summary sum;
     bool unreadable = false;
     safe(file, f, sizeof f);
-    ifpp_err e = export_verify_file(file, st->dm_root, st->ci, time(NULL), &sum, &unreadable, why, sizeof why);
+    ifpp_err e = export_verify_path(file, st->dm_root, st->ci, time(NULL), &sum, &unreadable, why, sizeof why);
     if (e != IFPP_OK && unreadable)
         return fail(exit_of(e) == STATION_EXIT_FAILURE ? STATION_EXIT_FAILURE : STATION_EXIT_REFUSED, NULL, e, why);
     if (e != IFPP_OK) {

@@ -223,9 +223,12 @@ ifpp_err media_file_begin(media_file *f, int dirfd, const char *name, char *why,
     return IFPP_OK;
 }
 
+/* Hashes and writes the buffer: one SHA-256 update per 64 KiB, not one per write (a CSV writes field by field). */
 static void media_flush(media_file *f)
 {
     size_t off = 0;
+    if (f->err == IFPP_OK && f->used && crypto_sha256_update(&f->h, f->buf, f->used) != IFPP_OK)
+        f->err = IFPP_E_CRYPTO;
     while (f->err == IFPP_OK && off < f->used) {
         ssize_t w = write(f->fd, f->buf + off, f->used - off);
         if (w < 0 && errno == EINTR)
@@ -245,10 +248,6 @@ void media_file_write(media_file *f, const void *p, size_t n)
     const uint8_t *b = p;
     if (f->err != IFPP_OK)
         return;
-    if (crypto_sha256_update(&f->h, p, n) != IFPP_OK) {
-        f->err = IFPP_E_CRYPTO;
-        return;
-    }
     f->bytes += n;
     while (n && f->err == IFPP_OK) {
         size_t k = sizeof f->buf - f->used < n ? sizeof f->buf - f->used : n;

@@ -99,15 +99,19 @@ static void rh_csv_field(media_file *f, const char *v, bool last)
     media_file_write(f, "\"", 1);
     if (v && v[0] && strchr("=+-@\t\r", v[0]))
         media_file_write(f, "'", 1);
-    for (const char *p = v ? v : ""; *p; p++) {
+    const char *run = v ? v : ""; /* plain bytes go out as runs, one write each */
+    for (const char *p = run; *p; p++) {
         unsigned char c = (unsigned char)*p;
+        if (c != '"' && c >= 0x20 && c != 0x7F)
+            continue;
+        media_file_write(f, run, (size_t)(p - run));
+        run = p + 1;
         if (c == '"')
             media_file_write(f, "\"\"", 2);
-        else if (c < 0x20 || c == 0x7F)
-            media_file_printf(f, "\\x%02x", c); /* no control byte reaches a spreadsheet or a terminal */
         else
-            media_file_write(f, p, 1);
+            media_file_printf(f, "\\x%02x", c); /* no control byte reaches a spreadsheet or a terminal */
     }
+    media_file_write(f, run, strlen(run));
     media_file_write(f, last ? "\"\r\n" : "\",", last ? 3 : 2);
 }
 

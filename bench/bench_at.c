@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "fake_modem_proc.h"
 #include "session.h"
 #include "station.h"
@@ -115,6 +116,9 @@ int main(int argc, char **argv)
     printf("bench_at: %ld baud, %ld-byte profile; unpaced session (station + card work alone): %.3f s\n", baud,
            profile, card_only.seconds);
     printf("%-4s %6s %10s %10s %9s %9s %7s\n", "run", "APDUs", "APDU B", "wire B", "floor s", "station s", "ratio");
+    double sum_s = 0, sum_floor = 0;
+    unsigned long apdus = 0;
+    int done = 0;
     for (int i = 0; rc == 0 && i < runs; i++) {
         bench_run b;
         if ((rc = one_session(&L, log, baud, &b)) != 0)
@@ -122,6 +126,20 @@ int main(int argc, char **argv)
         double floor_s = (double)b.wire_bytes * 10.0 / (double)baud;
         printf("%-4d %6lu %10lu %10lu %9.3f %9.3f %7.3f\n", i + 1, b.apdus, b.apdu_bytes, b.wire_bytes, floor_s,
                b.seconds, b.seconds / floor_s);
+        sum_s += b.seconds;
+        sum_floor += floor_s;
+        apdus = b.apdus;
+        done++;
+    }
+    if (done) { /* the mean run against the line's physical floor (10 bits per byte at this rate) */
+        char name[64], base[64];
+        snprintf(name, sizeof name, "dut_station_at_%ldbaud", baud);
+        snprintf(base, sizeof base, "uart_floor_%ldbaud", baud);
+        bench_line(name, sum_s / done, "s", base, sum_floor / done, bench_children_peak_rss_kib() > bench_peak_rss_kib()
+                                                                          ? bench_children_peak_rss_kib()
+                                                                          : bench_peak_rss_kib());
+        snprintf(name, sizeof name, "dut_apdus_at_%ldbaud", baud);
+        bench_line(name, (double)apdus, "APDUs", NULL, 0, -1);
     }
     tu_rmrf(dir);
     test_line_free(&L);

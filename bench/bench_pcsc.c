@@ -16,6 +16,11 @@
  *
  * --card-delay-ms N makes the card take N ms per APDU (ifpp-vpcd-card --delay-ms), as a real eUICC
  * takes time to verify and install; without it the card answers at once, the station's worst case.
+ * --ext on|off|auto is the pcsc slot's ext= option (extended-length APDUs or short ones only).
+ * --backend virtual does the same with the software eUICC in process (the virtual backend's card,
+ * here opened by the bench itself to fix its challenge), the replay calling the card directly.
+ * With IFPP_SIM_NO_SYNC set the card saves its state without syncs (tests/sim/euicc_sim.h): the
+ * station's figures without the test rig's own syncs. Prints BENCH lines (bench_util.h).
  *
  * A benchmark, not a test: it prints figures and asserts nothing. Exit 0 when it ran (and when
  * pcscd or vpcd is not installed: "skipped"), 1 when it could not run at all.
@@ -30,6 +35,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apdu.h"
+#include "bench_util.h"
+#include "euicc_sim.h"
 #include "fsutil.h"
 #include "pcscd_harness.h"
 #include "session.h"
@@ -63,6 +71,10 @@ typedef struct {
 
 static pcscd_harness H;
 static char card_delay[16]; /* --card-delay-ms N: ms the card takes per APDU ("" = none) */
+static const char *ext_mode = "auto"; /* --ext: the pcsc slot's ext= option */
+static bool virtual_backend;          /* --backend virtual: the software eUICC in process */
+static const uint8_t challenge[16] = {0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78,
+                                      0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2, 0xe1, 0xf0}; /* CHALLENGE_HEX */
 static volatile sig_atomic_t harness_up; /* the signal handler stops what the harness started */
 static char sig_dir[512];                /* and removes the line's directory */
 
@@ -162,6 +174,11 @@ static const char *rec_last_error(void *ctx)
     return fpa_last_error(&r->inner);
 }
 
+static const char *rec_last_error_none(void *ctx)
+{
+    return "";
+}
+
 /* No load_bpp: the session must send the BPP's commands one by one, through transmit, to be recorded. */
 static const fpa_ops rec_ops = {
     .name = "recording",
@@ -257,6 +274,92 @@ static int replay(const recorder *r, replay_result *out, char *why, size_t why_l
     return rc == SCARD_S_SUCCESS ? 0 : -1;
 }
 
+/* ---- --backend virtual: the software eUICC in process, its challenge fixed so a replay verifies again ---- */
+
+typedef struct {
+    euicc_sim *card;
+    size_t max_nc;
+} sim_slot;
+
+static ifpp_err sim_reset(void *ctx, uint8_t *atr, size_t cap, size_t *atr_len)
+{
+    return euicc_sim_reset(((sim_slot *)ctx)->card, atr, cap, atr_len);
+}
+
+static ifpp_err sim_transmit(void *ctx, const uint8_t *cmd, size_t n, uint8_t *resp, size_t cap, size_t *resp_len)
+{
+    return euicc_sim_transmit(((sim_slot *)ctx)->card, cmd, n, resp, cap, resp_len);
+}
+
+static size_t sim_max_command_data(void *ctx)
+{
+    return ((sim_slot *)ctx)->max_nc;
+}
+
+static void sim_close(void *ctx)
+{
+    sim_slot *v = ctx;
+    euicc_sim_close(v->card);
+    free(v);
+}
+
+static const fpa_ops sim_ops = {
+    .name = "virtual (bench)", .open = rec_open, .close = sim_close, .reset = sim_reset, .transmit = sim_transmit,
+    .max_command_data = sim_max_command_data, .last_error = rec_last_error_none,
+};
+
+/* Opens the card file as a slot: extended-length APDUs unless --ext off, as the virtual backend does. */
+static ifpp_err sim_open_slot(const char *path, fpa_slot *out, char *why, size_t why_len)
+{
+    sim_slot *v = calloc(1, sizeof *v);
+    ifpp_err e = v ? euicc_sim_open(path, &v->card) : IFPP_E_NOMEM;
+    if (e != IFPP_OK) {
+        free(v);
+        snprintf(why, why_len, "cannot open the card %s: %s", path, err_str(e));
+        return e;
+    }
+    euicc_sim_set_fixed_challenge(v->card, challenge);
+    v->max_nc = strcmp(ext_mode, "off") ? 4096 : APDU_SHORT_MAX_LC;
+    out->ops = &sim_ops;
+    out->ctx = v;
+    return IFPP_OK;
+}
+
+/* Replays the recording straight into the card: the floor of any station on the virtual backend. */
+static int replay_virtual(const recorder *r, const char *card_path, replay_result *out, char *why, size_t why_len)
+{
+    fpa_slot slot;
+    static uint8_t resp[RESP_CAP];
+    memset(out, 0, sizeof *out);
+    if (sim_open_slot(card_path, &slot, why, why_len) != IFPP_OK)
+        return -1;
+    euicc_sim *card = ((sim_slot *)slot.ctx)->card;
+    ifpp_err e = IFPP_OK;
+    double t0 = now_ms();
+    for (size_t i = 0; i < r->n_ev && e == IFPP_OK; i++) {
+        const rec_event *ev = &r->ev[i];
+        size_t rl = 0, atr_len = 0;
+        if (!ev->cmd) {
+            e = euicc_sim_reset(card, out->atr, sizeof out->atr, &atr_len);
+            out->atr_len = (DWORD)atr_len;
+            continue;
+        }
+        if ((e = euicc_sim_transmit(card, ev->cmd, ev->n, resp, sizeof resp, &rl)) != IFPP_OK)
+            break;
+        uint16_t sw = rl >= 2 ? (uint16_t)(resp[rl - 2] << 8 | resp[rl - 1]) : 0;
+        if (sw != 0x9000 && (sw >> 8) != 0x61)
+            out->bad_sw++;
+        if (sw != ev->sw)
+            out->sw_mismatch++;
+    }
+    out->ms = now_ms() - t0;
+    out->protocol = SCARD_PROTOCOL_T1;
+    fpa_close(&slot);
+    if (e != IFPP_OK)
+        snprintf(why, why_len, "replay: %s", err_str(e));
+    return e == IFPP_OK ? 0 : -1;
+}
+
 /* The test line (tests/testline.h), and the card file each round's copy is taken from. */
 typedef struct {
     test_line t;
@@ -316,6 +419,8 @@ static int insert_fresh_card(const line *L, char *why, size_t why_len)
     }
     ifpp_err e = fs_write_atomic(L->card, state, n, 0600);
     free(state);
+    if (e == IFPP_OK && virtual_backend)
+        return 0; /* the bench opens the card itself */
     if (e != IFPP_OK || pcscd_harness_insert(&H, L->card, args) != 0) {
         snprintf(why, why_len, "the card did not come up in the reader (see vpcd-card.log, pcscd.log)");
         return -1;
@@ -329,10 +434,13 @@ static int station_session(const line *L, store *s, recorder *rec, double *ms, c
     fpa_slot outer = {.ops = &rec_ops, .ctx = rec};
     session_result r;
     memset(&r, 0, sizeof r);
-    ifpp_err e = fpa_open("pcsc", PCSCD_HARNESS_READER, &rec->inner, why, why_len);
+    char target[64];
+    snprintf(target, sizeof target, PCSCD_HARNESS_READER ",ext=%s", ext_mode);
+    ifpp_err e = virtual_backend ? sim_open_slot(L->card, &rec->inner, why, why_len)
+                                 : fpa_open("pcsc", target, &rec->inner, why, why_len);
     if (e != IFPP_OK)
         return -1;
-    session_ctx c = {.st = s, .slot = &outer, .slot_name = "pcsc:" PCSCD_HARNESS_READER,
+    session_ctx c = {.st = s, .slot = &outer, .slot_name = virtual_backend ? "virtual" : "pcsc:" PCSCD_HARNESS_READER,
                      .dm_fpa_key = L->dm_fpa_key, .dm_fpa_cert = L->dm_fpa,
                      .progress = rec_progress, .progress_arg = rec,
                      .additional_profile = true /* the same eUICC, restored, round after round */};
@@ -411,11 +519,16 @@ static void report(figures *f)
     char atr[2 * MAX_ATR_SIZE + 1] = "";
     for (DWORD i = 0; i < f->last.atr_len; i++)
         snprintf(atr + 2 * i, sizeof atr - 2 * i, "%02X", f->last.atr[i]);
-    printf("station session vs raw PC/SC replay, %d KiB profile, %zu rounds (bench/bench_pcsc.c)\n",
-           PROFILE_SIZE / 1024, f->rounds);
-    printf("  card: software eUICC behind vpcd in pcscd, ATR %s, protocol T=%d, %s ms of its own per APDU;"
-           " store held open across DUTs\n",
-           atr, f->last.protocol == SCARD_PROTOCOL_T1 ? 1 : 0, card_delay[0] ? card_delay : "no");
+    bool nosync = getenv("IFPP_SIM_NO_SYNC") != NULL;
+    printf("station session vs raw %s replay, %d KiB profile, %zu rounds, ext=%s%s (bench/bench_pcsc.c)\n",
+           virtual_backend ? "virtual" : "PC/SC", PROFILE_SIZE / 1024, f->rounds, ext_mode,
+           nosync ? ", the card's own syncs off" : "");
+    if (virtual_backend)
+        printf("  card: software eUICC in process; store held open across DUTs\n");
+    else
+        printf("  card: software eUICC behind vpcd in pcscd, ATR %s, protocol T=%d, %s ms of its own per APDU;"
+               " store held open across DUTs\n",
+               atr, f->last.protocol == SCARD_PROTOCOL_T1 ? 1 : 0, card_delay[0] ? card_delay : "no");
     printf("  per session: %zu command APDUs, %zu resets, %zu bytes sent, %zu bytes received\n", f->first.apdus,
            f->first.resets, f->first.bytes_out, f->first.bytes_in);
     printf("  measured: session_provision      median %8.2f ms (min %.2f, max %.2f)\n", st, st_lo, st_hi);
@@ -438,6 +551,17 @@ static void report(figures *f)
                f->bad_sw, f->sw_mismatch);
     else
         printf("  replay sanity: every response 9000/61xx, every status word as in the station's session\n");
+    char name[160], base[64];
+    snprintf(base, sizeof base, "%s_ext_%s%s%s", virtual_backend ? "virtual" : "pcsc", ext_mode,
+             nosync ? "_nosimsync" : "", card_delay[0] ? "_delay" : "");
+    snprintf(name, sizeof name, "dut_station_%s", base);
+    char rname[160];
+    snprintf(rname, sizeof rname, "dut_raw_replay_%s", base);
+    bench_line(name, st, "ms", f->bad_sw || f->sw_mismatch ? NULL : rname, rp, bench_peak_rss_kib());
+    snprintf(name, sizeof name, "dut_apdus_%s", base);
+    bench_line(name, (double)f->first.apdus, "APDUs", NULL, 0, -1);
+    snprintf(name, sizeof name, "dut_station_own_work_%s", base);
+    bench_line(name, own, "ms", NULL, 0, -1);
 }
 
 /*
@@ -461,35 +585,10 @@ static void on_signal(int sig)
     _exit(128 + sig);
 }
 
-int main(int argc, char **argv)
+/* The rounds (station session, then the raw replay, each on a fresh copy of the card) and the figures. */
+static int run_rounds(void)
 {
     char why[512] = "";
-    if (argc == 3 && !strcmp(argv[1], "--card-delay-ms") && strspn(argv[2], "0123456789") == strlen(argv[2]) &&
-        strlen(argv[2]) > 0 && strlen(argv[2]) < 5) {
-        snprintf(card_delay, sizeof card_delay, "%s", argv[2]);
-    } else if (argc != 1) {
-        fprintf(stderr, "usage: bench_pcsc [--card-delay-ms N]\n");
-        return 2;
-    }
-    if (!in_path("pcscd") && access("/usr/sbin/pcscd", X_OK) != 0) {
-        printf("bench_pcsc: skipped: pcscd is not installed (package pcscd)\n");
-        return 0;
-    }
-    if (access(VPCD_DRIVER, R_OK) != 0) {
-        printf("bench_pcsc: skipped: vsmartcard's vpcd driver is not installed (package vsmartcard-vpcd)\n");
-        return 0;
-    }
-#ifdef IFPP_VPCD_CARD_DEFAULT
-    setenv("IFPP_VPCD_CARD", IFPP_VPCD_CARD_DEFAULT, 0); /* run by hand: the card built beside this bench */
-#endif
-    const char *card_bin = getenv("IFPP_VPCD_CARD");
-    if (!card_bin || access(card_bin, X_OK) != 0) {
-        fprintf(stderr, "bench_pcsc: the card process is not there (IFPP_VPCD_CARD=%s)\n", card_bin ? card_bin : "");
-        return 1;
-    }
-    if (!in_path("pcscd")) /* /usr/sbin is not in every user's PATH */
-        setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
-
     line L;
     memset(&L, 0, sizeof L);
     if (make_line(&L, why, sizeof why)) {
@@ -500,12 +599,13 @@ int main(int argc, char **argv)
     char hdir[600];
     snprintf(hdir, sizeof hdir, "%s/pcscd", L.dir);
     snprintf(sig_dir, sizeof sig_dir, "%s", L.dir);
-    harness_up = 1; /* before the start: pcscd runs from its first moments */
+    harness_up = !virtual_backend; /* before the start: pcscd runs from its first moments */
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    if (pcscd_harness_start(&H, hdir) != 0) {
+    if (!virtual_backend && pcscd_harness_start(&H, hdir) != 0) {
         fprintf(stderr, "bench_pcsc: could not start pcscd with vpcd (logs under %s)\n", hdir);
-        pcscd_harness_stop(&H);
+        if (harness_up)
+            pcscd_harness_stop(&H);
         free_line(&L, true);
         return 1;
     }
@@ -517,7 +617,8 @@ int main(int argc, char **argv)
     store *st = NULL;
     if (store_open(L.db, &st, why, sizeof why) != IFPP_OK) {
         fprintf(stderr, "bench_pcsc: store: %s\n", why);
-        pcscd_harness_stop(&H);
+        if (harness_up)
+            pcscd_harness_stop(&H);
         free_line(&L, true);
         return 1;
     }
@@ -531,8 +632,9 @@ int main(int argc, char **argv)
         double st_ms;
         replay_result rr;
         if (insert_fresh_card(&L, why, sizeof why) || station_session(&L, st, &rec, &st_ms, why, sizeof why) ||
-            pcscd_harness_pull(&H) || insert_fresh_card(&L, why, sizeof why) || replay(&rec, &rr, why, sizeof why) ||
-            pcscd_harness_pull(&H)) {
+            (!virtual_backend && pcscd_harness_pull(&H)) || insert_fresh_card(&L, why, sizeof why) ||
+            (virtual_backend ? replay_virtual(&rec, L.card, &rr, why, sizeof why) : replay(&rec, &rr, why, sizeof why)) ||
+            (!virtual_backend && pcscd_harness_pull(&H))) {
             fprintf(stderr, "bench_pcsc: round %d: %s\n", round + 1, why[0] ? why : "the card did not leave the reader");
             rec_free(&rec);
             rc = 1;
@@ -553,11 +655,52 @@ int main(int argc, char **argv)
             rec_free(&rec);
     }
     store_close(st);
-    pcscd_harness_stop(&H);
+    if (harness_up)
+        pcscd_harness_stop(&H);
     harness_up = 0;
     if (f.rounds > 0)
         report(&f);
     rec_free(&f.first);
     free_line(&L, rc != 0);
     return rc;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i += 2) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (v && !strcmp(argv[i], "--card-delay-ms") && strspn(v, "0123456789") == strlen(v) && strlen(v) > 0 &&
+            strlen(v) < 5) {
+            snprintf(card_delay, sizeof card_delay, "%s", v);
+        } else if (v && !strcmp(argv[i], "--ext") && (!strcmp(v, "on") || !strcmp(v, "off") || !strcmp(v, "auto"))) {
+            ext_mode = v;
+        } else if (v && !strcmp(argv[i], "--backend") && (!strcmp(v, "pcsc") || !strcmp(v, "virtual"))) {
+            virtual_backend = !strcmp(v, "virtual");
+        } else {
+            fprintf(stderr, "usage: bench_pcsc [--backend pcsc|virtual] [--ext auto|on|off] [--card-delay-ms N]\n");
+            return 2;
+        }
+    }
+    if (virtual_backend)
+        return run_rounds();
+    if (!in_path("pcscd") && access("/usr/sbin/pcscd", X_OK) != 0) {
+        printf("bench_pcsc: skipped: pcscd is not installed (package pcscd)\n");
+        return 0;
+    }
+    if (access(VPCD_DRIVER, R_OK) != 0) {
+        printf("bench_pcsc: skipped: vsmartcard's vpcd driver is not installed (package vsmartcard-vpcd)\n");
+        return 0;
+    }
+#ifdef IFPP_VPCD_CARD_DEFAULT
+    setenv("IFPP_VPCD_CARD", IFPP_VPCD_CARD_DEFAULT, 0); /* run by hand: the card built beside this bench */
+#endif
+    const char *card_bin = getenv("IFPP_VPCD_CARD");
+    if (!card_bin || access(card_bin, X_OK) != 0) {
+        fprintf(stderr, "bench_pcsc: the card process is not there (IFPP_VPCD_CARD=%s)\n", card_bin ? card_bin : "");
+        return 1;
+    }
+    if (!in_path("pcscd")) /* /usr/sbin is not in every user's PATH */
+        setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+
+    return run_rounds();
 }

@@ -147,6 +147,11 @@ static const char *const migrations[] = {
     "ALTER TABLE bpp ADD COLUMN data_sha256 BLOB CHECK (data_sha256 IS NULL OR length(data_sha256) = 32);"
     "CREATE TABLE bpp_data (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL CHECK (size >= 0));"
     "INSERT INTO bpp_data (id, size) VALUES (1, 0);",
+    /* migration 8: reports read only the day's rows (issue 16.3): the day of the last move (then its time, the
+     * report's order, and the state, filtered in the index), the stock per profile type, an audit entry by BPP */
+    "CREATE INDEX bpp_by_day ON bpp(substr(updated_at, 1, 10), updated_at, state);"
+    "CREATE INDEX bpp_by_type_state ON bpp(profile_type, state);"
+    "CREATE INDEX audit_by_txid ON audit(txid) WHERE txid IS NOT NULL;",
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -1849,15 +1854,20 @@ ifpp_err store_each_unbound_key(store *s, ifpp_err (*fn)(void *arg, const store_
     return e;
 }
 
+#define STORE_RESULT_COLUMNS                                                                                           \
+    "b.txid, b.eid, p.pir, e.cert, b.state, b.dut_serial, b.updated_at"                                               \
+    " FROM bpp b JOIN euicc e ON e.eid = b.eid LEFT JOIN pir p ON p.txid = b.txid"                                    \
+    " WHERE b.state IN ('installed', 'failed', 'deleted')"
+
 ifpp_err store_each_result(store *s, const char *day, ifpp_err (*fn)(void *arg, const store_result_record *r),
                            void *arg)
 {
     STORE_CHECK(s);
     sqlite3_stmt *st;
-    ifpp_err e = store_prepare(s, "SELECT b.txid, b.eid, p.pir, e.cert, b.state, b.dut_serial, b.updated_at"
-                                  " FROM bpp b JOIN euicc e ON e.eid = b.eid LEFT JOIN pir p ON p.txid = b.txid"
-                                  " WHERE b.state IN ('installed', 'failed', 'deleted')"
-                                  " AND (?1 IS NULL OR substr(b.updated_at, 1, 10) = ?1) ORDER BY b.updated_at, b.rowid",
+    /* a day: only its rows, through bpp_by_day (migration 8); no day: everything final */
+    ifpp_err e = store_prepare(s, day ? "SELECT " STORE_RESULT_COLUMNS " AND substr(b.updated_at, 1, 10) = ?1"
+                                        " ORDER BY b.updated_at, b.rowid"
+                                      : "SELECT " STORE_RESULT_COLUMNS " ORDER BY b.updated_at, b.rowid",
                                &st);
     if (e != IFPP_OK)
         return e;
@@ -1894,8 +1904,13 @@ ifpp_err store_each_stock(store *s, ifpp_err (*fn)(void *arg, const char *profil
         return IFPP_E_ARG;
     sqlite3_stmt *st;
     /* every profile type the store has seen, an exhausted one with 0: that is when the line must hear of it */
-    ifpp_err e = store_prepare(s, "SELECT profile_type, sum(state = ?) FROM bpp GROUP BY profile_type"
-                                  " ORDER BY profile_type", &st);
+    /* one index seek per profile type, then the count of its available ones (bpp_by_type_state, migration 8): not a
+     * scan of every BPP ever imported (issue 16.3) */
+    ifpp_err e = store_prepare(s, "WITH RECURSIVE t(p) AS (SELECT min(profile_type) FROM bpp UNION ALL"
+                                  " SELECT (SELECT min(profile_type) FROM bpp WHERE profile_type > t.p) FROM t"
+                                  " WHERE t.p IS NOT NULL)"
+                                  " SELECT p, (SELECT count(*) FROM bpp WHERE profile_type = t.p AND state = ?1)"
+                                  " FROM t WHERE p IS NOT NULL", &st);
     if (e != IFPP_OK)
         return e;
     sqlite3_bind_text(st, 1, bpp_state_name(BPP_AVAILABLE), -1, SQLITE_STATIC);
@@ -2065,17 +2080,21 @@ ifpp_err store_each_dut(store *s, const char *day, ifpp_err (*fn)(void *arg, con
     if (!fn)
         return IFPP_E_ARG;
     sqlite3_stmt *st;
-    /* the session's start: the BPP's first move to reserved; the reason: its last audit entry's */
-    /* one pass over the audit log grouped by BPP (no per-row lookups: the log has no index by txid) */
-    ifpp_err e = store_prepare(s, "SELECT b.txid, b.eid, b.iccid, b.profile_type, b.slot, b.dut_serial, b.state,"
-                                  " b.updated_at, x.started, la.reason, ct.outcome, ct.detail, ct.mode = 'required'"
-                                  " FROM bpp b LEFT JOIN (SELECT txid, min(CASE WHEN to_state = 'reserved' THEN at END)"
-                                  "  AS started, max(id) AS last_id FROM audit WHERE txid IS NOT NULL GROUP BY txid) x"
-                                  " ON x.txid = b.txid LEFT JOIN audit la ON la.id = x.last_id"
-                                  " LEFT JOIN conn_test ct ON ct.id = (SELECT max(id) FROM conn_test WHERE txid = b.txid)"
-                                  " WHERE b.state IN ('installed', 'failed', 'in_doubt', 'reserved', 'deleted')"
-                                  " AND (?1 IS NULL OR substr(b.updated_at, 1, 10) = ?1) ORDER BY b.updated_at, b.rowid",
+    /* the session's start: the BPP's first move to reserved; the reason: its last audit entry's. Both looked up per
+     * row through audit_by_txid, the rows through bpp_by_day (migration 8): time in the day's rows, not the store's;
+     * the BPP's last EUICCF05 test through conn_test_by_txid */
+#define STORE_DUT_COLUMNS                                                                                              \
+    "b.txid, b.eid, b.iccid, b.profile_type, b.slot, b.dut_serial, b.state, b.updated_at,"                             \
+    " (SELECT min(a.at) FROM audit a WHERE a.txid = b.txid AND a.to_state = 'reserved'),"                             \
+    " (SELECT a.reason FROM audit a WHERE a.txid = b.txid ORDER BY a.id DESC LIMIT 1),"                               \
+    " ct.outcome, ct.detail, ct.mode = 'required'"                                                                     \
+    " FROM bpp b LEFT JOIN conn_test ct ON ct.id = (SELECT max(id) FROM conn_test WHERE txid = b.txid)"              \
+    " WHERE b.state IN ('installed', 'failed', 'in_doubt', 'reserved', 'deleted')"
+    ifpp_err e = store_prepare(s, day ? "SELECT " STORE_DUT_COLUMNS " AND substr(b.updated_at, 1, 10) = ?1"
+                                        " ORDER BY b.updated_at, b.rowid"
+                                      : "SELECT " STORE_DUT_COLUMNS " ORDER BY b.updated_at, b.rowid",
                                &st);
+#undef STORE_DUT_COLUMNS
     if (e != IFPP_OK)
         return e;
     sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);

@@ -3,7 +3,8 @@
 #
 #   1. installs the build and test dependencies (apt-get; needs root, skipped with IFPP_NO_INSTALL=1)
 #   2. static checks (cppcheck) on the project's own C code
-#   3. normal build (-Werror) + every cmocka/integration test through CTest; the ASN.1 contract check
+#   3. normal build (-Werror) + every cmocka/integration test through CTest; the Release build (-O3,
+#      -Werror) + the same tests; the ASN.1 contract check
 #      (tests/asn1/check.sh: docs/ifpp.asn through asn1c, the demo's objects round-tripped); the product
 #      built alone (-DIFPP_TESTS=OFF), and every product binary checked with nm for simulator and test-PKI symbols
 #   4. ASan+UBSan build + the same tests
@@ -55,7 +56,7 @@ run_ctest() { # build dir, label
   if [ "$bad" != 0 ]; then echo "run.sh: $label: $bad test(s) failed" >&2; summary; exit 1; fi
 }
 summary() {
-  printf '\nctest suites (normal + sanitizer builds): %d passed, %d failed\n' "$suites_passed" "$suites_failed"
+  printf '\nctest suites (normal + Release + sanitizer builds): %d passed, %d failed\n' "$suites_passed" "$suites_failed"
   printf 'tests: %d passed, %d failed\n' "$passed" "$failed"
 }
 
@@ -64,6 +65,13 @@ cmake -S . -B build/ci-normal -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/n
 ninja -C build/ci-normal -j"$JOBS"
 step "tests: normal build"
 run_ctest build/ci-normal normal
+
+# The Release build (-O3: other warnings than -O2's, e.g. -Wformat-truncation and -Wmaybe-uninitialized see
+# further) must build with -Werror too, benches included (issue 16.6); its tests run once here (about 2 min).
+step "Release build (-O3 -Werror) + tests"
+cmake -S . -B build/ci-release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+ninja -C build/ci-release -j"$JOBS"
+run_ctest build/ci-release release
 
 # docs/ifpp.asn is the contract (issue 10): asn1c compiles it and the demo line's IFPP-only objects
 # (every bundle and every ES10f request/response) round-trip through it byte for byte.

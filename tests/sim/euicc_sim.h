@@ -14,7 +14,8 @@
  * written atomically (temp, fsync, rename, fsync directory), as a card's NVM survives a
  * power cut: every command either changes it completely or not at all. Volatile state
  * (channels, authorisation, a half-received STORE DATA sequence, the BPP session keys) is
- * lost on reset, as on a card.
+ * lost on reset, as on a card. With IFPP_SIM_NO_SYNC in the environment the file is rewritten in
+ * place without a sync: the benches' way to leave the card's own syncs out of the station's figures.
  *
  * Fault hooks let a test tear a session at any APDU, flip a bit of any command, or cut the
  * power in the middle of a persistent write.

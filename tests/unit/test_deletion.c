@@ -484,7 +484,7 @@ static void test_job_crash_resume_and_report(void **state)
     assert_int_equal(store_audit_check(st->st, &vs.anchor, &entries, why, sizeof why), IFPP_OK);
     /* the same from the file, walked record by record (a million deletions do not fit in memory) */
     bool unreadable = true;
-    e = export_verify_file(out, st->dm_root, st->ci, time(NULL), &vs, &unreadable, why, sizeof why);
+    e = export_verify_path(out, st->dm_root, st->ci, time(NULL), &vs, &unreadable, why, sizeof why);
     if (e != IFPP_OK)
         fprintf(stderr, "verify file: %s\n", why);
     assert_int_equal(e, IFPP_OK);
@@ -511,7 +511,7 @@ static void test_job_crash_resume_and_report(void **state)
                      IFPP_E_SIGNATURE);
     assert_non_null(strstr(why, "deletion 1: "));
     assert_int_equal(tu_write_file(out, forged, forged_len), 0);
-    assert_int_equal(export_verify_file(out, st->dm_root, st->ci, time(NULL), &vs, &unreadable, why, sizeof why),
+    assert_int_equal(export_verify_path(out, st->dm_root, st->ci, time(NULL), &vs, &unreadable, why, sizeof why),
                      IFPP_E_SIGNATURE);
     assert_false(unreadable);
     assert_non_null(strstr(why, "deletion 1: "));
@@ -598,7 +598,7 @@ static void test_report_to_medium(void **state)
     char *file = tu_path(stick, es.name);
     export_verify_summary vs;
     bool unreadable;
-    assert_int_equal(export_verify_file(file, st->dm_root, st->ci, time(NULL), &vs, &unreadable, why, sizeof why),
+    assert_int_equal(export_verify_path(file, st->dm_root, st->ci, time(NULL), &vs, &unreadable, why, sizeof why),
                      IFPP_OK);
     assert_int_equal(vs.deletions, 2);
     umount2(stick, MNT_DETACH);

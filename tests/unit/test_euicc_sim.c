@@ -242,7 +242,7 @@ static void install(bench *b, const bpp *p, pir_info *info, uint8_t *pir, size_t
     char name[64];
     cert *ec;
     crypto_key *k;
-    snprintf(name, sizeof name, "euicc/%s", b->info.eid_text);
+    snprintf(name, sizeof name, "euicc/%.32s", b->info.eid_text); /* an EID is 32 digits */
     assert_int_equal(testpki_load(W.pki, name, &ec, NULL), IFPP_OK);
     const cert *inter[1] = {W.eum};
     assert_int_equal(cert_verify_chain(W.ci, inter, 1, ec, CERT_ROLE_EUICC, time(NULL), NULL, 0), IFPP_OK);
@@ -835,7 +835,7 @@ static cert *euicc_cert_of(const bench *b)
 {
     char name[64];
     cert *c;
-    snprintf(name, sizeof name, "euicc/%s", b->info.eid_text);
+    snprintf(name, sizeof name, "euicc/%.32s", b->info.eid_text); /* an EID is 32 digits */
     assert_int_equal(testpki_load(W.pki, name, &c, NULL), IFPP_OK);
     return c;
 }

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "export.h"
 #include "import.h"
@@ -200,6 +201,41 @@ static void test_report_never_replaces_the_store(void **state)
     free(wal);
 }
 
+/* report --out streams into FILE's directory (issue 16.3): a path that names no file there is refused, nothing left. */
+static void test_report_out_paths(void **state)
+{
+    fixture *f = *state;
+    store *s;
+    char why[512] = "";
+    export_summary sum;
+    char *missing = tu_path(f->dir, "no-such-dir/report.der"), *slash = tu_path(f->dir, "sub/"),
+         *rel = tu_path(f->dir, "sub/report.der");
+    assert_int_equal(mkdir(slash, 0755), 0);
+    assert_int_equal(store_open(f->L.db, &s, why, sizeof why), IFPP_OK);
+    ifpp_err e = export_loading_report(s, "station-test", NULL, f->L.station_key, f->L.station, f->dm_root, missing,
+                                       &sum, why, sizeof why);
+    assert_int_equal(e, IFPP_E_IO);
+    assert_non_null(strstr(why, missing)); /* names the path */
+    e = export_loading_report(s, "station-test", NULL, f->L.station_key, f->L.station, f->dm_root, slash, &sum, why,
+                              sizeof why);
+    assert_int_equal(e, IFPP_E_ARG);
+    assert_non_null(strstr(why, "not a file name"));
+    /* and where it may write, nothing but the report is left (no temporary) */
+    assert_int_equal(export_loading_report(s, "station-test", NULL, f->L.station_key, f->L.station, f->dm_root, rel,
+                                           &sum, why, sizeof why), IFPP_OK);
+    store_close(s);
+    char cmd[700], out[64] = "";
+    snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", slash);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(out, sizeof out, p));
+    pclose(p);
+    assert_int_equal(atoi(out), 1);
+    free(missing);
+    free(slash);
+    free(rel);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +243,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_anchor_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsigned_vault_never_waits_for_the_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_never_replaces_the_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_report_out_paths, setup, teardown),
     };
     return cmocka_run_group_tests_name("export", tests, NULL, NULL);
 }

@@ -32,11 +32,13 @@
 #include "bundle.h"
 #include "export.h"
 #include "fpa.h"
+#include "fsutil.h"
 #include "media.h"
 #include "session.h"
 #include "store.h"
 #include "testline.h"
 #include "testutil.h"
+#include "tlv.h"
 
 #define HOSTILE_SERIAL "=HYPERLINK(\"http://x\")"
 #define HOSTILE_REASON "card said <script>alert(1)</script> & \"quit\""
@@ -443,6 +445,137 @@ static void test_odd_rows(void **state)
     free(p);
 }
 
+/* The content of a signed report at path, with its reportId (random per export) zeroed. */
+static uint8_t *report_content(const cert *root, const char *path, size_t *len)
+{
+    size_t n;
+    uint8_t *buf = tu_read_file(path, &n), *out;
+    bundle_view v;
+    tlv top, el;
+    tlv_reader r0, r;
+    char why[256] = "";
+    assert_non_null(buf);
+    assert_int_equal(bundle_open(buf, n, BUNDLE_LOADING_REPORT, root, time(NULL), &v, why, sizeof why), IFPP_OK);
+    out = malloc(v.content_len);
+    assert_non_null(out);
+    memcpy(out, v.content, v.content_len);
+    *len = v.content_len;
+    bundle_view_free(&v);
+    free(buf);
+    tlv_reader_init(&r0, out, *len, TLV_DER);
+    assert_int_equal(tlv_reader_next(&r0, &top), IFPP_OK);
+    assert_int_equal(tlv_reader_enter(&r0, &top, &r), IFPP_OK);
+    assert_int_equal(tlv_reader_expect(&r, 0x02, &el), IFPP_OK);
+    assert_int_equal(tlv_reader_expect(&r, 0x04, &el), IFPP_OK);
+    assert_int_equal(el.len, 16);
+    memset(out + (el.value - out), 0, 16);
+    return out;
+}
+
+/*
+ * Issue 16.3: a day of many results, streamed both ways (report --out FILE and report --to DIR), gives the
+ * same report content byte for byte, and verify streams it back from the file: every record counted.
+ */
+static void test_many_results_streamed(void **state)
+{
+    enum { CLONES = 3000 };
+    fixture *f = *state;
+    char why[512] = "", out[256] = "";
+    stick(f, "64m");
+    char *db = tu_path(f->dir, "many.db"), *file = tu_path(f->dir, "many-report.der");
+    assert_int_equal(run_sh(out, sizeof out, "cp '%s' '%s'", f->L.db, db), 0);
+    /* CLONES more results of the day: copies of a PASS with their own transaction id, key and PIR binding */
+    sqlite3 *d;
+    sqlite3_stmt *src, *ins, *pir;
+    assert_int_equal(sqlite3_open(db, &d), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(d, "SELECT b.txid, p.pir FROM bpp b JOIN pir p ON p.txid = b.txid"
+                                           " WHERE b.state = 'installed' AND length(b.txid) = 16 LIMIT 1", -1, &src, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(src), SQLITE_ROW);
+    uint8_t txid0[16], p0[1024];
+    size_t pn = (size_t)sqlite3_column_bytes(src, 1), at = 0;
+    assert_true(pn <= sizeof p0);
+    memcpy(txid0, sqlite3_column_blob(src, 0), 16);
+    memcpy(p0, sqlite3_column_blob(src, 1), pn);
+    sqlite3_finalize(src);
+    while (at + 16 <= pn && memcmp(p0 + at, txid0, 16))
+        at++;
+    assert_true(at + 16 <= pn);
+    /* through a copy of the row, whatever columns the BPP table has */
+    assert_int_equal(sqlite3_exec(d, "BEGIN; CREATE TEMP TABLE c AS SELECT * FROM bpp WHERE 0", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(d, "INSERT INTO temp.c SELECT * FROM bpp WHERE txid = ?1", -1, &ins, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_blob(ins, 1, txid0, 16, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
+    sqlite3_finalize(ins);
+    assert_int_equal(sqlite3_prepare_v2(d, "INSERT INTO bpp SELECT * FROM temp.c", -1, &ins, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(d, "INSERT INTO pir (txid, pir, success, received_at)"
+                                           " SELECT ?1, ?2, 1, updated_at FROM temp.c", -1, &pir, NULL), SQLITE_OK);
+    for (unsigned i = 0; i < CLONES; i++) {
+        uint8_t t[16], k[65];
+        memcpy(t, txid0, 16);
+        t[0] ^= 0x80, t[14] = (uint8_t)(i >> 8), t[15] = (uint8_t)i;
+        memset(k, 0, sizeof k);
+        k[0] = 0x04, k[1] = 0xEE, k[63] = (uint8_t)(i >> 8), k[64] = (uint8_t)i;
+        sqlite3_stmt *up;
+        assert_int_equal(sqlite3_prepare_v2(d, "UPDATE temp.c SET txid = ?1, otpk = ?2, dut_serial = 'MANY-' || ?3",
+                                            -1, &up, NULL), SQLITE_OK);
+        sqlite3_bind_blob(up, 1, t, 16, SQLITE_STATIC);
+        sqlite3_bind_blob(up, 2, k, 65, SQLITE_STATIC);
+        sqlite3_bind_int(up, 3, (int)i);
+        assert_int_equal(sqlite3_step(up), SQLITE_DONE);
+        sqlite3_finalize(up);
+        assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
+        sqlite3_reset(ins);
+        memcpy(p0 + at, t, 16);
+        sqlite3_bind_blob(pir, 1, t, 16, SQLITE_STATIC);
+        sqlite3_bind_blob(pir, 2, p0, (int)pn, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(pir), SQLITE_DONE);
+        sqlite3_reset(pir);
+    }
+    sqlite3_finalize(ins);
+    sqlite3_finalize(pir);
+    assert_int_equal(sqlite3_exec(d, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(d);
+
+    store *s;
+    export_summary one;
+    export_day_summary day;
+    assert_int_equal(store_open_readonly(db, &s, why, sizeof why), IFPP_OK);
+    assert_int_equal(export_loading_report(s, "station-test", f->day, f->L.station_key, f->L.station, f->dm_root, file,
+                                           &one, why, sizeof why), IFPP_OK);
+    assert_int_equal(export_day_to_media(s, "station-test", f->day, f->L.station_key, f->L.station, f->dm_root,
+                                         f->media, &day, why, sizeof why), IFPP_OK);
+    store_close(s);
+    assert_int_equal(one.results, CLONES + 3);
+    assert_int_equal(one.pirs, CLONES + 2);
+    assert_int_equal(day.plr.results, one.results);
+    assert_int_equal(day.tables.rows, CLONES + 4);
+    char *on_stick = tu_path(f->media, day.plr_name);
+    size_t n1, n2;
+    uint8_t *c1 = report_content(f->dm_root, file, &n1), *c2 = report_content(f->dm_root, on_stick, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(c1, c2, n1);
+    free(c1);
+    free(c2);
+    /* verify, streamed from the file: the signature, then every record (each PIR parsed and bound to its record) */
+    FILE *in;
+    size_t size;
+    export_verify_summary vs;
+    assert_int_equal(fs_fopen_regular(file, &in, &size, why, sizeof why), IFPP_OK);
+    ifpp_err e = export_verify_file(in, size, f->dm_root, NULL, time(NULL), &vs, why, sizeof why);
+    fclose(in);
+    assert_int_equal(e, IFPP_OK);
+    assert_int_equal(vs.type, BUNDLE_LOADING_REPORT);
+    assert_int_equal(vs.records, CLONES + 3);
+    assert_int_equal(vs.pirs_unchecked, CLONES + 2);
+    assert_int_equal(vs.no_result, 1);
+    free(on_stick);
+    free(file);
+    free(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,6 +584,7 @@ int main(void)
         cmocka_unit_test(test_export_to_stick),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_chromium_renders),
+        cmocka_unit_test(test_many_results_streamed), /* on a copy of the store */
         cmocka_unit_test(test_odd_rows), /* last: it edits the store */
     };
     return cmocka_run_group_tests(tests, setup, teardown);

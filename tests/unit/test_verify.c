@@ -135,13 +135,13 @@ static size_t find_pir(const uint8_t *c, size_t n, size_t from, size_t *len)
 
 static void flip_pir_signature(uint8_t *c, size_t n)
 {
-    size_t len, at = find_pir(c, n, 0, &len);
+    size_t len = 0, at = find_pir(c, n, 0, &len); /* fail_msg does not return, which -O3 cannot see */
     c[at + len - 1] ^= 0x01; /* the last byte of euiccSignPIR */
 }
 
 static void swap_txid(uint8_t *c, size_t n)
 {
-    size_t len, at = find_pir(c, n, 0, &len);
+    size_t len = 0, at = find_pir(c, n, 0, &len); /* fail_msg does not return, which -O3 cannot see */
     for (size_t i = at; i > 2; i--) /* the record's own transaction id ('80 10'), before its PIR */
         if (c[i - 2] == 0x80 && c[i - 1] == 0x10) {
             c[i] ^= 0xFF;
