@@ -326,35 +326,45 @@ typedef struct {
     size_t why_len;
 } stream_job;
 
-/* Both passes in one snapshot (the counts and the bytes agree); the caller commits the file. */
-static ifpp_err stream_read(store *s, void *arg)
+/*
+ * A station-signed bundle written in two passes over one read snapshot, as the streamed Profile
+ * Loading Report above is: content = head (the DER of its first elements), the EUM certificates, the
+ * records (emitted by `records`, measuring when c->f is NULL), the audit anchor. Memory: one record.
+ */
+typedef struct {
+    bundle_type type;
+    const uint8_t *head;
+    size_t head_n;
+    ifpp_err (*records)(store *s, stream_ctx *c, void *arg);
+    void *arg;
+    const crypto_key *key;
+    const cert *station_cert;
+    size_t record_room;  /* bytes of other files (the CSV) written beside it per record: the space check counts them */
+    int dirfd;
+    media_file *f;
+    char *why;
+    size_t why_len;
+} stream_bundle;
+
+static ifpp_err stream_bundle_write(store *s, stream_bundle *sb, stream_ctx *c)
 {
-    stream_job *j = arg;
-    stream_ctx *c = &j->c;
-    tlv_builder hb, ab, cb;
-    const uint8_t *head, *anchor_der, *chain;
-    size_t head_n, anchor_n, chain_n;
+    tlv_builder ab, cb;
+    const uint8_t *anchor_der, *chain, *cd;
+    size_t anchor_n, chain_n, cd_n;
     store_anchor anchor;
-    uint8_t oid[32], id[16], sig[CRYPTO_SIG_RAW_LEN], digest[CRYPTO_SHA256_LEN];
-    size_t oid_n = bundle_type_oid(BUNDLE_LOADING_REPORT, oid, sizeof oid), siglen = sizeof sig;
-    char start[16], end[16];
+    uint8_t oid[32], sig[CRYPTO_SIG_RAW_LEN], digest[CRYPTO_SHA256_LEN];
+    size_t oid_n = bundle_type_oid(sb->type, oid, sizeof oid), siglen = sizeof sig;
     ifpp_err e;
-    snprintf(start, sizeof start, "%.4s%.2s%.2s000000Z", j->period, j->period + 5, j->period + 8);
-    snprintf(end, sizeof end, "%.4s%.2s%.2s235959Z", j->period, j->period + 5, j->period + 8);
     memset(c, 0, sizeof *c);
-    if ((e = store_each_eum_cert(s, stream_eum, c)) != IFPP_OK || (e = store_each_result(s, j->day, stream_result, c)) !=
-        IFPP_OK || (e = store_audit_head(s, &anchor)) != IFPP_OK || (e = crypto_random(id, sizeof id)) != IFPP_OK)
+    if (!oid_n)
+        return IFPP_E_INTERNAL;
+    if ((e = store_each_eum_cert(s, stream_eum, c)) != IFPP_OK || (e = sb->records(s, c, sb->arg)) != IFPP_OK ||
+        (e = store_audit_head(s, &anchor)) != IFPP_OK)
         return e;
     uint64_t eums_len = c->eums_len, results_len = c->results_len;
-    memset(&hb, 0, sizeof hb);
+    size_t counted = c->sum.results;
     memset(&ab, 0, sizeof ab);
     memset(&cb, 0, sizeof cb);
-    tlv_builder_init_dynamic(&hb, 4096); /* version, reportId, stationId, periodStart, periodEnd */
-    tlv_put_uint(&hb, 0x02, 1);
-    tlv_put(&hb, 0x04, id, sizeof id);
-    tlv_put(&hb, 0x0C, j->station_id, strlen(j->station_id));
-    tlv_put(&hb, 0x18, start, 15);
-    tlv_put(&hb, 0x18, end, 15);
     tlv_builder_init_dynamic(&ab, 256);
     tlv_begin(&ab, 0xA5);
     tlv_put_uint(&ab, 0x02, anchor.entry);
@@ -362,29 +372,24 @@ static ifpp_err stream_read(store *s, void *arg)
     tlv_end(&ab);
     tlv_builder_init_dynamic(&cb, 1u << 16);
     tlv_begin(&cb, 0xA1);
-    const uint8_t *cd;
-    size_t cd_n;
-    cert_der(j->station_cert, &cd, &cd_n);
+    cert_der(sb->station_cert, &cd, &cd_n);
     tlv_put_raw(&cb, cd, cd_n);
     tlv_end(&cb);
-    if ((e = tlv_builder_finish(&hb, &head, &head_n)) != IFPP_OK || (e = tlv_builder_finish(&ab, &anchor_der, &anchor_n)) !=
-        IFPP_OK || (e = tlv_builder_finish(&cb, &chain, &chain_n)) != IFPP_OK || !oid_n)
+    if ((e = tlv_builder_finish(&ab, &anchor_der, &anchor_n)) != IFPP_OK ||
+        (e = tlv_builder_finish(&cb, &chain, &chain_n)) != IFPP_OK)
         goto out;
-    uint64_t content_len = head_n + stream_tlv_size(0x30, eums_len) + stream_tlv_size(0x30, results_len) + anchor_n;
+    uint64_t content_len = sb->head_n + stream_tlv_size(0x30, eums_len) + stream_tlv_size(0x30, results_len) + anchor_n;
     uint64_t wrapped_len = stream_tlv_size(0x30, content_len);
     uint64_t outer_len = stream_tlv_size(0x06, oid_n) + stream_tlv_size(0xA0, wrapped_len) + chain_n +
                          stream_tlv_size(0x5F37, CRYPTO_SIG_RAW_LEN);
     char mwhy[256] = "";
-    if ((e = media_check_space(j->dirfd, stream_tlv_size(0x30, outer_len) + EXPORT_ROW_BYTES * c->sum.results +
-                                                   (1u << 20), mwhy, sizeof mwhy)) !=
-        IFPP_OK) {
-        err_why(j->why, j->why_len, "%s", mwhy);
+    if ((e = media_check_space(sb->dirfd, stream_tlv_size(0x30, outer_len) + sb->record_room * counted + (1u << 20),
+                               mwhy, sizeof mwhy)) != IFPP_OK) {
+        err_why(sb->why, sb->why_len, "%s", mwhy);
         goto out;
     }
-    /* the writing pass */
-    export_summary counted = c->sum;
     memset(c, 0, sizeof *c);
-    c->f = j->f;
+    c->f = sb->f;
     if ((e = crypto_sha256_init(&c->h)) != IFPP_OK)
         goto out;
     stream_header(c, 0x30, outer_len, false);
@@ -392,14 +397,14 @@ static ifpp_err stream_read(store *s, void *arg)
     stream_emit(c, oid, oid_n, false);
     stream_header(c, 0xA0, wrapped_len, true);
     stream_header(c, 0x30, content_len, true);
-    stream_emit(c, head, head_n, true);
+    stream_emit(c, sb->head, sb->head_n, true);
     stream_header(c, 0x30, eums_len, true);
     if ((e = store_each_eum_cert(s, stream_eum, c)) == IFPP_OK) {
         stream_header(c, 0x30, results_len, true);
-        e = store_each_result(s, j->day, stream_result, c);
+        e = sb->records(s, c, sb->arg);
     }
     stream_emit(c, anchor_der, anchor_n, true);
-    if (e == IFPP_OK && (c->eums_len != eums_len || c->results_len != results_len || c->sum.results != counted.results))
+    if (e == IFPP_OK && (c->eums_len != eums_len || c->results_len != results_len || c->sum.results != counted))
         e = IFPP_E_INTERNAL; /* one snapshot: the two passes cannot differ */
     if (e == IFPP_OK)
         e = c->err;
@@ -408,15 +413,52 @@ static ifpp_err stream_read(store *s, void *arg)
         goto out;
     }
     if ((e = crypto_sha256_final(&c->h, digest)) != IFPP_OK ||
-        (e = crypto_ecdsa_sign_digest(j->key, digest, CRYPTO_SIG_RAW, sig, &siglen)) != IFPP_OK)
+        (e = crypto_ecdsa_sign_digest(sb->key, digest, CRYPTO_SIG_RAW, sig, &siglen)) != IFPP_OK)
         goto out;
     stream_emit(c, chain, chain_n, false);
     stream_header(c, 0x5F37, siglen, false);
     stream_emit(c, sig, siglen, false);
 out:
-    tlv_builder_free(&hb);
     tlv_builder_free(&ab);
     tlv_builder_free(&cb);
+    return e;
+}
+
+/* The Profile Loading Report's records: the day's final results (every one when day is NULL). */
+static ifpp_err result_records(store *s, stream_ctx *c, void *arg)
+{
+    const stream_job *j = arg;
+    return store_each_result(s, j->day, stream_result, c);
+}
+
+/* Both passes in one snapshot (the counts and the bytes agree); the caller commits the file. */
+static ifpp_err stream_read(store *s, void *arg)
+{
+    stream_job *j = arg;
+    tlv_builder hb;
+    const uint8_t *head;
+    size_t head_n;
+    uint8_t id[16];
+    char start[16], end[16];
+    ifpp_err e;
+    snprintf(start, sizeof start, "%.4s%.2s%.2s000000Z", j->period, j->period + 5, j->period + 8);
+    snprintf(end, sizeof end, "%.4s%.2s%.2s235959Z", j->period, j->period + 5, j->period + 8);
+    if ((e = crypto_random(id, sizeof id)) != IFPP_OK)
+        return e;
+    memset(&hb, 0, sizeof hb);
+    tlv_builder_init_dynamic(&hb, 4096); /* version, reportId, stationId, periodStart, periodEnd */
+    tlv_put_uint(&hb, 0x02, 1);
+    tlv_put(&hb, 0x04, id, sizeof id);
+    tlv_put(&hb, 0x0C, j->station_id, strlen(j->station_id));
+    tlv_put(&hb, 0x18, start, 15);
+    tlv_put(&hb, 0x18, end, 15);
+    if ((e = tlv_builder_finish(&hb, &head, &head_n)) == IFPP_OK) {
+        stream_bundle sb = {.type = BUNDLE_LOADING_REPORT, .head = head, .head_n = head_n, .records = result_records,
+                            .arg = j, .key = j->key, .station_cert = j->station_cert, .record_room = EXPORT_ROW_BYTES,
+                            .dirfd = j->dirfd, .f = j->f, .why = j->why, .why_len = j->why_len};
+        e = stream_bundle_write(s, &sb, &j->c);
+    }
+    tlv_builder_free(&hb);
     return e;
 }
 
@@ -946,102 +988,6 @@ ifpp_err export_audit_check(store *s, const char *bundle_path, const cert *root,
 
 /* ---- use case A.4: the Deletion Report, streamed (issue 15 item 4) ---------------------------- */
 
-/*
- * A station-signed bundle written in two passes over one read snapshot, as the streamed Profile
- * Loading Report above is: content = head (the DER of its first elements), the EUM certificates, the
- * records (emitted by `records`, measuring when c->f is NULL), the audit anchor. Memory: one record.
- */
-typedef struct {
-    bundle_type type;
-    const uint8_t *head;
-    size_t head_n;
-    ifpp_err (*records)(store *s, stream_ctx *c, void *arg);
-    void *arg;
-    const crypto_key *key;
-    const cert *station_cert;
-    int dirfd;
-    media_file *f;
-    char *why;
-    size_t why_len;
-} stream_bundle;
-
-static ifpp_err stream_bundle_write(store *s, stream_bundle *sb, stream_ctx *c)
-{
-    tlv_builder ab, cb;
-    const uint8_t *anchor_der, *chain, *cd;
-    size_t anchor_n, chain_n, cd_n;
-    store_anchor anchor;
-    uint8_t oid[32], sig[CRYPTO_SIG_RAW_LEN], digest[CRYPTO_SHA256_LEN];
-    size_t oid_n = bundle_type_oid(sb->type, oid, sizeof oid), siglen = sizeof sig;
-    ifpp_err e;
-    memset(c, 0, sizeof *c);
-    if (!oid_n)
-        return IFPP_E_INTERNAL;
-    if ((e = store_each_eum_cert(s, stream_eum, c)) != IFPP_OK || (e = sb->records(s, c, sb->arg)) != IFPP_OK ||
-        (e = store_audit_head(s, &anchor)) != IFPP_OK)
-        return e;
-    uint64_t eums_len = c->eums_len, results_len = c->results_len;
-    size_t counted = c->sum.results;
-    memset(&ab, 0, sizeof ab);
-    memset(&cb, 0, sizeof cb);
-    tlv_builder_init_dynamic(&ab, 256);
-    tlv_begin(&ab, 0xA5);
-    tlv_put_uint(&ab, 0x02, anchor.entry);
-    tlv_put(&ab, 0x04, anchor.hash, sizeof anchor.hash);
-    tlv_end(&ab);
-    tlv_builder_init_dynamic(&cb, 1u << 16);
-    tlv_begin(&cb, 0xA1);
-    cert_der(sb->station_cert, &cd, &cd_n);
-    tlv_put_raw(&cb, cd, cd_n);
-    tlv_end(&cb);
-    if ((e = tlv_builder_finish(&ab, &anchor_der, &anchor_n)) != IFPP_OK ||
-        (e = tlv_builder_finish(&cb, &chain, &chain_n)) != IFPP_OK)
-        goto out;
-    uint64_t content_len = sb->head_n + stream_tlv_size(0x30, eums_len) + stream_tlv_size(0x30, results_len) + anchor_n;
-    uint64_t wrapped_len = stream_tlv_size(0x30, content_len);
-    uint64_t outer_len = stream_tlv_size(0x06, oid_n) + stream_tlv_size(0xA0, wrapped_len) + chain_n +
-                         stream_tlv_size(0x5F37, CRYPTO_SIG_RAW_LEN);
-    char mwhy[256] = "";
-    if ((e = media_check_space(sb->dirfd, stream_tlv_size(0x30, outer_len) + (1u << 20), mwhy, sizeof mwhy)) !=
-        IFPP_OK) {
-        err_why(sb->why, sb->why_len, "%s", mwhy);
-        goto out;
-    }
-    memset(c, 0, sizeof *c);
-    c->f = sb->f;
-    if ((e = crypto_sha256_init(&c->h)) != IFPP_OK)
-        goto out;
-    stream_header(c, 0x30, outer_len, false);
-    stream_header(c, 0x06, oid_n, false);
-    stream_emit(c, oid, oid_n, false);
-    stream_header(c, 0xA0, wrapped_len, true);
-    stream_header(c, 0x30, content_len, true);
-    stream_emit(c, sb->head, sb->head_n, true);
-    stream_header(c, 0x30, eums_len, true);
-    if ((e = store_each_eum_cert(s, stream_eum, c)) == IFPP_OK) {
-        stream_header(c, 0x30, results_len, true);
-        e = sb->records(s, c, sb->arg);
-    }
-    stream_emit(c, anchor_der, anchor_n, true);
-    if (e == IFPP_OK && (c->eums_len != eums_len || c->results_len != results_len || c->sum.results != counted))
-        e = IFPP_E_INTERNAL; /* one snapshot: the two passes cannot differ */
-    if (e == IFPP_OK)
-        e = c->err;
-    if (e != IFPP_OK) {
-        crypto_sha256_abort(&c->h);
-        goto out;
-    }
-    if ((e = crypto_sha256_final(&c->h, digest)) != IFPP_OK ||
-        (e = crypto_ecdsa_sign_digest(sb->key, digest, CRYPTO_SIG_RAW, sig, &siglen)) != IFPP_OK)
-        goto out;
-    stream_emit(c, chain, chain_n, false);
-    stream_header(c, 0x5F37, siglen, false);
-    stream_emit(c, sig, siglen, false);
-out:
-    tlv_builder_free(&ab);
-    tlv_builder_free(&cb);
-    return e;
-}
 
 
 /* One DeletionRecord (docs/ifpp.asn): the notification byte for byte as the eUICC signed it. */

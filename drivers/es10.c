@@ -38,6 +38,30 @@ static ifpp_err es10_open(const uint8_t *resp, size_t n, uint32_t tag, tlv *top,
     return tlv_reader_enter(&outer, top, r);
 }
 
+/*
+ * An SGP.22 list answer, 'tag' { 'A0' { items } | '81' error }: IFPP_OK with items ready to read,
+ * or IFPP_E_IO with *error set for the card's error code (ListNotification, RetrieveNotificationsList).
+ */
+static ifpp_err es10_open_list(const uint8_t *resp, size_t n, uint32_t tag, tlv_reader *items, int *error)
+{
+    tlv top, list;
+    tlv_reader r;
+    ifpp_err e;
+    *error = ES10_NO_RESULT;
+    if ((e = es10_open(resp, n, tag, &top, &r)) != IFPP_OK)
+        return e;
+    if (tlv_reader_expect(&r, 0x81, &list) == IFPP_OK) { /* the list's result error */
+        uint64_t u;
+        if ((e = tlv_get_uint(&list, &u)) != IFPP_OK)
+            return e;
+        *error = u > 255 ? 255 : (int)u;
+        return tlv_reader_done(&r) ? IFPP_E_IO : IFPP_E_TLV_TRAILING;
+    }
+    if ((e = tlv_reader_expect(&r, 0xA0, &list)) != IFPP_OK || (e = tlv_reader_enter(&r, &list, items)) != IFPP_OK)
+        return e;
+    return tlv_reader_done(&r) ? IFPP_OK : IFPP_E_TLV_TRAILING;
+}
+
 /* The next field must be an INTEGER 0..255 under tag t. */
 static ifpp_err es10_small_uint(tlv_reader *r, uint32_t t, uint8_t *v)
 {
@@ -182,24 +206,12 @@ ifpp_err es10_load_bpp(es10_chan *k, const uint8_t *bpp, size_t n, uint8_t *pir,
 
 ifpp_err es10_parse_notifications(const uint8_t *resp, size_t n, tlv *pirs, size_t max, size_t *count, int *error)
 {
-    tlv top, list, item;
-    tlv_reader r, lr;
+    tlv item;
+    tlv_reader lr;
     ifpp_err e;
     *count = 0;
-    *error = ES10_NO_RESULT;
-    if ((e = es10_open(resp, n, 0xBF2B, &top, &r)) != IFPP_OK)
+    if ((e = es10_open_list(resp, n, 0xBF2B, &lr, error)) != IFPP_OK) /* notificationsListResultError: IFPP_E_IO */
         return e;
-    if (tlv_reader_expect(&r, 0x81, &list) == IFPP_OK) { /* notificationsListResultError */
-        uint64_t u;
-        if ((e = tlv_get_uint(&list, &u)) != IFPP_OK)
-            return e;
-        *error = u > 255 ? 255 : (int)u;
-        return tlv_reader_done(&r) ? IFPP_E_IO : IFPP_E_TLV_TRAILING;
-    }
-    if ((e = tlv_reader_expect(&r, 0xA0, &list)) != IFPP_OK || (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK)
-        return e;
-    if (!tlv_reader_done(&r))
-        return IFPP_E_TLV_TRAILING;
     while ((e = tlv_reader_next(&lr, &item)) == IFPP_OK) {
         if (item.tag == 0x30)
             continue; /* otherSignedNotification: not the station's business */
@@ -621,26 +633,14 @@ ifpp_err es10_verify_delete_notification(const es10_other_notification *n, const
 ifpp_err es10_parse_notification_list(const uint8_t *resp, size_t n, es10_notification_meta *out, size_t max,
                                       size_t *count, int *error)
 {
-    tlv top, list, item;
-    tlv_reader r, lr;
+    tlv item;
+    tlv_reader lr;
     ifpp_err e;
     if (!count || !error || (max && !out))
         return IFPP_E_ARG;
     *count = 0;
-    *error = ES10_NO_RESULT;
-    if ((e = es10_open(resp, n, 0xBF28, &top, &r)) != IFPP_OK)
+    if ((e = es10_open_list(resp, n, 0xBF28, &lr, error)) != IFPP_OK) /* listNotificationsResultError: IFPP_E_IO */
         return e;
-    if (tlv_reader_expect(&r, 0x81, &list) == IFPP_OK) { /* listNotificationsResultError */
-        uint64_t u;
-        if ((e = tlv_get_uint(&list, &u)) != IFPP_OK)
-            return e;
-        *error = u > 255 ? 255 : (int)u;
-        return tlv_reader_done(&r) ? IFPP_E_IO : IFPP_E_TLV_TRAILING;
-    }
-    if ((e = tlv_reader_expect(&r, 0xA0, &list)) != IFPP_OK || (e = tlv_reader_enter(&r, &list, &lr)) != IFPP_OK)
-        return e;
-    if (!tlv_reader_done(&r))
-        return IFPP_E_TLV_TRAILING;
     while ((e = tlv_reader_next(&lr, &item)) == IFPP_OK) {
         if (*count == max)
             return IFPP_E_RANGE;

@@ -1647,6 +1647,18 @@ ifpp_err store_add_vault(store *s, const char *vault_id, const uint8_t *dpf_pb_c
     return e;
 }
 
+/* A malloc'd copy of a row's blob column (never NULL for an empty one). */
+static ifpp_err store_column_copy(sqlite3_stmt *st, int col, uint8_t **out, size_t *n)
+{
+    size_t len = (size_t)sqlite3_column_bytes(st, col);
+    if (!(*out = malloc(len ? len : 1)))
+        return IFPP_E_NOMEM;
+    if (len)
+        memcpy(*out, sqlite3_column_blob(st, col), len);
+    *n = len;
+    return IFPP_OK;
+}
+
 /* Copies column 0 of the first row of sql (bound to one blob or text key) into a malloc'd buffer. */
 static ifpp_err store_fetch_blob(store *s, const char *sql, const void *key, int key_len, bool text, uint8_t **out,
                                  size_t *n)
@@ -1664,14 +1676,7 @@ static ifpp_err store_fetch_blob(store *s, const char *sql, const void *key, int
         sqlite3_bind_blob(st, 1, key, key_len, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        size_t len = (size_t)sqlite3_column_bytes(st, 0);
-        *out = malloc(len ? len : 1);
-        e = *out ? IFPP_OK : IFPP_E_NOMEM;
-        if (e == IFPP_OK) {
-            if (len)
-                memcpy(*out, sqlite3_column_blob(st, 0), len);
-            *n = len;
-        }
+        e = store_column_copy(st, 0, out, n);
     } else if (rc == SQLITE_DONE) {
         snprintf(store_msg, sizeof store_msg, "no such record in the store");
         e = IFPP_E_NOT_FOUND;
@@ -2626,14 +2631,7 @@ ifpp_err store_bpp_blob(store *s, const uint8_t *txid, size_t txid_len, uint8_t 
                 *n = (size_t)len;
         }
     } else if (rc == SQLITE_ROW) { /* a row from before schema 7: its bytes are still in the table */
-        size_t len = (size_t)sqlite3_column_bytes(st, 3);
-        if (!(*out = malloc(len ? len : 1)))
-            e = IFPP_E_NOMEM;
-        else {
-            if (len)
-                memcpy(*out, sqlite3_column_blob(st, 3), len);
-            *n = len;
-        }
+        e = store_column_copy(st, 3, out, n);
     } else if (rc == SQLITE_DONE) {
         snprintf(store_msg, sizeof store_msg, "no such BPP in the store");
         e = IFPP_E_NOT_FOUND;
