@@ -303,7 +303,7 @@ typedef struct {
     const uint8_t *txid; /* a move the gate makes itself (NULL: none) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool running;
+    bool running, acked;
     ifpp_err rc;
     const char *path;
     int ack_fd;          /* >= 0: write 'G' there once told OK */
@@ -337,6 +337,10 @@ static void *gate_main(void *arg)
         x->rc = store_transaction(s, gate_tx, x);
     if (x->rc == IFPP_OK && x->ack_fd >= 0 && write(x->ack_fd, "G", 1) != 1)
         x->rc = IFPP_E_IO;
+    pthread_mutex_lock(&x->mu);
+    x->acked = true;
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
     store_close(s);
     return NULL;
 }
@@ -358,6 +362,7 @@ typedef struct {
     mover_kind kind;
     ifpp_err rc;
     int ack_fd;
+    gate *after; /* MOVER_KILL: dies only once this gate's waiter has acknowledged its OK */
     char msg[300];
 } mover;
 
@@ -370,8 +375,13 @@ static ifpp_err mover_tx(store *w, void *arg)
                                               : bpp_move(w, m->txid, 16, BPP_AVAILABLE, BPP_RESERVED, &who);
     if (e != IFPP_OK)
         return e;
-    if (m->kind == MOVER_KILL)
+    if (m->kind == MOVER_KILL) {
+        pthread_mutex_lock(&m->after->mu); /* the gate's waiter was told OK before this batch began */
+        while (!m->after->acked)
+            pthread_cond_wait(&m->after->cv, &m->after->mu);
+        pthread_mutex_unlock(&m->after->mu);
         raise(SIGKILL); /* the process dies with this batch's moves applied but not committed */
+    }
     return m->kind == MOVER_FAIL_AFTER_WRITE ? IFPP_E_IO : IFPP_OK; /* its row and audit entry were written */
 }
 
@@ -476,7 +486,7 @@ static void crash_child(const fixture *f, int ack_fd)
         nanosleep(&ts, NULL);
         store_group_get_stats(g, &st);
     } while (st.queued < N_MOVERS);
-    m[N_MOVERS] = (mover){.path = f->path, .g = g, .ack_fd = ack_fd, .kind = MOVER_KILL};
+    m[N_MOVERS] = (mover){.path = f->path, .g = g, .ack_fd = ack_fd, .kind = MOVER_KILL, .after = &x};
     txid_of(N_MOVERS, 1, m[N_MOVERS].txid);
     if (pthread_create(&mt[N_MOVERS], NULL, mover_main, &m[N_MOVERS]) != 0)
         _exit(2);
