@@ -173,10 +173,11 @@ static ifpp_err session_sign_for_fpa(void *ctx, const uint8_t challenge[16], con
 /*
  * Checks a PIR for the BPP b: parsed strictly, signed by the eUICC certificate the EUM's package
  * delivered (DMF02), for b's transaction, and naming the ICCID of b's vault record (pir_match_vault).
- * why names what failed, both values where two disagree.
+ * why names what failed, both values where two disagree. vault_pb: b's CERT.DPpb if the caller parsed
+ * it already (a session has, for PrepareBppLoad: parsing a certificate is most of a DUT's CPU), else NULL.
  */
-static ifpp_err session_check_pir(session_ctx *c, const store_bpp *b, const uint8_t *pir, size_t n, pir_info *info,
-                                  char *why, size_t why_len)
+static ifpp_err session_check_pir(session_ctx *c, const store_bpp *b, const cert *vault_pb, const uint8_t *pir,
+                                  size_t n, pir_info *info, char *why, size_t why_len)
 {
     uint8_t *der = NULL, *pb_der = NULL;
     size_t dn, pb_len;
@@ -192,11 +193,11 @@ static ifpp_err session_check_pir(session_ctx *c, const store_bpp *b, const uint
              memcmp(info->transaction_id, b->transaction_id, b->transaction_id_len) != 0) {
         err_why(why, why_len, "the PIR is for another transaction than this BPP's");
         e = IFPP_E_SIGNATURE;
-    } else if ((e = store_vault_pb_cert(c->st, b->vault_id, &pb_der, &pb_len)) != IFPP_OK ||
-               (e = cert_parse_der(pb_der, pb_len, &pb)) != IFPP_OK) {
+    } else if (!vault_pb && ((e = store_vault_pb_cert(c->st, b->vault_id, &pb_der, &pb_len)) != IFPP_OK ||
+                             (e = cert_parse_der(pb_der, pb_len, &pb)) != IFPP_OK)) {
         err_why(why, why_len, "the BPP's vault certificate is unreadable (%s)", err_str(e));
     } else {
-        e = pir_match_vault(info, b->iccid, pb, why, why_len);
+        e = pir_match_vault(info, b->iccid, vault_pb ? vault_pb : pb, why, why_len);
     }
     crypto_key_free(k);
     cert_free(ec);
@@ -330,7 +331,7 @@ static ifpp_err session_resolve(session_ctx *c, es10_chan *k, const uint8_t eid[
         for (size_t i = 0; i < n; i++) {
             if (lens[i] != info.transaction_id_len || memcmp(txids[i], info.transaction_id, lens[i]) != 0 ||
                 store_get_bpp(c->st, txids[i], lens[i], &b) != IFPP_OK ||
-                session_check_pir(c, &b, pirs[p].raw, pirs[p].raw_len, &info, pir_why, sizeof pir_why) != IFPP_OK)
+                session_check_pir(c, &b, NULL, pirs[p].raw, pirs[p].raw_len, &info, pir_why, sizeof pir_why) != IFPP_OK)
                 continue;
             who.reason = info.success ? "recovery: kept PIR, installed" : "recovery: kept PIR, refused";
             if (store_record_pir(c->st, txids[i], lens[i], pirs[p].raw, pirs[p].raw_len, info.success, BPP_IN_DOUBT,
@@ -631,7 +632,7 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
     }
 
     step(c, SESSION_STEP_PIR, NULL);
-    if ((e = session_check_pir(c, &b, resp, rn, &info, r->message, sizeof r->message)) != IFPP_OK)
+    if ((e = session_check_pir(c, &b, pb, resp, rn, &info, r->message, sizeof r->message)) != IFPP_OK)
         goto doubt; /* the card did something: only its evidence may say what */
     who.reason = info.success ? "PIR: installed" : pir_error_reason_str(info.error_reason);
     if ((e = store_record_pir(c->st, r->txid, r->txid_len, resp, rn, info.success, BPP_RESERVED, &who)) != IFPP_OK) {
