@@ -6,7 +6,9 @@
  * front (one writer, no upgrade deadlock), the work and its audit row happen inside, and
  * COMMIT under synchronous=FULL returns only once the WAL is on disk. A state move is an
  * UPDATE ... WHERE state = <expected>; if no row changed, someone else moved it first and
- * the transaction rolls back with nothing written.
+ * the transaction rolls back with nothing written. A connection joined to a group (the daemon's slots)
+ * hands its transactions to the group's committer instead, which runs the ones waiting at one moment in
+ * SAVEPOINTs of one transaction with one sync (the block at the end of this file, docs/store.md).
  *
  * One store* is one SQLite connection and belongs to the thread that opened it: the depth of
  * the caller's transaction lives in the struct, so a second thread on the same handle could

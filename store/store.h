@@ -21,7 +21,9 @@
  * truncation of the whole tail shows too (docs/store.md).
  *
  * Threads: a store* is one SQLite connection and belongs to the thread that opened it; every
- * call from another thread is refused with IFPP_E_ARG. Each slot thread opens its own.
+ * call from another thread is refused with IFPP_E_ARG. Each slot thread opens its own; the daemon's
+ * slots send their writes through one committer (store_group_*, group commit) so that the moves
+ * waiting at one moment share one sync.
  * Errors: IFPP_E_BUSY when another process holds the write lock past the busy timeout,
  * IFPP_E_IO for a damaged, unreadable or full store; store_errmsg() says which, with the path.
  */
