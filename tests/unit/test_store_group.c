@@ -52,29 +52,30 @@ static void txid_of(int t, int k, uint8_t tx[16])
     tx[15] = (uint8_t)k;
 }
 
-static int setup(void **state)
+/* The store: N_THREADS eUICCs with PER_THREAD BPPs each; 0 on success. */
+static int fill(fixture *f)
 {
-    fixture *f = calloc(1, sizeof *f);
     char why[256] = "";
     store *s = NULL;
-    f->dir = tu_mkdtemp("ifpp-store-group");
-    f->path = tu_path(f->dir, "station.db");
-    if (store_open(f->path, &s, why, sizeof why) != IFPP_OK) {
+    if (!f->dir || !f->path || store_open(f->path, &s, why, sizeof why) != IFPP_OK) {
         fprintf(stderr, "%s\n", why);
         return -1;
     }
     static const uint8_t blob[] = {0xBF, 0x36, 0x02, 0xBF, 0x23};
     uint8_t cert_der[40] = {0x30, 38}, info2[3] = {0xBF, 0x22, 0x00}, proof[64] = {0};
-    for (int t = 0; t < N_THREADS; t++) {
+    int rc = 0;
+    for (int t = 0; t < N_THREADS && rc == 0; t++) {
         if (crypto_random(f->eid[t], 16) != IFPP_OK ||
             store_add_euicc(s, f->eid[t], cert_der, sizeof cert_der, info2, sizeof info2) != IFPP_OK)
-            return -1;
-        for (int k = 0; k < PER_THREAD; k++) {
+            rc = -1;
+        for (int k = 0; k < PER_THREAD && rc == 0; k++) {
             store_bpp b;
             memset(&b, 0, sizeof b);
             b.otpk[0] = 0x04;
-            if (crypto_random(b.otpk + 1, 64) != IFPP_OK || store_add_otk(s, f->eid[t], b.otpk, proof) != IFPP_OK)
-                return -1;
+            if (crypto_random(b.otpk + 1, 64) != IFPP_OK || store_add_otk(s, f->eid[t], b.otpk, proof) != IFPP_OK) {
+                rc = -1;
+                break;
+            }
             txid_of(t, k, b.transaction_id);
             b.transaction_id_len = 16;
             memcpy(b.eid, f->eid[t], 16);
@@ -86,19 +87,36 @@ static int setup(void **state)
             snprintf(b.vault_id, sizeof b.vault_id, "vault-1");
             if (store_add_bpp(s, &b, NULL, why, sizeof why) != IFPP_OK) {
                 fprintf(stderr, "%s\n", why);
-                return -1;
+                rc = -1;
             }
         }
     }
     store_close(s);
+    return rc;
+}
+
+static int teardown(void **state);
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    f->dir = tu_mkdtemp("ifpp-store-group");
+    f->path = f->dir ? tu_path(f->dir, "station.db") : NULL;
     *state = f;
+    if (fill(f) != 0) {
+        teardown(state);
+        return -1;
+    }
     return 0;
 }
 
 static int teardown(void **state)
 {
     fixture *f = *state;
-    tu_rmrf(f->dir);
+    if (f->dir)
+        tu_rmrf(f->dir);
     free(f->dir);
     free(f->path);
     free(f);
