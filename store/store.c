@@ -2005,6 +2005,16 @@ const char *store_path(const store *s)
 #define GROUP_MAX_BATCH 256
 #define GROUP_SAVEPOINT "ifpp_group_move"
 
+/* The committer's own statements, compiled once: per move they are most of what it adds to the move's own. */
+enum { GQ_BEGIN, GQ_SAVEPOINT, GQ_RELEASE, GQ_ROLLBACK_TO, GQ_COMMIT, GQ__COUNT };
+static const char *const group_sql[GQ__COUNT][2] = {
+    {"BEGIN IMMEDIATE", "taking the write lock"},
+    {"SAVEPOINT " GROUP_SAVEPOINT, "opening a move's savepoint"},
+    {"RELEASE " GROUP_SAVEPOINT, "closing a move's savepoint"},
+    {"ROLLBACK TO " GROUP_SAVEPOINT, "rolling a move back"},
+    {"COMMIT", "committing a group of moves"},
+};
+
 typedef struct group_req {
     ifpp_err (*fn)(store *s, void *arg);
     void *arg;
@@ -2026,8 +2036,19 @@ struct store_group {
     ifpp_err open_err;
     char open_why[512];
     int busy_ms;         /* asked for by store_group_set_busy_timeout (-1: the store's default) */
+    sqlite3_stmt *q[GQ__COUNT]; /* group_sql compiled on w (NULL: run as text) */
     store_group_stats stats;
 };
+
+/* Runs one of the committer's statements on its connection. */
+static ifpp_err group_exec(store_group *g, int which)
+{
+    if (!g->q[which])
+        return store_exec(g->w, group_sql[which][0], group_sql[which][1]);
+    int rc = sqlite3_step(g->q[which]);
+    sqlite3_reset(g->q[which]);
+    return rc == SQLITE_DONE ? IFPP_OK : store_fail(g->w, rc, group_sql[which][1]);
+}
 
 /* The committer's verdict on one request, with its thread's message when it failed. */
 static void group_decide(group_req *r, ifpp_err e)
@@ -2053,7 +2074,7 @@ static void group_run_batch(store_group *g, group_req **b, size_t n)
         if (left == 0)
             return;
         store_msg[0] = '\0';
-        ifpp_err e = store_exec(w, "BEGIN IMMEDIATE", "taking the write lock");
+        ifpp_err e = group_exec(g, GQ_BEGIN);
         if (e != IFPP_OK) {
             for (size_t i = 0; i < n; i++)
                 if (!decided[i])
@@ -2068,7 +2089,7 @@ static void group_run_batch(store_group *g, group_req **b, size_t n)
                 continue;
             store_msg[0] = '\0';
             w->inner_failed = false;
-            e = store_exec(w, "SAVEPOINT " GROUP_SAVEPOINT, "opening a move's savepoint");
+            e = group_exec(g, GQ_SAVEPOINT);
             if (e == IFPP_OK)
                 e = b[i]->fn(w, b[i]->arg);
             if (e == IFPP_OK && w->inner_failed) {
@@ -2081,14 +2102,14 @@ static void group_run_batch(store_group *g, group_req **b, size_t n)
                 decided[i] = aborted = true;
                 break;
             }
-            if (e == IFPP_OK && (e = store_exec(w, "RELEASE " GROUP_SAVEPOINT, "closing a move's savepoint")) == IFPP_OK) {
+            if (e == IFPP_OK && (e = group_exec(g, GQ_RELEASE)) == IFPP_OK) {
                 applied[i] = true;
                 continue;
             }
             group_decide(b[i], e); /* before the rollback: its message is the cause */
             decided[i] = true;
-            sqlite3_exec(w->db, "ROLLBACK TO " GROUP_SAVEPOINT, NULL, NULL, NULL);
-            sqlite3_exec(w->db, "RELEASE " GROUP_SAVEPOINT, NULL, NULL, NULL);
+            (void)group_exec(g, GQ_ROLLBACK_TO); /* store_msg keeps the move's own failure: it is already decided */
+            (void)group_exec(g, GQ_RELEASE);
             if (sqlite3_get_autocommit(w->db))
                 aborted = true;
         }
@@ -2097,7 +2118,7 @@ static void group_run_batch(store_group *g, group_req **b, size_t n)
         if (aborted)
             continue; /* nothing of this pass is in the file: run the undecided ones again */
         store_msg[0] = '\0';
-        e = store_exec(w, "COMMIT", "committing a group of moves");
+        e = group_exec(g, GQ_COMMIT);
         if (e != IFPP_OK)
             sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL); /* none of them is durable: none is told OK */
         else
@@ -2126,6 +2147,9 @@ static void *group_main(void *arg)
     pthread_mutex_unlock(&g->mu);
     if (e != IFPP_OK)
         return NULL;
+    for (int i = 0; i < GQ__COUNT; i++)
+        if (sqlite3_prepare_v3(w->db, group_sql[i][0], -1, SQLITE_PREPARE_PERSISTENT, &g->q[i], NULL) != SQLITE_OK)
+            g->q[i] = NULL; /* group_exec runs it as text */
     group_req *batch[GROUP_MAX_BATCH];
     for (;;) {
         pthread_mutex_lock(&g->mu);
@@ -2158,6 +2182,8 @@ static void *group_main(void *arg)
         }
         pthread_mutex_unlock(&g->mu);
     }
+    for (int i = 0; i < GQ__COUNT; i++)
+        sqlite3_finalize(g->q[i]);
     store_close(w);
     return NULL;
 }
