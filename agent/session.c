@@ -7,6 +7,7 @@
  */
 #include "session.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,63 @@ static ifpp_err session_sign_for_fpa(void *ctx, const uint8_t challenge[16], con
 {
     const session_ctx *c = ctx;
     return es10_build_authorise(challenge, eid, c->dm_fpa_key, c->dm_fpa_cert, out, cap, n);
+}
+
+/*
+ * The vault's CERT.DPpb, parsed once per slot thread (issue 16 item 4): every DUT of a vault is sent the same
+ * certificate, and parsing one is about a third of a DUT's CPU (OpenSSL 3's key decoders). Keyed by the DER
+ * bytes themselves, so another vault's certificate is parsed afresh; one per thread, so its reference count
+ * is only ever touched by the thread that owns it; freed when the thread ends.
+ */
+typedef struct {
+    uint8_t *der;
+    size_t len;
+    cert *c;
+} session_cert_memo;
+
+static pthread_key_t session_memo_key;
+static pthread_once_t session_memo_once = PTHREAD_ONCE_INIT;
+static bool session_memo_ok;
+
+static void session_memo_free(void *p)
+{
+    session_cert_memo *m = p;
+    if (!m)
+        return;
+    cert_free(m->c);
+    free(m->der);
+    free(m);
+}
+
+static void session_memo_init(void)
+{
+    session_memo_ok = pthread_key_create(&session_memo_key, session_memo_free) == 0;
+}
+
+/* cert_parse_der, or this thread's last parse of the same bytes; either way a reference the caller frees. */
+static ifpp_err session_parse_vault_cert(const uint8_t *der, size_t n, cert **out)
+{
+    pthread_once(&session_memo_once, session_memo_init);
+    session_cert_memo *m = session_memo_ok ? pthread_getspecific(session_memo_key) : NULL;
+    if (m && m->len == n && memcmp(m->der, der, n) == 0) {
+        *out = cert_ref(m->c);
+        return IFPP_OK;
+    }
+    ifpp_err e = cert_parse_der(der, n, out);
+    if (e != IFPP_OK || !session_memo_ok)
+        return e;
+    session_cert_memo *fresh = calloc(1, sizeof *fresh);
+    if (fresh && (fresh->der = malloc(n)) != NULL) {
+        memcpy(fresh->der, der, n);
+        fresh->len = n;
+        fresh->c = cert_ref(*out);
+        if (pthread_setspecific(session_memo_key, fresh) == 0) {
+            session_memo_free(m);
+            return IFPP_OK;
+        }
+    }
+    session_memo_free(fresh); /* the memo is only a shortcut: without it the next DUT parses again */
+    return IFPP_OK;
 }
 
 /*
@@ -555,7 +613,7 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
     step(c, SESSION_STEP_PREPARE, NULL);
     /* CERT.DPpb and the SM-DP sub-CAs up to the CI, as SGP.22 PrepareDownload sends them (issuer first) */
     if ((e = store_vault_pb_cert(c->st, b.vault_id, &pb_der, &pb_len)) != IFPP_OK ||
-        (e = cert_parse_der(pb_der, pb_len, &pb)) != IFPP_OK ||
+        (e = session_parse_vault_cert(pb_der, pb_len, &pb)) != IFPP_OK ||
         (e = store_vault_sub_cas(c->st, b.vault_id, sub_der, STORE_MAX_SUB_CAS, &n_sub)) != IFPP_OK) {
         err_why(r->message, sizeof r->message, "the BPP's SM-DPf certificate is unreadable in the store (%s)",
                 err_str(e));
