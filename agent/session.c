@@ -7,6 +7,7 @@
  */
 #include "session.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,12 +187,70 @@ static ifpp_err session_euicc_key(session_ctx *c, const uint8_t eid[16], crypto_
 }
 
 /*
+ * The vault's CERT.DPpb, parsed once per slot thread (issue 16 item 4): every DUT of a vault is sent the same
+ * certificate, and parsing one is about a third of a DUT's CPU (OpenSSL 3's key decoders). Keyed by the DER
+ * bytes themselves, so another vault's certificate is parsed afresh; one per thread, so its reference count
+ * is only ever touched by the thread that owns it; freed when the thread ends.
+ */
+typedef struct {
+    uint8_t *der;
+    size_t len;
+    cert *c;
+} session_cert_memo;
+
+static pthread_key_t session_memo_key;
+static pthread_once_t session_memo_once = PTHREAD_ONCE_INIT;
+static bool session_memo_ok;
+
+static void session_memo_free(void *p)
+{
+    session_cert_memo *m = p;
+    if (!m)
+        return;
+    cert_free(m->c);
+    free(m->der);
+    free(m);
+}
+
+static void session_memo_init(void)
+{
+    session_memo_ok = pthread_key_create(&session_memo_key, session_memo_free) == 0;
+}
+
+/* cert_parse_der, or this thread's last parse of the same bytes; either way a reference the caller frees. */
+static ifpp_err session_parse_vault_cert(const uint8_t *der, size_t n, cert **out)
+{
+    pthread_once(&session_memo_once, session_memo_init);
+    session_cert_memo *m = session_memo_ok ? pthread_getspecific(session_memo_key) : NULL;
+    if (m && m->len == n && memcmp(m->der, der, n) == 0) {
+        *out = cert_ref(m->c);
+        return IFPP_OK;
+    }
+    ifpp_err e = cert_parse_der(der, n, out);
+    if (e != IFPP_OK || !session_memo_ok)
+        return e;
+    session_cert_memo *fresh = calloc(1, sizeof *fresh);
+    if (fresh && (fresh->der = malloc(n)) != NULL) {
+        memcpy(fresh->der, der, n);
+        fresh->len = n;
+        fresh->c = cert_ref(*out);
+        if (pthread_setspecific(session_memo_key, fresh) == 0) {
+            session_memo_free(m);
+            return IFPP_OK;
+        }
+    }
+    session_memo_free(fresh); /* the memo is only a shortcut: without it the next DUT parses again */
+    return IFPP_OK;
+}
+
+/*
  * Checks a PIR for the BPP b: parsed strictly, signed by the eUICC certificate the EUM's package
  * delivered (DMF02), for b's transaction, and naming the ICCID of b's vault record (pir_match_vault).
- * why names what failed, both values where two disagree.
+ * why names what failed, both values where two disagree. vault_pb: b's CERT.DPpb if the caller parsed
+ * it already (a session has, for PrepareBppLoad: parsing a certificate is most of a DUT's CPU), else NULL.
  */
-static ifpp_err session_check_pir(session_ctx *c, const store_bpp *b, const uint8_t *pir, size_t n, pir_info *info,
-                                  char *why, size_t why_len)
+static ifpp_err session_check_pir(session_ctx *c, const store_bpp *b, const cert *vault_pb, const uint8_t *pir,
+                                  size_t n, pir_info *info, char *why, size_t why_len)
 {
     uint8_t *pb_der = NULL;
     size_t pb_len;
@@ -206,11 +265,11 @@ static ifpp_err session_check_pir(session_ctx *c, const store_bpp *b, const uint
              memcmp(info->transaction_id, b->transaction_id, b->transaction_id_len) != 0) {
         err_why(why, why_len, "the PIR is for another transaction than this BPP's");
         e = IFPP_E_SIGNATURE;
-    } else if ((e = store_vault_pb_cert(c->st, b->vault_id, &pb_der, &pb_len)) != IFPP_OK ||
-               (e = cert_parse_der(pb_der, pb_len, &pb)) != IFPP_OK) {
+    } else if (!vault_pb && ((e = store_vault_pb_cert(c->st, b->vault_id, &pb_der, &pb_len)) != IFPP_OK ||
+                             (e = cert_parse_der(pb_der, pb_len, &pb)) != IFPP_OK)) {
         err_why(why, why_len, "the BPP's vault certificate is unreadable (%s)", err_str(e));
     } else {
-        e = pir_match_vault(info, b->iccid, pb, why, why_len);
+        e = pir_match_vault(info, b->iccid, vault_pb ? vault_pb : pb, why, why_len);
     }
     crypto_key_free(k);
     cert_free(pb);
@@ -342,7 +401,7 @@ static ifpp_err session_resolve(session_ctx *c, es10_chan *k, const uint8_t eid[
         for (size_t i = 0; i < n; i++) {
             if (lens[i] != info.transaction_id_len || memcmp(txids[i], info.transaction_id, lens[i]) != 0 ||
                 store_get_bpp(c->st, txids[i], lens[i], &b) != IFPP_OK ||
-                session_check_pir(c, &b, pirs[p].raw, pirs[p].raw_len, &info, pir_why, sizeof pir_why) != IFPP_OK)
+                session_check_pir(c, &b, NULL, pirs[p].raw, pirs[p].raw_len, &info, pir_why, sizeof pir_why) != IFPP_OK)
                 continue;
             who.reason = info.success ? "recovery: kept PIR, installed" : "recovery: kept PIR, refused";
             if (store_record_pir(c->st, txids[i], lens[i], pirs[p].raw, pirs[p].raw_len, info.success, BPP_IN_DOUBT,
@@ -677,7 +736,7 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
     step(c, SESSION_STEP_PREPARE, NULL);
     /* CERT.DPpb and the SM-DP sub-CAs up to the CI, as SGP.22 PrepareDownload sends them (issuer first) */
     if ((e = store_vault_pb_cert(c->st, b.vault_id, &pb_der, &pb_len)) != IFPP_OK ||
-        (e = cert_parse_der(pb_der, pb_len, &pb)) != IFPP_OK ||
+        (e = session_parse_vault_cert(pb_der, pb_len, &pb)) != IFPP_OK ||
         (e = store_vault_sub_cas(c->st, b.vault_id, sub_der, STORE_MAX_SUB_CAS, &n_sub)) != IFPP_OK) {
         err_why(r->message, sizeof r->message, "the BPP's SM-DPf certificate is unreadable in the store (%s)",
                 err_str(e));
@@ -754,7 +813,7 @@ ifpp_err session_provision(session_ctx *c, const char *dut_serial, const char *p
     }
 
     step(c, SESSION_STEP_PIR, NULL);
-    if ((e = session_check_pir(c, &b, resp, rn, &info, r->message, sizeof r->message)) != IFPP_OK)
+    if ((e = session_check_pir(c, &b, pb, resp, rn, &info, r->message, sizeof r->message)) != IFPP_OK)
         goto doubt; /* the card did something: only its evidence may say what */
     who.reason = info.success ? "PIR: installed" : pir_error_reason_str(info.error_reason);
     if ((e = store_record_pir(c->st, r->txid, r->txid_len, resp, rn, info.success, BPP_RESERVED, &who)) != IFPP_OK) {

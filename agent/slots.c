@@ -38,6 +38,7 @@ struct slots {
     void *arg;
     bool stopping;
     size_t n, running;
+    store_group *group;      /* the slots' one committer: their moves share durable commits (docs/store.md) */
     slot_rec rec[CONFIG_MAX_SLOTS];
 };
 
@@ -259,8 +260,23 @@ static void *slots_thread(void *arg)
         slot_event fe = {.kind = SLOT_EV_FAULT, .message = r->fault};
         slots_emit(r, &fe);
         slots_set_state(r, SLOT_FAULT);
-    } else if (s->cfg.busy_timeout_ms > 0)
-        store_set_busy_timeout(st->st, (int)s->cfg.busy_timeout_ms);
+    } else {
+        if (s->cfg.busy_timeout_ms > 0)
+            store_set_busy_timeout(st->st, (int)s->cfg.busy_timeout_ms);
+        /* every move of this slot's sessions is committed by the group: durable before the call returns,
+           in one sync with whatever the other slots committed at the same moment (issue 13 item 5) */
+        if (store_group_join(st->st, s->group) != IFPP_OK) {
+            pthread_mutex_lock(&s->mu);
+            snprintf(r->fault, sizeof r->fault, "cannot join the store's committer: %.200s", store_errmsg(st->st));
+            pthread_mutex_unlock(&s->mu);
+            alog(LOG_LVL_ERROR, &(alog_fields){.slot = r->name}, "%s", r->fault);
+            slot_event fe = {.kind = SLOT_EV_FAULT, .message = r->fault};
+            slots_emit(r, &fe);
+            slots_set_state(r, SLOT_FAULT);
+            station_close(st);
+            st = NULL;
+        }
+    }
 
     for (;;) {
         pthread_mutex_lock(&s->mu);
@@ -351,7 +367,15 @@ ifpp_err slots_start(const agent_config *c, slots_event_fn fn, void *arg, slots 
     s->cfg = *c;
     s->fn = fn;
     s->arg = arg;
-    ifpp_err e = IFPP_OK;
+    ifpp_err e = store_group_open(c->store_path, &s->group, why, why_len);
+    if (e != IFPP_OK) {
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+        free(s);
+        return e;
+    }
+    if (c->busy_timeout_ms > 0)
+        store_group_set_busy_timeout(s->group, (int)c->busy_timeout_ms);
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < c->n_slots && e == IFPP_OK; i++)
         e = slots_add(s, &c->slots[i], why, why_len);
@@ -543,6 +567,8 @@ ifpp_err slots_reload(slots *s, const agent_config *c, char *why, size_t why_len
     }
     /* The new threads open the store with the new trust files; running ones keep theirs until restart. */
     s->cfg = *c;
+    if (c->busy_timeout_ms > 0)
+        store_group_set_busy_timeout(s->group, (int)c->busy_timeout_ms);
     pthread_cond_broadcast(&s->cv);
 out:
     pthread_mutex_unlock(&s->mu);
@@ -587,6 +613,7 @@ void slots_free(slots *s)
             all = false;
     }
     if (all) { /* a session still running keeps its slot (and so this table): the process exits around it */
+        store_group_close(s->group); /* no slot thread is left to use it */
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);
         free(s);

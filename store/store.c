@@ -6,7 +6,9 @@
  * front (one writer, no upgrade deadlock), the work and its audit row happen inside, and
  * COMMIT under synchronous=FULL returns only once the WAL is on disk. A state move is an
  * UPDATE ... WHERE state = <expected>; if no row changed, someone else moved it first and
- * the transaction rolls back with nothing written.
+ * the transaction rolls back with nothing written. A connection joined to a group (the daemon's slots)
+ * hands its transactions to the group's committer instead, which runs the ones waiting at one moment in
+ * SAVEPOINTs of one transaction with one sync (the block at the end of this file, docs/store.md).
  *
  * One store* is one SQLite connection and belongs to the thread that opened it: the depth of
  * the caller's transaction lives in the struct, so a second thread on the same handle could
@@ -49,6 +51,8 @@ struct store {
         const char *sql;
         sqlite3_stmt *st;
     } cache[8];               /* statements run once per BPP of a vault, kept prepared (store_prepare_cached) */
+    store_group *group; /* non-NULL: outermost transactions go through this committer (group commit) */
+    uint64_t commits;   /* durable transactions committed for this connection */
 };
 
 /* The last failure's message, per thread (each thread has its own store*, docs/store.md). */
@@ -325,6 +329,8 @@ void store_set_busy_timeout(store *s, int ms)
     sqlite3_busy_timeout(s->db, ms);
 }
 
+static ifpp_err store_group_run(store *s, ifpp_err (*fn)(store *s, void *arg), void *arg);
+
 ifpp_err store_transaction(store *s, ifpp_err (*fn)(store *s, void *arg), void *arg)
 {
     STORE_CHECK(s);
@@ -334,6 +340,8 @@ ifpp_err store_transaction(store *s, ifpp_err (*fn)(store *s, void *arg), void *
         snprintf(store_msg, sizeof store_msg, "store %s was opened read-only: no change is possible", s->path);
         return IFPP_E_ARG;
     }
+    if (s->group && s->depth == 0)
+        return store_group_run(s, fn, arg); /* one durable commit shared with the other waiting threads */
     /* Inside our own outer transaction (an import of a whole bundle): the outer one commits or rolls back. */
     if (s->depth > 0) {
         s->depth++;
@@ -358,6 +366,7 @@ ifpp_err store_transaction(store *s, ifpp_err (*fn)(store *s, void *arg), void *
         e = bppfile_before_commit(s); /* the BPP bytes on disk before the rows that point at them */
     if (e == IFPP_OK && (e = store_exec(s, "COMMIT", "committing")) == IFPP_OK) {
         bppfile_after_commit(s);
+        s->commits++;
         return IFPP_OK;
     }
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* keeps store_msg: the cause is what matters */
@@ -3072,4 +3081,336 @@ ifpp_err store_each_deletion(store *s, const char *job, ifpp_err (*fn)(void *arg
 int store_schema_latest(void)
 {
     return STORE_SCHEMA_VERSION;
+}
+
+/* ---- group commit (issue 13 item 5, issue 16 item 4) ---- */
+
+/*
+ * One committer thread owns one writer connection. A joined connection's outermost transaction becomes
+ * a request on the committer's queue and its thread waits on the request's own condition variable. The
+ * committer takes everything queued (up to GROUP_MAX_BATCH), runs each request in a SAVEPOINT inside one
+ * BEGIN IMMEDIATE .. COMMIT, and only once COMMIT has returned (the WAL synced: synchronous=FULL) tells
+ * each waiter its own result. So a waiter is never told OK for a move that is not on disk, a failed
+ * request leaves nothing behind, and the audit rows, appended by one connection in request order, chain
+ * in commit order exactly as before.
+ */
+
+#define GROUP_MAX_BATCH 256
+#define GROUP_SAVEPOINT "ifpp_group_move"
+
+/* The committer's own statements, compiled once: per move they are most of what it adds to the move's own. */
+enum { GQ_BEGIN, GQ_SAVEPOINT, GQ_RELEASE, GQ_ROLLBACK_TO, GQ_COMMIT, GQ__COUNT };
+static const char *const group_sql[GQ__COUNT][2] = {
+    {"BEGIN IMMEDIATE", "taking the write lock"},
+    {"SAVEPOINT " GROUP_SAVEPOINT, "opening a move's savepoint"},
+    {"RELEASE " GROUP_SAVEPOINT, "closing a move's savepoint"},
+    {"ROLLBACK TO " GROUP_SAVEPOINT, "rolling a move back"},
+    {"COMMIT", "committing a group of moves"},
+};
+
+typedef struct group_req {
+    ifpp_err (*fn)(store *s, void *arg);
+    void *arg;
+    ifpp_err result;
+    bool done;
+    pthread_cond_t cv; /* the waiter's own: a batch's end wakes exactly its waiters */
+    char msg[512];     /* the committer's store_msg for a failure, handed to the waiter's thread */
+    struct group_req *next;
+} group_req;
+
+struct store_group {
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* a request was queued, the committer is ready, or stop */
+    group_req *head, *tail;
+    bool started, stopping;
+    pthread_t thread;
+    store *w;            /* the writer: opened, used and closed by the committer thread only */
+    char *path;
+    ifpp_err open_err;
+    char open_why[512];
+    int busy_ms;         /* asked for by store_group_set_busy_timeout (-1: the store's default) */
+    sqlite3_stmt *q[GQ__COUNT]; /* group_sql compiled on w (NULL: run as text) */
+    store_group_stats stats;
+};
+
+/* Runs one of the committer's statements on its connection. */
+static ifpp_err group_exec(store_group *g, int which)
+{
+    if (!g->q[which])
+        return store_exec(g->w, group_sql[which][0], group_sql[which][1]);
+    int rc = sqlite3_step(g->q[which]);
+    sqlite3_reset(g->q[which]);
+    return rc == SQLITE_DONE ? IFPP_OK : store_fail(g->w, rc, group_sql[which][1]);
+}
+
+/* The committer's verdict on one request, with its thread's message when it failed. */
+static void group_decide(group_req *r, ifpp_err e)
+{
+    r->result = e;
+    if (e != IFPP_OK)
+        snprintf(r->msg, sizeof r->msg, "%s", store_msg[0] ? store_msg : err_str(e));
+}
+
+/*
+ * Runs a batch as one transaction. If SQLite itself aborts the transaction (an I/O error or a full disk
+ * rolls back everything, not only the failing statement), the request that hit it gets the error and the
+ * others run again in a fresh transaction: each pass decides at least one request, so this ends.
+ */
+static void group_run_batch(store_group *g, group_req **b, size_t n)
+{
+    store *w = g->w;
+    bool decided[GROUP_MAX_BATCH] = {false}, applied[GROUP_MAX_BATCH];
+    for (;;) {
+        size_t left = 0;
+        for (size_t i = 0; i < n; i++)
+            left += !decided[i];
+        if (left == 0)
+            return;
+        store_msg[0] = '\0';
+        ifpp_err e = group_exec(g, GQ_BEGIN);
+        if (e != IFPP_OK) {
+            for (size_t i = 0; i < n; i++)
+                if (!decided[i])
+                    group_decide(b[i], e);
+            return;
+        }
+        bool aborted = false;
+        w->depth = 1; /* a nested store_transaction() inside fn joins, as it does outside a group */
+        for (size_t i = 0; i < n && !aborted; i++) {
+            applied[i] = false;
+            if (decided[i])
+                continue;
+            store_msg[0] = '\0';
+            w->inner_failed = false;
+            e = group_exec(g, GQ_SAVEPOINT);
+            if (e == IFPP_OK)
+                e = b[i]->fn(w, b[i]->arg);
+            if (e == IFPP_OK && w->inner_failed) {
+                snprintf(store_msg, sizeof store_msg, "store %s: a step inside the transaction failed; rolled back",
+                         w->path);
+                e = IFPP_E_INTERNAL;
+            }
+            if (sqlite3_get_autocommit(w->db)) { /* SQLite rolled the whole transaction back */
+                group_decide(b[i], e != IFPP_OK ? e : IFPP_E_IO);
+                decided[i] = aborted = true;
+                break;
+            }
+            if (e == IFPP_OK && (e = group_exec(g, GQ_RELEASE)) == IFPP_OK) {
+                applied[i] = true;
+                continue;
+            }
+            group_decide(b[i], e); /* before the rollback: its message is the cause */
+            decided[i] = true;
+            (void)group_exec(g, GQ_ROLLBACK_TO); /* store_msg keeps the move's own failure: it is already decided */
+            (void)group_exec(g, GQ_RELEASE);
+            if (sqlite3_get_autocommit(w->db))
+                aborted = true;
+        }
+        w->depth = 0;
+        w->inner_failed = false;
+        if (aborted) {
+            bppfile_after_rollback(w);
+            continue; /* nothing of this pass is in the file: run the undecided ones again */
+        }
+        store_msg[0] = '\0';
+        /* a move that appended BPP bytes (none does today: imports commit directly) gets them synced first, as
+         * store_transaction does; bytes of a move rolled back to its savepoint stay unreferenced past the rows */
+        e = bppfile_before_commit(w);
+        if (e == IFPP_OK)
+            e = group_exec(g, GQ_COMMIT);
+        if (e != IFPP_OK) {
+            sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL); /* none of them is durable: none is told OK */
+            bppfile_after_rollback(w);
+        } else {
+            bppfile_after_commit(w);
+            w->commits++;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (applied[i]) {
+                group_decide(b[i], e);
+                decided[i] = true;
+            }
+        return;
+    }
+}
+
+static void *group_main(void *arg)
+{
+    store_group *g = arg;
+    store *w = NULL;
+    char why[512] = "";
+    ifpp_err e = store_open(g->path, &w, why, sizeof why);
+    pthread_mutex_lock(&g->mu);
+    g->w = w;
+    g->open_err = e;
+    snprintf(g->open_why, sizeof g->open_why, "%s", why);
+    g->started = true;
+    pthread_cond_broadcast(&g->work);
+    pthread_mutex_unlock(&g->mu);
+    if (e != IFPP_OK)
+        return NULL;
+    for (int i = 0; i < GQ__COUNT; i++)
+        if (sqlite3_prepare_v3(w->db, group_sql[i][0], -1, SQLITE_PREPARE_PERSISTENT, &g->q[i], NULL) != SQLITE_OK)
+            g->q[i] = NULL; /* group_exec runs it as text */
+    group_req *batch[GROUP_MAX_BATCH];
+    for (;;) {
+        pthread_mutex_lock(&g->mu);
+        while (!g->head && !g->stopping)
+            pthread_cond_wait(&g->work, &g->mu);
+        size_t n = 0;
+        while (g->head && n < GROUP_MAX_BATCH) {
+            batch[n++] = g->head;
+            g->head = g->head->next;
+        }
+        if (!g->head)
+            g->tail = NULL;
+        g->stats.queued -= n;
+        int busy_ms = g->busy_ms;
+        pthread_mutex_unlock(&g->mu);
+        if (busy_ms >= 0 && busy_ms != w->busy_ms)
+            store_set_busy_timeout(w, busy_ms);
+        if (n == 0)
+            break; /* stopping, and nothing left to run */
+        group_run_batch(g, batch, n);
+        pthread_mutex_lock(&g->mu);
+        g->stats.batches++;
+        g->stats.transactions += n;
+        if (n > g->stats.max_batch)
+            g->stats.max_batch = n;
+        for (size_t i = 0; i < n; i++) {
+            g->stats.failed += batch[i]->result != IFPP_OK;
+            batch[i]->done = true;
+            pthread_cond_signal(&batch[i]->cv); /* the waiter frees it only after we unlock */
+        }
+        pthread_mutex_unlock(&g->mu);
+    }
+    for (int i = 0; i < GQ__COUNT; i++)
+        sqlite3_finalize(g->q[i]);
+    store_close(w);
+    return NULL;
+}
+
+ifpp_err store_group_open(const char *path, store_group **out, char *why, size_t why_len)
+{
+    if (!path || !*path || !out) {
+        err_why(why, why_len, "no store path given");
+        return IFPP_E_ARG;
+    }
+    *out = NULL;
+    store_group *g = calloc(1, sizeof *g);
+    if (!g || !(g->path = strdup(path))) {
+        free(g);
+        err_why(why, why_len, "store %s: out of memory for its committer", path);
+        return IFPP_E_NOMEM;
+    }
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->work, NULL);
+    g->busy_ms = -1;
+    int rc = pthread_create(&g->thread, NULL, group_main, g);
+    if (rc != 0) {
+        err_why(why, why_len, "store %s: cannot start its committer thread: %s", path, strerror(rc));
+        pthread_mutex_destroy(&g->mu);
+        pthread_cond_destroy(&g->work);
+        free(g->path);
+        free(g);
+        return IFPP_E_NOMEM;
+    }
+    pthread_mutex_lock(&g->mu);
+    while (!g->started)
+        pthread_cond_wait(&g->work, &g->mu);
+    ifpp_err e = g->open_err;
+    pthread_mutex_unlock(&g->mu);
+    if (e != IFPP_OK) {
+        err_why(why, why_len, "%s", g->open_why);
+        pthread_join(g->thread, NULL);
+        pthread_mutex_destroy(&g->mu);
+        pthread_cond_destroy(&g->work);
+        free(g->path);
+        free(g);
+        return e;
+    }
+    *out = g;
+    return IFPP_OK;
+}
+
+ifpp_err store_group_join(store *s, store_group *g)
+{
+    STORE_CHECK(s);
+    struct stat a, b;
+    if (!g)
+        return IFPP_E_ARG;
+    if (s->readonly) {
+        snprintf(store_msg, sizeof store_msg, "store %s was opened read-only: it has no writes to group", s->path);
+        return IFPP_E_ARG;
+    }
+    /* the committer's file and this connection's must be one file, or a move would land in another store */
+    if (stat(s->path, &a) != 0 || stat(g->path, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+        snprintf(store_msg, sizeof store_msg, "store %s: the group commits to %s, another file", s->path, g->path);
+        return IFPP_E_ARG;
+    }
+    s->group = g;
+    return IFPP_OK;
+}
+
+/* Queues fn for the committer and waits for its verdict (after the batch's COMMIT, or its failure). */
+static ifpp_err store_group_run(store *s, ifpp_err (*fn)(store *s, void *arg), void *arg)
+{
+    store_group *g = s->group;
+    group_req r = {.fn = fn, .arg = arg, .result = IFPP_E_INTERNAL};
+    pthread_cond_init(&r.cv, NULL);
+    pthread_mutex_lock(&g->mu);
+    if (g->tail)
+        g->tail->next = &r;
+    else
+        g->head = &r;
+    g->tail = &r;
+    g->stats.queued++;
+    pthread_cond_signal(&g->work);
+    while (!r.done)
+        pthread_cond_wait(&r.cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+    pthread_cond_destroy(&r.cv);
+    if (r.result == IFPP_OK)
+        s->commits++;
+    else
+        snprintf(store_msg, sizeof store_msg, "%s", r.msg);
+    return r.result;
+}
+
+void store_group_close(store_group *g)
+{
+    if (!g)
+        return;
+    pthread_mutex_lock(&g->mu);
+    g->stopping = true;
+    pthread_cond_broadcast(&g->work);
+    pthread_mutex_unlock(&g->mu);
+    pthread_join(g->thread, NULL);
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->work);
+    free(g->path);
+    free(g);
+}
+
+void store_group_set_busy_timeout(store_group *g, int ms)
+{
+    if (!g || ms < 0)
+        return;
+    pthread_mutex_lock(&g->mu);
+    g->busy_ms = ms;
+    pthread_mutex_unlock(&g->mu);
+}
+
+void store_group_get_stats(store_group *g, store_group_stats *out)
+{
+    if (!g || !out)
+        return;
+    pthread_mutex_lock(&g->mu);
+    *out = g->stats;
+    pthread_mutex_unlock(&g->mu);
+}
+
+uint64_t store_commits(const store *s)
+{
+    return s ? s->commits : 0;
 }

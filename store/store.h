@@ -27,7 +27,9 @@
  * pread, checked against that hash (docs/store.md, "BPP bytes outside SQLite").
  *
  * Threads: a store* is one SQLite connection and belongs to the thread that opened it; every
- * call from another thread is refused with IFPP_E_ARG. Each slot thread opens its own.
+ * call from another thread is refused with IFPP_E_ARG. Each slot thread opens its own; the daemon's
+ * slots send their writes through one committer (store_group_*, group commit) so that the moves
+ * waiting at one moment share one sync.
  * Errors: IFPP_E_BUSY when another process holds the write lock past the busy timeout,
  * IFPP_E_IO for a damaged, unreadable or full store; store_errmsg() says which, with the path.
  */
@@ -455,5 +457,44 @@ int store_schema_latest(void);
 /* Calls fn, streaming, for every recorded deletion of job (NULL: every job), oldest first. */
 ifpp_err store_each_deletion(store *s, const char *job, ifpp_err (*fn)(void *arg, const store_deletion_record *r),
                              void *arg);
+/* ---- group commit (issue 13 item 5, issue 16 item 4) -------------------------------------------------------
+ *
+ * Many slot threads each wait for their own durable commit; under synchronous=FULL each commit is a
+ * sync of the WAL, so the line waits on the disk one DUT at a time. A group is one writer connection on
+ * its own thread (the committer): a connection joined to it sends every outermost store_transaction()
+ * there and waits. The committer takes everything waiting, runs each transaction in a SAVEPOINT of its
+ * own inside one BEGIN IMMEDIATE .. COMMIT (one sync for all), and wakes each waiter with its own result
+ * once the COMMIT is on disk. A transaction that fails rolls back to its savepoint alone; the others in
+ * the batch commit. Reads stay on the caller's own connection. docs/store.md says why.
+ *
+ * A transaction function run through a group runs on the committer's thread with the committer's
+ * connection, and may run more than once if SQLite aborts a whole batch: it must act only through the
+ * store* it is given and its own arg (as every one in store.c does).
+ */
+typedef struct store_group store_group;
+
+/* Starts a committer on the store at path (opening, creating or migrating it as store_open does). */
+ifpp_err store_group_open(const char *path, store_group **out, char *why, size_t why_len);
+
+/* Sends s's writes through g from now on; s must be a writable connection on the same store file. */
+ifpp_err store_group_join(store *s, store_group *g);
+
+/* How long the committer waits for another process's write lock before its batch fails IFPP_E_BUSY. */
+void store_group_set_busy_timeout(store_group *g, int ms);
+
+/* Runs what is queued, then stops the committer; no connection may use g afterwards (NULL is fine). */
+void store_group_close(store_group *g);
+
+/* What a group has done: batches committed, transactions in them (applied or failed), the largest batch. */
+typedef struct {
+    uint64_t batches, transactions, failed, max_batch;
+    size_t queued; /* waiting now */
+} store_group_stats;
+
+/* A snapshot of g's counters. */
+void store_group_get_stats(store_group *g, store_group_stats *out);
+
+/* Durable transactions committed for this connection (directly or through its group) since it was opened. */
+uint64_t store_commits(const store *s);
 
 #endif
