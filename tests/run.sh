@@ -27,7 +27,7 @@ step "static analysis (cppcheck)"
 cppcheck --quiet --error-exitcode=1 --inline-suppr --std=c11 \
   --enable=warning,portability,performance \
   --suppress=missingIncludeSystem -I common \
-  common drivers store agent bench tests/unit tests/tools tests/sim tests/fuzz tests/testutil.c tests/pcscd_harness.c
+  common drivers store agent bench tests/unit tests/tools tests/sim tests/fuzz tests/*.c
 
 passed=0
 failed=0
