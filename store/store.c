@@ -1868,21 +1868,35 @@ ifpp_err store_each_unbound_key(store *s, ifpp_err (*fn)(void *arg, const store_
     return e;
 }
 
+/*
+ * A result is reported on the day of its outcome: the BPP's last move, except for a profile installed and
+ * later deleted (use case A.4, a recorded deletion notification), whose outcome stays its installation:
+ * reported as installed on the day its PIR came, never again on the day of the deletion (the SM-DPf would
+ * count it twice; the Deletion Report tells of the deletion). The day's rows through bpp_by_day (migration 8).
+ */
 #define STORE_RESULT_COLUMNS                                                                                           \
-    "b.txid, b.eid, p.pir, e.cert, b.state, b.dut_serial, b.updated_at"                                               \
+    "b.txid, b.eid, p.pir, e.cert, b.state, b.dut_serial, b.updated_at, b.rowid"                                      \
     " FROM bpp b JOIN euicc e ON e.eid = b.eid LEFT JOIN pir p ON p.txid = b.txid"                                    \
-    " WHERE b.state IN ('installed', 'failed', 'deleted')"
+    " WHERE b.state IN ('installed', 'failed', 'deleted')"                                                             \
+    " AND NOT EXISTS (SELECT 1 FROM deletion_notification d WHERE d.txid = b.txid)"
+#define STORE_DELETED_INSTALL_COLUMNS                                                                                  \
+    "b.txid, b.eid, p.pir, e.cert, 'installed', b.dut_serial, p.received_at, b.rowid"                                 \
+    " FROM deletion_notification d JOIN bpp b ON b.txid = d.txid JOIN euicc e ON e.eid = b.eid"                       \
+    " JOIN pir p ON p.txid = b.txid"
 
 ifpp_err store_each_result(store *s, const char *day, ifpp_err (*fn)(void *arg, const store_result_record *r),
                            void *arg)
 {
     STORE_CHECK(s);
     sqlite3_stmt *st;
-    /* a day: only its rows, through bpp_by_day (migration 8); no day: everything final */
     ifpp_err e = store_prepare(s, day ? "SELECT " STORE_RESULT_COLUMNS " AND substr(b.updated_at, 1, 10) = ?1"
-                                        " ORDER BY b.updated_at, b.rowid"
-                                      : "SELECT " STORE_RESULT_COLUMNS " ORDER BY b.updated_at, b.rowid",
+                                        " UNION ALL SELECT " STORE_DELETED_INSTALL_COLUMNS
+                                        " WHERE substr(p.received_at, 1, 10) = ?1 ORDER BY 7, 8"
+                                      : "SELECT " STORE_RESULT_COLUMNS " UNION ALL SELECT " STORE_DELETED_INSTALL_COLUMNS
+                                        " ORDER BY 7, 8",
                                &st);
+#undef STORE_RESULT_COLUMNS
+#undef STORE_DELETED_INSTALL_COLUMNS
     if (e != IFPP_OK)
         return e;
     sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);

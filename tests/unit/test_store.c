@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -335,6 +336,49 @@ static void test_old_rows_verify_after_migration(void **state)
     free(old);
 }
 
+/* Counts store_each_result's records and those with a PIR. */
+typedef struct {
+    size_t records, pirs;
+} result_count;
+
+static ifpp_err count_pirs(void *arg, const store_result_record *r)
+{
+    result_count *c = arg;
+    c->records++;
+    c->pirs += r->pir_len > 0;
+    return IFPP_OK;
+}
+
+/*
+ * A profile installed one day and deleted (use case A.4) on a later day is reported once, in the Profile
+ * Loading Report of the day its PIR came: the later day's report does not carry its PIR again (the SM-DPf
+ * would count the installation twice); the Deletion Report is what tells of the deletion.
+ */
+static void test_result_day_of_deleted_profile(void **state)
+{
+    fixture *f = *state;
+    store_actor who = {.session = "s-1", .dut_serial = "DUT-1"};
+    store_bpp a = make_bpp(f, 0, "operatorA", 1), got;
+    const uint8_t pir[] = {0xBF, 0x37, 0x00}, notification[] = {0x30, 0x00};
+    assert_int_equal(store_add_bpp(f->s, &a, NULL, NULL, 0), IFPP_OK);
+    assert_int_equal(bpp_reserve(f->s, f->eid, NULL, &who, &got), IFPP_OK);
+    assert_int_equal(store_record_pir(f->s, a.transaction_id, 16, pir, sizeof pir, true, BPP_RESERVED, &who), IFPP_OK);
+    char today[11];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(today, sizeof today, "%Y-%m-%d", &tm);
+    assert_int_equal(store_record_deletion(f->s, a.transaction_id, 16, 7, notification, sizeof notification, "job-1", &who),
+                     IFPP_OK);
+    tamper(f->path, "UPDATE bpp SET updated_at = '2099-01-02T10:00:00Z'"); /* the deletion came on a later day */
+    result_count later = {0}, first = {0};
+    assert_int_equal(store_each_result(f->s, "2099-01-02", count_pirs, &later), IFPP_OK);
+    assert_int_equal(store_each_result(f->s, today, count_pirs, &first), IFPP_OK);
+    if (later.pirs != 0 || first.pirs != 1)
+        fail_msg("the deleted profile's PIR: %zu in the deletion day's report (want 0), %zu in its install day's (want 1)",
+                 later.pirs, first.pirs);
+}
+
 /* Issue 8 item 8: deleting the tail of the log and resetting the BPPs to match is found by the anchor. */
 static void test_anchor_detects_truncation(void **state)
 {
@@ -532,6 +576,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit_chain_detects_tampering, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_rows_verify_after_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_anchor_detects_truncation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_result_day_of_deleted_profile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edited_bpp_state_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_page_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damage_under_an_open_store, setup, teardown),
