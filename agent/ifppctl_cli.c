@@ -326,9 +326,12 @@ static void print_day_summary(const char *to, const export_day_summary *sum)
         printf("%s: removed %zu temporary file(s) an interrupted export left\n", d, sum->stale_removed);
     printf("%s/%s: Profile Loading Report with %zu result(s): %zu PIR(s), %zu without PIR\n", d,
            safe(sum->plr_name, n[0], sizeof n[0]), sum->plr.results, sum->plr.pirs, sum->plr.no_result);
-    printf("%s/%s: %zu DUT row(s): %zu PASS, %zu FAIL, %zu unresolved, %zu BPP(s) not used\n", d,
+    printf("%s/%s: %zu DUT row(s): %zu PASS, %zu FAIL, %zu unresolved, %zu BPP(s) not used", d,
            safe(sum->csv_name, n[1], sizeof n[1]), sum->tables.rows, sum->tables.pass, sum->tables.fail,
            sum->tables.unresolved, sum->tables.unused);
+    if (sum->tables.removed)
+        printf(", %zu profile(s) deleted (use case A.4)", sum->tables.removed);
+    printf("\n");
     printf("%s/%s: summary with charts\n", d, safe(sum->html_name, n[2], sizeof n[2]));
     printf("each written, fsync'd, read back and compared, then renamed; the directory synced\n");
 }
@@ -945,7 +948,7 @@ static int daemon_report(mes_client *m, const options *o)
         memset(&sum, 0, sizeof sum);
         sum.plr = (export_summary){jsize(r, "results"), jsize(r, "pirs"), jsize(r, "no_result")};
         sum.tables = (report_tables_summary){jsize(r, "rows"), jsize(r, "pass"), jsize(r, "fail"),
-                                             jsize(r, "unresolved"), jsize(r, "unused")};
+                                             jsize(r, "unresolved"), jsize(r, "unused"), jsize(r, "removed")};
         sum.stale_removed = jsize(r, "stale_removed");
         json_t *files = json_object_get(r, "files");
         char *names[3] = {sum.plr_name, sum.csv_name, sum.html_name};

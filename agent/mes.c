@@ -714,12 +714,13 @@ static json_t *mes_report_dir(const mes_report_job *j, station *st, char *why, s
         json_decref(files);
         return mes_report_error(j, "station-failure", *why ? why : "the destination directory is gone");
     }
-    return json_pack("{s:o,s:b,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "id", mes_id(j->id), "ok", 1,
+    return json_pack("{s:o,s:b,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "id", mes_id(j->id), "ok", 1,
                      "status", "written", "dir", j->path, "day", day, "results", (json_int_t)sum.plr.results, "pirs",
                      (json_int_t)sum.plr.pirs, "no_result", (json_int_t)sum.plr.no_result, "rows",
                      (json_int_t)sum.tables.rows, "pass", (json_int_t)sum.tables.pass, "fail",
                      (json_int_t)sum.tables.fail, "unresolved", (json_int_t)sum.tables.unresolved, "unused",
-                     (json_int_t)sum.tables.unused, "stale_removed", (json_int_t)sum.stale_removed, "files", files);
+                     (json_int_t)sum.tables.unused, "removed", (json_int_t)sum.tables.removed, "stale_removed",
+                     (json_int_t)sum.stale_removed, "files", files);
 }
 
 /*

@@ -115,9 +115,11 @@ static void rh_csv_field(media_file *f, const char *v, bool last)
     media_file_write(f, last ? "\"\r\n" : "\",", last ? 3 : 2);
 }
 
-static const char *rh_verdict(bpp_state st)
+static const char *rh_verdict(const store_dut_record *r)
 {
-    switch (st) {
+    if (r->removed)
+        return "DELETED"; /* use case A.4: installed before, deleted since; the Deletion Report has its evidence */
+    switch (r->state) {
     case BPP_INSTALLED: return "PASS";
     case BPP_FAILED: return "FAIL";
     case BPP_DELETED: return "NOT_USED";
@@ -151,7 +153,7 @@ static ifpp_err rh_row(void *arg, const store_dut_record *r)
     bool timed = a >= 0 && b >= a && r->state != BPP_DELETED;
     if (timed)
         snprintf(secs, sizeof secs, "%lld", b - a);
-    const char *fields[] = {r->dut_serial, eid, iccid, r->profile_type, r->slot, conn_fail ? "FAIL" : rh_verdict(r->state),
+    const char *fields[] = {r->dut_serial, eid, iccid, r->profile_type, r->slot, conn_fail ? "FAIL" : rh_verdict(r),
                             bpp_state_name(r->state), r->reason || conn_fail ? reason : NULL, r->started_at,
                             r->updated_at, secs, txid, r->conn_test ? r->conn_test : "", r->conn_detail};
     size_t nf = sizeof fields / sizeof fields[0];
@@ -168,6 +170,8 @@ static ifpp_err rh_row(void *arg, const store_dut_record *r)
         c->sum->fail++;
     else if (r->state == BPP_FAILED)
         c->sum->fail++;
+    else if (r->removed)
+        c->sum->removed++;
     else if (r->state == BPP_DELETED)
         c->sum->unused++;
     else
@@ -328,9 +332,11 @@ static void rh_write_html(media_file *f, const rh_ctx *c, const char *station_id
                          "file is the evidence; this page and the CSV are its summary.</p>\n", day, gen);
     const report_tables_summary *s = c->sum;
     media_file_printf(f, "<table><tr><th>DUT results</th><th>PASS</th><th>FAIL</th><th>unresolved</th>"
-                         "<th>BPPs not used</th><th>first</th><th>last</th></tr><tr><td>%zu</td><td>%zu</td>"
-                         "<td>%zu</td><td>%zu</td><td>%zu</td><td>%s</td><td>%s</td></tr></table>\n",
-                      s->rows - s->unused, s->pass, s->fail, s->unresolved, s->unused, c->first[0] ? c->first : "-",
+                         "<th>BPPs not used</th><th>profiles deleted (A.4)</th><th>first</th><th>last</th></tr><tr>"
+                         "<td>%zu</td><td>%zu</td><td>%zu</td><td>%zu</td><td>%zu</td><td>%zu</td><td>%s</td><td>%s</td>"
+                         "</tr></table>\n",
+                      s->rows - s->unused - s->removed, s->pass, s->fail, s->unresolved, s->unused, s->removed,
+                      c->first[0] ? c->first : "-",
                       c->last[0] ? c->last : "-");
     media_file_printf(f, "<table><tr><th>Connectivity tests (EUICCF05)</th><th>passed</th><th>failed</th>"
                          "<th>not offered</th><th>answer refused</th><th>not run</th></tr><tr><td></td><td>%zu</td>"

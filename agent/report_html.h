@@ -18,7 +18,8 @@
 
 typedef struct {
     size_t rows;                           /* CSV rows (DUT session results) */
-    size_t pass, fail, unresolved, unused; /* installed, failed, reserved/in_doubt, deleted */
+    size_t pass, fail, unresolved, unused; /* installed, failed, reserved/in_doubt, deleted unused */
+    size_t removed;                        /* installed before, deleted by use case A.4 (the Deletion Report's) */
 } report_tables_summary;
 
 /*

@@ -2115,7 +2115,8 @@ ifpp_err store_each_dut(store *s, const char *day, ifpp_err (*fn)(void *arg, con
     "b.txid, b.eid, b.iccid, b.profile_type, b.slot, b.dut_serial, b.state, b.updated_at,"                             \
     " (SELECT min(a.at) FROM audit a WHERE a.txid = b.txid AND a.to_state = 'reserved'),"                             \
     " (SELECT a.reason FROM audit a WHERE a.txid = b.txid ORDER BY a.id DESC LIMIT 1),"                               \
-    " ct.outcome, ct.detail, ct.mode = 'required'"                                                                     \
+    " ct.outcome, ct.detail, ct.mode = 'required',"                                                                    \
+    " EXISTS (SELECT 1 FROM deletion_notification d WHERE d.txid = b.txid)"                                            \
     " FROM bpp b LEFT JOIN conn_test ct ON ct.id = (SELECT max(id) FROM conn_test WHERE txid = b.txid)"              \
     " WHERE b.state IN ('installed', 'failed', 'in_doubt', 'reserved', 'deleted')"
     ifpp_err e = store_prepare(s, day ? "SELECT " STORE_DUT_COLUMNS " AND substr(b.updated_at, 1, 10) = ?1"
@@ -2135,7 +2136,7 @@ ifpp_err store_each_dut(store *s, const char *day, ifpp_err (*fn)(void *arg, con
             .dut_serial = (const char *)sqlite3_column_text(st, 5), .updated_at = (const char *)sqlite3_column_text(st, 7),
             .started_at = (const char *)sqlite3_column_text(st, 8), .reason = (const char *)sqlite3_column_text(st, 9),
             .conn_test = (const char *)sqlite3_column_text(st, 10), .conn_detail = (const char *)sqlite3_column_text(st, 11),
-            .conn_required = sqlite3_column_int(st, 12) == 1,
+            .conn_required = sqlite3_column_int(st, 12) == 1, .removed = sqlite3_column_int(st, 13) == 1,
         };
         if (!bpp_state_parse((const char *)sqlite3_column_text(st, 6), &r.state) || sqlite3_column_bytes(st, 1) != 16 ||
             sqlite3_column_bytes(st, 2) != 10 || r.txid_len == 0 || r.txid_len > 16 || !r.profile_type ||

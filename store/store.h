@@ -343,6 +343,7 @@ typedef struct {
     const char *reason;                  /* the last audit entry's reason */
     const char *conn_test, *conn_detail; /* the last EUICCF05 test's outcome and detail; NULL: none ran */
     bool conn_required;                  /* that test was conn-test=required: not passed means the DUT failed */
+    bool removed;                        /* deleted after it was installed (use case A.4: its notification recorded) */
 } store_dut_record;
 
 /*

@@ -602,6 +602,27 @@ static void test_report_to_medium(void **state)
     assert_int_equal(export_verify_path(file, st->dm_root, st->ci, time(NULL), &vs, &unreadable, why, sizeof why),
                      IFPP_OK);
     assert_int_equal(vs.deletions, 2);
+    /* the day's CSV and HTML: the two profiles deleted since their installation say so (not "BPP not used") */
+    char day[11];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(day, sizeof day, "%Y-%m-%d", &tm);
+    export_day_summary ds;
+    e = export_day_to_media(st->st, st->station_id, day, st->station_key, st->station_cert, st->dm_root, stick, &ds, why,
+                            sizeof why);
+    if (e != IFPP_OK)
+        fail_msg("day report: %s", why);
+    if (ds.tables.removed != 2)
+        fail_msg("day report: %zu deleted since installed (want 2)", ds.tables.removed);
+    char *csv = tu_path(stick, ds.csv_name);
+    size_t tn = 0;
+    char *text = (char *)tu_read_file(csv, &tn);
+    assert_non_null(text);
+    if (!memmem(text, tn, "\"DELETED\"", 9))
+        fail_msg("the day's CSV has no DELETED row:\n%.*s", (int)tn, text);
+    free(text);
+    free(csv);
     umount2(stick, MNT_DETACH);
     station_close(st);
     free(file);
