@@ -70,6 +70,14 @@ cert *cert_ref(cert *c);
 /* The subject public key, refused unless on P-256 or brainpoolP256r1. */
 ifpp_err cert_public_key(const cert *c, crypto_key **out);
 
+/*
+ * The public key of a certificate the station verified before (the store's eUICC certificates, checked
+ * under the CI at import), read from its DER without a full X.509 parse: Certificate, tbsCertificate,
+ * then [0] version, serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo (RFC 5280).
+ * Not a verification: use it only on bytes already verified.
+ */
+ifpp_err cert_der_public_key(const uint8_t *der, size_t n, crypto_key **out);
+
 /* The first role OID found in certificatePolicies; IFPP_E_CERT_ROLE if none. */
 ifpp_err cert_role_of(const cert *c, cert_role *out);
 

@@ -249,6 +249,52 @@ static void test_tampered_and_malformed_der(void **state)
     free(buf);
 }
 
+/*
+ * cert_der_public_key reads the same key OpenSSL's X.509 parser gives, for every certificate of the PKI
+ * (P-256 and brainpoolP256r1), and refuses truncated or altered DER and a point off the curve.
+ */
+static void test_der_public_key(void **state)
+{
+    pki *p = *state;
+    const cert *certs[] = {p->euicc, p->eum, p->ci, p->dm_root};
+    for (size_t i = 0; i < sizeof certs / sizeof certs[0]; i++) {
+        const uint8_t *der;
+        size_t n;
+        cert_der(certs[i], &der, &n);
+        crypto_key *a, *b;
+        uint8_t pa[CRYPTO_EC_PUB_LEN], pb[CRYPTO_EC_PUB_LEN];
+        assert_int_equal(cert_public_key(certs[i], &a), IFPP_OK);
+        assert_int_equal(cert_der_public_key(der, n, &b), IFPP_OK);
+        assert_int_equal(crypto_key_curve(a), crypto_key_curve(b));
+        assert_int_equal(crypto_key_public(a, pa), IFPP_OK);
+        assert_int_equal(crypto_key_public(b, pb), IFPP_OK);
+        assert_memory_equal(pa, pb, sizeof pa);
+        crypto_key_free(a);
+        crypto_key_free(b);
+    }
+    const uint8_t *der;
+    size_t n;
+    cert_der(p->euicc, &der, &n);
+    uint8_t *buf = malloc(n);
+    crypto_key *k = NULL;
+    for (size_t cut = 0; cut < n; cut += 7)
+        assert_int_not_equal(cert_der_public_key(der, cut, &k), IFPP_OK);
+    /* the point's last byte changed: not on the curve */
+    uint8_t pt[CRYPTO_EC_PUB_LEN];
+    crypto_key *e;
+    assert_int_equal(cert_public_key(p->euicc, &e), IFPP_OK);
+    assert_int_equal(crypto_key_public(e, pt), IFPP_OK);
+    crypto_key_free(e);
+    memcpy(buf, der, n);
+    for (size_t i = 0; i + sizeof pt <= n; i++)
+        if (!memcmp(buf + i, pt, sizeof pt)) {
+            buf[i + sizeof pt - 1] ^= 0x01;
+            break;
+        }
+    assert_int_not_equal(cert_der_public_key(buf, n, &k), IFPP_OK);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +305,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_negatives, setup_p256, pki_teardown),
         cmocka_unit_test_setup_teardown(test_negatives, setup_brainpool, pki_teardown),
         cmocka_unit_test_setup_teardown(test_tampered_and_malformed_der, setup_p256, pki_teardown),
+        cmocka_unit_test_setup_teardown(test_der_public_key, setup_p256, pki_teardown),
+        cmocka_unit_test_setup_teardown(test_der_public_key, setup_brainpool, pki_teardown),
     };
     return cmocka_run_group_tests_name("cert", tests, NULL, NULL);
 }
