@@ -2225,6 +2225,8 @@ static ifpp_err bppfile_get(store *s, bool write, struct store_bppfile **out)
         f->fd = open(f->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         if (f->fd < 0 && errno == ENOENT)
             f->fd = open(f->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (f->fd < 0 && errno == EEXIST) /* another importer created it between the two opens: use theirs */
+            f->fd = open(f->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         f->writable = true;
     } else {
         f->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);

@@ -111,6 +111,8 @@ static pid_t start_import(const char *db, const char *vault_path, const cert *ci
         char why[512];
         int ok = store_open(db, &s, why, sizeof why) == IFPP_OK &&
                  import_vault_file(s, vault_path, ci, &sum, why, sizeof why) == IFPP_OK;
+        if (!ok)
+            fprintf(stderr, "importer of %s: %s\n", vault_path, why); /* the test's failure says why */
         _exit(ok ? 0 : 1);
     }
     return pid;
