@@ -50,7 +50,7 @@ struct store {
     struct {
         const char *sql;
         sqlite3_stmt *st;
-    } cache[8];               /* statements run once per BPP of a vault, kept prepared (store_prepare_cached) */
+    } cache[48];              /* statements run once per BPP or per DUT, kept prepared (store_prepare_cached) */
     store_group *group; /* non-NULL: outermost transactions go through this committer (group commit) */
     uint64_t commits;   /* durable transactions committed for this connection */
 };
@@ -280,6 +280,10 @@ static ifpp_err store_prepare_cached(store *s, const char *sql, sqlite3_stmt **s
     size_t n = sizeof s->cache / sizeof s->cache[0], i;
     for (i = 0; i < n && s->cache[i].sql; i++)
         if (s->cache[i].sql == sql) {
+            /* the same text (a buffer's address may come back with other SQL in it), and not in use right now
+             * (a callback of a walk over it may ask for it again): else an ordinary statement */
+            if (strcmp(sqlite3_sql(s->cache[i].st), sql) != 0 || sqlite3_stmt_busy(s->cache[i].st))
+                return store_prepare(s, sql, st);
             *st = s->cache[i].st;
             return IFPP_OK;
         }
@@ -1382,7 +1386,7 @@ static ifpp_err store_move_row(store *s, const uint8_t *txid, size_t txid_len, b
     }
     store_now(at);
     sqlite3_stmt *st;
-    ifpp_err e = store_prepare(s, "UPDATE bpp SET state = ?, session = coalesce(?, session),"
+    ifpp_err e = store_prepare_cached(s, "UPDATE bpp SET state = ?, session = coalesce(?, session),"
                                   " slot = coalesce(?, slot), dut_serial = coalesce(?, dut_serial),"
                                   " updated_at = ? WHERE txid = ? AND state = ? RETURNING eid", &st);
     if (e != IFPP_OK)
@@ -1401,7 +1405,7 @@ static ifpp_err store_move_row(store *s, const uint8_t *txid, size_t txid_len, b
         memcpy(eid, sqlite3_column_blob(st, 0), 16);
     while (rc == SQLITE_ROW)
         rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    store_release(s, st);
     if (rc != SQLITE_DONE)
         return store_fail(s, rc, "moving a BPP");
     if (!moved) {
@@ -1431,7 +1435,7 @@ static ifpp_err bpp_reserve_tx(store *s, void *arg)
 {
     move_arg *a = arg;
     sqlite3_stmt *st;
-    ifpp_err e = store_prepare(s, "SELECT " BPP_COLUMNS " FROM bpp WHERE eid = ? AND state = 'available'"
+    ifpp_err e = store_prepare_cached(s, "SELECT " BPP_COLUMNS " FROM bpp WHERE eid = ? AND state = 'available'"
                                   " AND (?2 IS NULL OR profile_type = ?2) ORDER BY rowid LIMIT 1", &st);
     if (e != IFPP_OK)
         return e;
@@ -1446,7 +1450,7 @@ static ifpp_err bpp_reserve_tx(store *s, void *arg)
         e = IFPP_E_NOT_FOUND;
     } else
         e = store_fail(s, rc, "looking for an available BPP");
-    sqlite3_finalize(st);
+    store_release(s, st);
     if (e != IFPP_OK)
         return e;
     if ((e = store_move_row(s, a->out->transaction_id, a->out->transaction_id_len, BPP_AVAILABLE, BPP_RESERVED,
@@ -1493,14 +1497,14 @@ static ifpp_err store_record_pir_tx(store *s, void *arg)
         return e;
     store_now(at);
     sqlite3_stmt *st;
-    if ((e = store_prepare(s, "INSERT INTO pir (txid, pir, success, received_at) VALUES (?, ?, ?, ?)", &st)) != IFPP_OK)
+    if ((e = store_prepare_cached(s, "INSERT INTO pir (txid, pir, success, received_at) VALUES (?, ?, ?, ?)", &st)) != IFPP_OK)
         return e;
     sqlite3_bind_blob(st, 1, a->txid, (int)a->txid_len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, a->pir, (int)a->pir_len, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, a->success ? 1 : 0);
     sqlite3_bind_text(st, 4, at, -1, SQLITE_STATIC);
     e = store_step_done(s, st, "recording a PIR");
-    sqlite3_finalize(st);
+    store_release(s, st);
     return e;
 }
 
@@ -1521,7 +1525,7 @@ ifpp_err store_get_bpp(store *s, const uint8_t *txid, size_t txid_len, store_bpp
     if (!txid || !txid_len || txid_len > 16 || !out)
         return IFPP_E_ARG;
     sqlite3_stmt *st;
-    ifpp_err e = store_prepare(s, "SELECT " BPP_COLUMNS " FROM bpp WHERE txid = ?", &st);
+    ifpp_err e = store_prepare_cached(s, "SELECT " BPP_COLUMNS " FROM bpp WHERE txid = ?", &st);
     if (e != IFPP_OK)
         return e;
     sqlite3_bind_blob(st, 1, txid, (int)txid_len, SQLITE_STATIC);
@@ -1533,7 +1537,7 @@ ifpp_err store_get_bpp(store *s, const uint8_t *txid, size_t txid_len, store_bpp
         e = IFPP_E_NOT_FOUND;
     } else
         e = store_fail(s, rc, "reading a BPP");
-    sqlite3_finalize(st);
+    store_release(s, st);
     return e;
 }
 
@@ -1544,7 +1548,7 @@ ifpp_err store_count_bpps(store *s, bpp_state state, size_t *n)
     if (!n)
         return IFPP_E_ARG;
     sqlite3_stmt *st;
-    ifpp_err e = store_prepare(s, "SELECT count(*) FROM bpp WHERE state = ?", &st);
+    ifpp_err e = store_prepare_cached(s, "SELECT count(*) FROM bpp WHERE state = ?", &st);
     if (e != IFPP_OK)
         return e;
     sqlite3_bind_text(st, 1, bpp_state_name(state), -1, SQLITE_STATIC);
@@ -1553,7 +1557,7 @@ ifpp_err store_count_bpps(store *s, bpp_state state, size_t *n)
         *n = (size_t)sqlite3_column_int64(st, 0);
     else
         e = store_fail(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "counting BPPs");
-    sqlite3_finalize(st);
+    store_release(s, st);
     return e;
 }
 
@@ -1564,7 +1568,7 @@ ifpp_err store_eid_counts(store *s, const uint8_t eid[16], size_t counts[BPP_STA
         return IFPP_E_ARG;
     memset(counts, 0, sizeof(size_t) * BPP_STATE__COUNT);
     sqlite3_stmt *st;
-    ifpp_err e = store_prepare(s, "SELECT state, count(*) FROM bpp WHERE eid = ? GROUP BY state", &st);
+    ifpp_err e = store_prepare_cached(s, "SELECT state, count(*) FROM bpp WHERE eid = ? GROUP BY state", &st);
     if (e != IFPP_OK)
         return e;
     sqlite3_bind_blob(st, 1, eid, 16, SQLITE_STATIC);
@@ -1579,7 +1583,7 @@ ifpp_err store_eid_counts(store *s, const uint8_t eid[16], size_t counts[BPP_STA
         counts[state] = (size_t)sqlite3_column_int64(st, 1);
     }
     e = store_loop_end(s, rc, e, "counting an eUICC's BPPs");
-    sqlite3_finalize(st);
+    store_release(s, st);
     return e;
 }
 
@@ -1676,7 +1680,7 @@ static ifpp_err store_fetch_blob(store *s, const char *sql, const void *key, int
     if (!key || !out || !n)
         return IFPP_E_ARG;
     sqlite3_stmt *st;
-    ifpp_err e = store_prepare(s, sql, &st);
+    ifpp_err e = store_prepare_cached(s, sql, &st);
     if (e != IFPP_OK)
         return e;
     if (text)
@@ -1692,7 +1696,7 @@ static ifpp_err store_fetch_blob(store *s, const char *sql, const void *key, int
     } else {
         e = store_fail(s, rc, "reading a record");
     }
-    sqlite3_finalize(st);
+    store_release(s, st);
     return e;
 }
 
@@ -1708,7 +1712,7 @@ ifpp_err store_vault_sub_cas(store *s, const char *vault_id, store_der *out, siz
         return IFPP_E_ARG;
     *n = 0;
     sqlite3_stmt *st;
-    ifpp_err e = store_prepare(s, "SELECT der FROM vault_sub_ca WHERE vault_id = ? ORDER BY position", &st);
+    ifpp_err e = store_prepare_cached(s, "SELECT der FROM vault_sub_ca WHERE vault_id = ? ORDER BY position", &st);
     if (e != IFPP_OK)
         return e;
     sqlite3_bind_text(st, 1, vault_id, -1, SQLITE_STATIC);
@@ -1727,7 +1731,7 @@ ifpp_err store_vault_sub_cas(store *s, const char *vault_id, store_der *out, siz
         }
     }
     e = store_loop_end(s, rc, e, "reading a vault's sub-CA certificates");
-    sqlite3_finalize(st);
+    store_release(s, st);
     if (e != IFPP_OK) {
         store_der_free(out, *n);
         *n = 0;
@@ -1759,7 +1763,7 @@ static ifpp_err store_txids(store *s, const uint8_t eid[16], const char *states,
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT txid FROM bpp WHERE eid = ? AND state IN (%s) ORDER BY rowid", states);
     sqlite3_stmt *st;
-    ifpp_err e = store_prepare(s, sql, &st);
+    ifpp_err e = store_prepare_cached(s, sql, &st);
     if (e != IFPP_OK)
         return e;
     sqlite3_bind_blob(st, 1, eid, 16, SQLITE_STATIC);
@@ -1779,7 +1783,7 @@ static ifpp_err store_txids(store *s, const uint8_t eid[16], const char *states,
     if (e == IFPP_OK && rc == SQLITE_ROW)
         rc = SQLITE_DONE; /* stopped at max, by the caller's choice */
     e = store_loop_end(s, rc, e, "listing an eUICC's BPPs");
-    sqlite3_finalize(st);
+    store_release(s, st);
     return e;
 }
 
@@ -2640,7 +2644,7 @@ ifpp_err store_bpp_blob(store *s, const uint8_t *txid, size_t txid_len, uint8_t 
         return IFPP_E_ARG;
     sqlite3_stmt *st;
     /* the bpp column is read only for a row from before schema 7 (since then it is empty) */
-    ifpp_err e = store_prepare(s, "SELECT data_off, data_len, data_sha256, bpp FROM bpp WHERE txid = ?", &st);
+    ifpp_err e = store_prepare_cached(s, "SELECT data_off, data_len, data_sha256, bpp FROM bpp WHERE txid = ?", &st);
     if (e != IFPP_OK)
         return e;
     sqlite3_bind_blob(st, 1, txid, (int)txid_len, SQLITE_STATIC);
@@ -2653,7 +2657,7 @@ ifpp_err store_bpp_blob(store *s, const uint8_t *txid, size_t txid_len, uint8_t 
             e = IFPP_E_IO;
         } else {
             memcpy(sha, sqlite3_column_blob(st, 2), 32);
-            sqlite3_finalize(st);
+            store_release(s, st);
             st = NULL;
             if ((e = bppfile_read(s, txid, txid_len, (uint64_t)off, (uint64_t)len, sha, out)) == IFPP_OK)
                 *n = (size_t)len;
@@ -2666,7 +2670,7 @@ ifpp_err store_bpp_blob(store *s, const uint8_t *txid, size_t txid_len, uint8_t 
     } else {
         e = store_fail(s, rc, "reading a BPP");
     }
-    sqlite3_finalize(st);
+    store_release(s, st);
     return e;
 }
 
