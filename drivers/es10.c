@@ -62,6 +62,12 @@ static ifpp_err es10_open_list(const uint8_t *resp, size_t n, uint32_t tag, tlv_
     return tlv_reader_done(&r) ? IFPP_OK : IFPP_E_TLV_TRAILING;
 }
 
+/* An ES10 result code's ASN.1 name from its table (names[i] for code i), "undefinedError" for any other code. */
+static const char *es10_result_name(const char *const *names, size_t n, int result)
+{
+    return result >= 0 && (size_t)result < n ? names[result] : "undefinedError";
+}
+
 /* The next field must be an INTEGER 0..255 under tag t. */
 static ifpp_err es10_small_uint(tlv_reader *r, uint32_t t, uint8_t *v)
 {
@@ -381,14 +387,14 @@ const char *es10_authorise_result_str(int result)
 {
     static const char *const names[] = {"ok", "invalidCertificate", "invalidSignature", "challengeMismatch",
                                         "fpaServicesUnavailable (no One-time Key left)"};
-    return result >= 0 && result < 5 ? names[result] : "undefinedError";
+    return es10_result_name(names, sizeof names / sizeof names[0], result);
 }
 
 const char *es10_prepare_result_str(int result)
 {
     static const char *const names[] = {"ok", "invalidCertificate", "ciPKUnknown", "oneTimeKeyUnknown",
                                         "fpaNotAuthorised"};
-    return result >= 0 && result < 5 ? names[result] : "undefinedError";
+    return es10_result_name(names, sizeof names / sizeof names[0], result);
 }
 
 /* ---- EUICCF05: connectivity test of a loaded Profile (issue 15 item 5) ---------------------------- */
@@ -540,7 +546,7 @@ const char *es10_conn_result_str(int result)
 {
     static const char *const names[] = {"ok", "noNetwork", "attachRejected", "timeout", "profileNotFound",
                                         "notSupported", "fpaNotAuthorised"};
-    return result >= 0 && result < 7 ? names[result] : "undefinedError";
+    return es10_result_name(names, sizeof names / sizeof names[0], result);
 }
 
 /* ---- use case A.4: DeleteProfile and the eUICC-signed deletion notification (issue 15) ---------- */
@@ -746,5 +752,5 @@ ifpp_err es10_delete_profile(es10_chan *k, const uint8_t iccid[10])
 const char *es10_delete_result_str(int result)
 {
     static const char *const names[] = {"ok", "iccidOrAidNotFound", "profileNotInDisabledState", "disallowedByPolicy"};
-    return result >= 0 && result < 4 ? names[result] : "undefinedError";
+    return es10_result_name(names, sizeof names / sizeof names[0], result);
 }
