@@ -17,6 +17,7 @@
 
 #include "crypto.h"
 #include "store.h"
+#include "storeseed.h"
 #include "testutil.h"
 
 #define MAX_THREADS 32
@@ -30,35 +31,7 @@ typedef struct {
 static ifpp_err bench_fill_tx(store *s, void *arg)
 {
     bench_fill *f = arg;
-    static const uint8_t blob[] = {0xBF, 0x36, 0x02, 0xBF, 0x23};
-    uint8_t cert_der[40] = {0x30, 38}, info2[3] = {0xBF, 0x22, 0x00}, proof[64] = {0};
-    ifpp_err e = IFPP_OK;
-    for (int t = 0; t < f->n_threads && e == IFPP_OK; t++) {
-        if ((e = crypto_random(f->eid[t], 16)) != IFPP_OK ||
-            (e = store_add_euicc(s, f->eid[t], cert_der, sizeof cert_der, info2, sizeof info2)) != IFPP_OK)
-            break;
-        for (int k = 0; k < f->per_thread && e == IFPP_OK; k++) {
-            store_bpp b;
-            memset(&b, 0, sizeof b);
-            b.otpk[0] = 0x04;
-            if ((e = crypto_random(b.otpk + 1, 64)) != IFPP_OK || (e = store_add_otk(s, f->eid[t], b.otpk, proof)) != IFPP_OK)
-                break;
-            b.transaction_id[0] = 0x30;
-            b.transaction_id[1] = (uint8_t)t;
-            b.transaction_id[14] = (uint8_t)(k >> 8);
-            b.transaction_id[15] = (uint8_t)k;
-            b.transaction_id_len = 16;
-            memcpy(b.eid, f->eid[t], 16);
-            memset(b.iccid, 0x98, 10);
-            snprintf(b.profile_type, sizeof b.profile_type, "operatorA");
-            crypto_sha256(b.transaction_id, 16, b.bpp_hash);
-            b.bpp = blob;
-            b.bpp_len = sizeof blob;
-            snprintf(b.vault_id, sizeof b.vault_id, "bench");
-            e = store_add_bpp(s, &b, NULL, NULL, 0);
-        }
-    }
-    return e;
+    return storeseed_fill(s, f->n_threads, f->per_thread, 0x30, f->eid, NULL, 0);
 }
 
 typedef struct {

@@ -32,6 +32,7 @@
 #include "crypto.h"
 #include "station.h"
 #include "store.h"
+#include "storeseed.h"
 #include "testline.h"
 #include "testutil.h"
 
@@ -46,10 +47,7 @@ typedef struct {
 /* The BPP number k of eUICC t: transaction id 0x20 t .. k. */
 static void txid_of(int t, int k, uint8_t tx[16])
 {
-    memset(tx, 0, 16);
-    tx[0] = 0x20;
-    tx[1] = (uint8_t)t;
-    tx[15] = (uint8_t)k;
+    storeseed_txid(0x20, t, k, tx);
 }
 
 /* The store: N_THREADS eUICCs with PER_THREAD BPPs each; 0 on success. */
@@ -57,40 +55,12 @@ static int fill(fixture *f)
 {
     char why[256] = "";
     store *s = NULL;
-    if (!f->dir || !f->path || store_open(f->path, &s, why, sizeof why) != IFPP_OK) {
+    int rc = f->dir && f->path && store_open(f->path, &s, why, sizeof why) == IFPP_OK &&
+                     storeseed_fill(s, N_THREADS, PER_THREAD, 0x20, f->eid, why, sizeof why) == IFPP_OK
+                 ? 0
+                 : -1;
+    if (rc != 0)
         fprintf(stderr, "%s\n", why);
-        return -1;
-    }
-    static const uint8_t blob[] = {0xBF, 0x36, 0x02, 0xBF, 0x23};
-    uint8_t cert_der[40] = {0x30, 38}, info2[3] = {0xBF, 0x22, 0x00}, proof[64] = {0};
-    int rc = 0;
-    for (int t = 0; t < N_THREADS && rc == 0; t++) {
-        if (crypto_random(f->eid[t], 16) != IFPP_OK ||
-            store_add_euicc(s, f->eid[t], cert_der, sizeof cert_der, info2, sizeof info2) != IFPP_OK)
-            rc = -1;
-        for (int k = 0; k < PER_THREAD && rc == 0; k++) {
-            store_bpp b;
-            memset(&b, 0, sizeof b);
-            b.otpk[0] = 0x04;
-            if (crypto_random(b.otpk + 1, 64) != IFPP_OK || store_add_otk(s, f->eid[t], b.otpk, proof) != IFPP_OK) {
-                rc = -1;
-                break;
-            }
-            txid_of(t, k, b.transaction_id);
-            b.transaction_id_len = 16;
-            memcpy(b.eid, f->eid[t], 16);
-            memset(b.iccid, 0x98, 10);
-            snprintf(b.profile_type, sizeof b.profile_type, "operatorA");
-            crypto_sha256(b.transaction_id, 16, b.bpp_hash);
-            b.bpp = blob;
-            b.bpp_len = sizeof blob;
-            snprintf(b.vault_id, sizeof b.vault_id, "vault-1");
-            if (store_add_bpp(s, &b, NULL, why, sizeof why) != IFPP_OK) {
-                fprintf(stderr, "%s\n", why);
-                rc = -1;
-            }
-        }
-    }
     store_close(s);
     return rc;
 }

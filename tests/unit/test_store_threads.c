@@ -32,6 +32,7 @@
 
 #include "crypto.h"
 #include "store.h"
+#include "storeseed.h"
 #include "testutil.h"
 
 #define N_THREADS 8
@@ -53,34 +54,9 @@ static int setup(void **state)
         fprintf(stderr, "%s\n", why);
         return -1;
     }
-    if (crypto_random(f->eid, 16) != IFPP_OK)
+    if (storeseed_fill(f->s, 1, N_BPPS, 0x10, &f->eid, why, sizeof why) != IFPP_OK) {
+        fprintf(stderr, "%s\n", why);
         return -1;
-    uint8_t cert[40] = {0x30, 38}, info2[3] = {0xBF, 0x22, 0x00}, proof[64] = {0};
-    if (store_add_euicc(f->s, f->eid, cert, sizeof cert, info2, sizeof info2) != IFPP_OK)
-        return -1;
-    static const uint8_t blob[] = {0xBF, 0x36, 0x02, 0xBF, 0x23};
-    for (int i = 0; i < N_BPPS; i++) {
-        store_bpp b;
-        memset(&b, 0, sizeof b);
-        b.otpk[0] = 0x04;
-        if (crypto_random(b.otpk + 1, 64) != IFPP_OK || store_add_otk(f->s, f->eid, b.otpk, proof) != IFPP_OK)
-            return -1;
-        memset(b.transaction_id, 0, 16);
-        b.transaction_id[0] = 0x10;
-        b.transaction_id[15] = (uint8_t)i;
-        b.transaction_id_len = 16;
-        memcpy(b.eid, f->eid, 16);
-        memset(b.iccid, 0x98, 10);
-        snprintf(b.profile_type, sizeof b.profile_type, "operatorA");
-        crypto_sha256(blob, sizeof blob, b.bpp_hash);
-        b.bpp_hash[0] ^= (uint8_t)i;
-        b.bpp = blob;
-        b.bpp_len = sizeof blob;
-        snprintf(b.vault_id, sizeof b.vault_id, "vault-1");
-        if (store_add_bpp(f->s, &b, NULL, why, sizeof why) != IFPP_OK) {
-            fprintf(stderr, "%s\n", why);
-            return -1;
-        }
     }
     *state = f;
     return 0;
