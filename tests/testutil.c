@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,4 +186,17 @@ int tu_hex_equal(const uint8_t *got, size_t n, const char *want_hex)
     }
     free(want);
     return same;
+}
+
+int tu_sh(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof cmd)
+        return -1; /* a cut command line would run something else */
+    char *argv[] = {"sh", "-c", cmd, NULL};
+    return tu_run(argv, out, cap);
 }

@@ -39,6 +39,9 @@ uint8_t *tu_read_file(const char *path, size_t *n);
  */
 int tu_run(char *const argv[], char *out, size_t cap);
 
+/* tu_run of `sh -c` on a printf-style command line (at most 4 KiB). */
+int tu_sh(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Path of a test tool: $env if set, else `name` beside the running test binary (a static buffer). */
 const char *tu_tool(const char *env, const char *name);
 

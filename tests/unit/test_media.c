@@ -159,10 +159,8 @@ static void test_files(void **state)
     free(got);
     free(p);
     close(fd);
-    char cmd[600], out[64] = "";
-    snprintf(cmd, sizeof cmd, "ls -A '%s'", d);
-    char *argv[] = {"sh", "-c", cmd, NULL};
-    assert_int_equal(tu_run(argv, out, sizeof out), 0);
+    char out[64] = "";
+    assert_int_equal(tu_sh(out, sizeof out, "ls -A '%s'", d), 0);
     assert_string_equal(out, "out.txt\n");
     free(d);
     free(f);

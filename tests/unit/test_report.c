@@ -307,8 +307,6 @@ static void test_export_to_stick(void **state)
     free(html);
 }
 
-static int run_sh(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
 /* The command line: ifppctl report --to DIR, its usage rules and exit codes. */
 static void test_cli(void **state)
 {
@@ -316,17 +314,17 @@ static void test_cli(void **state)
     char out[4096] = "";
     const char *ctl = tu_tool("IFPP_IFPPCTL", "ifpp-rehearse");
     stick(f, "8m");
-    assert_int_equal(run_sh(out, sizeof out, "'%s' --store '%s' --pki '%s' --station-id st-1 report --day %s --to '%s'",
+    assert_int_equal(tu_sh(out, sizeof out, "'%s' --store '%s' --pki '%s' --station-id st-1 report --day %s --to '%s'",
                             ctl, f->L.db, f->L.pki, f->day, f->media), 0);
     print_message("%s", out);
     assert_non_null(strstr(out, "4 DUT row(s): 2 PASS, 1 FAIL, 1 unresolved"));
     assert_non_null(strstr(out, "ifpp-st-1-"));
     assert_int_equal(entries(f->media), 3);
-    assert_int_equal(run_sh(out, sizeof out, "'%s' --store '%s' --pki '%s' report --out x --to '%s' 2>&1", ctl, f->L.db,
+    assert_int_equal(tu_sh(out, sizeof out, "'%s' --store '%s' --pki '%s' report --out x --to '%s' 2>&1", ctl, f->L.db,
                             f->L.pki, f->media), 2);
     assert_non_null(strstr(out, "one of them is required, not both"));
-    assert_int_equal(run_sh(out, sizeof out, "'%s' --store '%s' --pki '%s' report 2>&1", ctl, f->L.db, f->L.pki), 2);
-    assert_int_equal(run_sh(out, sizeof out, "'%s' --store '%s' --pki '%s' report --to '%s' 2>&1", ctl, f->L.db,
+    assert_int_equal(tu_sh(out, sizeof out, "'%s' --store '%s' --pki '%s' report 2>&1", ctl, f->L.db, f->L.pki), 2);
+    assert_int_equal(tu_sh(out, sizeof out, "'%s' --store '%s' --pki '%s' report --to '%s' 2>&1", ctl, f->L.db,
                             f->L.pki, f->dir), 3);
     assert_non_null(strstr(out, "station's own filesystem"));
 }
@@ -358,17 +356,6 @@ static const char png_stats_py[] =
     " prev=row\n"
     "print(w,h,len(cols),cols.get(bytes([0x2e,0x7d,0x32]),0),cols.get(bytes([0xc6,0x28,0x28]),0))\n";
 
-static int run_sh(char *out, size_t cap, const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char *argv[] = {"sh", "-c", cmd, NULL};
-    return tu_run(argv, out, cap);
-}
-
 /*
  * Done-when of issue 15: headless Chromium renders the summary offline into a PNG that is not blank
  * (many colours, the PASS green and FAIL red of the bars among them), and prints it on one page.
@@ -378,7 +365,7 @@ static void test_chromium_renders(void **state)
     fixture *f = *state;
     export_day_summary sum;
     char why[512] = "", out[4096] = "";
-    if (run_sh(NULL, 0, "command -v chromium >/dev/null") != 0) {
+    if (tu_sh(NULL, 0, "command -v chromium >/dev/null") != 0) {
         print_message("no chromium here (Debian package chromium): skipped\n");
         skip();
     }
@@ -389,12 +376,12 @@ static void test_chromium_renders(void **state)
     assert_int_equal(tu_write_file(py, (const uint8_t *)png_stats_py, strlen(png_stats_py)), 0);
     const char *flags = "--headless --no-sandbox --disable-gpu --disable-background-networking "
                         "--disable-component-update --disable-sync --no-first-run";
-    int rc = run_sh(NULL, 0, "chromium %s --user-data-dir='%s' --screenshot='%s' --window-size=1200,1600 "
+    int rc = tu_sh(NULL, 0, "chromium %s --user-data-dir='%s' --screenshot='%s' --window-size=1200,1600 "
                              "'file://%s/%s' >/dev/null 2>&1", flags, profile, png, f->media, sum.html_name);
     assert_int_equal(rc, 0);
     if (getenv("IFPP_REPORT_PNG")) /* to look at it: IFPP_REPORT_PNG=/tmp/summary.png ./test_report */
-        run_sh(NULL, 0, "cp '%s' '%s'", png, getenv("IFPP_REPORT_PNG"));
-    assert_int_equal(run_sh(out, sizeof out, "python3 '%s' '%s'", py, png), 0);
+        tu_sh(NULL, 0, "cp '%s' '%s'", png, getenv("IFPP_REPORT_PNG"));
+    assert_int_equal(tu_sh(out, sizeof out, "python3 '%s' '%s'", py, png), 0);
     unsigned w = 0, h = 0, colours = 0, green = 0, red = 0;
     assert_int_equal(sscanf(out, "%u %u %u %u %u", &w, &h, &colours, &green, &red), 5);
     print_message("chromium screenshot %ux%u: %u distinct colours, %u PASS-green and %u FAIL-red pixels\n", w, h,
@@ -403,10 +390,10 @@ static void test_chromium_renders(void **state)
     assert_true(colours >= 8); /* a blank page has one */
     assert_true(green > 500);  /* the bars were drawn */
     assert_true(red > 50);
-    rc = run_sh(NULL, 0, "chromium %s --user-data-dir='%s' --no-pdf-header-footer --print-to-pdf='%s' "
+    rc = tu_sh(NULL, 0, "chromium %s --user-data-dir='%s' --no-pdf-header-footer --print-to-pdf='%s' "
                          "'file://%s/%s' >/dev/null 2>&1", flags, profile, pdf, f->media, sum.html_name);
     assert_int_equal(rc, 0);
-    assert_int_equal(run_sh(out, sizeof out, "grep -a -c '/Type /Page$\\|/Type /Page[^s]' '%s'", pdf), 0);
+    assert_int_equal(tu_sh(out, sizeof out, "grep -a -c '/Type /Page$\\|/Type /Page[^s]' '%s'", pdf), 0);
     print_message("printed: %s page object(s)\n", out);
     assert_int_equal(atoi(out), 1);
     free(png);
@@ -440,7 +427,7 @@ static void test_odd_rows(void **state)
     free(html);
     /* and the HTML is still UTF-8 (the cut fell between characters) */
     char *p = tu_path(f->media, sum.html_name);
-    assert_int_equal(run_sh(out, sizeof out, "python3 -c \"open('%s', encoding='utf-8', errors='strict').read()\"", p),
+    assert_int_equal(tu_sh(out, sizeof out, "python3 -c \"open('%s', encoding='utf-8', errors='strict').read()\"", p),
                      0);
     free(p);
 }
@@ -483,7 +470,7 @@ static void test_many_results_streamed(void **state)
     char why[512] = "", out[256] = "";
     stick(f, "64m");
     char *db = tu_path(f->dir, "many.db"), *file = tu_path(f->dir, "many-report.der");
-    assert_int_equal(run_sh(out, sizeof out, "cp '%s' '%s'", f->L.db, db), 0);
+    assert_int_equal(tu_sh(out, sizeof out, "cp '%s' '%s'", f->L.db, db), 0);
     /* CLONES more results of the day: copies of a PASS with their own transaction id, key and PIR binding */
     sqlite3 *d;
     sqlite3_stmt *src, *ins, *pir;

@@ -168,33 +168,21 @@ static void test_tampered_reports(void **state)
     free(bad);
 }
 
-static int sh(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int sh(char *out, size_t cap, const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char *argv[] = {"sh", "-c", cmd, NULL};
-    return tu_run(argv, out, cap);
-}
-
 static void test_cli_and_store(void **state)
 {
     fixture *f = *state;
     char out[4096] = "";
     const char *ctl = tu_tool("IFPP_IFPPCTL", "ifpp-rehearse");
-    assert_int_equal(sh(out, sizeof out, "'%s' --pki '%s' verify '%s'", ctl, f->L.pki, f->report), 0);
+    assert_int_equal(tu_sh(out, sizeof out, "'%s' --pki '%s' verify '%s'", ctl, f->L.pki, f->report), 0);
     print_message("%s", out);
     assert_non_null(strstr(out, "2 PIR(s) verified under the CI"));
     assert_null(strstr(out, "ties to the store"));
-    assert_int_equal(sh(out, sizeof out, "'%s' --pki '%s' --store '%s' verify '%s'", ctl, f->L.pki, f->L.db, f->report),
+    assert_int_equal(tu_sh(out, sizeof out, "'%s' --pki '%s' --store '%s' verify '%s'", ctl, f->L.pki, f->L.db, f->report),
                      0);
     assert_non_null(strstr(out, "ties to the store"));
     /* no file, and a file that is not a bundle */
-    assert_int_equal(sh(out, sizeof out, "'%s' --pki '%s' verify 2>&1", ctl, f->L.pki), 2);
-    assert_int_equal(sh(out, sizeof out, "'%s' --pki '%s' verify '%s' 2>&1", ctl, f->L.pki, f->L.vault_path), 3);
+    assert_int_equal(tu_sh(out, sizeof out, "'%s' --pki '%s' verify 2>&1", ctl, f->L.pki), 2);
+    assert_int_equal(tu_sh(out, sizeof out, "'%s' --pki '%s' verify '%s' 2>&1", ctl, f->L.pki, f->L.vault_path), 3);
     assert_non_null(strstr(out, "FAILS verification"));
     /* the audit log cut after the export: the report no longer ties to the store */
     sqlite3 *d;
@@ -202,7 +190,7 @@ static void test_cli_and_store(void **state)
     assert_int_equal(sqlite3_exec(d, "DELETE FROM audit WHERE id = (SELECT max(id) FROM audit)", NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(d);
-    assert_int_equal(sh(out, sizeof out, "'%s' --pki '%s' --store '%s' verify '%s' 2>&1", ctl, f->L.pki, f->L.db,
+    assert_int_equal(tu_sh(out, sizeof out, "'%s' --pki '%s' --store '%s' verify '%s' 2>&1", ctl, f->L.pki, f->L.db,
                         f->report), 3);
     print_message("cut log: %s", out);
     assert_non_null(strstr(out, "does not tie to the store"));
