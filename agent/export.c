@@ -129,18 +129,6 @@ static bool export_label_ok(const char *what, const char *v, char *why, size_t w
     return false;
 }
 
-/* A calendar day as YYYY-MM-DD, digits where digits belong and month and day in range. */
-static bool export_day_ok(const char *day)
-{
-    if (strlen(day) != 10 || day[4] != '-' || day[7] != '-')
-        return false;
-    for (int i = 0; i < 10; i++)
-        if (i != 4 && i != 7 && (day[i] < '0' || day[i] > '9'))
-            return false;
-    int month = (day[5] - '0') * 10 + (day[6] - '0'), mday = (day[8] - '0') * 10 + (day[9] - '0');
-    return month >= 1 && month <= 12 && mday >= 1 && mday <= 31;
-}
-
 typedef struct {
     request_ctx *c;
     const char *station_id;
@@ -516,7 +504,7 @@ ifpp_err export_day_to_media(store *s, const char *station_id, const char *day, 
     if (!s || !station_id || !day || !station_key || !station_cert || !dm_root || !dir || !sum)
         return IFPP_E_ARG;
     memset(sum, 0, sizeof *sum);
-    if (!export_day_ok(day)) {
+    if (!label_day_valid(day)) {
         err_why(why, why_len, "day '%s' is not a calendar day as YYYY-MM-DD", day);
         return IFPP_E_ARG;
     }
@@ -586,7 +574,7 @@ ifpp_err export_loading_report(store *s, const char *station_id, const char *day
     }
     if (!export_label_ok("the station id", station_id, why, why_len))
         return IFPP_E_ARG;
-    if (day && !export_day_ok(day)) {
+    if (day && !label_day_valid(day)) {
         err_why(why, why_len, "day '%s' is not a calendar day as YYYY-MM-DD", day);
         return IFPP_E_ARG;
     }
