@@ -954,29 +954,20 @@ ifpp_err export_read_anchor(const uint8_t *buf, size_t n, const cert *root, stor
 ifpp_err export_audit_check(store *s, const char *bundle_path, const cert *root, size_t *entries, char *why,
                             size_t why_len)
 {
-    FILE *f = NULL;
-    size_t n = 0;
     export_verify_summary sum;
     char awhy[256] = "";
-    ifpp_err e;
+    bool unreadable = false;
     if (!s || !bundle_path || !root)
         return IFPP_E_ARG;
-    if ((e = fs_fopen_regular(bundle_path, &f, &n, awhy, sizeof awhy)) != IFPP_OK) {
-        err_why(why, why_len, "cannot read %s: %s", bundle_path, awhy);
-        return e;
-    }
-    e = export_verify_file(f, n, root, NULL, time(NULL), &sum, awhy, sizeof awhy);
-    fclose(f);
+    ifpp_err e = export_verify_path(bundle_path, root, NULL, time(NULL), &sum, &unreadable, awhy, sizeof awhy);
     if (e != IFPP_OK) {
-        err_why(why, why_len, "%s: %s", bundle_path, awhy);
+        err_why(why, why_len, unreadable ? "cannot read %s: %s" : "%s: %s", bundle_path, awhy);
         return e;
     }
     return store_audit_check(s, &sum.anchor, entries, why, why_len);
 }
 
 /* ---- use case A.4: the Deletion Report, streamed (issue 15 item 4) ---------------------------- */
-
-
 
 /* One DeletionRecord (docs/ifpp.asn): the notification byte for byte as the eUICC signed it. */
 static ifpp_err put_deletion(tlv_builder *b, const store_deletion_record *r)
