@@ -183,17 +183,14 @@ static void phase(test_line *L, cert *dm_root, const char *dest, const char *day
         r[1] = (double)bench_peak_rss_kib();
         store_close(s);
         snprintf(path, sizeof path, "%s/%s", dest, sum.plr_name);
-        FILE *f = NULL;
-        size_t size = 0;
+        bool unreadable;
         t0 = bench_now_s();
-        if (e == IFPP_OK && (e = fs_fopen_regular(path, &f, &size, why, sizeof why)) == IFPP_OK &&
-            (e = export_verify_file(f, size, dm_root, NULL, time(NULL), &vs, why, sizeof why)) == IFPP_OK &&
+        if (e == IFPP_OK &&
+            (e = export_verify_path(path, dm_root, NULL, time(NULL), &vs, &unreadable, why, sizeof why)) == IFPP_OK &&
             vs.records == n) {
             r[2] = bench_now_s() - t0;
             r[3] = (double)bench_peak_rss_kib();
         }
-        if (f)
-            fclose(f);
         if (e != IFPP_OK || sum.plr.results != n)
             fprintf(stderr, "bench_report: %s: %s: %s (%zu results)\n", label, err_name(e), why, sum.plr.results);
         if (write(fds[1], r, sizeof r) != (ssize_t)sizeof r)
